@@ -1,0 +1,3 @@
+from mailesc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""Load mailesc.toml into typed, frozen objects; every problem names its file and key."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailesc.errors import ConfigError
+
+DEFAULT_FILE = "mailesc.toml"
+ENV_VAR = "MAILESC_CONFIG"
+SECURITY = ("tls", "starttls", "plain")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a password comes from. It is read only when needed and never printed."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    def read(self, config_file: Path, key: str) -> str | None:
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(config_file, key, f"environment variable {self.env} is not set")
+            return value
+        if self.file:
+            try:
+                return self.file.read_text(encoding="utf-8").strip()
+            except OSError as error:
+                raise ConfigError(config_file, key, f"cannot read {self.file}: {error.strerror}") from None
+        return None
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r}, file={self.file!r})"
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    kind: str  # imap | maildir
+    path: Path | None
+    host: str
+    port: int
+    security: str
+    username: str
+    password: Secret
+    folders: tuple[str, ...]
+    sent_folder: str  # "auto" = SPECIAL-USE \Sent, a folder name, or "" for none
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    kind: str  # smtp | outbox
+    path: Path | None
+    host: str
+    port: int
+    security: str
+    username: str
+    password: Secret
+    from_address: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path  # the file it came from, or "<embedded default>" in the working folder
+    mailbox: MailboxConfig
+    smtp: SmtpConfig
+    team_addresses: tuple[str, ...]
+    store_path: Path
+    policies_path: Path
+    templates_path: Path
+    poll_seconds: float
+
+    @property
+    def replay_store_path(self) -> Path:
+        return self.store_path.with_name(self.store_path.stem + "-replay" + self.store_path.suffix)
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """-c FILE, else $MAILESC_CONFIG, else ./mailesc.toml; None means the embedded default."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return Path(DEFAULT_FILE) if Path(DEFAULT_FILE).exists() else None
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return _build(Path.cwd() / "<embedded default>", {}, Path.cwd())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, "", "no such file") from None
+    except OSError as error:
+        raise ConfigError(path, "", f"cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(path, "", f"is not valid TOML: {error}") from None
+    return _build(path, data, path.resolve().parent)
+
+
+class _Reader:
+    """Reads one table of the config, remembering problems instead of stopping at the first."""
+
+    def __init__(self, file: Path, base: Path, data: dict, problems: list):
+        self.file, self.base, self.data, self.problems = file, base, data, problems
+
+    def section(self, name: str, known: tuple[str, ...]) -> "_Section":
+        table = self.data.get(name, {})
+        if not isinstance(table, dict):
+            self.problem(name, "must be a table")
+            table = {}
+        return _Section(self, name, table, known)
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append((str(self.file), key, text))
+
+    def unknown_sections(self, known: tuple[str, ...]) -> None:
+        for name in self.data:
+            if name not in known:
+                self.problem(name, "unknown section" + _did_you_mean(name, known))
+
+
+class _Section:
+    def __init__(self, reader: _Reader, name: str, table: dict, known: tuple[str, ...]):
+        self.reader, self.name, self.table = reader, name, table
+        for key in table:
+            if key not in known:
+                self.problem(key, "unknown key" + _did_you_mean(key, known))
+
+    def problem(self, key: str, text: str) -> None:
+        self.reader.problem(f"{self.name}.{key}", text)
+
+    def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        value = self.table.get(key, default)
+        if not isinstance(value, str):
+            self.problem(key, f"must be a string, not {value!r}")
+            return default
+        if choices and value not in choices:
+            self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
+            return default
+        return value
+
+    def number(self, key: str, default: float, minimum: float) -> float:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            self.problem(key, f"must be a number of at least {minimum}, not {value!r}")
+            return default
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.table.get(key, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            self.problem(key, f"must be a list of strings, not {value!r}")
+            return default
+        return tuple(value)
+
+    def path(self, key: str, default: str) -> Path:
+        return self.reader.base / self.text(key, default)
+
+    def secret(self) -> Secret:
+        env, file = self.table.get("password_env"), self.table.get("password_file")
+        if env is not None and file is not None:
+            self.problem("password_env", "give either password_env or password_file, not both")
+        if "password" in self.table:
+            self.problem("password", "passwords are not written in the config: use password_env or password_file")
+        return Secret(env=self.text("password_env", "") or None,
+                      file=self.path("password_file", "") if file else None)
+
+
+def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_MAILBOX_KEYS = ("kind", "path", "host", "port", "security", "username", "password_env", "password_file",
+                 "folders", "sent_folder", "timeout_seconds", "allow_insecure")
+_SMTP_KEYS = ("kind", "path", "host", "port", "security", "username", "password_env", "password_file",
+              "from", "timeout_seconds", "allow_insecure")
+
+
+def _build(file: Path, data: dict, base: Path) -> Config:
+    problems: list = []
+    reader = _Reader(file, base, data, problems)
+    reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon"))
+    mailbox = _mailbox(reader.section("mailbox", _MAILBOX_KEYS))
+    smtp = _smtp(reader.section("smtp", _SMTP_KEYS))
+    team = reader.section("team", ("addresses",))
+    store = reader.section("store", ("path",))
+    policies = reader.section("policies", ("path",))
+    templates = reader.section("templates", ("path",))
+    daemon = reader.section("daemon", ("poll_seconds",))
+    config = Config(
+        file=file,
+        mailbox=mailbox,
+        smtp=smtp,
+        team_addresses=tuple(a.lower() for a in team.strings("addresses", ())),
+        store_path=store.path("path", "var/mailesc.json"),
+        policies_path=policies.path("path", "policies"),
+        templates_path=templates.path("path", "templates"),
+        poll_seconds=daemon.number("poll_seconds", 30, minimum=1),
+    )
+    if problems:
+        raise ConfigError.many(problems)
+    return config
+
+
+def _mailbox(section: _Section) -> MailboxConfig:
+    kind = section.text("kind", "maildir", ("imap", "maildir"))
+    security = section.text("security", "tls", SECURITY)
+    port = int(section.number("port", 993 if security == "tls" else 143, minimum=1))
+    config = MailboxConfig(
+        kind=kind,
+        path=section.path("path", "Maildir") if kind == "maildir" else None,
+        host=section.text("host", "127.0.0.1"),
+        port=port,
+        security=security,
+        username=section.text("username", ""),
+        password=section.secret(),
+        folders=section.strings("folders", ("INBOX",)),
+        sent_folder=section.text("sent_folder", "auto"),
+        timeout=section.number("timeout_seconds", 30, minimum=1),
+    )
+    if kind == "imap":
+        _check_server(section, config.host, security)
+        if not config.username:
+            section.problem("username", "is required for an IMAP mailbox")
+    return config
+
+
+def _smtp(section: _Section) -> SmtpConfig:
+    kind = section.text("kind", "outbox", ("smtp", "outbox"))
+    security = section.text("security", "starttls", SECURITY)
+    port = int(section.number("port", 465 if security == "tls" else 587, minimum=1))
+    config = SmtpConfig(
+        kind=kind,
+        path=section.path("path", "var/outbox") if kind == "outbox" else None,
+        host=section.text("host", "127.0.0.1"),
+        port=port,
+        security=security,
+        username=section.text("username", ""),
+        password=section.secret(),
+        from_address=section.text("from", "mailesc <mailesc@localhost>"),
+        timeout=section.number("timeout_seconds", 30, minimum=1),
+    )
+    if kind == "smtp":
+        _check_server(section, config.host, security)
+    return config
+
+
+def _check_server(section: _Section, host: str, security: str) -> None:
+    if security == "plain" and not section.table.get("allow_insecure", False) and not is_loopback(host):
+        section.problem("security", f'"plain" sends passwords in clear text; it is only allowed to a loopback '
+                                    f"host, not {host!r} (set allow_insecure = true to insist)")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

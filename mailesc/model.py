@@ -1,0 +1,131 @@
+"""The nouns of mailesc as plain dataclasses: no I/O, no clocks, no config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as a source hands it over: bytes plus where and when it arrived."""
+
+    key: str  # stable within the source; used to fetch the message again
+    folder: str
+    data: bytes
+    arrived: datetime | None  # INTERNALDATE, Maildir mtime or mbox From_ line; None if unknown
+
+
+@dataclass(frozen=True)
+class Message:
+    """The parsed facts about one message that mailesc needs."""
+
+    key: str
+    folder: str
+    message_id: str
+    parents: tuple[str, ...]  # References, then In-Reply-To: oldest ancestor first
+    subject: str
+    sender: str  # the From address, lower case
+    sender_name: str
+    recipients: tuple[str, ...]  # To and Cc addresses, lower case
+    date: datetime | None
+    arrived: datetime
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, decoded value)
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), None)
+
+    def header_values(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self.headers if key == name]
+
+
+class Kind(StrEnum):
+    CUSTOMER = "customer"  # opens a thread and starts the clock
+    TEAM = "team"  # a team reply to the customer: stops the clock
+    INTERNAL = "internal"  # team mail that only goes to the team or managers (forwards)
+    AUTO = "auto"  # auto-replies, bounces, lists: never a customer, never a response
+    OWN = "own"  # mailesc's own escalations
+
+
+@dataclass
+class ThreadMessage:
+    """What a thread remembers of each of its messages."""
+
+    key: str
+    folder: str
+    message_id: str
+    kind: Kind
+    sender: str
+    arrived: datetime
+    subject: str = ""
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    RESPONDED_LATE = "responded_late"
+
+
+@dataclass
+class Thread:
+    id: str  # the root Message-ID
+    subject: str  # normalised: no Re/Fwd prefixes
+    ids: set[str] = field(default_factory=set)  # every Message-ID that leads here
+    messages: list[ThreadMessage] = field(default_factory=list)
+    policy: str | None = None  # rule chosen when the first customer message arrived
+    due_at: datetime | None = None
+    breach_id: int | None = None
+
+    def first_customer_message(self) -> ThreadMessage | None:
+        return next((m for m in self.sorted_messages() if m.kind is Kind.CUSTOMER), None)
+
+    def first_response_after(self, start: datetime) -> ThreadMessage | None:
+        return next((m for m in self.sorted_messages() if m.kind is Kind.TEAM and m.arrived > start), None)
+
+    def sorted_messages(self) -> list[ThreadMessage]:
+        return sorted(self.messages, key=lambda m: m.arrived)
+
+
+class Delivery(StrEnum):
+    PENDING = "pending"  # recorded, not yet accepted by the mail server
+    SENT = "sent"
+    FAILED = "failed"  # refused for good; shown to the operator
+
+
+@dataclass
+class EscalationRecord:
+    level: int
+    at: datetime  # when the level fell due and was recorded
+    to: list[str]
+    message_id: str
+    template: str = "escalation"
+    delivery: Delivery = Delivery.PENDING
+    sent_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class Breach:
+    id: int
+    thread: str
+    customer: str
+    subject: str
+    policy: str
+    received_at: datetime
+    due_at: datetime
+    status: Status = Status.OPEN
+    responded_at: datetime | None = None
+    escalations: list[EscalationRecord] = field(default_factory=list)
+
+    def escalated_levels(self) -> set[int]:
+        return {record.level for record in self.escalations}
+
+
+@dataclass
+class Quarantined:
+    key: str
+    folder: str
+    reason: str
+    at: datetime

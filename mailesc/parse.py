@@ -1,0 +1,102 @@
+"""Raw bytes -> Message, from the headers alone (fast, never raises on odd headers)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+
+from mailesc.errors import ParseError
+from mailesc.model import Message, RawMessage
+
+_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SPACES = re.compile(r"\s{2,}")
+
+
+def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
+    """Parse what mailesc needs; `seen_at` is the arrival time when neither source nor Date knows it."""
+    if not raw.data.strip():
+        raise ParseError("the message is empty")
+    headers = _HEADER_PARSER.parsebytes(raw.data)
+    if not headers.keys():
+        raise ParseError("no RFC 5322 header found")
+    decoded = tuple((name.lower(), clean(decode(value))) for name, value in headers.items())
+    sender_name, sender = first_address(headers.get_all("from", []))
+    date = parse_date(headers.get("date"))
+    return Message(
+        key=raw.key,
+        folder=raw.folder,
+        message_id=next(iter(message_ids(headers.get("message-id"))), None) or derived_message_id(raw.data, headers),
+        parents=parents(headers),
+        subject=clean(decode(headers.get("subject", ""))),
+        sender=sender,
+        sender_name=sender_name,
+        recipients=tuple(address for _, address in addresses(headers.get_all("to", []) + headers.get_all("cc", []))),
+        date=date,
+        arrived=raw.arrived or date or seen_at,
+        headers=decoded,
+    )
+
+
+def decode(value) -> str:
+    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 where they can be."""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        return str(make_header(decode_header(text)))
+    except (ValueError, LookupError, UnicodeError, AssertionError):
+        return text
+
+
+def clean(text: str) -> str:
+    """No control characters (CR/LF included), single spaces: safe to put into an outgoing header."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def message_ids(value) -> list[str]:
+    return [f"<{token}>" for token in _MESSAGE_ID.findall(str(value or ""))]
+
+
+def parents(headers) -> tuple[str, ...]:
+    """References then In-Reply-To, oldest first, without repeats."""
+    found = message_ids(" ".join(map(str, headers.get_all("references", []))))
+    found += message_ids(" ".join(map(str, headers.get_all("in-reply-to", []))))
+    return tuple(dict.fromkeys(found))
+
+
+def derived_message_id(data: bytes, headers) -> str:
+    """A stable stand-in for a missing Message-ID: the same message always gets the same one."""
+    basis = "\n".join(str(headers.get(name, "")) for name in ("from", "date", "subject", "to"))
+    digest = hashlib.sha256(basis.encode("utf-8", "surrogateescape") + b"\n" + str(len(data)).encode())
+    return f"<{digest.hexdigest()[:32]}@mailesc.invalid>"
+
+
+def addresses(values) -> list[tuple[str, str]]:
+    """(display name, lower-case address) pairs; unparseable entries are left out."""
+    pairs = getaddresses([str(value) for value in values])
+    return [(clean(decode(name)), address.strip().lower()) for name, address in pairs if "@" in address]
+
+
+def first_address(values) -> tuple[str, str]:
+    found = addresses(values)
+    if found:
+        return found[0]
+    return "", clean(decode(values[0])).lower() if values else ""
+
+
+def parse_date(value) -> datetime | None:
+    """The Date header as an aware datetime; None when missing or unparseable (-0000 means UTC)."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

@@ -1,0 +1,239 @@
+"""Policy files (TOML, in policies/): ordered rules, the first that matches a thread's first message applies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from mailesc.durations import parse_duration
+from mailesc.errors import ConfigError
+from mailesc.hours import ALWAYS_OPEN, Calendar
+from mailesc.model import Message
+
+MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder")
+RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar")
+LEVEL_KEYS = ("after", "to", "template")
+
+
+@dataclass(frozen=True)
+class Level:
+    number: int
+    after: timedelta  # counted from the first-response deadline
+    to: tuple[str, ...]
+    template: str = "escalation"
+
+
+@dataclass(frozen=True)
+class Match:
+    """Every key given must match; an empty Match matches every message."""
+
+    from_address: tuple[str, ...] = ()
+    from_domain: tuple[str, ...] = ()
+    to_address: tuple[str, ...] = ()
+    subject: re.Pattern | None = None
+    header: tuple[tuple[str, re.Pattern], ...] = ()
+    folder: tuple[str, ...] = ()
+
+    def failures(self, message: Message) -> list[str]:
+        """The match keys that `message` fails, for explaining why a rule did not apply."""
+        domain = message.sender.rpartition("@")[2]
+        tests = {
+            "from_address": lambda: any(fnmatchcase(message.sender, p) for p in self.from_address),
+            "from_domain": lambda: any(domain == d or domain.endswith("." + d) for d in self.from_domain),
+            "to_address": lambda: any(fnmatchcase(r, p) for r in message.recipients for p in self.to_address),
+            "subject": lambda: bool(self.subject.search(message.subject)),
+            "header": lambda: all(any(rx.search(v) for v in message.header_values(name)) for name, rx in self.header),
+            "folder": lambda: message.folder.lower() in self.folder,
+        }
+        return [key for key, test in tests.items() if getattr(self, key) and not test()]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    source: str  # "file.toml rule 2", for messages to the operator
+    match: Match
+    first_response: timedelta
+    escalate: tuple[Level, ...]
+    calendar: Calendar = field(default=ALWAYS_OPEN, compare=False)
+
+    def matches(self, message: Message) -> bool:
+        return not self.match.failures(message)
+
+
+@dataclass(frozen=True)
+class Policies:
+    rules: tuple[Rule, ...]
+
+    def first_match(self, message: Message) -> Rule | None:
+        return next((rule for rule in self.rules if rule.matches(message)), None)
+
+    def get(self, name: str | None) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    def recipients(self) -> tuple[str, ...]:
+        """Everybody an escalation can go to: mail addressed only to them is internal."""
+        return tuple(sorted({a.lower() for rule in self.rules for level in rule.escalate for a in level.to}))
+
+    def templates(self) -> set[str]:
+        return {level.template for rule in self.rules for level in rule.escalate}
+
+
+def load_policies(folder: Path) -> Policies:
+    """Read every *.toml in `folder`, sorted by name; raise ConfigError naming each problem found."""
+    if not folder.is_dir():
+        raise ConfigError(folder, "", "the policies folder does not exist")
+    problems: list = []
+    rules: list[Rule] = []
+    for path in sorted(folder.glob("*.toml")):
+        rules.extend(_load_file(path, problems))
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.name in seen:
+            problems.append((rule.source, "name", f"{rule.name!r} is already used by {seen[rule.name]}"))
+        seen.setdefault(rule.name, rule.source)
+    if problems:
+        raise ConfigError.many(problems)
+    return Policies(tuple(rules))
+
+
+def _load_file(path: Path, problems: list) -> list[Rule]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        problems.append((str(path), "", f"cannot be read as TOML: {error}"))
+        return []
+    for key in data:
+        if key not in ("rule", "calendars", "customers"):
+            problems.append((str(path), key, "unknown key (a policy file holds [[rule]] tables)"))
+    tables = data.get("rule", [])
+    if not isinstance(tables, list):
+        problems.append((str(path), "rule", "write rules as [[rule]] tables"))
+        return []
+    rules = []
+    for index, table in enumerate(tables, start=1):
+        report = _Problems(problems, f"{path} rule {index}", f"{path.name} rule {index}")
+        rule = _rule(table, report)
+        if rule and not report.found:
+            rules.append(rule)
+    return rules
+
+
+class _Problems:
+    def __init__(self, problems: list, where: str, source: str):
+        self.problems, self.where, self.source, self.found = problems, where, source, False
+
+    def __call__(self, key: str, text: str) -> None:
+        self.found = True
+        self.problems.append((self.where, key, text))
+
+
+def _rule(table: dict, problem: _Problems) -> Rule | None:
+    if not isinstance(table, dict):
+        problem("", "must be a table")
+        return None
+    _unknown(table, RULE_KEYS, "", problem)
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problem("name", "every rule needs a name")
+        name = "?"
+    if "calendar" in table and table["calendar"] not in ("always", ""):
+        problem("calendar", f"unknown calendar {table['calendar']!r} (only 'always' exists yet)")
+    levels = table.get("escalate", [])
+    if not isinstance(levels, list):
+        problem("escalate", "write escalation levels as [[rule.escalate]] tables")
+        levels = []
+    escalate = tuple(level for n, t in enumerate(levels, start=1) if (level := _level(n, t, problem)))
+    for before, after in zip(escalate, escalate[1:]):
+        if after.after < before.after:
+            problem(f"escalate[{after.number}].after", f"level {after.number} comes before level {before.number}")
+    return Rule(
+        name=name,
+        source=problem.source,
+        match=_match(table.get("match", {}), problem),
+        first_response=_duration(table, "first_response", problem, required=True),
+        escalate=escalate,
+    )
+
+
+def _level(number: int, table, problem: _Problems) -> Level | None:
+    key = f"escalate[{number}]"
+    if not isinstance(table, dict):
+        problem(key, "must be a table")
+        return None
+    _unknown(table, LEVEL_KEYS, key + ".", problem)
+    to = table.get("to", [])
+    to = [to] if isinstance(to, str) else to
+    if not to or not isinstance(to, list) or not all(isinstance(a, str) and "@" in a for a in to):
+        problem(f"{key}.to", "must list at least one e-mail address")
+        to = []
+    template = table.get("template", "escalation")
+    if not isinstance(template, str) or not re.fullmatch(r"[\w.-]+", template):
+        problem(f"{key}.template", f"must be a template name like 'escalation', not {template!r}")
+        template = "escalation"
+    after = _duration(table, "after", problem, prefix=key + ".", required=False)
+    return Level(number=number, after=after, to=tuple(to), template=template)
+
+
+def _match(table, problem: _Problems) -> Match:
+    if not isinstance(table, dict):
+        problem("match", "must be a table like { from_domain = [...] }")
+        return Match()
+    _unknown(table, MATCH_KEYS, "match.", problem)
+
+    def words(key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problem(f"match.{key}", "must be a string or a list of strings")
+            return ()
+        return tuple(v.lower() for v in value)
+
+    headers = table.get("header", {})
+    if not isinstance(headers, dict):
+        problem("match.header", "must be a table of header name = regex")
+        headers = {}
+    return Match(
+        from_address=words("from_address"),
+        from_domain=tuple(d.lstrip("@") for d in words("from_domain")),
+        to_address=words("to_address"),
+        subject=_regex(table.get("subject"), "match.subject", problem),
+        header=tuple((name.lower(), rx) for name, value in headers.items()
+                     if (rx := _regex(value, f"match.header.{name}", problem))),
+        folder=words("folder"),
+    )
+
+
+def _regex(value, key: str, problem: _Problems) -> re.Pattern | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problem(key, "must be a regular expression string")
+        return None
+    try:
+        return re.compile(value)
+    except re.error as error:
+        problem(key, f"is not a valid regular expression: {error}")
+        return None
+
+
+def _duration(table: dict, key: str, problem: _Problems, prefix: str = "", required: bool = False) -> timedelta:
+    if key not in table:
+        if required:
+            problem(prefix + key, "is required (e.g. \"4h\")")
+        return timedelta(0)
+    try:
+        return parse_duration(table[key])
+    except ValueError as error:
+        problem(prefix + key, str(error))
+        return timedelta(0)
+
+
+def _unknown(table: dict, known: tuple[str, ...], prefix: str, problem: _Problems) -> None:
+    for key in table:
+        if key not in known:
+            problem(prefix + key, f"unknown key (known: {', '.join(known)})")

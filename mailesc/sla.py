@@ -1,0 +1,48 @@
+"""First-response clocks: pure functions of (thread, rule, now). No mail, no store, no system clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailesc.model import Thread
+from mailesc.policies import Level, Rule
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rung of the ladder with the moment it falls due."""
+
+    level: Level
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    received_at: datetime
+    due_at: datetime
+    responded_at: datetime | None
+    breached: bool  # the deadline passed (by `now`) before any response
+    due_steps: tuple[Step, ...]  # levels that are due at `now` and may be sent (no response yet)
+    next_at: datetime | None  # the next moment this thread needs looking at, if any
+
+
+def ladder(rule: Rule, due_at: datetime) -> list[Step]:
+    return [Step(level, rule.calendar.add(due_at, level.after)) for level in rule.escalate]
+
+
+def evaluate(thread: Thread, rule: Rule, now: datetime) -> Verdict | None:
+    """Where the thread's first-response clock stands at `now`; None if no clock runs for it."""
+    first = thread.first_customer_message()
+    if first is None or thread.due_at is None:
+        return None
+    response = thread.first_response_after(first.arrived)
+    responded_at = response.arrived if response else None
+    due_at = thread.due_at
+    steps = ladder(rule, due_at)
+    if responded_at is not None:
+        return Verdict(first.arrived, due_at, responded_at, responded_at > due_at, (), None)
+    due_steps = tuple(step for step in steps if step.at <= now)
+    upcoming = [step.at for step in steps if step.at > now]
+    next_at = due_at if now < due_at else min(upcoming, default=None)
+    return Verdict(first.arrived, due_at, None, now >= due_at, due_steps, next_at)

@@ -1,0 +1,108 @@
+"""Mail files for replay: an mbox file, a Maildir (with Maildir++ subfolders), or a folder of .eml files.
+
+Everything is read once, in memory. Arrival times: the mbox From_ line, the Maildir file's mtime, or for
+.eml files the newest Received: header; the Date header when those are missing."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from datetime import datetime, timezone
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Iterable, MutableMapping
+
+from mailesc.errors import SourceError
+from mailesc.model import RawMessage
+from mailesc.sources.maildir import MaildirSource
+
+_FROM_LINE_DATE = re.compile(r"^\S+\s+(.*)$")
+_HEADERS = BytesHeaderParser(policy=compat32)
+
+
+class FileMailbox:
+    """A source over files that holds every message in memory; poll() hands them all out once."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.messages = self._load()
+        self._by_key = {raw.key: raw.data for raw in self.messages}
+        self._handed_out = False
+
+    def _load(self) -> list[RawMessage]:
+        if self.path.is_file():
+            return list(_read_mbox(self.path))
+        if (self.path / "cur").is_dir() or (self.path / "new").is_dir():
+            source = MaildirSource(self.path, folders=("INBOX",), sent_folder="")
+            return source.poll({}) + [raw for name in mailbox.Maildir(self.path, create=False).list_folders()
+                                      for raw in MaildirSource(self.path, (name,), "").poll({})]
+        if self.path.is_dir():
+            return list(_read_eml_folder(self.path))
+        raise SourceError(f"{self.path} is neither an mbox file, a Maildir nor a folder of .eml files")
+
+    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+        if self._handed_out:
+            return []
+        self._handed_out = True
+        return list(self.messages)
+
+    def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
+        return {key: self._by_key[key] for key in keys if key in self._by_key}
+
+    def describe(self) -> dict:
+        return {"kind": "files", "path": str(self.path), "messages": len(self.messages)}
+
+    def close(self) -> None:
+        pass
+
+
+def _read_mbox(path: Path) -> Iterable[RawMessage]:
+    box = mailbox.mbox(path, factory=None, create=False)
+    try:
+        for index, key in enumerate(box.iterkeys()):
+            data = box.get_bytes(key, from_=False)
+            from_line = box.get_file(key, from_=True).readline().decode("ascii", "replace")
+            yield RawMessage(key=f"mbox:{index}", folder="INBOX", data=data,
+                             arrived=_from_line_time(from_line) or _received_time(data))
+    except (OSError, mailbox.Error) as error:
+        raise SourceError(f"cannot read the mbox {path}: {error}") from None
+    finally:
+        box.close()
+
+
+def _read_eml_folder(path: Path) -> Iterable[RawMessage]:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".eml", ".msg", ""))
+    if not files:
+        raise SourceError(f"{path} holds no .eml files")
+    for file in files:
+        if file.name.upper() in ("README.MD", "LICENSE", "NOTICE", "SOURCE.MD"):
+            continue
+        data = file.read_bytes()
+        folder = file.parent.relative_to(path).as_posix()
+        yield RawMessage(key=f"eml:{file.relative_to(path).as_posix()}", folder="INBOX" if folder == "." else folder,
+                         data=data, arrived=_received_time(data))
+
+
+def _from_line_time(line: str) -> datetime | None:
+    """'From sender Mon Oct  5 09:12:00 2026' -> that time, read as UTC (mbox writers use UTC or local)."""
+    match = _FROM_LINE_DATE.match(line.removeprefix("From ").strip())
+    if not match:
+        return None
+    try:
+        return datetime.strptime(" ".join(match.group(1).split()[:5]), "%a %b %d %H:%M:%S %Y").replace(
+            tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _received_time(data: bytes) -> datetime | None:
+    """The time in the topmost Received: header (the last hop: our server), if it has one."""
+    for value in _HEADERS.parsebytes(data).get_all("received", []):
+        try:
+            when = parsedate_to_datetime(str(value).rpartition(";")[2].strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return None

@@ -1,0 +1,165 @@
+"""An IMAP mailbox, read-only: SELECT ... READ-ONLY, UID SEARCH, BODY.PEEK. Never marks, moves or deletes."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from datetime import datetime, timezone
+from typing import Iterable, MutableMapping
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from mailesc.errors import SourceError
+from mailesc.model import RawMessage
+
+BATCH = 500  # UIDs per FETCH command
+HEADER_ITEMS = ["INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[HEADER]"]
+NETWORK_ERRORS = (OSError, IMAPClientError, imapclient.imaplib.IMAP4.error, ssl.SSLError)
+
+
+class ImapSource:
+    def __init__(self, config, config_file):
+        self.config = config
+        self.config_file = config_file
+        self._client: imapclient.IMAPClient | None = None
+        self._folders: list[str] | None = None
+
+    # -- connection ---------------------------------------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.username} at {self.config.host}:{self.config.port}"
+
+    def client(self) -> imapclient.IMAPClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> imapclient.IMAPClient:
+        config = self.config
+        password = config.password.read(self.config_file, "mailbox.password_env")
+        context = ssl.create_default_context()
+        try:
+            client = imapclient.IMAPClient(
+                config.host, port=config.port, ssl=config.security == "tls", ssl_context=context,
+                timeout=imapclient.SocketTimeout(connect=config.timeout, read=config.timeout))
+            client.normalise_times = False
+            if config.security == "starttls":
+                client.starttls(context)
+            client.login(config.username, password or "")
+        except LoginError:
+            raise SourceError(f"IMAP login refused for {self.where}: check the user name and password") from None
+        except NETWORK_ERRORS as error:
+            raise SourceError(f"cannot reach the IMAP server {config.host}:{config.port}: {_reason(error)}") from None
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.logout()
+            except NETWORK_ERRORS:
+                pass
+            self._client = None
+
+    def _reset(self) -> None:
+        """Forget a connection that failed, so the next call reconnects."""
+        try:
+            if self._client is not None:
+                self._client.shutdown()
+        except NETWORK_ERRORS:
+            pass
+        self._client, self._folders = None, None
+
+    # -- folders ------------------------------------------------------------------------------------------------
+
+    def folders(self) -> list[str]:
+        if self._folders is None:
+            names = list(dict.fromkeys(self.config.folders))
+            sent = self.sent_folder()
+            if sent and sent not in names:
+                names.append(sent)
+            self._folders = names
+        return self._folders
+
+    def sent_folder(self) -> str:
+        wanted = self.config.sent_folder
+        if wanted != "auto":
+            return wanted
+        return self.client().find_special_folder(imapclient.SENT) or ""
+
+    def _select(self, folder: str) -> int:
+        try:
+            info = self.client().select_folder(folder, readonly=True)
+        except IMAPClientError as error:
+            raise SourceError(f"cannot open folder {folder!r} of {self.where}: {_reason(error)}") from None
+        return int(info[b"UIDVALIDITY"])
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+        try:
+            return [raw for folder in self.folders() for raw in self._poll_folder(folder, sync)]
+        except NETWORK_ERRORS as error:
+            self._reset()
+            raise SourceError(f"lost the IMAP connection to {self.config.host}: {_reason(error)}") from None
+
+    def _poll_folder(self, folder: str, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+        name = f"imap:{folder}"
+        validity = self._select(folder)
+        state = sync.get(name, {})
+        last_uid = state.get("last_uid", 0) if state.get("uidvalidity") == validity else 0
+        uids = [uid for uid in self.client().search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
+        found = []
+        for start in range(0, len(uids), BATCH):
+            batch = uids[start:start + BATCH]
+            for uid, data in sorted(self.client().fetch(batch, HEADER_ITEMS).items()):
+                found.append(RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
+                                        data=data.get(b"BODY[HEADER]", b""),
+                                        arrived=_aware(data.get(b"INTERNALDATE"))))
+        if uids or state.get("uidvalidity") != validity:
+            sync[name] = {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
+        return found
+
+    def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
+        wanted: dict[tuple[str, int], list[int]] = {}
+        for key in keys:
+            _, validity, uid, folder = key.split(":", 3)
+            wanted.setdefault((folder, int(validity)), []).append(int(uid))
+        found = {}
+        try:
+            for (folder, validity), uids in wanted.items():
+                if self._select(folder) != validity:
+                    continue  # the folder was rebuilt: those UIDs name other messages now
+                for uid, data in self.client().fetch(uids, ["BODY.PEEK[]"]).items():
+                    found[f"imap:{validity}:{uid}:{folder}"] = data[b"BODY[]"]
+        except NETWORK_ERRORS as error:
+            self._reset()
+            raise SourceError(f"lost the IMAP connection to {self.config.host}: {_reason(error)}") from None
+        return found
+
+    def describe(self) -> dict:
+        client = self.client()
+        return {
+            "kind": "imap",
+            "server": f"{self.config.host}:{self.config.port} ({self.config.security})",
+            "user": self.config.username,
+            "capabilities": sorted(c.decode() for c in client.capabilities()),
+            "sent_folder": self.sent_folder() or None,
+            "folders": {folder: client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"] for folder in self.folders()},
+        }
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, socket.timeout):
+        return "timed out"
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return text or type(error).__name__

@@ -1,0 +1,74 @@
+"""Group messages into threads: Message-ID / In-Reply-To / References first, subject only as a fallback."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from mailesc.model import Message, Thread
+
+# Reply and forward prefixes in many languages, optionally numbered (Re[2]:, Re^2:) or bracketed list tags.
+_PREFIX = re.compile(
+    r"^\s*(?:\[[^\]]{1,40}\]\s*)?"
+    r"(?:re|aw|wg|sv|vs|svar|antw|antwort|doorst|tr|rif|r|odp|fw|fwd|enc|rv|res|vb|vl|ynt|atb|přep"
+    r"|回复|回覆|答复|转发|轉寄|返信|転送)"
+    r"\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"^\s*\[[^\]]{1,40}\]\s*")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def normalize_subject(subject: str) -> tuple[str, bool]:
+    """The subject without reply/forward prefixes, lower case; and whether any prefix was there."""
+    text, had_prefix = subject, False
+    while True:
+        stripped = _PREFIX.sub("", text, count=1)
+        if stripped == text:
+            break
+        text, had_prefix = stripped, True
+    text = _TAG.sub("", text) if had_prefix else text
+    return " ".join(text.lower().split()), had_prefix
+
+
+class ThreadIndex:
+    """Finds the thread a new message belongs to. JWZ-style: unknown parents still join their children."""
+
+    def __init__(self, threads: list[Thread] = ()):
+        self._by_id: dict[str, Thread] = {}
+        self._by_subject: dict[str, Thread] = {}
+        for thread in threads:
+            self.add(thread)
+
+    def add(self, thread: Thread) -> None:
+        for message_id in thread.ids:
+            self._by_id.setdefault(message_id, thread)
+        if thread.subject:
+            latest = self._by_subject.get(thread.subject)
+            if latest is None or _last_activity(thread) >= _last_activity(latest):
+                self._by_subject[thread.subject] = thread
+
+    def find(self, message: Message) -> Thread | None:
+        for message_id in (*message.parents, message.message_id):
+            if message_id in self._by_id:
+                return self._by_id[message_id]
+        subject, had_prefix = normalize_subject(message.subject)
+        if not message.parents and had_prefix and subject:
+            return self._by_subject.get(subject)
+        return None
+
+    def place(self, message: Message) -> Thread:
+        """The thread for `message` (a new one if none fits), now knowing the message's ids.
+
+        The caller appends the message to the thread and then calls add() again, so that the
+        subject fallback points at the thread with the latest activity."""
+        thread = self.find(message)
+        if thread is None:
+            root = message.parents[0] if message.parents else message.message_id
+            thread = Thread(id=root, subject=normalize_subject(message.subject)[0])
+        thread.ids.update((*message.parents, message.message_id))
+        return thread
+
+
+def _last_activity(thread: Thread):
+    return max((m.arrived for m in thread.messages), default=None) or _EPOCH
