@@ -1,0 +1,748 @@
+"""Real servers for integration tests: a private Dovecot (IMAP) and an aiosmtpd sink.
+
+Used by ``tests/integration/conftest.py``; importable directly as
+``from tests.integration.servers import wait_until``.
+
+Nothing here is a mock: ``DovecotServer`` runs ``/usr/sbin/dovecot -F`` with a
+complete private config (127.0.0.1, own free port, own base_dir/state_dir/log,
+passwd-file users with Maildir homes) and ``SmtpSink`` runs a real
+``aiosmtpd.controller.Controller``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import email
+import email.policy
+import grp
+import itertools
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = [
+    "DovecotNotInstalled",
+    "DovecotServer",
+    "Mailbox",
+    "SmtpSink",
+    "SinkMessage",
+    "find_dovecot",
+    "free_port",
+    "wait_until",
+]
+
+LOCALHOST = "127.0.0.1"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition was not met",
+):
+    """Poll ``predicate`` until it returns a truthy value and return that value.
+
+    Raises ``AssertionError`` (with ``message`` and the elapsed time) when
+    ``timeout`` seconds pass first. Exceptions raised by the predicate propagate.
+    """
+    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"wait_until timed out after {time.monotonic() - start:.2f}s: {message}"
+            )
+        time.sleep(interval)
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """Return a TCP port that is free right now on ``host`` (bind to port 0, read, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path | str, lines: int = 30) -> str:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text.splitlines()[-lines:]) or "<empty>"
+
+
+# --------------------------------------------------------------------------- Dovecot
+
+
+class DovecotNotInstalled(RuntimeError):
+    pass
+
+
+def find_dovecot() -> str | None:
+    """Path of the dovecot binary, or None (PATH of non-root users often lacks /usr/sbin)."""
+    found = shutil.which("dovecot")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+_CONFIG_TEMPLATE = """\
+# Private Dovecot for mailesc integration tests (generated; complete config on purpose).
+protocols = imap
+listen = {host}
+base_dir = {base_dir}
+state_dir = {state_dir}
+log_path = {log_path}
+info_log_path = {log_path}
+debug_log_path = {log_path}
+instance_name = mailesc-test-{port}
+
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+first_valid_uid = 1
+last_valid_uid = 0
+first_valid_gid = 1
+last_valid_gid = 0
+mail_privileged_group =
+mail_access_groups =
+
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_cache_size = 0
+auth_verbose = yes
+
+mail_location = maildir:~/Maildir
+mail_fsync = never
+mailbox_idle_check_interval = 1 secs
+imap_idle_notify_interval = 30 secs
+mail_max_userip_connections = 100
+
+# One passwd-file per user (path contains %u): Dovecot stats a passwd-file at most once
+# per second, so a user appended to a shared file right after another lookup is
+# "unknown" for up to 1 s. A new per-user path has never been looked up: no staleness.
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {users_dir}/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {users_dir}/%u
+}}
+
+namespace inbox {{
+  inbox = yes
+  separator = /
+  prefix =
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = subscribe
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = subscribe
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = subscribe
+  }}
+}}
+
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+
+# No auth penalty: otherwise one wrong password from 127.0.0.1 delays every later
+# login from 127.0.0.1 by 4, 8, 15 s (login_trusted_networks did NOT avoid it in 2.3.19).
+service anvil {{
+  chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+
+# chroot needs root; a rootless Dovecot (pytest run as a normal user) fails with
+# "chroot(...) failed: Operation not permitted" unless it is switched off.
+service ipc {{
+  chroot =
+}}
+service old-stats {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = {host}
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 0
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service submission-login {{
+  inet_listener submission {{
+    port = 0
+  }}
+}}
+service imap-urlauth-login {{
+  chroot =
+  unix_listener imap-urlauth {{
+    mode = 0
+  }}
+}}
+"""
+
+
+class DovecotServer:
+    """One private Dovecot master process (``dovecot -F -c CONF``).
+
+    ``start()``/``stop()`` may be called repeatedly; the port, config and all
+    mail data survive a restart. ``cleanup()`` stops it and deletes the temp dir.
+    """
+
+    def __init__(self, host: str = LOCALHOST, binary: str | None = None):
+        self.binary = binary or find_dovecot()
+        if not self.binary:
+            raise DovecotNotInstalled("dovecot binary not found")
+        self.host = host
+        self.port: int | None = None
+        self.is_root = os.geteuid() == 0
+        if self.is_root:
+            # Dovecot refuses to run mail processes as root: use unprivileged users.
+            self.login_user = "dovenull" if _user_exists("dovenull") else "nobody"
+            self.internal_user = "dovecot" if _user_exists("dovecot") else "nobody"
+            self.internal_group = grp.getgrgid(pwd.getpwnam(self.internal_user).pw_gid).gr_name
+            mail_user = "nobody" if _user_exists("nobody") else self.login_user
+            pw = pwd.getpwnam(mail_user)
+            self.mail_uid, self.mail_gid = pw.pw_uid, pw.pw_gid
+        else:
+            # Rootless: every Dovecot process runs as the current user and group
+            # (the default internal group "dovecot" would make chown() of sockets fail).
+            me = pwd.getpwuid(os.getuid()).pw_name
+            self.login_user = self.internal_user = me
+            self.internal_group = grp.getgrgid(os.getgid()).gr_name
+            self.mail_uid, self.mail_gid = os.getuid(), os.getgid()
+        # Short path under /tmp: unix sockets in base_dir must stay < 108 bytes, and the
+        # unprivileged mail user must be able to traverse every parent (hence 0755).
+        self.root = Path(tempfile.mkdtemp(prefix="mesc-dc-", dir="/tmp"))
+        os.chmod(self.root, 0o755)
+        self.base_dir = self.root / "run"
+        self.state_dir = self.root / "state"
+        self.home_root = self.root / "home"
+        self.conf_path = self.root / "dovecot.conf"
+        self.log_path = self.root / "dovecot.log"
+        self.stderr_path = self.root / "dovecot.stderr"
+        self.users_dir = self.root / "users"  # one passwd-file per user
+        for d in (self.base_dir, self.state_dir, self.home_root, self.users_dir):
+            d.mkdir(mode=0o755)
+
+        if self.is_root:
+            os.chown(self.home_root, self.mail_uid, self.mail_gid)
+
+        self._proc: subprocess.Popen | None = None
+        self._users: dict[str, str] = {}
+        self._user_lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._cleaned = False
+        atexit.register(self.cleanup)
+
+    # ---- lifecycle
+
+    def _write_config(self) -> None:
+        self.conf_path.write_text(
+            _CONFIG_TEMPLATE.format(
+                host=self.host,
+                port=self.port,
+                base_dir=self.base_dir,
+                state_dir=self.state_dir,
+                log_path=self.log_path,
+                users_dir=self.users_dir,
+                login_user=self.login_user,
+                internal_user=self.internal_user,
+                internal_group=self.internal_group,
+            )
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running else None
+
+    def start(self, timeout: float = 10.0) -> "DovecotServer":
+        """Start the master (no-op if running). First start picks a free port; later
+        starts reuse it."""
+        if self.running:
+            return self
+        if self.port is not None:
+            self._start_once(timeout)
+            return self
+        last_error: Exception | None = None
+        for _ in range(3):  # the free port may be grabbed between probe and bind
+            self.port = free_port(self.host)
+            self._write_config()
+            try:
+                self._start_once(timeout)
+                return self
+            except RuntimeError as exc:
+                last_error = exc
+                if "Address already in use" not in str(exc):
+                    break
+        self.port = None
+        raise last_error  # type: ignore[misc]
+
+    def _start_once(self, timeout: float) -> None:
+        try:  # only look at log lines written by this start
+            self._log_offset = self.log_path.stat().st_size
+        except OSError:
+            self._log_offset = 0
+        with open(self.stderr_path, "ab") as err:
+            self._proc = subprocess.Popen(
+                [self.binary, "-F", "-c", str(self.conf_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                close_fds=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise RuntimeError(self._failure(f"dovecot exited with status {code} during start-up"))
+            if self._greets():
+                return
+            if self._log_has_fatal():
+                self._kill()
+                raise RuntimeError(self._failure("dovecot logged a Fatal error during start-up"))
+            if time.monotonic() >= deadline:
+                self._kill()
+                raise RuntimeError(self._failure(f"dovecot did not greet on {self.host}:{self.port} within {timeout}s"))
+            time.sleep(0.02)
+
+    def _log_has_fatal(self) -> bool:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                return b": Fatal: " in fh.read()
+        except OSError:
+            return False
+
+    def _greets(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+                if not sock.recv(256).startswith(b"* OK"):
+                    return False
+                sock.sendall(b"r LOGOUT\r\n")  # polite goodbye: no "reset by peer" log noise
+                return True
+        except OSError:
+            return False
+
+    def _failure(self, headline: str) -> str:
+        return (
+            f"{headline}\nconfig: {self.conf_path}\n"
+            f"--- stderr ({self.stderr_path}) ---\n{_tail(self.stderr_path)}\n"
+            f"--- log ({self.log_path}) ---\n{_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the master and wait until it and the listening port are gone."""
+        if self._proc is None:
+            return
+        proc, self._proc = self._proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if self.port is not None:
+            wait_until(
+                lambda: not _port_accepts(self.host, self.port),
+                timeout=timeout,
+                message=f"port {self.port} still accepts connections after dovecot stopped",
+            )
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return _tail(self.log_path, lines)
+
+    # ---- users
+
+    def add_user(self, username: str, password: str) -> None:
+        """Add a user (own passwd-file ``users/<name>``, own Maildir home).
+
+        Takes effect immediately, no reload: the passdb path contains %u, so Dovecot
+        opens the new user's file on the first lookup. Do not use it to change the
+        password of a user that already logged in (Dovecot re-stats a passwd-file at
+        most once per second, so the change could be seen up to 1 s late)."""
+        if (
+            not username
+            or username != username.lower()
+            or any(ch in username for ch in ":/\n\t ")
+            or username.startswith(".")
+            or any(ch in password for ch in ":\n")
+        ):
+            raise ValueError(f"unusable username/password for the test passwd-file: {username!r}")
+        home = self.home_root / username
+        home.mkdir(mode=0o700, exist_ok=True)
+        if self.is_root:
+            os.chown(home, self.mail_uid, self.mail_gid)
+        with self._user_lock:
+            self._users[username] = password
+            line = f"{username}:{{PLAIN}}{password}:{self.mail_uid}:{self.mail_gid}::{home}::\n"
+            target = self.users_dir / username
+            tmp = self.users_dir / f".{username}.{os.getpid()}.tmp"
+            tmp.write_text(line)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)  # atomic: auth never reads a half-written line
+
+    def new_mailbox(self, prefix: str = "support", domain: str = "example.test") -> "Mailbox":
+        """Create a fresh user ``{prefix}-{n}@{domain}`` with a random password."""
+        username = f"{prefix}-{next(self._counter)}@{domain}"
+        password = "pw-" + secrets.token_hex(8)
+        self.add_user(username, password)
+        return Mailbox(self.host, self.port, username, password)
+
+    def __repr__(self) -> str:
+        return f"<DovecotServer {self.host}:{self.port} pid={self.pid} root={self.root}>"
+
+
+_APPENDUID = re.compile(rb"APPENDUID\s+(\d+)\s+(\d+)", re.IGNORECASE)
+
+
+class Mailbox:
+    """A fresh IMAP account on the private Dovecot."""
+
+    sent_folder = "Sent"
+    inbox = "INBOX"
+
+    def __init__(self, host: str, port: int, username: str, password: str):
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+
+    def client(self, **attrs):
+        """A logged-in ``imapclient.IMAPClient`` (plain, no TLS). The caller logs out.
+
+        Keyword arguments are set as attributes, e.g. ``client(normalise_times=False)``."""
+        import imapclient
+
+        c = imapclient.IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
+        for name, value in attrs.items():
+            setattr(c, name, value)
+        try:
+            c.login(self.username, self.password)
+        except Exception:
+            c.shutdown()
+            raise
+        return c
+
+    def _session(self):
+        c = self.client()
+
+        class _Ctx:
+            def __enter__(self_inner):
+                return c
+
+            def __exit__(self_inner, *exc):
+                try:
+                    c.logout()
+                except Exception:
+                    c.shutdown()
+
+        return _Ctx()
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes | str,
+        when: datetime | None = None,
+        flags: Iterable[bytes | str] = (),
+    ) -> int:
+        """APPEND ``raw`` to ``folder`` with INTERNALDATE ``when`` (tz-aware); return its UID."""
+        if when is not None and (when.tzinfo is None or when.utcoffset() is None):
+            raise ValueError("append(): 'when' must be a timezone-aware datetime")
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        with self._session() as c:
+            resp = c.append(folder, raw, flags=tuple(flags), msg_time=when)
+            if isinstance(resp, str):
+                resp = resp.encode()
+            match = _APPENDUID.search(resp or b"")
+            if match:
+                return int(match.group(2))
+            c.select_folder(folder, readonly=True)
+            uids = c.search(["ALL"])
+            if not uids:
+                raise AssertionError(f"append to {folder!r} returned {resp!r} and folder is empty")
+            return max(uids)
+
+    def uids(self, folder: str = "INBOX") -> list[int]:
+        with self._session() as c:
+            c.select_folder(folder, readonly=True)
+            return sorted(c.search(["ALL"]))
+
+    def flags(self, folder: str = "INBOX") -> dict[int, tuple]:
+        """uid -> flags tuple (bytes, e.g. ``(b"\\\\Seen",)``), read via EXAMINE so nothing changes.
+
+        ``\\Recent`` is left out: it is per-session (whichever session sees a message
+        first gets it) and so meaningless for assertions."""
+        with self._session() as c:
+            c.select_folder(folder, readonly=True)
+            uids = c.search(["ALL"])
+            if not uids:
+                return {}
+            return {
+                uid: tuple(f for f in flags if f.lower() != b"\\recent")
+                for uid, flags in c.get_flags(uids).items()
+            }
+
+    def fetch_raw(self, folder: str, uid: int) -> bytes:
+        """The full message (BODY.PEEK[], does not set \\Seen)."""
+        with self._session() as c:
+            c.select_folder(folder, readonly=True)
+            data = c.fetch([uid], ["BODY.PEEK[]"])
+            if uid not in data:
+                raise KeyError(f"no UID {uid} in {folder!r}")
+            return data[uid][b"BODY[]"]
+
+    def __repr__(self) -> str:
+        return f"<Mailbox {self.username} @ {self.host}:{self.port}>"
+
+
+# --------------------------------------------------------------------------- SMTP sink
+
+
+@dataclass
+class SinkMessage:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    message: EmailMessage
+    received_at: datetime
+    auth_login: str | None = None
+    mail_options: list[str] = field(default_factory=list)
+    rcpt_options: list[str] = field(default_factory=list)
+
+
+class _AcceptAllAuthenticator:
+    """aiosmtpd authenticator that accepts any AUTH PLAIN/LOGIN credentials."""
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=True, handled=False, auth_data=auth_data)
+
+
+class _SinkHandler:
+    def __init__(self, sink: "SmtpSink"):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        code = self.sink._refused_code(address)
+        if code is not None:
+            return f"{code} 5.1.1 <{address}>: Recipient address rejected (smtp_sink.refuse_rcpt)"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        failure = self.sink._take_failure()
+        if failure is not None:
+            return failure
+        self.sink._record(session, envelope)
+        return "250 OK: queued by smtp_sink"
+
+
+class SmtpSink:
+    """A real aiosmtpd server on 127.0.0.1 that records every accepted message."""
+
+    def __init__(self, host: str = LOCALHOST):
+        self.host = host
+        self.port: int | None = None
+        self._messages: list[SinkMessage] = []
+        self._cond = threading.Condition()
+        self._failures: list[str] = []
+        self._refused: dict[str, int] = {}
+        self.controller = None
+
+    def start(self) -> "SmtpSink":
+        from aiosmtpd.controller import Controller
+
+        last_error: Exception | None = None
+        for _ in range(3):
+            port = free_port(self.host)
+            controller = Controller(
+                _SinkHandler(self),
+                hostname=self.host,
+                port=port,
+                auth_require_tls=False,
+                authenticator=_AcceptAllAuthenticator(),
+                ready_timeout=10.0,
+            )
+            try:
+                controller.start()
+            except Exception as exc:  # port race, retry with another one
+                last_error = exc
+                continue
+            self.controller, self.port = controller, port
+            return self
+        raise RuntimeError(f"could not start aiosmtpd Controller: {last_error!r}")
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            controller, self.controller = self.controller, None
+            controller.stop()
+
+    # ---- programming faults
+
+    def fail_next(self, code: int, text: str = "Requested action aborted", times: int = 1) -> None:
+        """Answer the next ``times`` DATA commands with ``code text`` instead of 250."""
+        with self._cond:
+            self._failures.extend([f"{code} {text}"] * times)
+
+    def refuse_rcpt(self, address: str, code: int = 550) -> None:
+        """Refuse RCPT TO for ``address`` (case-insensitive) with ``code``."""
+        with self._cond:
+            self._refused[address.strip("<>").lower()] = code
+
+    def _take_failure(self) -> str | None:
+        with self._cond:
+            return self._failures.pop(0) if self._failures else None
+
+    def _refused_code(self, address: str) -> int | None:
+        with self._cond:
+            return self._refused.get(address.strip("<>").lower())
+
+    # ---- recording
+
+    def _record(self, session, envelope) -> None:
+        content = envelope.content
+        if isinstance(content, str):
+            content = content.encode("utf-8", "surrogateescape")
+        auth = getattr(session, "auth_data", None)
+        login = getattr(auth, "login", None)
+        if isinstance(login, bytes):
+            login = login.decode("utf-8", "replace")
+        record = SinkMessage(
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            content=content,
+            message=email.message_from_bytes(content, policy=email.policy.default),
+            received_at=datetime.now(timezone.utc),
+            auth_login=login,
+            mail_options=list(envelope.mail_options),
+            rcpt_options=list(envelope.rcpt_options),
+        )
+        with self._cond:
+            self._messages.append(record)
+            self._cond.notify_all()
+
+    @property
+    def messages(self) -> list[SinkMessage]:
+        with self._cond:
+            return list(self._messages)
+
+    def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[SinkMessage]:
+        """Block until at least ``count`` messages arrived; return them all."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self._messages) >= count, timeout=timeout)
+            if not ok:
+                got = [
+                    f"{m.mail_from} -> {m.rcpt_tos}: {m.message.get('Subject')!r}"
+                    for m in self._messages
+                ]
+                raise AssertionError(
+                    f"smtp_sink on {self.host}:{self.port}: expected at least {count} message(s) "
+                    f"within {timeout}s, got {len(self._messages)}: {got}"
+                )
+            return list(self._messages)
+
+    def clear(self) -> None:
+        """Forget the recorded messages (programmed failures/refusals stay)."""
+        with self._cond:
+            self._messages.clear()
+
+    def reset(self) -> None:
+        """Forget messages, pending ``fail_next`` failures and ``refuse_rcpt`` refusals."""
+        with self._cond:
+            self._messages.clear()
+            self._failures.clear()
+            self._refused.clear()
+
+    def __repr__(self) -> str:
+        return f"<SmtpSink {self.host}:{self.port} messages={len(self._messages)}>"
