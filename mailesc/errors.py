@@ -11,6 +11,12 @@ class MailescError(Exception):
     exit_code = 1
 
 
+class UsageError(MailescError):
+    """The command line is wrong."""
+
+    exit_code = 64  # sysexits.h EX_USAGE
+
+
 class ConfigError(MailescError):
     """The configuration, a policy or a template is wrong: fix the file."""
 
@@ -51,6 +57,10 @@ class TemporaryTransportError(TransportError):
 
 class PermanentTransportError(TransportError):
     """Retrying will not help: 5xx replies, every recipient refused."""
+
+
+class PartiallyRefused(TransportError):
+    """The mail went out, but the server refused some of its recipients."""
 
 
 class StoreError(MailescError):

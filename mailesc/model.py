@@ -61,6 +61,7 @@ class ThreadMessage:
     sender: str
     arrived: datetime
     subject: str = ""
+    name: str = ""  # the sender's display name
 
 
 class Status(StrEnum):

@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import MutableMapping
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,29 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+class SyncBook(MutableMapping):
+    """Each source's bookmark per folder (UIDVALIDITY and last UID, or seen Maildir keys)."""
+
+    def __init__(self, store: "Store"):
+        self.store, self.data = store, {}
+
+    def __getitem__(self, name: str) -> dict:
+        return self.data[name]
+
+    def __setitem__(self, name: str, state: dict) -> None:
+        self.data[name] = state
+        self.store.mark_sync(name)
+
+    def __delitem__(self, name: str) -> None:
+        raise StoreError("sync bookmarks are replaced, never deleted")
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
 class _BatchingMiddleware(CachingMiddleware):
     WRITE_CACHE_SIZE = 1 << 62  # never write on its own: Store.flush() decides when
 
@@ -84,7 +108,7 @@ class Store:
         self._db = TinyDB(str(self.path), storage=_BatchingMiddleware(AtomicJSONStorage))
         self.threads: dict[str, Thread] = {}
         self.breaches: dict[int, Breach] = {}
-        self.sync: dict[str, dict] = {}
+        self.sync = SyncBook(self)
         self.quarantine: dict[str, Quarantined] = {}
         self._doc_ids: dict[str, dict] = {"threads": {}, "breaches": {}, "sync": {}, "quarantine": {}}
         self._dirty: dict[str, set] = {"threads": set(), "breaches": set(), "sync": set(), "quarantine": set()}
@@ -101,7 +125,7 @@ class Store:
                 self.breaches[doc.doc_id] = _breach_from(doc)
                 self._doc_ids["breaches"][doc.doc_id] = doc.doc_id
             for doc in self._db.table("sync").all():
-                self.sync[doc["name"]] = doc["state"]
+                self.sync.data[doc["name"]] = doc["state"]
                 self._doc_ids["sync"][doc["name"]] = doc.doc_id
             for doc in self._db.table("quarantine").all():
                 self.quarantine[doc["key"]] = _quarantined_from(doc)
@@ -125,8 +149,7 @@ class Store:
         self.breaches[breach.id] = breach
         self._dirty["breaches"].add(breach.id)
 
-    def put_sync(self, name: str, state: dict) -> None:
-        self.sync[name] = state
+    def mark_sync(self, name: str) -> None:
         self._dirty["sync"].add(name)
 
     def put_quarantined(self, item: Quarantined) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Iterable, MutableMapping
 
 import imapclient
+from imapclient.imapclient import SENT
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailesc.errors import SourceError
@@ -86,7 +87,7 @@ class ImapSource:
         wanted = self.config.sent_folder
         if wanted != "auto":
             return wanted
-        return self.client().find_special_folder(imapclient.SENT) or ""
+        return self.client().find_special_folder(SENT) or ""
 
     def _select(self, folder: str) -> int:
         try:

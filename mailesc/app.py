@@ -1,0 +1,162 @@
+"""What each command does, wired from config to engine. cli.py parses arguments and prints; this does the work."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from mailesc.clock import SimulatedClock
+from mailesc.config import Config
+from mailesc.cycle import CycleReport, Engine
+from mailesc.model import Kind, Status
+from mailesc.policies import Policies, load_policies
+from mailesc.render import Templates
+from mailesc.sources import open_source
+from mailesc.sources.files import FileMailbox
+from mailesc.store import Store
+from mailesc.transports import open_transport
+from mailesc.transports.maildir import MaildirOutbox
+
+log = logging.getLogger("mailesc")
+
+SAMPLE_CONTEXT = {
+    "customer": "customer@example.com", "customer_name": "Pat Customer", "subject": "Cannot log in",
+    "policy": "default", "received": "2026-01-05T09:00:00+00:00", "due": "2026-01-05T13:00:00+00:00",
+    "overdue_by": "1h", "level": 1, "recipients": ["manager@example.com"], "excerpt": "Hello, I cannot log in.",
+    "defects": [], "thread": "<sample@example.com>", "breach_id": 1, "now": "2026-01-05T14:00:00+00:00",
+    "messages": [{"from": "customer@example.com", "subject": "Cannot log in",
+                  "arrived": "2026-01-05T09:00:00+00:00", "kind": "customer"}],
+    "omitted": [],
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Config, policies and templates, loaded and checked together."""
+
+    config: Config
+    policies: Policies
+    templates: Templates
+
+
+def load_setup(config: Config) -> Setup:
+    policies = load_policies(config.policies_path)
+    templates = Templates(config.templates_path)
+    templates.check(policies.templates() or {"escalation"}, SAMPLE_CONTEXT)
+    return Setup(config, policies, templates)
+
+
+def build_engine(setup: Setup, store: Store, source, transport) -> Engine:
+    return Engine(policies=setup.policies, team=setup.config.team_addresses, store=store, source=source,
+                  transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address)
+
+
+def run_once(setup: Setup, now: datetime) -> CycleReport:
+    config = setup.config
+    source = open_source(config.mailbox, config.file)
+    try:
+        with Store(config.store_path) as store:
+            engine = build_engine(setup, store, source, open_transport(config.smtp, config.file))
+            return engine.cycle(now)
+    finally:
+        source.close()
+
+
+# -- replay ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplaySummary:
+    messages: int
+    threads: int
+    responded: int
+    responded_on_time: int
+    responded_late: int
+    unanswered: int
+    breaches: int
+    escalations: int
+    ignored_auto: int
+    quarantined: int
+    duplicates: int
+    start: str | None
+    end: str | None
+    store: str
+    outbox: str
+
+    def as_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
+           until: datetime | None = None) -> ReplaySummary:
+    """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail."""
+    source = FileMailbox(mailbox)
+    raws = sorted(source.poll({}), key=lambda raw: (raw.arrived is None, raw.arrived, raw.key))
+    dated = [raw.arrived for raw in raws if raw.arrived]
+    start = dated[0] if dated else None
+    end = until or (dated[-1] if dated else None)
+    store_path.unlink(missing_ok=True)  # a backtest starts from nothing
+    report = CycleReport()
+    with Store(store_path) as store:
+        engine = build_engine(setup, store, source, MaildirOutbox(outbox_path))
+        clock = SimulatedClock(start) if start else None
+        for raw in raws:
+            if clock and raw.arrived:
+                _advance(engine, clock, raw.arrived, report, inclusive=False)
+            engine.ingest([raw], clock.now() if clock else raw.arrived, report)
+        if clock and end:
+            _advance(engine, clock, end, report, inclusive=True)
+        store.flush()
+        return _summarise(store, report, start, end, store_path, outbox_path)
+
+
+def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: CycleReport, inclusive: bool) -> None:
+    """Fire every deadline up to `until` at its own simulated moment, in order."""
+    while (when := engine.next_deadline(clock.now())) and (when < until or (inclusive and when == until)):
+        clock.advance_to(when)
+        engine.escalate(when, report)
+        engine.deliver(when, report)
+    clock.advance_to(until)
+
+
+def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, outbox_path: Path) -> ReplaySummary:
+    clocked = [t for t in store.threads.values() if t.first_customer_message()]
+    responded = [t for t in clocked if t.first_response_after(t.first_customer_message().arrived)]
+    late = sum(1 for b in store.breaches.values() if b.status is Status.RESPONDED_LATE)
+    return ReplaySummary(
+        messages=report.fetched, threads=len(clocked), responded=len(responded),
+        responded_on_time=len(responded) - late, responded_late=late, unanswered=len(clocked) - len(responded),
+        breaches=len(store.breaches), escalations=report.escalations_sent,
+        ignored_auto=report.kinds.get(Kind.AUTO, 0), quarantined=report.quarantined, duplicates=report.duplicates,
+        start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+        store=str(store_path), outbox=str(outbox_path))
+
+
+# -- check ----------------------------------------------------------------------------------------------------
+
+
+def check(setup: Setup, offline: bool) -> list[str]:
+    """Lines describing what was checked; raises a MailescError on the first thing that is wrong."""
+    config, policies = setup.config, setup.policies
+    lines = [f"config     {config.file}",
+             f"policies   {config.policies_path}: {len(policies.rules)} rule(s): "
+             + ", ".join(rule.name for rule in policies.rules),
+             f"templates  {config.templates_path}: {', '.join(sorted(policies.templates()))} render",
+             f"store      {config.store_path}"]
+    if offline:
+        return lines + ["servers    not contacted (--offline)"]
+    source = open_source(config.mailbox, config.file)
+    try:
+        lines.append(f"mailbox    {_describe(source.describe())}")
+    finally:
+        source.close()
+    transport = open_transport(config.smtp, config.file)
+    described = transport.check() if hasattr(transport, "check") else transport.describe()
+    lines.append(f"sending    {_describe(described)}")
+    return lines
+
+
+def _describe(info: dict) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in info.items())

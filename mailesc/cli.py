@@ -1,0 +1,191 @@
+"""The `mailesc` command: parse arguments, call mailesc.app, print, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from mailesc import __version__, app
+from mailesc.clock import SimulatedClock, SystemClock, parse_iso
+from mailesc.config import find_config_file, load_config
+from mailesc.errors import MailescError, UsageError
+from mailesc.report import breach_json, breach_story, breach_table
+from mailesc.store import Store
+
+EX_SOFTWARE = 70
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.config, args.verbose = getattr(args, "config", None), getattr(args, "verbose", 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
+                        logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command in ("run",):
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        return args.handler(args)
+    except MailescError as error:
+        print(f"mailesc: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the last guard: a user sees one line, never a traceback
+        logging.getLogger("mailesc").debug("internal error", exc_info=True)
+        print(f"mailesc: internal error: {type(error).__name__}: {error} (run with -vv for details)", file=sys.stderr)
+        return EX_SOFTWARE
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS,
+                        help="config file (default: $MAILESC_CONFIG, else ./mailesc.toml, else the embedded default)")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log output (-vv for debug)")
+    parser = argparse.ArgumentParser(prog="mailesc", parents=[common],
+                                     description="First-response clocks and escalations for a support mailbox.")
+    parser.add_argument("--version", action="version", version=f"mailesc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", parents=[common], help="the daemon: poll, escalate, repeat")
+    run.set_defaults(handler=cmd_run)
+
+    once = commands.add_parser("once", parents=[common], help="one full cycle, then exit")
+    once.add_argument("--now", help="evaluate deadlines at this ISO 8601 time (with offset) instead of now")
+    once.set_defaults(handler=cmd_once)
+
+    replay = commands.add_parser("replay", parents=[common], help="backtest the policies on a mailbox file")
+    replay.add_argument("mailbox", help="an mbox file, a Maildir, or a folder of .eml files")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    replay.add_argument("--until", help="play deadlines up to this ISO 8601 time (default: the last message)")
+    replay.add_argument("--store", help="where to write the replay's breaches (default: beside the store, *-replay.json)")
+    replay.add_argument("--outbox", help="Maildir for the replay's escalation mails (default: beside the store)")
+    replay.set_defaults(handler=cmd_replay)
+
+    breaches = commands.add_parser("breaches", parents=[common], help="review recorded breaches")
+    breach_commands = breaches.add_subparsers(dest="breach_command", required=True, metavar="ACTION")
+    listing = breach_commands.add_parser("list", parents=[common], help="every breach, oldest first")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.add_argument("--replay", action="store_true", help="read the replay store instead")
+    listing.set_defaults(handler=cmd_breaches_list)
+    show = breach_commands.add_parser("show", parents=[common], help="one breach as a timeline")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help="print a JSON object")
+    show.add_argument("--replay", action="store_true", help="read the replay store instead")
+    show.set_defaults(handler=cmd_breaches_show)
+
+    quarantine = commands.add_parser("quarantine", parents=[common], help="messages mailesc could not read")
+    quarantine.add_argument("--json", action="store_true")
+    quarantine.set_defaults(handler=cmd_quarantine)
+
+    check = commands.add_parser("check", parents=[common], help="validate config, policies and templates")
+    check.add_argument("--offline", action="store_true", help="do not contact the IMAP and SMTP servers")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def _setup(args) -> app.Setup:
+    return app.load_setup(load_config(find_config_file(args.config)))
+
+
+def cmd_run(args) -> int:
+    from mailesc.daemon import Daemon
+    from mailesc.sources import open_source
+    from mailesc.transports import open_transport
+
+    setup = _setup(args)
+    config = setup.config
+    source = open_source(config.mailbox, config.file)
+    try:
+        with Store(config.store_path) as store:
+            engine = app.build_engine(setup, store, source, open_transport(config.smtp, config.file))
+            Daemon(engine, SystemClock(), config.poll_seconds).run()
+    finally:
+        source.close()
+    return 0
+
+
+def cmd_once(args) -> int:
+    setup = _setup(args)
+    clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
+    report = app.run_once(setup, clock.now())
+    if report.source_error:
+        print(f"mailesc: {report.source_error}", file=sys.stderr)
+    print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
+          f"breach(es), {report.escalations_sent} escalation(s) sent, {report.quarantined} quarantined")
+    return 69 if report.source_error else 0
+
+
+def cmd_replay(args) -> int:
+    setup = _setup(args)
+    config = setup.config
+    store = Path(args.store) if args.store else config.replay_store_path
+    outbox = Path(args.outbox) if args.outbox else config.store_path.parent / "replay-outbox"
+    summary = app.replay(setup, Path(args.mailbox), store_path=store, outbox_path=outbox,
+                         until=_time(args.until, "--until") if args.until else None)
+    if args.json:
+        print(json.dumps(summary.as_json()))
+        return 0
+    s = summary
+    print(f"Replayed {s.messages} messages from {s.start} to {s.end}\n"
+          f"  threads opened by customers  {s.threads}\n"
+          f"  answered                     {s.responded} ({s.responded_on_time} on time, {s.responded_late} late)\n"
+          f"  never answered               {s.unanswered}\n"
+          f"  breaches                     {s.breaches}\n"
+          f"  escalation mails             {s.escalations}  (written to {s.outbox})\n"
+          f"  auto-generated, ignored      {s.ignored_auto}\n"
+          f"  quarantined                  {s.quarantined}\n"
+          f"Breaches are in {s.store}: mailesc breaches list --replay")
+    return 0
+
+
+def _open_store(args) -> Store:
+    config = load_config(find_config_file(args.config))
+    path = config.replay_store_path if getattr(args, "replay", False) else config.store_path
+    return Store(path, readonly=True)
+
+
+def cmd_breaches_list(args) -> int:
+    with _open_store(args) as store:
+        breaches = sorted(store.breaches.values(), key=lambda b: b.id)
+    print(json.dumps([breach_json(b) for b in breaches], indent=2) if args.json else breach_table(breaches))
+    return 0
+
+
+def cmd_breaches_show(args) -> int:
+    with _open_store(args) as store:
+        breach = store.breaches.get(args.id)
+    if breach is None:
+        print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
+        return 1
+    print(json.dumps(breach_json(breach), indent=2) if args.json else breach_story(breach))
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    with _open_store(args) as store:
+        items = sorted(store.quarantine.values(), key=lambda q: q.at)
+    if args.json:
+        print(json.dumps([{"key": q.key, "folder": q.folder, "reason": q.reason, "at": q.at.isoformat()}
+                          for q in items], indent=2))
+    else:
+        print("\n".join(f"{q.at.isoformat()}  {q.key}  {q.reason}" for q in items) or "Nothing in quarantine.")
+    return 0
+
+
+def cmd_check(args) -> int:
+    setup = _setup(args)
+    print("\n".join(app.check(setup, args.offline)))
+    print("OK")
+    return 0
+
+
+def _time(text: str, flag: str):
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise UsageError(f"{flag} wants an ISO 8601 time with offset, like 2026-11-23T09:00:00+01:00, "
+                           f"not {text!r}") from None
+

@@ -1,0 +1,176 @@
+"""One cycle: pull new mail, thread it, evaluate every clock at `now`, record what is due, send the outbox.
+
+This is the only module that knows the order of the steps; `once`, `run` and `replay` all drive it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import getaddresses
+
+from mailesc import sla
+from mailesc.classify import People, classify
+from mailesc.errors import ParseError, SourceError
+from mailesc.model import Breach, EscalationRecord, Kind, Message, Quarantined, RawMessage, Status, Thread, ThreadMessage
+from mailesc.outbox import Outbox
+from mailesc.parse import parse_message
+from mailesc.policies import Policies
+from mailesc.threads import ThreadIndex
+
+log = logging.getLogger("mailesc.cycle")
+
+
+@dataclass
+class CycleReport:
+    fetched: int = 0
+    messages: int = 0  # taken into a thread
+    duplicates: int = 0
+    ignored_auto: int = 0
+    ignored_own: int = 0
+    quarantined: int = 0
+    threads_opened: int = 0
+    breaches: int = 0  # new breach records
+    escalations_recorded: int = 0
+    escalations_sent: int = 0
+    escalations_failed: int = 0
+    source_error: str | None = None
+    kinds: dict = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
+                 sender: str):
+        self.policies, self.store, self.source = policies, store, source
+        self.own_address = getaddresses([sender])[0][1].lower()
+        self.people = People(team=team, managers=policies.recipients(), own_address=self.own_address)
+        self.index = ThreadIndex(list(store.threads.values()))
+        self.outbox = Outbox(store, source, transport, templates, sender)
+
+    def cycle(self, now: datetime) -> CycleReport:
+        report = CycleReport()
+        try:
+            raws = self.source.poll(self.store.sync)
+        except SourceError as error:
+            log.warning("%s; deadlines are still checked on what is known", error)
+            report.source_error, raws = str(error), []
+        self.ingest(raws, now, report)
+        self.escalate(now, report)
+        self.store.flush()  # breaches and pending escalations are on disk before anything is sent
+        self.deliver(now, report)
+        self.store.flush()
+        return report
+
+    # -- intake -------------------------------------------------------------------------------------------------
+
+    def ingest(self, raws: list[RawMessage], now: datetime, report: CycleReport) -> None:
+        report.fetched += len(raws)
+        for raw in sorted(raws, key=lambda r: (r.arrived or now, r.key)):
+            try:
+                message = parse_message(raw, now)
+                self._take(message, classify(message, self.people), report)
+            except Exception as error:  # a broken message goes to quarantine and never stops the others
+                reason = str(error) if isinstance(error, ParseError) else f"{type(error).__name__}: {error}"
+                self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now))
+                report.quarantined += 1
+                log.warning("quarantined %s: %s", raw.key, reason)
+
+    def _take(self, message: Message, kind: Kind, report: CycleReport) -> None:
+        report.kinds[kind] = report.kinds.get(kind, 0) + 1
+        if kind is Kind.OWN:
+            report.ignored_own += 1
+            return
+        if kind is Kind.AUTO:
+            report.ignored_auto += 1
+        existing = self.index.find(message)
+        if existing is None and kind is Kind.AUTO:
+            return  # auto-generated mail never opens a thread
+        thread = self.index.place(message)
+        if any(m.message_id == message.message_id for m in thread.messages):
+            report.duplicates += 1  # the same message in two folders (a reply cc'd to the shared mailbox)
+            return
+        opens = kind is Kind.CUSTOMER and thread.first_customer_message() is None
+        thread.messages.append(ThreadMessage(key=message.key, folder=message.folder, message_id=message.message_id,
+                                             kind=kind, sender=message.sender, arrived=message.arrived,
+                                             subject=message.subject, name=message.sender_name))
+        report.threads_opened += opens
+        if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
+            self._start_clock(thread, message)  # the first customer message, even if it came in late
+        self.index.add(thread)
+        self.store.put_thread(thread)
+        report.messages += 1
+
+    def _start_clock(self, thread: Thread, message: Message) -> None:
+        if thread.breach_id is not None:
+            return  # the clock already ran out; what was recorded stands
+        rule = self.policies.first_match(message)
+        thread.policy = rule.name if rule else None
+        thread.due_at = rule.calendar.add(message.arrived, rule.first_response) if rule else None
+
+    # -- deadlines ----------------------------------------------------------------------------------------------
+
+    def escalate(self, now: datetime, report: CycleReport) -> None:
+        for thread in self._clocked_threads():
+            verdict = sla.evaluate(thread, self.policies.get(thread.policy), now)
+            if verdict is None or not verdict.breached:
+                continue
+            breach = self._breach_for(thread, verdict, report)
+            if verdict.responded_at is not None:
+                self._close(breach, verdict.responded_at)
+                continue
+            for step in verdict.due_steps:
+                if step.level.number not in breach.escalated_levels():
+                    breach.escalations.append(EscalationRecord(
+                        level=step.level.number, at=now, to=list(step.level.to), template=step.level.template,
+                        message_id=escalation_message_id(thread.id, step.level.number, self.own_address)))
+                    self.store.put_breach(breach)
+                    report.escalations_recorded += 1
+
+    def next_deadline(self, now: datetime) -> datetime | None:
+        """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time)."""
+        times = [verdict.next_at for thread in self._clocked_threads()
+                 if (verdict := sla.evaluate(thread, self.policies.get(thread.policy), now)) and verdict.next_at]
+        return min(times, default=None)
+
+    def _clocked_threads(self) -> list[Thread]:
+        threads = []
+        for thread in self.store.threads.values():
+            if thread.due_at is None or thread.policy is None:
+                continue
+            if self.policies.get(thread.policy) is None:
+                continue  # its rule was removed from the policies: no ladder left to climb
+            breach = self.store.breaches.get(thread.breach_id)
+            if breach is None or breach.status is Status.OPEN:
+                threads.append(thread)
+        return threads
+
+    def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
+        if thread.breach_id is not None:
+            return self.store.breaches[thread.breach_id]
+        first = thread.first_customer_message()
+        breach = self.store.new_breach(thread=thread.id, customer=first.sender, subject=first.subject,
+                                       policy=thread.policy, received_at=verdict.received_at, due_at=verdict.due_at)
+        thread.breach_id = breach.id
+        self.store.put_thread(thread)
+        report.breaches += 1
+        log.info("breach %d: %s from %s missed its %s deadline", breach.id, thread.id, first.sender, thread.policy)
+        return breach
+
+    def _close(self, breach: Breach, responded_at: datetime) -> None:
+        breach.status, breach.responded_at = Status.RESPONDED_LATE, responded_at
+        self.store.put_breach(breach)
+
+    # -- outbox -------------------------------------------------------------------------------------------------
+
+    def deliver(self, now: datetime, report: CycleReport) -> None:
+        sent, failed = self.outbox.deliver(now)
+        report.escalations_sent += sent
+        report.escalations_failed += failed
+
+
+def escalation_message_id(thread_id: str, level: int, own_address: str) -> str:
+    """Stable: the same thread and level always give the same Message-ID, so a resend is recognisable."""
+    digest = hashlib.sha256(thread_id.encode("utf-8", "surrogateescape")).hexdigest()[:20]
+    domain = own_address.rpartition("@")[2] or "mailesc.invalid"
+    return f"<mailesc.{digest}.L{level}@{domain}>"

@@ -1,0 +1,115 @@
+"""Escalation mails: Jinja2 templates rendered in a sandbox, the thread attached as message/rfc822 parts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage, MIMEPart
+from email import message_from_bytes
+from email.policy import SMTP, compat32
+from email.utils import format_datetime, getaddresses
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from mailesc.errors import ConfigError
+from mailesc.parse import clean
+
+ATTACHMENT_BUDGET = 20 * 1024 * 1024  # bytes of thread messages attached to one escalation at most
+_LINE_ENDINGS = re.compile(rb"\r\n|\r(?!\n)")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str  # e.g. "01-customer.eml"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    message_id: str
+    sender: str  # envelope sender address
+    recipients: tuple[str, ...]
+    data: bytes
+
+
+class Templates:
+    """The templates folder: NAME.txt.j2 is required for every template used, NAME.html.j2 is optional."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.env = SandboxedEnvironment(
+            loader=jinja2.FileSystemLoader(str(self.folder)),
+            undefined=jinja2.StrictUndefined,
+            autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, name: str, context: dict) -> tuple[str, str, str | None]:
+        """(subject, text, html or None). The subject is `{% set subject = ... %}` in the text template."""
+        text_module = self._template(f"{name}.txt.j2").make_module(context)
+        subject = clean(str(getattr(text_module, "subject", "")) or f"Escalation: {context.get('subject', '')}")
+        html = None
+        if (self.folder / f"{name}.html.j2").exists():
+            html = str(self._template(f"{name}.html.j2").make_module(context))
+        return subject, str(text_module), html
+
+    def check(self, names, sample: dict) -> None:
+        """Load and render each template with `sample`, raising ConfigError naming the first problem."""
+        if not self.folder.is_dir():
+            raise ConfigError(self.folder, "", "the templates folder does not exist")
+        for name in sorted(names):
+            try:
+                self.render(name, sample)
+            except jinja2.TemplateNotFound as error:
+                raise ConfigError(self.folder / str(error), "", "template not found") from None
+            except jinja2.TemplateSyntaxError as error:
+                raise ConfigError(error.filename or self.folder, f"line {error.lineno}", error.message) from None
+            except (jinja2.TemplateError, TypeError, ValueError) as error:
+                raise ConfigError(self.folder / f"{name}.txt.j2", "", f"cannot be rendered: {error}") from None
+
+    def _template(self, filename: str) -> jinja2.Template:
+        return self.env.get_template(filename)
+
+
+def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str | None, message_id: str,
+               references: list[str], date: datetime, headers: dict[str, str],
+               attachments: list[Attachment]) -> OutgoingMail:
+    """A MIME message ready for the transport. Every value put in a header is cleaned of control characters."""
+    mail = EmailMessage(policy=SMTP)
+    mail["From"] = clean(sender)
+    mail["To"] = ", ".join(clean(address) for address in to)
+    mail["Subject"] = clean(subject)
+    mail["Date"] = format_datetime(date)
+    mail["Message-ID"] = message_id
+    if references:
+        mail["In-Reply-To"] = references[-1]
+        mail["References"] = " ".join(references)
+    for name, value in headers.items():
+        mail[name] = clean(value)
+    mail.set_content(text)
+    if html is not None:
+        mail.add_alternative(html, subtype="html")
+    if attachments:
+        mail.make_mixed()
+        for attachment in attachments:
+            mail.attach(_rfc822_part(attachment))
+    envelope_sender = getaddresses([clean(sender)])[0][1]
+    return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to),
+                        data=mail.as_bytes(policy=SMTP))
+
+
+def _rfc822_part(attachment: Attachment) -> MIMEPart:
+    """The original message as a message/rfc822 attachment, parsed leniently so 8-bit bytes survive."""
+    data = _LINE_ENDINGS.sub(b"\n", attachment.data)
+    part = MIMEPart(policy=SMTP)
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Disposition"] = f'attachment; filename="{attachment.name}"'
+    if not data.isascii():
+        part["Content-Transfer-Encoding"] = "8bit"
+    part.set_payload([message_from_bytes(data, policy=compat32)])
+    return part

@@ -1,0 +1,22 @@
+"""Where escalation mails go: an SMTP server, or an outbox Maildir (the embedded default and replay)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mailesc.render import OutgoingMail
+
+
+class Transport(Protocol):
+    def send(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
+        """Hand over `mails`; per Message-ID None when accepted, or the TransportError that stopped it."""
+
+
+def open_transport(smtp_config, config_file) -> Transport:
+    if smtp_config.kind == "smtp":
+        from mailesc.transports.smtp import SmtpTransport
+
+        return SmtpTransport(smtp_config, config_file)
+    from mailesc.transports.maildir import MaildirOutbox
+
+    return MaildirOutbox(smtp_config.path)

@@ -1,0 +1,99 @@
+"""Send through an SMTP server with aiosmtplib: one connection per batch, TLS required when configured."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiosmtplib
+
+from mailesc.errors import PartiallyRefused, PermanentTransportError, TemporaryTransportError, TransportError
+from mailesc.render import OutgoingMail
+
+
+class SmtpTransport:
+    def __init__(self, config, config_file):
+        self.config = config
+        self.config_file = config_file
+
+    def send(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
+        if not mails:
+            return {}
+        try:
+            return asyncio.run(self._send_all(mails))
+        except TransportError as error:
+            return {mail.message_id: error for mail in mails}
+
+    def check(self) -> dict:
+        """Connect and log in without sending: what `mailesc check` reports."""
+        return asyncio.run(self._check())
+
+    async def _check(self) -> dict:
+        async with self._client() as client:
+            await self._login(client)
+            return {"kind": "smtp", "server": f"{self.config.host}:{self.config.port} ({self.config.security})",
+                    "extensions": sorted(client.esmtp_extensions)}
+
+    def _client(self) -> aiosmtplib.SMTP:
+        config = self.config
+        return _Connection(aiosmtplib.SMTP(
+            hostname=config.host, port=config.port, timeout=config.timeout,
+            use_tls=config.security == "tls",
+            start_tls=config.security == "starttls",  # True means required: never a silent downgrade
+            tls_context=ssl.create_default_context(),
+        ), f"{config.host}:{config.port}")
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        if not self.config.username:
+            return
+        password = self.config.password.read(self.config_file, "smtp.password_env") or ""
+        try:
+            await client.login(self.config.username, password)
+        except aiosmtplib.SMTPAuthenticationError as error:
+            raise PermanentTransportError(f"SMTP login refused for {self.config.username}: "
+                                          f"{error.code} {error.message}") from None
+
+    async def _send_all(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
+        results: dict[str, Exception | None] = {}
+        async with self._client() as client:
+            await self._login(client)
+            for mail in mails:
+                results[mail.message_id] = await _send_one(client, mail)
+        return results
+
+
+async def _send_one(client: aiosmtplib.SMTP, mail: OutgoingMail) -> Exception | None:
+    try:
+        refused, _ = await client.sendmail(mail.sender, list(mail.recipients), mail.data)
+    except aiosmtplib.SMTPRecipientsRefused as error:
+        return PermanentTransportError("every recipient was refused: " + "; ".join(
+            f"{r.recipient}: {r.code} {r.message}" for r in error.recipients))
+    except aiosmtplib.SMTPResponseException as error:
+        kind = TemporaryTransportError if 400 <= error.code < 500 else PermanentTransportError
+        return kind(f"the SMTP server answered {error.code} {error.message}")
+    except (aiosmtplib.SMTPException, OSError) as error:
+        return TemporaryTransportError(f"sending failed: {error}")
+    if refused:
+        return PartiallyRefused("some recipients were refused: " + "; ".join(
+            f"{address}: {response.code} {response.message}" for address, response in refused.items()))
+    return None
+
+
+class _Connection:
+    """`async with` around an aiosmtplib client that turns connection failures into TransportErrors."""
+
+    def __init__(self, client: aiosmtplib.SMTP, where: str):
+        self.client, self.where = client, where
+
+    async def __aenter__(self) -> aiosmtplib.SMTP:
+        try:
+            await self.client.connect()
+        except (aiosmtplib.SMTPException, OSError) as error:
+            raise TemporaryTransportError(f"cannot reach the SMTP server {self.where}: {error}") from None
+        return self.client
+
+    async def __aexit__(self, *exc) -> None:
+        try:
+            await self.client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            self.client.close()
