@@ -13,12 +13,13 @@ import mailparser
 
 from mailesc.clock import isoformat
 from mailesc.durations import format_duration
-from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError, TransportError
+from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
 from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Thread
 from mailesc.parse import clean
 from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Templates, build_mail
 
 log = logging.getLogger("mailesc.outbox")
+logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
 EXCERPT_CHARS = 600
 
 
@@ -40,8 +41,11 @@ class Outbox:
         for breach, record in pending:
             try:
                 mails[record.message_id] = self._compose(breach, record, now)
-            except TransportError as error:
-                log.error("escalation %s for %s not composed: %s", record.message_id, breach.thread, error)
+            except Exception as error:  # one thread's odd message must not hold back the other escalations
+                record.error = f"could not compose the mail: {type(error).__name__}: {error}"
+                self.store.put_breach(breach)
+                log.error("escalation %s for %s not composed, will retry: %s", record.message_id, breach.thread,
+                          record.error)
         results = self.transport.send(list(mails.values())) if mails else {}
         sent = failed = 0
         for breach, record in pending:

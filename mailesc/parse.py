@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -45,14 +45,29 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
 
 
 def decode(value) -> str:
-    """A header value as text: RFC 2047 words decoded, raw 8-bit bytes read as UTF-8 where they can be."""
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """A header value as text: RFC 2047 words decoded (bad bytes replaced), raw 8-bit read as UTF-8."""
+    text = _readable(str(value))
     try:
-        return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError, AssertionError):
+        parts = decode_header(text)
+    except (ValueError, AssertionError):
         return text
+    return _readable("".join(_decode_part(chunk, charset) for chunk, charset in parts))
+
+
+def _decode_part(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    try:
+        return chunk.decode(charset or "ascii", "replace")
+    except LookupError:  # an unknown charset: UTF-8 is the best guess today
+        return chunk.decode("utf-8", "replace")
+
+
+def _readable(text: str) -> str:
+    """Undo surrogate escapes (undecodable bytes) so the text can be encoded again."""
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def clean(text: str) -> str:

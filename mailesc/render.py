@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from io import BytesIO
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
 from email import message_from_bytes
+from email.generator import BytesGenerator
 from email.policy import SMTP, compat32
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
@@ -19,6 +21,7 @@ from mailesc.parse import clean
 
 ATTACHMENT_BUDGET = 20 * 1024 * 1024  # bytes of thread messages attached to one escalation at most
 _LINE_ENDINGS = re.compile(rb"\r\n|\r(?!\n)")
+_ORIGINAL = compat32.clone(linesep="\r\n")  # attached originals: parsed leniently, written back as they were
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ class Templates:
         )
 
     def render(self, name: str, context: dict) -> tuple[str, str, str | None]:
-        """(subject, text, html or None). The subject is `{% set subject = ... %}` in the text template."""
+        """(subject, text, html or None). The text template sets the subject: `{% set mail_subject = ... %}`."""
         text_module = self._template(f"{name}.txt.j2").make_module(context)
-        subject = clean(str(getattr(text_module, "subject", "")) or f"Escalation: {context.get('subject', '')}")
+        subject = clean(str(getattr(text_module, "mail_subject", "")) or f"Escalation: {context.get('subject', '')}")
         html = None
         if (self.folder / f"{name}.html.j2").exists():
             html = str(self._template(f"{name}.html.j2").make_module(context))
@@ -99,8 +102,15 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
         for attachment in attachments:
             mail.attach(_rfc822_part(attachment))
     envelope_sender = getaddresses([clean(sender)])[0][1]
-    return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to),
-                        data=mail.as_bytes(policy=SMTP))
+    return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to), data=_flatten(mail))
+
+
+def _flatten(mail: EmailMessage) -> bytes:
+    """Serialise with each part's own policy, so attached originals are written as they were parsed
+    (the SMTP policy would re-fold their headers and choke on the odd encodings found in real mail)."""
+    buffer = BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=None).flatten(mail)
+    return buffer.getvalue()
 
 
 def _rfc822_part(attachment: Attachment) -> MIMEPart:
@@ -111,5 +121,5 @@ def _rfc822_part(attachment: Attachment) -> MIMEPart:
     part["Content-Disposition"] = f'attachment; filename="{attachment.name}"'
     if not data.isascii():
         part["Content-Transfer-Encoding"] = "8bit"
-    part.set_payload([message_from_bytes(data, policy=compat32)])
+    part.set_payload([message_from_bytes(data, policy=_ORIGINAL)])
     return part
