@@ -152,9 +152,12 @@ class ImapSource:
 
 
 def _aware(when: datetime | None) -> datetime | None:
+    """INTERNALDATE with a stdlib timezone (imapclient's FixedOffset cannot be copied)."""
     if when is None:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when.tzinfo is None:
+        return when.replace(tzinfo=timezone.utc)
+    return when.replace(tzinfo=timezone(when.utcoffset()))
 
 
 def _reason(error: BaseException) -> str:

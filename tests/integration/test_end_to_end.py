@@ -1,0 +1,187 @@
+"""mailesc against a real Dovecot and a real SMTP server: the product's spine, end to end."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailesc.cli import main
+from tests.support import ONE_HOUR_RULE, imap_section, make_mail, smtp_section, write_config
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER = "Pat Customer <pat@customer.example>"
+AGENT = "Alice Agent <alice@example.test>"
+
+
+@pytest.fixture
+def setup(tmp_path, mailbox, smtp_sink, monkeypatch):
+    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ONE_HOUR_RULE)
+    return Setup(config, mailbox, smtp_sink)
+
+
+class Setup:
+    def __init__(self, config, mailbox, sink):
+        self.config, self.mailbox, self.sink = config, mailbox, sink
+
+    def once(self, capsys, now: datetime | None = None) -> str:
+        args = ["-c", str(self.config), "once"] + (["--now", now.isoformat()] if now else [])
+        assert main(args) == 0, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    def breaches(self, capsys) -> list[dict]:
+        assert main(["-c", str(self.config), "breaches", "list", "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    def customer_writes(self, hours_ago: float, subject="Cannot log in", **kwargs) -> str:
+        when = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+        raw, message_id = make_mail(sender=CUSTOMER, subject=subject, date=when, **kwargs)
+        self.mailbox.append("INBOX", raw, when)
+        return message_id
+
+    def team_replies(self, hours_ago: float, parent: str, folder="Sent", only_references=False,
+                     sender=AGENT, to=CUSTOMER, subject="Re: Cannot log in") -> str:
+        when = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+        raw, message_id = make_mail(sender=sender, to=to, cc="support@example.test", subject=subject, date=when,
+                                    in_reply_to=None if only_references else parent, references=[parent],
+                                    body="Hello Pat,\nwe are on it.")
+        self.mailbox.append(folder, raw, when)
+        return message_id
+
+
+def test_an_unanswered_thread_is_escalated_once_with_the_thread_attached(setup, capsys):
+    first = setup.customer_writes(hours_ago=1.5)
+    raw, follow_up = make_mail(sender=CUSTOMER, subject="Re: Cannot log in", in_reply_to=first, references=[first],
+                               body="Any news?", date=datetime.now(timezone.utc) - timedelta(minutes=20))
+    setup.mailbox.append("INBOX", raw, datetime.now(timezone.utc) - timedelta(minutes=20))
+
+    setup.once(capsys)
+
+    [mail] = setup.sink.wait_for(1)
+    assert mail.rcpt_tos == ["manager@example.test"]
+    message = mail.message
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    assert first in message["References"] and follow_up in message["References"]
+    assert "Cannot log in" in message["Subject"]
+    attached = [part.get_content() for part in message.iter_attachments()]
+    assert [m["Message-ID"] for m in attached] == [first, follow_up]  # the whole thread, oldest first
+    body = message.get_body(("plain",)).get_content()
+    assert "pat@customer.example" in body and "standard" in body and "please help" in body
+
+    [breach] = setup.breaches(capsys)
+    assert breach["thread"] == first and breach["status"] == "open" and breach["policy"] == "standard"
+    assert breach["customer"] == "pat@customer.example"
+    assert [(e["level"], e["to"], e["message_id"]) for e in breach["escalations"]] == [
+        (1, ["manager@example.test"], message["Message-ID"])]
+    assert datetime.fromisoformat(breach["due_at"]) - datetime.fromisoformat(breach["received_at"]) == timedelta(hours=1)
+
+    setup.once(capsys)  # the same cycle again sends nothing new
+    setup.once(capsys)
+    assert len(setup.sink.messages) == 1
+    assert len(setup.breaches(capsys)) == 1
+
+
+def test_the_ladder_climbs_to_level_two_only_while_nobody_answers(setup, capsys):
+    first = setup.customer_writes(hours_ago=1.5)
+    setup.once(capsys)
+    assert [m.rcpt_tos for m in setup.sink.wait_for(1)] == [["manager@example.test"]]
+
+    setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(hours=2))
+    assert [m.rcpt_tos for m in setup.sink.wait_for(2)] == [["manager@example.test"], ["director@example.test"]]
+    [breach] = setup.breaches(capsys)
+    assert [e["level"] for e in breach["escalations"]] == [1, 2]
+    assert breach["escalations"][1]["message_id"] != breach["escalations"][0]["message_id"]
+    assert breach["thread"] == first
+
+
+def test_a_reply_after_level_one_stops_the_ladder_and_records_a_late_response(setup, capsys):
+    first = setup.customer_writes(hours_ago=1.5)
+    setup.once(capsys)
+    setup.sink.wait_for(1)
+    setup.team_replies(hours_ago=0, parent=first)
+
+    setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(hours=3))
+
+    assert len(setup.sink.messages) == 1
+    [breach] = setup.breaches(capsys)
+    assert breach["status"] == "responded_late" and breach["responded_at"] is not None
+
+
+@pytest.mark.parametrize("folder, only_references", [("Sent", False), ("INBOX", True)],
+                         ids=["reply-in-sent", "reply-in-inbox-with-only-references"])
+def test_a_team_reply_in_time_stops_the_clock(setup, capsys, folder, only_references):
+    first = setup.customer_writes(hours_ago=3)
+    setup.team_replies(hours_ago=2.5, parent=first, folder=folder, only_references=only_references)
+
+    setup.once(capsys)
+
+    assert setup.sink.messages == []
+    assert setup.breaches(capsys) == []
+
+
+def test_a_late_reply_is_recorded_as_responded_late_without_any_mail(setup, capsys):
+    first = setup.customer_writes(hours_ago=5)
+    setup.team_replies(hours_ago=2, parent=first)  # 3 h after the customer: 2 h late, mailesc was not running
+
+    setup.once(capsys)
+
+    assert setup.sink.messages == []
+    [breach] = setup.breaches(capsys)
+    assert breach["status"] == "responded_late" and breach["escalations"] == []
+    responded = datetime.fromisoformat(breach["responded_at"])
+    assert responded - datetime.fromisoformat(breach["due_at"]) == pytest.approx(timedelta(hours=2), abs=timedelta(seconds=2))
+
+
+def test_an_internal_forward_to_the_manager_is_not_a_response(setup, capsys):
+    first = setup.customer_writes(hours_ago=1.5)
+    setup.team_replies(hours_ago=1.2, parent=first, to="manager@example.test", subject="Fwd: Cannot log in")
+
+    setup.once(capsys)
+
+    [mail] = setup.sink.wait_for(1)
+    assert mail.rcpt_tos == ["manager@example.test"]
+
+
+def test_auto_replies_and_bounces_neither_open_threads_nor_answer_them(setup, capsys):
+    first = setup.customer_writes(hours_ago=1.5)
+    out_of_office, _ = make_mail(sender=AGENT, to=CUSTOMER, subject="Automatic reply: Cannot log in",
+                                 in_reply_to=first, references=[first],
+                                 headers={"Auto-Submitted": "auto-replied"})
+    setup.mailbox.append("INBOX", out_of_office, datetime.now(timezone.utc) - timedelta(hours=1.4))
+    bounce, _ = make_mail(sender="MAILER-DAEMON@mx.customer.example", subject="Undelivered Mail Returned to Sender",
+                          headers={"Return-Path": "<>"}, date=datetime.now(timezone.utc) - timedelta(hours=5))
+    setup.mailbox.append("INBOX", bounce, datetime.now(timezone.utc) - timedelta(hours=5))
+    vacation, _ = make_mail(sender="Someone <someone@other.example>", subject="Out of office",
+                            headers={"X-Autoreply": "yes"}, date=datetime.now(timezone.utc) - timedelta(hours=5))
+    setup.mailbox.append("INBOX", vacation, datetime.now(timezone.utc) - timedelta(hours=5))
+
+    setup.once(capsys)
+
+    [mail] = setup.sink.wait_for(1)  # only the customer's thread, and the auto-reply did not stop its clock
+    assert mail.rcpt_tos == ["manager@example.test"]
+    assert [b["thread"] for b in setup.breaches(capsys)] == [first]
+
+
+def test_mailesc_never_marks_the_teams_mail(setup, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.team_replies(hours_ago=3, parent="<other@customer.example>")
+    before = {folder: setup.mailbox.flags(folder) for folder in ("INBOX", "Sent")}
+
+    setup.once(capsys)
+    setup.sink.wait_for(1)
+
+    assert {folder: setup.mailbox.flags(folder) for folder in ("INBOX", "Sent")} == before
+    assert all(flags == () for flags in before["INBOX"].values())
+
+
+def test_new_mail_is_picked_up_incrementally_and_old_mail_not_counted_twice(setup, capsys):
+    setup.customer_writes(hours_ago=0.1, subject="First question")
+    assert "1 new message(s)" in setup.once(capsys)
+    setup.customer_writes(hours_ago=0.1, subject="Second question")
+    assert "1 new message(s)" in setup.once(capsys)
+    assert "0 new message(s)" in setup.once(capsys)
+    assert setup.sink.messages == []

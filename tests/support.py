@@ -1,0 +1,95 @@
+"""Helpers shared by the test suites: building messages and writing configs."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = REPO / "templates"
+CORPORA = REPO.parent / "shared" / "corpora"
+_ids = itertools.count(1)
+
+
+def make_mail(*, sender: str, to: str = "support@example.test", subject: str = "Help", body: str = "Hello,\nplease help.",
+              date: datetime | None = None, message_id: str | None = None, in_reply_to: str | None = None,
+              references: list[str] | None = None, cc: str | None = None, headers: dict | None = None) -> tuple[bytes, str]:
+    """(raw bytes, Message-ID) of a plain-text message."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    if cc:
+        mail["Cc"] = cc
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(date or datetime.now(timezone.utc))
+    message_id = message_id or f"<test-{next(_ids)}-{id(mail)}@{sender.rpartition('@')[2].strip('>')}>"
+    mail["Message-ID"] = message_id
+    if in_reply_to:
+        mail["In-Reply-To"] = in_reply_to
+    if references:
+        mail["References"] = " ".join(references)
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(body)
+    return mail.as_bytes(), message_id
+
+
+def write_config(folder: Path, *, mailbox: str, smtp: str, rules: str, team=("*@example.test",),
+                 extra: str = "") -> Path:
+    """A mailesc.toml in `folder` with its own policies/ and var/, using the repository's templates."""
+    (folder / "policies").mkdir(parents=True, exist_ok=True)
+    (folder / "policies" / "rules.toml").write_text(rules)
+    team_list = ", ".join(f'"{address}"' for address in team)
+    path = folder / "mailesc.toml"
+    path.write_text(f"""{mailbox}
+{smtp}
+[team]
+addresses = [{team_list}]
+[store]
+path = "var/mailesc.json"
+[policies]
+path = "policies"
+[templates]
+path = "{TEMPLATES}"
+{extra}
+""")
+    return path
+
+
+def imap_section(mailbox) -> str:
+    return f"""[mailbox]
+kind = "imap"
+host = "{mailbox.host}"
+port = {mailbox.port}
+security = "plain"
+username = "{mailbox.username}"
+password_env = "MAILESC_IMAP_PASSWORD"
+folders = ["INBOX"]
+sent_folder = "auto"
+timeout_seconds = 10"""
+
+
+def smtp_section(sink) -> str:
+    return f"""[smtp]
+kind = "smtp"
+host = "{sink.host}"
+port = {sink.port}
+security = "plain"
+from = "Support Escalations <escalations@example.test>"
+timeout_seconds = 10"""
+
+
+ONE_HOUR_RULE = """
+[[rule]]
+name = "standard"
+first_response = "1h"
+[[rule.escalate]]
+after = "0m"
+to = ["manager@example.test"]
+[[rule.escalate]]
+after = "2h"
+to = ["director@example.test"]
+"""
