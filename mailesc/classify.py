@@ -48,6 +48,8 @@ def _subject_looks_automatic(message: Message) -> str | None:
 
 
 def _sender_is_robot(message: Message) -> str | None:
+    if "@" not in message.sender:
+        return "no sender address"  # From: <> or none at all: nobody to answer
     if _BOUNCE_SENDER.search(message.sender) or _NOREPLY_SENDER.search(message.sender):
         return f"From: {message.sender}"
     return None

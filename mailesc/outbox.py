@@ -46,6 +46,7 @@ class Outbox:
                 self.store.put_breach(breach)
                 log.error("escalation %s for %s not composed, will retry: %s", record.message_id, breach.thread,
                           record.error)
+                log.debug("composing %s failed", record.message_id, exc_info=True)
         results = self.transport.send(list(mails.values())) if mails else {}
         sent = failed = 0
         for breach, record in pending:

@@ -105,7 +105,7 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
     return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to), data=_flatten(mail))
 
 
-def _flatten(mail: EmailMessage) -> bytes:
+def _flatten(mail) -> bytes:
     """Serialise with each part's own policy, so attached originals are written as they were parsed
     (the SMTP policy would re-fold their headers and choke on the odd encodings found in real mail)."""
     buffer = BytesIO()
@@ -114,12 +114,22 @@ def _flatten(mail: EmailMessage) -> bytes:
 
 
 def _rfc822_part(attachment: Attachment) -> MIMEPart:
-    """The original message as a message/rfc822 attachment, parsed leniently so 8-bit bytes survive."""
+    """The original message as a message/rfc822 attachment, parsed leniently so 8-bit bytes survive.
+
+    A message too broken to be written back (say, a multipart without a usable boundary holding
+    8-bit text) is attached as it is, base64-encoded, instead: the manager still gets it."""
     data = _LINE_ENDINGS.sub(b"\n", attachment.data)
+    original = message_from_bytes(data, policy=_ORIGINAL)
     part = MIMEPart(policy=SMTP)
+    try:
+        _flatten(original)
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        part.set_content(attachment.data, maintype="application", subtype="octet-stream",
+                         disposition="attachment", filename=attachment.name)
+        return part
     part["Content-Type"] = "message/rfc822"
     part["Content-Disposition"] = f'attachment; filename="{attachment.name}"'
     if not data.isascii():
         part["Content-Transfer-Encoding"] = "8bit"
-    part.set_payload([message_from_bytes(data, policy=_ORIGINAL)])
+    part.set_payload([original])
     return part
