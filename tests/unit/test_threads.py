@@ -208,6 +208,25 @@ def test_subject_fallback_follows_activity_when_an_older_thread_gets_a_new_messa
     assert message_ids(newer) == ["<b@x>"]
 
 
+def test_subject_fallback_is_not_fooled_by_a_late_processed_older_message():
+    """A message written at 09:30 but taken after the 10:00 thread does not make its thread the latest."""
+    index = ThreadIndex()
+    older = take(index, msg("<a@x>", "Login problem", minutes=0))
+    newer = take(index, msg("<b@x>", "Login problem", minutes=60, sender="bob@customer.example"))
+    take(index, msg("<a2@x>", "Re: Login problem", parents=["<a@x>"], minutes=30))
+    assert take(index, msg("<c@x>", "Re: Login problem", minutes=90)) is newer
+    assert message_ids(older) == ["<a@x>", "<a2@x>"]
+
+
+@pytest.mark.parametrize("order", ["newest-first", "oldest-first"])
+def test_an_index_built_from_stored_threads_picks_the_latest_activity_whatever_the_order(order):
+    scratch = ThreadIndex()
+    older = take(scratch, msg("<a@x>", "Login problem", minutes=0))
+    newer = take(ThreadIndex(), msg("<b@x>", "Login problem", minutes=60))
+    index = ThreadIndex([newer, older] if order == "newest-first" else [older, newer])
+    assert index.find(msg("<c@x>", "Re: Login problem", minutes=90)) is newer
+
+
 def test_an_index_rebuilt_from_stored_threads_finds_the_same_threads():
     index = ThreadIndex()
     first = take(index, msg("<a@x>"))

@@ -1,0 +1,164 @@
+"""classify() and auto_generated_reason(), on messages that go through the real parser."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from mailesc.classify import People, auto_generated_reason, classify
+from mailesc.model import Kind, RawMessage
+from mailesc.parse import parse_message
+
+PEOPLE = People(team=("support@example.test", "*@example.test"), managers=("boss@elsewhere.example",),
+                own_address="escalations@example.test")
+SEEN = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
+
+CUSTOMER_HEADERS = (
+    "From: Alice Customer <alice@customer.example>",
+    "To: support@example.test",
+    "Subject: Login problem",
+    "Message-ID: <a1@customer.example>",
+    "Date: Mon, 04 Mar 2024 09:00:00 +0000",
+)
+TEAM_REPLY_HEADERS = (
+    "From: Bob Agent <bob@example.test>",
+    "To: Alice Customer <alice@customer.example>",
+    "Cc: support@example.test",
+    "Subject: Re: Login problem",
+    "Message-ID: <b1@example.test>",
+    "In-Reply-To: <a1@customer.example>",
+)
+
+
+def parse(*headers: str):
+    raw = ("\r\n".join(headers) + "\r\n\r\nHello,\r\nthe body does not matter here.\r\n").encode("utf-8")
+    return parse_message(RawMessage(key="1", folder="INBOX", data=raw, arrived=None), SEEN)
+
+
+def customer(*extra: str, subject: str | None = None):
+    headers = [h for h in CUSTOMER_HEADERS if not (subject is not None and h.startswith("Subject:"))]
+    if subject is not None:
+        headers.append(f"Subject: {subject}")
+    return parse(*headers, *extra)
+
+
+def sender(address: str, subject: str = "Login problem"):
+    return parse(f"From: {address}", "To: support@example.test", f"Subject: {subject}", "Message-ID: <s@x>")
+
+
+# (id, message, expected Kind, a word the auto reason must contain or None)
+CASES = [
+    # -- people -------------------------------------------------------------------------------------------------
+    ("customer", customer(), Kind.CUSTOMER, None),
+    ("customer-mentions-office", customer(subject="My office printer is broken"), Kind.CUSTOMER, None),
+    ("customer-mentions-office-manager", customer(subject="Office 365 login fails"), Kind.CUSTOMER, None),
+    ("customer-reply-about-out-of-office", customer(subject="Re: out of office?"), Kind.CUSTOMER, None),
+    ("customer-asks-about-vacation", customer(subject="Vacation plans: can I pause my plan?"), Kind.CUSTOMER, None),
+    ("customer-return-path-normal", customer("Return-Path: <alice@customer.example>"), Kind.CUSTOMER, None),
+    ("customer-precedence-first-class", customer("Precedence: first-class"), Kind.CUSTOMER, None),
+    ("customer-precedence-bulky-is-not-bulk", customer("Precedence: bulky"), Kind.CUSTOMER, None),
+    ("customer-inbox-rules-loop-alone", customer("X-MS-Exchange-Inbox-Rules-Loop: alice@customer.example"),
+     Kind.CUSTOMER, None),
+    ("customer-auto-response-suppress-alone", customer("X-Auto-Response-Suppress: All"), Kind.CUSTOMER, None),
+    ("customer-subdomain-of-team-domain-is-not-team",
+     parse("From: eve@mail.example.test.evil.example", "To: support@example.test", "Subject: Hi"),
+     Kind.CUSTOMER, None),
+    ("team-reply-to-customer", parse(*TEAM_REPLY_HEADERS), Kind.TEAM, None),
+    ("team-reply-upper-case-address",
+     parse("From: Bob <BOB@Example.TEST>", "To: alice@customer.example", "Subject: Re: Login problem"),
+     Kind.TEAM, None),
+    ("team-reply-customer-only-in-cc",
+     parse("From: bob@example.test", "To: support@example.test", "Cc: alice@customer.example", "Subject: Re: x"),
+     Kind.TEAM, None),
+    ("team-forward-to-colleague-is-internal",
+     parse("From: bob@example.test", "To: carol@example.test", "Subject: Fwd: Login problem"), Kind.INTERNAL, None),
+    ("team-forward-to-manager-is-internal",
+     parse("From: bob@example.test", "To: Boss <Boss@Elsewhere.example>", "Cc: support@example.test",
+           "Subject: Fwd: Login problem"), Kind.INTERNAL, None),
+    ("team-note-to-own-address-is-internal",
+     parse("From: bob@example.test", "To: escalations@example.test", "Subject: Re: Escalation"), Kind.INTERNAL, None),
+    # -- mailesc's own mail -------------------------------------------------------------------------------------
+    ("own-header", customer("X-Mailesc: escalation L1"), Kind.OWN, None),
+    ("own-header-lower-case-name", customer("x-mailesc: 1"), Kind.OWN, None),
+    ("own-address-without-header",
+     parse("From: mailesc <Escalations@Example.TEST>", "To: boss@elsewhere.example", "Subject: Overdue"),
+     Kind.OWN, None),
+    ("own-header-wins-over-auto-submitted", customer("X-Mailesc: 1", "Auto-Submitted: auto-generated"),
+     Kind.OWN, None),
+    # -- RFC 3834 Auto-Submitted --------------------------------------------------------------------------------
+    ("auto-submitted-auto-replied", customer("Auto-Submitted: auto-replied"), Kind.AUTO, "auto-submitted"),
+    ("auto-submitted-auto-generated", customer("Auto-Submitted: auto-generated"), Kind.AUTO, "auto-submitted"),
+    ("auto-submitted-auto-notified",
+     customer("Auto-Submitted: auto-notified; owner-email=x@example.org"), Kind.AUTO, "auto-submitted"),
+    ("auto-submitted-upper-case", customer("Auto-Submitted: AUTO-REPLIED"), Kind.AUTO, "auto-submitted"),
+    ("auto-submitted-no", customer("Auto-Submitted: no"), Kind.CUSTOMER, None),
+    ("auto-submitted-no-with-comment", customer("Auto-Submitted: no (sent by a person)"), Kind.CUSTOMER, None),
+    ("auto-submitted-No-mixed-case", customer("Auto-Submitted: No"), Kind.CUSTOMER, None),
+    # -- vendor auto-reply headers ------------------------------------------------------------------------------
+    ("x-autoreply", customer("X-Autoreply: yes"), Kind.AUTO, "x-autoreply"),
+    ("x-autorespond", customer("X-Autorespond: Login problem"), Kind.AUTO, "x-autorespond"),
+    ("x-apple-action-vacation", customer("X-Apple-Action: VACATION"), Kind.AUTO, "x-apple-action"),
+    # -- Precedence, lists --------------------------------------------------------------------------------------
+    ("precedence-bulk", customer("Precedence: bulk"), Kind.AUTO, "precedence"),
+    ("precedence-junk", customer("Precedence: junk"), Kind.AUTO, "precedence"),
+    ("precedence-list", customer("Precedence: list"), Kind.AUTO, "precedence"),
+    ("precedence-auto-reply", customer("Precedence: auto_reply"), Kind.AUTO, "precedence"),
+    ("precedence-upper-case", customer("Precedence: BULK"), Kind.AUTO, "precedence"),
+    ("list-id", customer("List-Id: Users of Example <users.lists.example.org>"), Kind.AUTO, "list-id"),
+    # -- bounces and reports ------------------------------------------------------------------------------------
+    ("multipart-report",
+     customer('Content-Type: multipart/report; report-type=delivery-status; boundary="b"'), Kind.AUTO, "content-type"),
+    ("multipart-report-mixed-case",
+     customer('Content-Type: Multipart/Report; report-type=delivery-status; boundary="b"'), Kind.AUTO, "content-type"),
+    ("multipart-mixed-is-not-a-report", customer('Content-Type: multipart/mixed; boundary="b"'), Kind.CUSTOMER, None),
+    ("return-path-null", customer("Return-Path: <>"), Kind.AUTO, "return-path"),
+    ("return-path-null-with-space", customer("Return-Path: < >"), Kind.AUTO, "return-path"),
+    ("from-mailer-daemon",
+     sender("Mail Delivery System <MAILER-DAEMON@mx.example.org>", "Mail delivery failed"), Kind.AUTO, "mailer-daemon"),
+    ("from-mailer-daemon-neutral-subject", sender("MAILER-DAEMON@mx.example.org", "Hello"), Kind.AUTO, "mailer-daemon"),
+    ("from-postmaster", sender("postmaster@mx.example.org", "Hello"), Kind.AUTO, "postmaster"),
+    ("from-postmaster-upper-case", sender("Postmaster <POSTMASTER@mx.example.org>", "Hello"), Kind.AUTO, "postmaster"),
+    # -- subjects -----------------------------------------------------------------------------------------------
+    ("subject-automatic-reply", customer(subject="Automatic reply: Login problem"), Kind.AUTO, "subject"),
+    ("subject-automatic-reply-encoded", customer(subject="=?utf-8?q?Automatic_reply:_Login_problem?="),
+     Kind.AUTO, "subject"),
+    ("subject-undeliverable", customer(subject="Undeliverable: Login problem"), Kind.AUTO, "subject"),
+    ("subject-out-of-office", customer(subject="Out of Office: Login problem"), Kind.AUTO, "subject"),
+    # -- auto beats team: a team autoresponder never stops the clock --------------------------------------------
+    ("team-autoresponder-is-auto", parse(*TEAM_REPLY_HEADERS, "Auto-Submitted: auto-replied"), Kind.AUTO,
+     "auto-submitted"),
+    ("team-list-mail-is-auto", parse(*TEAM_REPLY_HEADERS, "Precedence: list"), Kind.AUTO, "precedence"),
+]
+
+
+@pytest.mark.parametrize("message, expected, reason_word", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_classify(message, expected, reason_word):
+    assert classify(message, PEOPLE) is expected
+    reason = auto_generated_reason(message)
+    if expected is Kind.AUTO:
+        assert reason and reason_word in reason.lower(), reason  # the reason names the signal it saw
+    elif expected is not Kind.OWN:
+        assert reason is None
+
+
+def test_auto_generated_reason_is_none_for_a_person():
+    assert auto_generated_reason(customer()) is None
+    assert auto_generated_reason(parse(*TEAM_REPLY_HEADERS)) is None
+
+
+def test_the_same_message_is_auto_for_anybody():
+    """Being auto-generated does not depend on who the team is."""
+    message = customer("Auto-Submitted: auto-replied")
+    assert classify(message, People(team=("*@customer.example",))) is Kind.AUTO
+    assert classify(message, People(team=())) is Kind.AUTO
+
+
+@pytest.mark.parametrize("team, expected", [
+    (("support@example.test",), Kind.CUSTOMER),
+    (("support@example.test", "bob@example.test"), Kind.TEAM),
+    (("*@example.test",), Kind.TEAM),
+    (("*@other.example",), Kind.CUSTOMER),
+], ids=["bob-not-in-team", "bob-listed", "domain-wildcard", "other-domain-wildcard"])
+def test_team_membership_decides_team_or_customer(team, expected):
+    assert classify(parse(*TEAM_REPLY_HEADERS), People(team=team)) is expected

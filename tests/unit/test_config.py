@@ -1,0 +1,245 @@
+"""load_config: typed settings from mailesc.toml; every problem names its file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from mailesc.config import load_config
+from mailesc.errors import ConfigError
+
+FULL = """
+    [mailbox]
+    kind = "imap"
+    host = "imap.example.test"
+    port = 993
+    security = "tls"
+    username = "support@example.test"
+    password_env = "MAILESC_TEST_IMAP_PASSWORD"
+    folders = ["INBOX", "VIP"]
+    sent_folder = "Sent"
+    timeout_seconds = 20
+
+    [smtp]
+    kind = "smtp"
+    host = "smtp.example.test"
+    port = 587
+    security = "starttls"
+    username = "escalations@example.test"
+    password_file = "secrets/smtp-password"
+    from = "Support Escalations <escalations@example.test>"
+    timeout_seconds = 15.5
+
+    [team]
+    addresses = ["Support@Example.test", "*@example.test"]
+
+    [store]
+    path = "var/state.json"
+
+    [policies]
+    path = "rules"
+
+    [templates]
+    path = "tpl"
+
+    [daemon]
+    poll_seconds = 60
+"""
+
+
+def write(folder: Path, text: str, name: str = "mailesc.toml") -> Path:
+    path = folder / name
+    path.write_text(dedent(text), encoding="utf-8")
+    return path
+
+
+def test_a_full_config_loads_with_paths_relative_to_its_folder(tmp_path, monkeypatch):
+    config_dir = tmp_path / "etc" / "mailesc"
+    config_dir.mkdir(parents=True)
+    write(config_dir, FULL)
+    monkeypatch.chdir(tmp_path)  # somewhere else: paths must not depend on the working folder
+    config = load_config(Path("etc/mailesc/mailesc.toml"))
+    base = config_dir.resolve()
+
+    mailbox = config.mailbox
+    assert (mailbox.kind, mailbox.host, mailbox.port, mailbox.security) == ("imap", "imap.example.test", 993, "tls")
+    assert mailbox.username == "support@example.test"
+    assert mailbox.password.env == "MAILESC_TEST_IMAP_PASSWORD" and mailbox.password.file is None
+    assert mailbox.folders == ("INBOX", "VIP")
+    assert mailbox.sent_folder == "Sent"
+    assert mailbox.timeout == 20
+    assert mailbox.path is None
+
+    smtp = config.smtp
+    assert (smtp.kind, smtp.host, smtp.port, smtp.security) == ("smtp", "smtp.example.test", 587, "starttls")
+    assert smtp.from_address == "Support Escalations <escalations@example.test>"
+    assert smtp.password.file == base / "secrets" / "smtp-password" and smtp.password.env is None
+    assert smtp.timeout == 15.5
+    assert smtp.path is None
+
+    assert config.team_addresses == ("support@example.test", "*@example.test")
+    assert config.store_path == base / "var" / "state.json"
+    assert config.policies_path == base / "rules"
+    assert config.templates_path == base / "tpl"
+    assert config.poll_seconds == 60
+    assert config.replay_store_path == base / "var" / "state-replay.json"
+
+
+def test_local_folders_resolve_against_the_config_folder(tmp_path):
+    config = load_config(write(tmp_path, """
+        [mailbox]
+        kind = "maildir"
+        path = "mail/support"
+        [smtp]
+        kind = "outbox"
+        path = "/srv/outbox"
+    """))
+    assert config.mailbox.path == tmp_path.resolve() / "mail" / "support"
+    assert config.smtp.path == Path("/srv/outbox")  # an absolute path stays what it is
+
+
+def test_an_empty_file_gives_the_defaults_next_to_it(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config.mailbox.kind == "maildir" and config.smtp.kind == "outbox"
+    assert config.store_path == tmp_path.resolve() / "var" / "mailesc.json"
+    assert config.poll_seconds == 30
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.53"])
+def test_plain_is_allowed_to_a_loopback_host(tmp_path, host):
+    config = load_config(write(tmp_path, f"""
+        [mailbox]
+        kind = "imap"
+        host = "{host}"
+        security = "plain"
+        username = "u"
+    """))
+    assert config.mailbox.security == "plain" and config.mailbox.port == 143
+
+
+def test_plain_to_a_remote_host_is_allowed_only_when_insisted_on(tmp_path):
+    config = load_config(write(tmp_path, """
+        [smtp]
+        kind = "smtp"
+        host = "smtp.example.test"
+        security = "plain"
+        allow_insecure = true
+    """))
+    assert config.smtp.security == "plain"
+
+
+ERRORS = [
+    # (id, config text, key named in the message, words of the explanation)
+    ("unknown-section", "[mailbx]\nkind = 'imap'\n", "mailbx", "unknown section (did you mean 'mailbox'?)"),
+    ("unknown-key-did-you-mean", "[mailbox]\nhots = 'imap.example.test'\n", "mailbox.hots",
+     "unknown key (did you mean 'host'?)"),
+    ("unknown-key-in-daemon", "[daemon]\npoll_second = 10\n", "daemon.poll_second", "did you mean 'poll_seconds'?"),
+    ("port-as-string", "[mailbox]\nport = '993'\n", "mailbox.port", "must be a number"),
+    ("port-as-bool", "[smtp]\nport = true\n", "smtp.port", "must be a number"),
+    ("kind-not-a-string", "[mailbox]\nkind = 1\n", "mailbox.kind", "must be a string"),
+    ("kind-unknown", "[mailbox]\nkind = 'pop3'\n", "mailbox.kind", "must be one of imap, maildir"),
+    ("security-unknown", "[smtp]\nsecurity = 'ssl'\n", "smtp.security", "must be one of tls, starttls, plain"),
+    ("folders-not-strings", "[mailbox]\nfolders = [1, 2]\n", "mailbox.folders", "must be a list of strings"),
+    ("team-addresses-not-a-list", "[team]\naddresses = 5\n", "team.addresses", "must be a list of strings"),
+    ("poll-seconds-zero", "[daemon]\npoll_seconds = 0\n", "daemon.poll_seconds", "at least 1"),
+    ("section-not-a-table", "store = 'var/x.json'\n", "store", "must be a table"),
+    ("imap-plain-to-remote-host",
+     "[mailbox]\nkind = 'imap'\nhost = 'imap.example.test'\nsecurity = 'plain'\nusername = 'u'\n",
+     "mailbox.security", "only allowed to a loopback host"),
+    ("smtp-plain-to-remote-host", "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\nsecurity = 'plain'\n",
+     "smtp.security", "only allowed to a loopback host"),
+    ("plain-to-a-name-that-only-starts-like-localhost",
+     "[smtp]\nkind = 'smtp'\nhost = 'localhost.example.test'\nsecurity = 'plain'\n", "smtp.security", "loopback"),
+    ("password-inline", "[mailbox]\npassword = 'hunter2'\n", "mailbox.password", "use password_env or password_file"),
+    ("password-env-and-file", "[smtp]\npassword_env = 'X'\npassword_file = 'y'\n", "smtp.password_env",
+     "not both"),
+    ("imap-without-username", "[mailbox]\nkind = 'imap'\nhost = 'imap.example.test'\n", "mailbox.username",
+     "required"),
+]
+
+
+@pytest.mark.parametrize("text, key, words", [e[1:] for e in ERRORS], ids=[e[0] for e in ERRORS])
+def test_errors_name_file_and_key(tmp_path, text, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert f"{path}: {key}: " in message
+    assert words in message
+    assert caught.value.exit_code == 78
+
+
+def test_an_inline_password_is_never_repeated_in_the_error(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "[smtp]\npassword = 'hunter2-correct-horse'\n"))
+    assert "hunter2-correct-horse" not in str(caught.value)
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    path = write(tmp_path, "[mailbox]\nport = 'x'\n[daemon]\npoll_seconds = 0\n[nonsense]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert sorted(key for _, key, _ in caught.value.problems) == ["daemon.poll_seconds", "mailbox.port", "nonsense"]
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[mailbox\nkind = 'imap'\n", "is not valid TOML"),
+    (b"kind = = 'imap'\n", "is not valid TOML"),
+    (b"[mailbox]\nhost = '\xff\xfe'\n", "is not UTF-8"),
+], ids=["unclosed-table", "double-equals", "not-utf8"])
+def test_unreadable_files_name_the_file(tmp_path, content, words):
+    path = tmp_path / "mailesc.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: ") and words in str(caught.value)
+
+
+def test_a_missing_file_names_the_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}: no such file"
+
+
+SECRET = "pw-Zq8!never-print-me"
+
+
+@pytest.mark.parametrize("text", [
+    "[mailbox]\nkind = 'imap'\nhost = 'imap.example.test'\nsecurity = 'plain'\nusername = 'u'\n"
+    "password_env = 'MAILESC_TEST_SECRET'\n",
+    "[mailbox]\npassword_env = 'MAILESC_TEST_SECRET'\npassword_file = 'also'\n",
+    "[mailbox]\npassword_env = 'MAILESC_TEST_SECRET'\nport = 'x'\nhots = 1\n[smtp]\npassword_env = 7\n",
+], ids=["plain-to-remote", "env-and-file", "several-problems"])
+def test_a_config_error_never_contains_the_password_from_the_environment(tmp_path, monkeypatch, text):
+    monkeypatch.setenv("MAILESC_TEST_SECRET", SECRET)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert SECRET not in str(caught.value)
+    assert all(SECRET not in str(part) for problem in caught.value.problems for part in problem)
+
+
+def test_the_password_is_read_only_on_request_and_never_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAILESC_TEST_SECRET", SECRET)
+    path = write(tmp_path, "[mailbox]\nkind = 'imap'\nhost = 'imap.example.test'\nusername = 'u'\n"
+                           "password_env = 'MAILESC_TEST_SECRET'\n")
+    config = load_config(path)
+    assert SECRET not in repr(config) and SECRET not in str(config)
+    assert config.mailbox.password.read(path, "mailbox.password_env") == SECRET
+    monkeypatch.delenv("MAILESC_TEST_SECRET")
+    with pytest.raises(ConfigError) as caught:
+        config.mailbox.password.read(path, "mailbox.password_env")
+    assert f"{path}: mailbox.password_env: " in str(caught.value) and "MAILESC_TEST_SECRET" in str(caught.value)
+
+
+def test_a_password_file_is_read_and_stripped(tmp_path):
+    (tmp_path / "pw").write_text(SECRET + "\n", encoding="utf-8")
+    path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
+    config = load_config(path)
+    assert config.smtp.password.read(path, "smtp.password_file") == SECRET
+    (tmp_path / "pw").unlink()
+    with pytest.raises(ConfigError) as caught:
+        config.smtp.password.read(path, "smtp.password_file")
+    assert f"{path}: smtp.password_file: cannot read" in str(caught.value)

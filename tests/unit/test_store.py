@@ -1,0 +1,173 @@
+"""Store: the JSON state file survives flush/close/reopen, is locked, private, and never overwritten when damaged."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailesc.errors import StoreError
+from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Quarantined, Status, Thread, ThreadMessage
+from mailesc.store import Store
+
+T0 = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
+CET = timezone(timedelta(hours=1))
+
+
+def make_thread(n: int = 1) -> Thread:
+    root = f"<root{n}@customer.example>"
+    return Thread(
+        id=root,
+        subject="login problem",
+        ids={root, f"<reply{n}@example.test>", "<missing-parent@x>"},
+        messages=[
+            ThreadMessage(key=f"INBOX/{n}", folder="INBOX", message_id=root, kind=Kind.CUSTOMER,
+                          sender="alice@customer.example", arrived=T0, subject="Login problem", name="Alice Müller"),
+            ThreadMessage(key=f"Sent/{n}", folder="Sent", message_id=f"<reply{n}@example.test>", kind=Kind.TEAM,
+                          sender="bob@example.test", arrived=datetime(2024, 3, 4, 15, 0, tzinfo=CET),
+                          subject="Re: Login problem"),
+            ThreadMessage(key=f"INBOX/{n}b", folder="INBOX", message_id=f"<ooo{n}@x>", kind=Kind.AUTO,
+                          sender="mailer-daemon@x", arrived=T0 + timedelta(minutes=1)),
+        ],
+        policy="default",
+        due_at=T0 + timedelta(hours=4),
+        breach_id=None,
+    )
+
+
+def fill(store: Store):
+    thread = make_thread()
+    breach = store.new_breach(thread=thread.id, customer="alice@customer.example", subject="Login problem",
+                              policy="default", received_at=T0, due_at=T0 + timedelta(hours=4))
+    breach.escalations.extend([
+        EscalationRecord(level=1, at=T0 + timedelta(hours=4), to=["manager@example.test"],
+                         message_id="<mailesc.1.L1@example.test>", delivery=Delivery.SENT,
+                         sent_at=T0 + timedelta(hours=4, seconds=3)),
+        EscalationRecord(level=2, at=T0 + timedelta(hours=6), to=["director@example.test", "cto@example.test"],
+                         message_id="<mailesc.1.L2@example.test>", template="urgent", delivery=Delivery.FAILED,
+                         error="550 no such user"),
+    ])
+    thread.breach_id = breach.id
+    store.put_thread(thread)
+    store.put_breach(breach)
+    closed = store.new_breach(thread="<root2@x>", customer="carol@customer.example", subject="Invoice",
+                              policy="vip", received_at=T0, due_at=T0 + timedelta(hours=1),
+                              status=Status.RESPONDED_LATE, responded_at=T0 + timedelta(hours=2))
+    store.sync["imap:INBOX"] = {"uidvalidity": 1700000000, "last_uid": 42}
+    store.sync["maildir:new"] = {"seen": ["1.a", "2.b"]}
+    store.put_quarantined(Quarantined(key="INBOX/99", folder="INBOX", reason="the message is empty", at=T0))
+    return thread, breach, closed
+
+
+def test_round_trip_through_flush_close_and_reopen(tmp_path):
+    path = tmp_path / "state" / "mailesc.json"
+    with Store(path) as store:
+        thread, breach, closed = fill(store)
+        store.flush()
+    with Store(path) as again:
+        assert again.threads == {thread.id: thread}
+        assert again.breaches == {breach.id: breach, closed.id: closed}
+        assert again.breaches[breach.id].escalated_levels() == {1, 2}
+        assert dict(again.sync) == {"imap:INBOX": {"uidvalidity": 1700000000, "last_uid": 42},
+                                    "maildir:new": {"seen": ["1.a", "2.b"]}}
+        assert again.quarantine == {"INBOX/99": Quarantined(key="INBOX/99", folder="INBOX",
+                                                            reason="the message is empty", at=T0)}
+        loaded = again.threads[thread.id].messages
+        assert [m.kind for m in loaded] == [Kind.CUSTOMER, Kind.TEAM, Kind.AUTO]
+        assert loaded[1].arrived.utcoffset() == timedelta(hours=1)  # offsets are kept, not just the instant
+
+
+def test_changes_after_reopen_replace_records_instead_of_adding(tmp_path):
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        thread, breach, _ = fill(store)
+        store.flush()
+    with Store(path) as store:
+        changed = store.threads[thread.id]
+        changed.messages.append(ThreadMessage(key="INBOX/7", folder="INBOX", message_id="<late@x>",
+                                              kind=Kind.CUSTOMER, sender="alice@customer.example",
+                                              arrived=T0 + timedelta(days=1)))
+        store.put_thread(changed)
+        store.put_thread(make_thread(2))
+        store.breaches[breach.id].escalations[1].delivery = Delivery.SENT
+        store.put_breach(store.breaches[breach.id])
+        store.sync["imap:INBOX"] = {"uidvalidity": 1700000000, "last_uid": 43}
+        third = store.new_breach(thread="<root3@x>", customer="d@x", subject="s", policy="p", received_at=T0,
+                                 due_at=T0)
+        store.flush()
+    with Store(path) as store:
+        assert len(store.threads) == 2
+        assert [m.message_id for m in store.threads[thread.id].messages][-1] == "<late@x>"
+        assert store.breaches[breach.id].escalations[1].delivery is Delivery.SENT
+        assert store.sync["imap:INBOX"]["last_uid"] == 43
+        assert sorted(store.breaches) == [1, 2, 3] and third.id == 3
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert len(data["threads"]) == 2 and len(data["sync"]) == 2 and len(data["breaches"]) == 3
+
+
+def test_nothing_is_written_before_flush(tmp_path):
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        fill(store)
+    with Store(path) as again:
+        assert again.threads == {} and again.breaches == {} and len(again.sync) == 0
+
+
+def test_sync_bookmarks_cannot_be_deleted(tmp_path):
+    with Store(tmp_path / "mailesc.json") as store:
+        store.sync["imap:INBOX"] = {"last_uid": 1}
+        with pytest.raises(StoreError):
+            del store.sync["imap:INBOX"]
+
+
+def test_a_second_writer_on_the_same_path_is_refused(tmp_path):
+    path = tmp_path / "mailesc.json"
+    first = Store(path)
+    try:
+        with pytest.raises(StoreError, match="another mailesc process"):
+            Store(path)
+        with Store(path, readonly=True) as reader:  # a report can still read while the daemon runs
+            assert reader.threads == {}
+            with pytest.raises(StoreError):
+                reader.flush()
+    finally:
+        first.close()
+    Store(path).close()  # once the first writer has closed, the lock is free again
+
+
+@pytest.mark.parametrize("damage", [
+    b'{"threads": {"1": {"id": "<a@x>", ',  # cut off mid-write by something else
+    b"\x00\x00\x00\x00",
+    b"not json at all\n",
+    b'{"threads": {"1": {"id": "<a@x>"}}}',  # valid JSON, but not a record mailesc wrote
+], ids=["truncated", "nul-bytes", "text", "record-missing-fields"])
+def test_a_damaged_store_raises_and_is_left_byte_for_byte_untouched(tmp_path, damage):
+    path = tmp_path / "mailesc.json"
+    path.write_bytes(damage)
+    with pytest.raises(StoreError) as caught:
+        Store(path)
+    assert str(path) in str(caught.value) and "untouched" in str(caught.value)
+    assert path.read_bytes() == damage
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mailesc.json", "mailesc.json.lock"]  # no temp files
+
+
+def test_an_empty_file_is_an_empty_store(tmp_path):
+    path = tmp_path / "mailesc.json"
+    path.write_bytes(b"")
+    with Store(path) as store:
+        assert store.threads == {} and store.breaches == {}
+
+
+def test_the_store_file_is_private_and_no_temporary_file_is_left(tmp_path):
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        fill(store)
+        store.flush()
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        path.chmod(0o644)  # somebody loosened it; the next write makes it private again
+        store.put_thread(make_thread(2))
+        store.flush()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mailesc.json", "mailesc.json.lock"]
