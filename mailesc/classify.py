@@ -10,17 +10,25 @@ from mailesc.model import Kind, Message
 
 OWN_HEADER = "X-Mailesc"  # set on every mail mailesc sends; how it recognises its own mail
 
+# Subjects that machines write. Only the fixed forms: a customer may well write "Delivery failure for my order".
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:"
-    r"undeliver(?:able|ed)|undelivered mail|delivery (?:status notification|failure|has failed)"
-    r"|mail delivery (?:failed|failure|system|subsystem)|returned mail|failure notice|non-?delivery"
-    r"|delivery notification|warning: could not send|message not delivered|mail system error"
-    r"|automatic reply|auto(?:matic)?[- ]?(?:reply|response)|out of (?:the )?office|abwesenheit"
-    r"|vacation reply|r[ée]ponse automatique|respuesta autom[aá]tica|risposta automatica"
+    # prefixes that servers and clients put before the original subject
+    r"(?:undeliverable|undelivered|not delivered|automatic reply|auto[- ]?reply|auto[- ]?response|autoresponse"
+    r"|out of (?:the )?office(?: reply| autoreply)?|abwesenheitsnotiz|automatische antwort"
+    r"|r[ée]ponse automatique|respuesta autom[aá]tica|risposta automatica|automatisch antwoord"
+    r"|returned mail|mail delivery failed|delivery failure|delivery status notification|non[- ]?delivery report"
+    r"|warning: could not send message|delayed mail|delivery delayed)\s*:"
+    # whole subjects of common bounces, delay notices and complaint reports
+    r"|(?:undelivered mail returned to sender|failure notice|delivery status notification \((?:failure|delay)\)"
+    r"|mail delivery (?:failed|failure|system error)[^:]*|returned mail|mail system error - returned mail"
+    r"|message delivery failure|delivery notification: delivery has failed|non delivery report"
+    r"|mail could not be delivered)\s*$"
+    r"|complaint about message from \S+\s*$"
     r")",
     re.IGNORECASE,
 )
-_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|bounce[s]?|mailerdaemon)@", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|post_?master|mail-daemon|bounces?|mailerdaemon)@", re.IGNORECASE)
 _NOREPLY_SENDER = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?)[-+.@]", re.IGNORECASE)
 
 
@@ -66,6 +74,7 @@ AUTO_PREDICATES = (
     _header_is("precedence", r"^\s*(bulk|junk|list|auto_reply)\b"),
     _header_present("list-id"),
     _header_present("list-unsubscribe"),
+    _header_present("x-mlserver"),  # fml and other list servers, also for their loop alerts
     _header_is("content-type", r"^\s*multipart/report\b"),
     _header_is("content-type", r"^\s*message/(delivery-status|disposition-notification|feedback-report)\b"),
     _header_is("return-path", r"^\s*<\s*>\s*$"),

@@ -166,6 +166,13 @@ class _Section:
             return default
         return tuple(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"must be true or false, not {value!r}")
+            return default
+        return value
+
     def path(self, key: str, default: str) -> Path:
         return self.reader.base / self.text(key, default)
 
@@ -233,7 +240,7 @@ def _mailbox(section: _Section) -> MailboxConfig:
         timeout=section.number("timeout_seconds", 30, minimum=1),
     )
     if kind == "imap":
-        _check_server(section, config.host, security)
+        _check_server(section, config.host, security, section.flag("allow_insecure", False))
         if not config.username:
             section.problem("username", "is required for an IMAP mailbox")
     return config
@@ -255,12 +262,12 @@ def _smtp(section: _Section) -> SmtpConfig:
         timeout=section.number("timeout_seconds", 30, minimum=1),
     )
     if kind == "smtp":
-        _check_server(section, config.host, security)
+        _check_server(section, config.host, security, section.flag("allow_insecure", False))
     return config
 
 
-def _check_server(section: _Section, host: str, security: str) -> None:
-    if security == "plain" and not section.table.get("allow_insecure", False) and not is_loopback(host):
+def _check_server(section: _Section, host: str, security: str, allow_insecure: bool) -> None:
+    if security == "plain" and not allow_insecure and not is_loopback(host):
         section.problem("security", f'"plain" sends passwords in clear text; it is only allowed to a loopback '
                                     f"host, not {host!r} (set allow_insecure = true to insist)")
 

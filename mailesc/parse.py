@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -23,25 +24,37 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
     """Parse what mailesc needs; `seen_at` is the arrival time when neither source nor Date knows it."""
     if not raw.data.strip():
         raise ParseError("the message is empty")
-    headers = _HEADER_PARSER.parsebytes(raw.data)
-    if not headers.keys():
+    headers = _Headers(_HEADER_PARSER.parsebytes(raw.data).raw_items())
+    if not headers.items:
         raise ParseError("no RFC 5322 header found")
-    decoded = tuple((name.lower(), clean(decode(value))) for name, value in headers.items())
-    sender_name, sender = first_address(headers.get_all("from", []))
-    date = parse_date(headers.get("date"))
+    sender_name, sender = first_address(headers.all("from"))
+    date = parse_date(headers.first("date"))
     return Message(
         key=raw.key,
         folder=raw.folder,
-        message_id=next(iter(message_ids(headers.get("message-id"))), None) or derived_message_id(raw.data, headers),
+        message_id=next(iter(message_ids(headers.first("message-id"))), None) or derived_message_id(raw.data),
         parents=parents(headers),
-        subject=clean(decode(headers.get("subject", ""))),
+        subject=clean(decode(headers.first("subject") or "")),
         sender=sender,
         sender_name=sender_name,
-        recipients=tuple(address for _, address in addresses(headers.get_all("to", []) + headers.get_all("cc", []))),
+        recipients=tuple(address for _, address in addresses(headers.all("to") + headers.all("cc"))),
         date=date,
         arrived=raw.arrived or date or seen_at,
-        headers=decoded,
+        headers=tuple((name.lower(), clean(decode(value))) for name, value in headers.items),
     )
+
+
+class _Headers:
+    """Header values as text (raw 8-bit bytes read as UTF-8), still RFC 2047-encoded, looked up by name."""
+
+    def __init__(self, items):
+        self.items = [(name, _readable(str(value))) for name, value in items]
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.items if key.lower() == name]
+
+    def first(self, name: str) -> str | None:
+        return next(iter(self.all(name)), None)
 
 
 def decode(value) -> str:
@@ -49,7 +62,7 @@ def decode(value) -> str:
     text = _readable(str(value))
     try:
         parts = decode_header(text)
-    except (ValueError, AssertionError):
+    except (ValueError, AssertionError, HeaderParseError):
         return text
     return _readable("".join(_decode_part(chunk, charset) for chunk, charset in parts))
 
@@ -79,17 +92,17 @@ def message_ids(value) -> list[str]:
     return [f"<{token}>" for token in _MESSAGE_ID.findall(str(value or ""))]
 
 
-def parents(headers) -> tuple[str, ...]:
+def parents(headers: _Headers) -> tuple[str, ...]:
     """References then In-Reply-To, oldest first, without repeats."""
-    found = message_ids(" ".join(map(str, headers.get_all("references", []))))
-    found += message_ids(" ".join(map(str, headers.get_all("in-reply-to", []))))
+    found = message_ids(" ".join(headers.all("references")))
+    found += message_ids(" ".join(headers.all("in-reply-to")))
     return tuple(dict.fromkeys(found))
 
 
-def derived_message_id(data: bytes, headers) -> str:
-    """A stable stand-in for a missing Message-ID: the same message always gets the same one."""
-    basis = "\n".join(str(headers.get(name, "")) for name in ("from", "date", "subject", "to"))
-    digest = hashlib.sha256(basis.encode("utf-8", "surrogateescape") + b"\n" + str(len(data)).encode())
+def derived_message_id(data: bytes) -> str:
+    """A stable stand-in for a missing Message-ID: the same message (whatever its line endings) always
+    gets the same one, and different messages different ones."""
+    digest = hashlib.sha256(b"\n".join(data.splitlines()))
     return f"<{digest.hexdigest()[:32]}@mailesc.invalid>"
 
 

@@ -112,7 +112,11 @@ class Store:
         self.quarantine: dict[str, Quarantined] = {}
         self._doc_ids: dict[str, dict] = {"threads": {}, "breaches": {}, "sync": {}, "quarantine": {}}
         self._dirty: dict[str, set] = {"threads": set(), "breaches": set(), "sync": set(), "quarantine": set()}
-        self._load()
+        try:
+            self._load()
+        except StoreError:
+            self.close()
+            raise
 
     # -- reading ------------------------------------------------------------------------------------------------
 

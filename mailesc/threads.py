@@ -7,27 +7,27 @@ from datetime import datetime, timezone
 
 from mailesc.model import Message, Thread
 
-# Reply and forward prefixes in many languages, optionally numbered (Re[2]:, Re^2:) or bracketed list tags.
+# Reply and forward prefixes in many languages, optionally numbered (Re[2]:, Re^2:, Re(2):).
 _PREFIX = re.compile(
-    r"^\s*(?:\[[^\]]{1,40}\]\s*)?"
-    r"(?:re|aw|wg|sv|vs|svar|antw|antwort|doorst|tr|rif|r|odp|fw|fwd|enc|rv|res|vb|vl|ynt|atb|přep"
+    r"^\s*(?:re|aw|wg|sv|vs|svar|antw|antwort|doorst|tr|rif|r|odp|fw|fwd|enc|rv|res|vb|vl|ynt|atb|přep"
     r"|回复|回覆|答复|转发|轉寄|返信|転送)"
     r"\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：]\s*",
     re.IGNORECASE,
 )
-_TAG = re.compile(r"^\s*\[[^\]]{1,40}\]\s*")
+_TAG = re.compile(r"^\s*\[[^\]]{1,40}\]\s*")  # list or ticket tags: [Support], [Ticket#123]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def normalize_subject(subject: str) -> tuple[str, bool]:
-    """The subject without reply/forward prefixes, lower case; and whether any prefix was there."""
+    """The subject without reply/forward prefixes and tags, lower case; and whether a reply prefix was there."""
     text, had_prefix = subject, False
     while True:
-        stripped = _PREFIX.sub("", text, count=1)
+        without_prefix = _PREFIX.sub("", text, count=1)
+        had_prefix |= without_prefix != text
+        stripped = _TAG.sub("", without_prefix, count=1)
         if stripped == text:
             break
-        text, had_prefix = stripped, True
-    text = _TAG.sub("", text) if had_prefix else text
+        text = stripped
     return " ".join(text.lower().split()), had_prefix
 
 

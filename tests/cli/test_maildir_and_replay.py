@@ -1,0 +1,104 @@
+"""The embedded default, no servers: a local Maildir in, an outbox Maildir out; and replay."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailesc.cli import main
+from tests.support import ONE_HOUR_RULE, REPO, make_mail, write_config
+
+MAILDIR = '[mailbox]\nkind = "maildir"\npath = "Maildir"'
+OUTBOX = '[smtp]\nkind = "outbox"\npath = "outbox"\nfrom = "Escalations <escalations@example.test>"'
+
+
+def deliver(box: mailbox.Maildir, raw: bytes, arrived: datetime) -> None:
+    """Deliver like a local MTA: the file's mtime is the arrival time."""
+    key = box.add(raw)
+    path = os.path.join(box._path, box._lookup(key))
+    os.utime(path, (arrived.timestamp(), arrived.timestamp()))
+
+
+@pytest.fixture
+def maildir_setup(tmp_path):
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ONE_HOUR_RULE)
+    inbox = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    sent = inbox.add_folder("Sent")
+    return config, inbox, sent, tmp_path / "outbox"
+
+
+def outbox_mails(outbox) -> list[email.message.EmailMessage]:
+    folder = outbox / "new"
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(folder.iterdir())] if folder.is_dir() else []
+
+
+def test_once_on_a_maildir_escalates_into_the_outbox_and_uses_file_times(maildir_setup, capsys):
+    config, inbox, sent, outbox = maildir_setup
+    now = datetime.now(timezone.utc)
+    # The Date header says "just now", but the file arrived 2 hours ago: the file time counts.
+    raw, late_id = make_mail(sender="pat@customer.example", subject="Unanswered", date=now)
+    deliver(inbox, raw, now - timedelta(hours=2))
+    raw, answered_id = make_mail(sender="kim@customer.example", subject="Answered", date=now - timedelta(hours=3))
+    deliver(inbox, raw, now - timedelta(hours=3))
+    reply, _ = make_mail(sender="bob@example.test", to="kim@customer.example", subject="Re: Answered",
+                         in_reply_to=answered_id, references=[answered_id], date=now - timedelta(hours=2.5))
+    deliver(sent, reply, now - timedelta(hours=2.5))
+
+    assert main(["-c", str(config), "once"]) == 0
+    assert "3 new message(s)" in capsys.readouterr().out
+
+    [mail] = outbox_mails(outbox)
+    assert mail["To"] == "manager@example.test" and late_id in mail["References"]
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert main(["-c", str(config), "breaches", "show", "1", "--json"]) == 0
+    breach = json.loads(capsys.readouterr().out)
+    assert breach["thread"] == late_id
+    assert datetime.fromisoformat(breach["received_at"]) == (now - timedelta(hours=2)).replace(microsecond=0) \
+        or abs(datetime.fromisoformat(breach["received_at"]) - (now - timedelta(hours=2))) < timedelta(seconds=1)
+
+    assert main(["-c", str(config), "once"]) == 0  # nothing twice
+    assert len(outbox_mails(outbox)) == 1
+
+
+def test_the_example_inbox_replays_with_the_documented_summary(tmp_path, capsys):
+    example_config = (REPO / "examples" / "mailesc.toml").read_text()
+    config = tmp_path / "mailesc.toml"
+    config.write_text(example_config.replace('"../policies"', f'"{REPO / "policies"}"')
+                      .replace('"../templates"', f'"{REPO / "templates"}"').replace("../var", "var"))
+
+    assert main(["-c", str(config), "replay", str(REPO / "examples" / "support-inbox.mbox"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    for key in ("messages", "threads", "responded", "breaches", "escalations", "ignored_auto", "quarantined"):
+        assert isinstance(summary[key], int), key
+    assert summary["messages"] == len(mailbox.mbox(REPO / "examples" / "support-inbox.mbox")) > 300
+    assert summary["quarantined"] == 0 and summary["ignored_auto"] > 10
+    assert summary["responded"] + summary["unanswered"] == summary["threads"]
+    assert summary["breaches"] == summary["responded_late"] + summary["unanswered"] - _still_within_deadline(tmp_path)
+    mails = outbox_mails(tmp_path / "var" / "replay-outbox")
+    assert len(mails) == summary["escalations"] > 0
+    assert all(m["Auto-Submitted"] == "auto-generated" for m in mails)
+
+    assert main(["-c", str(config), "breaches", "list", "--replay", "--json"]) == 0
+    breaches = json.loads(capsys.readouterr().out)
+    assert len(breaches) == summary["breaches"]
+    assert {b["status"] for b in breaches} == {"open", "responded_late"}
+    # A late reply never gets an escalation sent after it.
+    for breach in breaches:
+        for escalation in breach["escalations"]:
+            assert breach["responded_at"] is None or escalation["at"] < breach["responded_at"]
+
+
+def _still_within_deadline(tmp_path) -> int:
+    """Unanswered threads whose deadline lies after the end of the replay are not breaches (yet)."""
+    store = json.loads((tmp_path / "var" / "mailesc-replay.json").read_text())
+    end = max(m["arrived"] for t in store["threads"].values() for m in t["messages"])
+    return sum(1 for t in store["threads"].values()
+               if t["due_at"] and t["due_at"] > end and not any(m["kind"] == "team" for m in t["messages"]))
