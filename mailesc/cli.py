@@ -16,6 +16,7 @@ from mailesc.report import breach_json, breach_story, breach_table
 from mailesc.store import Store
 
 EX_SOFTWARE = 70
+EX_UNAVAILABLE = 69
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,11 +112,17 @@ def cmd_once(args) -> int:
     setup = _setup(args)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
     report = app.run_once(setup, clock.now())
-    if report.source_error:
-        print(f"mailesc: {report.source_error}", file=sys.stderr)
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
           f"breach(es), {report.escalations_sent} escalation(s) sent, {report.quarantined} quarantined")
-    return 69 if report.source_error else 0
+    problems = [report.source_error]
+    if report.escalations_waiting:
+        problems.append(f"{report.escalations_waiting} escalation(s) not sent yet, retried next time: "
+                        f"{report.transport_error}")
+    if report.escalations_failed:
+        problems.append(f"{report.escalations_failed} escalation(s) refused for good: see mailesc breaches list")
+    for problem in filter(None, problems):
+        print(f"mailesc: {problem}", file=sys.stderr)
+    return EX_UNAVAILABLE if any(problems) else 0
 
 
 def cmd_replay(args) -> int:

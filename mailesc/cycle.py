@@ -35,7 +35,9 @@ class CycleReport:
     escalations_recorded: int = 0
     escalations_sent: int = 0
     escalations_failed: int = 0
+    escalations_waiting: int = 0
     source_error: str | None = None
+    transport_error: str | None = None
     kinds: dict = field(default_factory=dict)
 
 
@@ -164,9 +166,11 @@ class Engine:
     # -- outbox -------------------------------------------------------------------------------------------------
 
     def deliver(self, now: datetime, report: CycleReport) -> None:
-        sent, failed = self.outbox.deliver(now)
-        report.escalations_sent += sent
-        report.escalations_failed += failed
+        delivered = self.outbox.deliver(now)
+        report.escalations_sent += delivered.sent
+        report.escalations_failed += delivered.failed
+        report.escalations_waiting = delivered.waiting
+        report.transport_error = delivered.last_error
 
 
 def escalation_message_id(thread_id: str, level: int, own_address: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 import mailparser
@@ -23,6 +24,14 @@ logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every 
 EXCERPT_CHARS = 600
 
 
+@dataclass(frozen=True)
+class Delivered:
+    sent: int = 0
+    failed: int = 0  # refused for good
+    waiting: int = 0  # still pending: retried next cycle
+    last_error: str | None = None
+
+
 class Outbox:
     def __init__(self, store, source, transport, templates: Templates, sender: str):
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
@@ -32,11 +41,9 @@ class Outbox:
         return [(breach, record) for breach in self.store.breaches.values()
                 for record in breach.escalations if record.delivery is Delivery.PENDING]
 
-    def deliver(self, now: datetime) -> tuple[int, int]:
-        """Send every pending escalation; returns (sent, failed for good)."""
+    def deliver(self, now: datetime) -> Delivered:
+        """Send every pending escalation once; what could not be sent stays pending for the next cycle."""
         pending = self.pending()
-        if not pending:
-            return 0, 0
         mails = {}
         for breach, record in pending:
             try:
@@ -48,16 +55,17 @@ class Outbox:
                           record.error)
                 log.debug("composing %s failed", record.message_id, exc_info=True)
         results = self.transport.send(list(mails.values())) if mails else {}
-        sent = failed = 0
         for breach, record in pending:
-            if record.message_id not in results:
-                continue
-            error = results[record.message_id]
-            sent += self._mark(breach, record, error, now) is Delivery.SENT
-            failed += record.delivery is Delivery.FAILED
-        return sent, failed
+            if record.message_id in results:
+                self._mark(breach, record, results[record.message_id], now)
+        return Delivered(
+            sent=sum(1 for _, r in pending if r.delivery is Delivery.SENT),
+            failed=sum(1 for _, r in pending if r.delivery is Delivery.FAILED),
+            waiting=sum(1 for _, r in pending if r.delivery is Delivery.PENDING),
+            last_error=next((r.error for _, r in reversed(pending) if r.delivery is Delivery.PENDING), None),
+        )
 
-    def _mark(self, breach: Breach, record: EscalationRecord, error: Exception | None, now: datetime) -> Delivery:
+    def _mark(self, breach: Breach, record: EscalationRecord, error: Exception | None, now: datetime) -> None:
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
             log.info("escalated %s (level %d) to %s as %s", breach.thread, record.level, ", ".join(record.to),
@@ -69,7 +77,6 @@ class Outbox:
             record.error = str(error)
             log.warning("escalation %s not sent yet, will retry: %s", record.message_id, error)
         self.store.put_breach(breach)
-        return record.delivery
 
     def _compose(self, breach: Breach, record: EscalationRecord, now: datetime) -> OutgoingMail:
         thread = self.store.threads[breach.thread]

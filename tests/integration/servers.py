@@ -641,11 +641,12 @@ class SmtpSink:
         self.controller = None
 
     def start(self) -> "SmtpSink":
+        """Start on a free port; a sink that ran before comes back on its old port (a server restart)."""
         from aiosmtpd.controller import Controller
 
         last_error: Exception | None = None
         for _ in range(3):
-            port = free_port(self.host)
+            port = self.port or free_port(self.host)
             controller = Controller(
                 _SinkHandler(self),
                 hostname=self.host,

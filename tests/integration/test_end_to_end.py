@@ -185,3 +185,42 @@ def test_new_mail_is_picked_up_incrementally_and_old_mail_not_counted_twice(setu
     assert "1 new message(s)" in setup.once(capsys)
     assert "0 new message(s)" in setup.once(capsys)
     assert setup.sink.messages == []
+
+
+def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_back(setup, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.sink.stop()
+
+    assert main(["-c", str(setup.config), "once"]) == 69
+    err = capsys.readouterr().err
+    assert "1 escalation(s) not sent yet" in err and "cannot reach the SMTP server" in err
+    [breach] = setup.breaches(capsys)
+    assert breach["escalations"][0]["delivery"] == "pending"
+
+    setup.sink.start()
+    setup.once(capsys)
+    [mail] = setup.sink.wait_for(1)
+    assert mail.message["Message-ID"] == breach["escalations"][0]["message_id"]  # the same mail, not a new one
+    [breach] = setup.breaches(capsys)
+    assert breach["escalations"][0]["delivery"] == "sent"
+
+
+def test_a_permanent_smtp_refusal_is_recorded_with_the_servers_reply(setup, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.sink.fail_next(554, "5.7.1 Rejected by policy")
+
+    assert main(["-c", str(setup.config), "once"]) == 69
+    assert "refused for good" in capsys.readouterr().err
+    [breach] = setup.breaches(capsys)
+    [escalation] = breach["escalations"]
+    assert escalation["delivery"] == "failed" and "554" in escalation["error"] and "Rejected" in escalation["error"]
+    setup.once(capsys)  # not retried on its own: an operator decides
+    assert setup.sink.messages == []
+
+
+def test_check_logs_in_and_reports_folders_and_capabilities(setup, capsys):
+    assert main(["-c", str(setup.config), "check"]) == 0
+    out = capsys.readouterr().out
+    assert setup.mailbox.username in out and "Sent" in out and "IDLE" in out
+    assert f"{setup.sink.host}:{setup.sink.port}" in out and out.rstrip().endswith("OK")
+    assert setup.mailbox.password not in out
