@@ -174,7 +174,7 @@ class _Section:
         return value
 
     def path(self, key: str, default: str) -> Path:
-        return self.reader.base / self.text(key, default)
+        return Path(os.path.normpath(self.reader.base / self.text(key, default)))
 
     def secret(self) -> Secret:
         env, file = self.table.get("password_env"), self.table.get("password_file")
