@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,30 +42,41 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """How to reach and log in to an IMAP or SMTP server."""
+
+    host: str
+    port: int
+    security: str  # tls | starttls | plain
+    username: str
+    password: Secret
+    timeout: float
+    ca_file: Path | None  # trust this CA (a private one) instead of the system's
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Certificates and host names are always verified."""
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+@dataclass(frozen=True)
 class MailboxConfig:
     kind: str  # imap | maildir
     path: Path | None
-    host: str
-    port: int
-    security: str
-    username: str
-    password: Secret
+    server: ServerConfig
     folders: tuple[str, ...]
     sent_folder: str  # "auto" = SPECIAL-USE \Sent, a folder name, or "" for none
-    timeout: float
 
 
 @dataclass(frozen=True)
 class SmtpConfig:
     kind: str  # smtp | outbox
     path: Path | None
-    host: str
-    port: int
-    security: str
-    username: str
-    password: Secret
+    server: ServerConfig
     from_address: str
-    timeout: float
 
 
 @dataclass(frozen=True)
@@ -191,10 +203,10 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-_MAILBOX_KEYS = ("kind", "path", "host", "port", "security", "username", "password_env", "password_file",
-                 "folders", "sent_folder", "timeout_seconds", "allow_insecure")
-_SMTP_KEYS = ("kind", "path", "host", "port", "security", "username", "password_env", "password_file",
-              "from", "timeout_seconds", "allow_insecure")
+_SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
+                "allow_insecure", "ca_file")
+_MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder") + _SERVER_KEYS
+_SMTP_KEYS = ("kind", "path", "from") + _SERVER_KEYS
 
 
 def _build(file: Path, data: dict, base: Path) -> Config:
@@ -225,51 +237,47 @@ def _build(file: Path, data: dict, base: Path) -> Config:
 
 def _mailbox(section: _Section) -> MailboxConfig:
     kind = section.text("kind", "maildir", ("imap", "maildir"))
-    security = section.text("security", "tls", SECURITY)
-    port = int(section.number("port", 993 if security == "tls" else 143, minimum=1))
-    config = MailboxConfig(
+    server = _server(section, used=kind == "imap", default_security="tls", tls_port=993, other_port=143)
+    if kind == "imap" and not server.username:
+        section.problem("username", "is required for an IMAP mailbox")
+    return MailboxConfig(
         kind=kind,
         path=section.path("path", "Maildir") if kind == "maildir" else None,
-        host=section.text("host", "127.0.0.1"),
-        port=port,
-        security=security,
-        username=section.text("username", ""),
-        password=section.secret(),
+        server=server,
         folders=section.strings("folders", ("INBOX",)),
         sent_folder=section.text("sent_folder", "auto"),
-        timeout=section.number("timeout_seconds", 30, minimum=1),
     )
-    if kind == "imap":
-        _check_server(section, config.host, security, section.flag("allow_insecure", False))
-        if not config.username:
-            section.problem("username", "is required for an IMAP mailbox")
-    return config
 
 
 def _smtp(section: _Section) -> SmtpConfig:
     kind = section.text("kind", "outbox", ("smtp", "outbox"))
-    security = section.text("security", "starttls", SECURITY)
-    port = int(section.number("port", 465 if security == "tls" else 587, minimum=1))
-    config = SmtpConfig(
+    return SmtpConfig(
         kind=kind,
         path=section.path("path", "var/outbox") if kind == "outbox" else None,
+        server=_server(section, used=kind == "smtp", default_security="starttls", tls_port=465, other_port=587),
+        from_address=section.text("from", "mailesc <mailesc@localhost>"),
+    )
+
+
+def _server(section: _Section, *, used: bool, default_security: str, tls_port: int, other_port: int) -> ServerConfig:
+    security = section.text("security", default_security, SECURITY)
+    ca_file = section.path("ca_file", "") if section.table.get("ca_file") else None
+    server = ServerConfig(
         host=section.text("host", "127.0.0.1"),
-        port=port,
+        port=int(section.number("port", tls_port if security == "tls" else other_port, minimum=1)),
         security=security,
         username=section.text("username", ""),
         password=section.secret(),
-        from_address=section.text("from", "mailesc <mailesc@localhost>"),
         timeout=section.number("timeout_seconds", 30, minimum=1),
+        ca_file=ca_file,
     )
-    if kind == "smtp":
-        _check_server(section, config.host, security, section.flag("allow_insecure", False))
-    return config
-
-
-def _check_server(section: _Section, host: str, security: str, allow_insecure: bool) -> None:
-    if security == "plain" and not allow_insecure and not is_loopback(host):
+    allow_insecure = section.flag("allow_insecure", False)
+    if used and security == "plain" and not allow_insecure and not is_loopback(server.host):
         section.problem("security", f'"plain" sends passwords in clear text; it is only allowed to a loopback '
-                                    f"host, not {host!r} (set allow_insecure = true to insist)")
+                                    f"host, not {server.host!r} (set allow_insecure = true to insist)")
+    if used and ca_file and not ca_file.is_file():
+        section.problem("ca_file", f"{ca_file} does not exist")
+    return server
 
 
 def is_loopback(host: str) -> bool:

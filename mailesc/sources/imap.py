@@ -22,6 +22,7 @@ NETWORK_ERRORS = (OSError, IMAPClientError, imapclient.imaplib.IMAP4.error, ssl.
 class ImapSource:
     def __init__(self, config, config_file):
         self.config = config
+        self.server = config.server
         self.config_file = config_file
         self._client: imapclient.IMAPClient | None = None
         self._folders: list[str] | None = None
@@ -30,7 +31,7 @@ class ImapSource:
 
     @property
     def where(self) -> str:
-        return f"{self.config.username} at {self.config.host}:{self.config.port}"
+        return f"{self.server.username} at {self.server.where}"
 
     def client(self) -> imapclient.IMAPClient:
         if self._client is None:
@@ -38,21 +39,21 @@ class ImapSource:
         return self._client
 
     def _connect(self) -> imapclient.IMAPClient:
-        config = self.config
-        password = config.password.read(self.config_file, "mailbox.password_env")
-        context = ssl.create_default_context()
+        server = self.server
+        password = server.password.read(self.config_file, "mailbox.password_env")
+        context = server.tls_context()
         try:
             client = imapclient.IMAPClient(
-                config.host, port=config.port, ssl=config.security == "tls", ssl_context=context,
-                timeout=imapclient.SocketTimeout(connect=config.timeout, read=config.timeout))
+                server.host, port=server.port, ssl=server.security == "tls", ssl_context=context,
+                timeout=imapclient.SocketTimeout(connect=server.timeout, read=server.timeout))
             client.normalise_times = False
-            if config.security == "starttls":
+            if server.security == "starttls":
                 client.starttls(context)
-            client.login(config.username, password or "")
+            client.login(server.username, password or "")
         except LoginError:
             raise SourceError(f"IMAP login refused for {self.where}: check the user name and password") from None
         except NETWORK_ERRORS as error:
-            raise SourceError(f"cannot reach the IMAP server {config.host}:{config.port}: {_reason(error)}") from None
+            raise SourceError(f"cannot reach the IMAP server {server.where}: {_reason(error)}") from None
         return client
 
     def close(self) -> None:
@@ -103,7 +104,7 @@ class ImapSource:
             return [raw for folder in self.folders() for raw in self._poll_folder(folder, sync)]
         except NETWORK_ERRORS as error:
             self._reset()
-            raise SourceError(f"lost the IMAP connection to {self.config.host}: {_reason(error)}") from None
+            raise SourceError(f"lost the IMAP connection to {self.server.where}: {_reason(error)}") from None
 
     def _poll_folder(self, folder: str, sync: MutableMapping[str, dict]) -> list[RawMessage]:
         name = f"imap:{folder}"
@@ -136,15 +137,15 @@ class ImapSource:
                     found[f"imap:{validity}:{uid}:{folder}"] = data[b"BODY[]"]
         except NETWORK_ERRORS as error:
             self._reset()
-            raise SourceError(f"lost the IMAP connection to {self.config.host}: {_reason(error)}") from None
+            raise SourceError(f"lost the IMAP connection to {self.server.where}: {_reason(error)}") from None
         return found
 
     def describe(self) -> dict:
         client = self.client()
         return {
             "kind": "imap",
-            "server": f"{self.config.host}:{self.config.port} ({self.config.security})",
-            "user": self.config.username,
+            "server": f"{self.server.where} ({self.server.security})",
+            "user": self.server.username,
             "capabilities": sorted(c.decode() for c in client.capabilities()),
             "sent_folder": self.sent_folder() or None,
             "folders": {folder: client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"] for folder in self.folders()},

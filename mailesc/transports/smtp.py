@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import aiosmtplib
 
@@ -13,7 +12,7 @@ from mailesc.render import OutgoingMail
 
 class SmtpTransport:
     def __init__(self, config, config_file):
-        self.config = config
+        self.server = config.server
         self.config_file = config_file
 
     def send(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
@@ -31,26 +30,26 @@ class SmtpTransport:
     async def _check(self) -> dict:
         async with self._client() as client:
             await self._login(client)
-            return {"kind": "smtp", "server": f"{self.config.host}:{self.config.port} ({self.config.security})",
+            return {"kind": "smtp", "server": f"{self.server.where} ({self.server.security})",
                     "extensions": sorted(client.esmtp_extensions)}
 
     def _client(self) -> aiosmtplib.SMTP:
-        config = self.config
+        server = self.server
         return _Connection(aiosmtplib.SMTP(
-            hostname=config.host, port=config.port, timeout=config.timeout,
-            use_tls=config.security == "tls",
-            start_tls=config.security == "starttls",  # True means required: never a silent downgrade
-            tls_context=ssl.create_default_context(),
-        ), f"{config.host}:{config.port}")
+            hostname=server.host, port=server.port, timeout=server.timeout,
+            use_tls=server.security == "tls",
+            start_tls=server.security == "starttls",  # True means required: never a silent downgrade
+            tls_context=server.tls_context(),
+        ), server.where)
 
     async def _login(self, client: aiosmtplib.SMTP) -> None:
-        if not self.config.username:
+        if not self.server.username:
             return
-        password = self.config.password.read(self.config_file, "smtp.password_env") or ""
+        password = self.server.password.read(self.config_file, "smtp.password_env") or ""
         try:
-            await client.login(self.config.username, password)
+            await client.login(self.server.username, password)
         except aiosmtplib.SMTPAuthenticationError as error:
-            raise PermanentTransportError(f"SMTP login refused for {self.config.username}: "
+            raise PermanentTransportError(f"SMTP login refused for {self.server.username}: "
                                           f"{error.code} {error.message}") from None
 
     async def _send_all(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:

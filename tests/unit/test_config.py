@@ -63,20 +63,20 @@ def test_a_full_config_loads_with_paths_relative_to_its_folder(tmp_path, monkeyp
     config = load_config(Path("etc/mailesc/mailesc.toml"))
     base = config_dir.resolve()
 
-    mailbox = config.mailbox
-    assert (mailbox.kind, mailbox.host, mailbox.port, mailbox.security) == ("imap", "imap.example.test", 993, "tls")
-    assert mailbox.username == "support@example.test"
-    assert mailbox.password.env == "MAILESC_TEST_IMAP_PASSWORD" and mailbox.password.file is None
+    mailbox, imap = config.mailbox, config.mailbox.server
+    assert (mailbox.kind, imap.host, imap.port, imap.security) == ("imap", "imap.example.test", 993, "tls")
+    assert imap.username == "support@example.test"
+    assert imap.password.env == "MAILESC_TEST_IMAP_PASSWORD" and imap.password.file is None
     assert mailbox.folders == ("INBOX", "VIP")
     assert mailbox.sent_folder == "Sent"
-    assert mailbox.timeout == 20
+    assert imap.timeout == 20
     assert mailbox.path is None
 
-    smtp = config.smtp
-    assert (smtp.kind, smtp.host, smtp.port, smtp.security) == ("smtp", "smtp.example.test", 587, "starttls")
+    smtp, server = config.smtp, config.smtp.server
+    assert (smtp.kind, server.host, server.port, server.security) == ("smtp", "smtp.example.test", 587, "starttls")
     assert smtp.from_address == "Support Escalations <escalations@example.test>"
-    assert smtp.password.file == base / "secrets" / "smtp-password" and smtp.password.env is None
-    assert smtp.timeout == 15.5
+    assert server.password.file == base / "secrets" / "smtp-password" and server.password.env is None
+    assert server.timeout == 15.5
     assert smtp.path is None
 
     assert config.team_addresses == ("support@example.test", "*@example.test")
@@ -116,7 +116,7 @@ def test_plain_is_allowed_to_a_loopback_host(tmp_path, host):
         security = "plain"
         username = "u"
     """))
-    assert config.mailbox.security == "plain" and config.mailbox.port == 143
+    assert config.mailbox.server.security == "plain" and config.mailbox.server.port == 143
 
 
 def test_plain_to_a_remote_host_is_allowed_only_when_insisted_on(tmp_path):
@@ -127,7 +127,7 @@ def test_plain_to_a_remote_host_is_allowed_only_when_insisted_on(tmp_path):
         security = "plain"
         allow_insecure = true
     """))
-    assert config.smtp.security == "plain"
+    assert config.smtp.server.security == "plain"
 
 
 ERRORS = [
@@ -227,10 +227,10 @@ def test_the_password_is_read_only_on_request_and_never_shown(tmp_path, monkeypa
                            "password_env = 'MAILESC_TEST_SECRET'\n")
     config = load_config(path)
     assert SECRET not in repr(config) and SECRET not in str(config)
-    assert config.mailbox.password.read(path, "mailbox.password_env") == SECRET
+    assert config.mailbox.server.password.read(path, "mailbox.password_env") == SECRET
     monkeypatch.delenv("MAILESC_TEST_SECRET")
     with pytest.raises(ConfigError) as caught:
-        config.mailbox.password.read(path, "mailbox.password_env")
+        config.mailbox.server.password.read(path, "mailbox.password_env")
     assert f"{path}: mailbox.password_env: " in str(caught.value) and "MAILESC_TEST_SECRET" in str(caught.value)
 
 
@@ -238,8 +238,8 @@ def test_a_password_file_is_read_and_stripped(tmp_path):
     (tmp_path / "pw").write_text(SECRET + "\n", encoding="utf-8")
     path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
     config = load_config(path)
-    assert config.smtp.password.read(path, "smtp.password_file") == SECRET
+    assert config.smtp.server.password.read(path, "smtp.password_file") == SECRET
     (tmp_path / "pw").unlink()
     with pytest.raises(ConfigError) as caught:
-        config.smtp.password.read(path, "smtp.password_file")
+        config.smtp.server.password.read(path, "smtp.password_file")
     assert f"{path}: smtp.password_file: cannot read" in str(caught.value)
