@@ -10,7 +10,7 @@ from pathlib import Path
 from mailesc.clock import SimulatedClock
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine
-from mailesc.model import Kind, Status
+from mailesc.model import Status
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
 from mailesc.sources import open_source
@@ -129,7 +129,7 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         messages=report.fetched, threads=len(clocked), responded=len(responded),
         responded_on_time=len(responded) - late, responded_late=late, unanswered=len(clocked) - len(responded),
         breaches=len(store.breaches), escalations=report.escalations_sent,
-        ignored_auto=report.kinds.get(Kind.AUTO, 0), quarantined=report.quarantined, duplicates=report.duplicates,
+        ignored_auto=report.ignored_auto, quarantined=report.quarantined, duplicates=report.duplicates,
         start=start.isoformat() if start else None, end=end.isoformat() if end else None,
         store=str(store_path), outbox=str(outbox_path))
 

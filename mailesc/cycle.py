@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import getaddresses
 
@@ -38,7 +38,6 @@ class CycleReport:
     escalations_waiting: int = 0
     source_error: str | None = None
     transport_error: str | None = None
-    kinds: dict = field(default_factory=dict)
 
 
 class Engine:
@@ -79,16 +78,13 @@ class Engine:
                 log.warning("quarantined %s: %s", raw.key, reason)
 
     def _take(self, message: Message, kind: Kind, report: CycleReport) -> None:
-        report.kinds[kind] = report.kinds.get(kind, 0) + 1
         if kind is Kind.OWN:
             report.ignored_own += 1
             return
-        if kind is Kind.AUTO:
-            report.ignored_auto += 1
-        existing = self.index.find(message)
-        if existing is None and kind is Kind.AUTO:
-            return  # auto-generated mail never opens a thread
-        thread = self.index.place(message)
+        report.ignored_auto += kind is Kind.AUTO
+        thread = self.index.place(message, may_open=kind is not Kind.AUTO)
+        if thread is None:
+            return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
         if any(m.message_id == message.message_id for m in thread.messages):
             report.duplicates += 1  # the same message in two folders (a reply cc'd to the shared mailbox)
             return

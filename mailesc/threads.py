@@ -57,13 +57,15 @@ class ThreadIndex:
             return self._by_subject.get(subject)
         return None
 
-    def place(self, message: Message) -> Thread:
-        """The thread for `message` (a new one if none fits), now knowing the message's ids.
+    def place(self, message: Message, may_open: bool = True) -> Thread | None:
+        """The thread for `message` (a new one if none fits and `may_open`), now knowing the message's ids.
 
         The caller appends the message to the thread and then calls add() again, so that the
         subject fallback points at the thread with the latest activity."""
         thread = self.find(message)
         if thread is None:
+            if not may_open:
+                return None
             root = message.parents[0] if message.parents else message.message_id
             thread = Thread(id=root, subject=normalize_subject(message.subject)[0])
         thread.ids.update((*message.parents, message.message_id))
