@@ -10,6 +10,7 @@ from pathlib import Path
 from mailesc.clock import SimulatedClock
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine
+from mailesc.errors import SourceError
 from mailesc.model import Status
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
@@ -91,25 +92,26 @@ class ReplaySummary:
 
 def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
            until: datetime | None = None) -> ReplaySummary:
-    """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail."""
+    """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail.
+
+    Messages without any time are played last, at the end of the replay."""
     source = FileMailbox(mailbox)
     raws = sorted(source.poll({}), key=lambda raw: (raw.arrived is None, raw.arrived, raw.key))
     dated = [raw.arrived for raw in raws if raw.arrived]
-    start = dated[0] if dated else None
-    end = until or (dated[-1] if dated else None)
+    if not dated:
+        raise SourceError(f"no message in {mailbox} carries a date: there is nothing to replay")
+    end = until or dated[-1]
     store_path.unlink(missing_ok=True)  # a backtest starts from nothing
     report = CycleReport()
     with Store(store_path) as store:
         engine = build_engine(setup, store, source, MaildirOutbox(outbox_path))
-        clock = SimulatedClock(start) if start else None
+        clock = SimulatedClock(dated[0])
         for raw in raws:
-            if clock and raw.arrived:
-                _advance(engine, clock, raw.arrived, report, inclusive=False)
-            engine.ingest([raw], clock.now() if clock else raw.arrived, report)
-        if clock and end:
-            _advance(engine, clock, end, report, inclusive=True)
+            _advance(engine, clock, raw.arrived or end, report, inclusive=False)
+            engine.ingest([raw], clock.now(), report)
+        _advance(engine, clock, end, report, inclusive=True)
         store.flush()
-        return _summarise(store, report, start, end, store_path, outbox_path)
+        return _summarise(store, report, dated[0], end, store_path, outbox_path)
 
 
 def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: CycleReport, inclusive: bool) -> None:

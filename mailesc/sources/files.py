@@ -10,12 +10,12 @@ import re
 from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Iterable, MutableMapping
 
 from mailesc.errors import SourceError
 from mailesc.model import RawMessage
+from mailesc.parse import parse_date
 from mailesc.sources.maildir import MaildirSource
 
 _FROM_LINE_DATE = re.compile(r"^\S+\s+(.*)$")
@@ -98,11 +98,9 @@ def _from_line_time(line: str) -> datetime | None:
 
 
 def _received_time(data: bytes) -> datetime | None:
-    """The time in the topmost Received: header (the last hop: our server), if it has one."""
-    for value in _HEADERS.parsebytes(data).get_all("received", []):
-        try:
-            when = parsedate_to_datetime(str(value).rpartition(";")[2].strip())
-        except (TypeError, ValueError, IndexError):
-            continue
-        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return None
+    """The time in the topmost Received: header (the last hop: our server), else the Date header."""
+    headers = _HEADERS.parsebytes(data)
+    for value in headers.get_all("received", []):
+        if when := parse_date(str(value).rpartition(";")[2]):
+            return when
+    return parse_date(headers.get("date"))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.errors import StoreError
-from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Quarantined, Status, Thread, ThreadMessage
+from mailesc.model import Delivery, EscalationRecord, Kind, Quarantined, Status, Thread, ThreadMessage
 from mailesc.store import Store
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
