@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import imaplib
+import logging
 import socket
 import ssl
 from datetime import datetime, timezone
@@ -16,7 +18,8 @@ from mailesc.model import RawMessage
 
 BATCH = 500  # UIDs per FETCH command
 HEADER_ITEMS = ["INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[HEADER]"]
-NETWORK_ERRORS = (OSError, IMAPClientError, imapclient.imaplib.IMAP4.error, ssl.SSLError)
+NETWORK_ERRORS = (OSError, IMAPClientError, imaplib.IMAP4.error, ssl.SSLError)
+log = logging.getLogger("mailesc.imap")
 
 
 class ImapSource:
@@ -93,6 +96,8 @@ class ImapSource:
     def _select(self, folder: str) -> int:
         try:
             info = self.client().select_folder(folder, readonly=True)
+        except imaplib.IMAP4.abort:
+            raise  # the connection, not the folder
         except IMAPClientError as error:
             raise SourceError(f"cannot open folder {folder!r} of {self.where}: {_reason(error)}") from None
         return int(info[b"UIDVALIDITY"])
@@ -100,17 +105,33 @@ class ImapSource:
     # -- reading ------------------------------------------------------------------------------------------------
 
     def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+        """New messages of every watched folder. Bookmarks move only when all folders were read,
+        so a connection lost halfway loses nothing."""
+        self._drop_if_stale()
         try:
-            return [raw for folder in self.folders() for raw in self._poll_folder(folder, sync)]
+            found, bookmarks = [], {}
+            for folder in self.folders():
+                raws, bookmarks[f"imap:{folder}"] = self._poll_folder(folder, sync.get(f"imap:{folder}", {}))
+                found += raws
         except NETWORK_ERRORS as error:
             self._reset()
             raise SourceError(f"lost the IMAP connection to {self.server.where}: {_reason(error)}") from None
+        sync.update({name: state for name, state in bookmarks.items() if sync.get(name) != state})
+        return found
 
-    def _poll_folder(self, folder: str, sync: MutableMapping[str, dict]) -> list[RawMessage]:
-        name = f"imap:{folder}"
+    def _drop_if_stale(self) -> None:
+        """A connection kept between polls may have been closed by the server or a firewall meanwhile."""
+        if self._client is None:
+            return
+        try:
+            self._client.noop()
+        except NETWORK_ERRORS as error:
+            log.info("the IMAP connection to %s went stale (%s); reconnecting", self.server.where, _reason(error))
+            self._reset()
+
+    def _poll_folder(self, folder: str, bookmark: dict) -> tuple[list[RawMessage], dict]:
         validity = self._select(folder)
-        state = sync.get(name, {})
-        last_uid = state.get("last_uid", 0) if state.get("uidvalidity") == validity else 0
+        last_uid = bookmark.get("last_uid", 0) if bookmark.get("uidvalidity") == validity else 0
         uids = [uid for uid in self.client().search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
         found = []
         for start in range(0, len(uids), BATCH):
@@ -119,9 +140,7 @@ class ImapSource:
                 found.append(RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
                                         data=data.get(b"BODY[HEADER]", b""),
                                         arrived=_aware(data.get(b"INTERNALDATE"))))
-        if uids or state.get("uidvalidity") != validity:
-            sync[name] = {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
-        return found
+        return found, {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted: dict[tuple[str, int], list[int]] = {}

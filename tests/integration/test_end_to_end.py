@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -224,3 +225,24 @@ def test_check_logs_in_and_reports_folders_and_capabilities(setup, capsys):
     assert setup.mailbox.username in out and "Sent" in out and "IDLE" in out
     assert f"{setup.sink.host}:{setup.sink.port}" in out and out.rstrip().endswith("OK")
     assert setup.mailbox.password not in out
+
+
+def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_mail(setup, dovecot):
+    from mailesc.config import load_config
+    from mailesc.sources.imap import ImapSource
+
+    source = ImapSource(load_config(setup.config).mailbox, setup.config)
+    bookmarks: dict = {}
+    try:
+        first = setup.customer_writes(hours_ago=0.2, subject="Before the restart")
+        assert len(source.poll(bookmarks)) == 1
+        kicked = subprocess.run(["doveadm", "-c", str(dovecot.conf_path), "kick", setup.mailbox.username],
+                                capture_output=True, text=True)
+        assert kicked.returncode == 0, kicked.stderr  # the server drops the connection kept between polls
+        second = setup.customer_writes(hours_ago=0.1, subject="After the restart")
+
+        polled = source.poll(bookmarks)
+    finally:
+        source.close()
+    assert [raw.data.count(second.encode()) for raw in polled] == [1]
+    assert first != second
