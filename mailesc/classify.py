@@ -110,7 +110,7 @@ def classify(message: Message, people: People) -> Kind:
         return Kind.OWN
     if auto_generated_reason(message):
         return Kind.AUTO
-    if not people.is_team(message.sender):
+    if not people.is_internal(message.sender):  # managers write as the team does
         return Kind.CUSTOMER
     if message.recipients and all(people.is_internal(address) for address in message.recipients):
         return Kind.INTERNAL

@@ -78,6 +78,12 @@ CASES = [
            "Subject: Fwd: Login problem"), Kind.INTERNAL, None),
     ("team-note-to-own-address-is-internal",
      parse("From: bob@example.test", "To: escalations@example.test", "Subject: Re: Escalation"), Kind.INTERNAL, None),
+    ("manager-outside-the-team-answering-the-customer-is-a-response",
+     parse("From: Boss <boss@elsewhere.example>", "To: alice@customer.example", "Subject: Re: Login problem"),
+     Kind.TEAM, None),
+    ("manager-answering-the-escalation-is-internal",
+     parse("From: boss@elsewhere.example", "To: escalations@example.test", "Subject: Re: [SLA breach] x"),
+     Kind.INTERNAL, None),
     # -- mailesc's own mail -------------------------------------------------------------------------------------
     ("own-header", customer("X-Mailesc: escalation L1"), Kind.OWN, None),
     ("own-header-lower-case-name", customer("x-mailesc: 1"), Kind.OWN, None),
