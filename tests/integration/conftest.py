@@ -6,6 +6,16 @@ Fixtures (names are a contract used by other test files):
 * ``mailbox``   (function) -> ``servers.Mailbox``: a fresh IMAP user per test
 * ``smtp_sink`` (function) -> ``servers.SmtpSink``: a real aiosmtpd server recording messages
 
+TLS (a throwaway CA; certificates for DNS:localhost and IP:127.0.0.1):
+
+* ``tls_ca``             (session)  -> ``servers.TlsAuthority``: ``.ca_file``, ``.cert_file``,
+  ``.key_file``, ``.issue(name, dns=..., ips=...)``, ``.server_context()``, ``.client_context()``
+* ``dovecot_tls``        (session)  -> ``servers.DovecotServer`` with ``ssl = required``:
+  IMAPS on ``.imaps_port``, STARTTLS on ``.port``; ``.logins(user)`` shows TLS or not
+* ``mailbox_tls``        (function) -> ``servers.Mailbox`` on ``dovecot_tls`` (``.imaps_port`` too)
+* ``smtp_sink_starttls`` (function) -> ``servers.SmtpSink`` offering and requiring STARTTLS
+* ``smtp_sink_tls``      (function) -> ``servers.SmtpSink`` speaking implicit TLS (SMTPS)
+
 See ``tests/integration/servers.py`` for the full API.
 """
 
@@ -17,10 +27,13 @@ from tests.integration.servers import (
     DovecotServer,
     Mailbox,
     SmtpSink,
+    TlsAuthority,
     find_dovecot,
+    find_openssl,
 )
 
 DOVECOT_MISSING = "dovecot-imapd is not installed: apt-get install dovecot-imapd"
+OPENSSL_MISSING = "the openssl command is not installed: apt-get install openssl"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +65,67 @@ def mailbox(dovecot) -> Mailbox:
 def smtp_sink():
     """A real aiosmtpd Controller on 127.0.0.1 that accepts any AUTH and records mail."""
     sink = SmtpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="session")
+def tls_ca():
+    """A throwaway CA and a server certificate for DNS:localhost + IP:127.0.0.1 (openssl CLI).
+
+    ``.ca_file`` is what a client trusts (mailesc's ``ca_file``); ``.cert_file`` and
+    ``.key_file`` are the server's. Deleted at the end of the session."""
+    if find_openssl() is None:
+        pytest.skip(OPENSSL_MISSING)
+    authority = TlsAuthority.create()
+    try:
+        yield authority
+    finally:
+        authority.cleanup()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(tls_ca):
+    """A second private Dovecot that requires TLS: IMAPS on ``.imaps_port``, STARTTLS on ``.port``.
+
+    Same API as ``dovecot``. Dovecot still lets 127.0.0.1 log in without TLS (it counts
+    same-IP connections as secured): check ``.logins(user)`` to see whether TLS was used."""
+    if find_dovecot() is None:
+        pytest.skip(DOVECOT_MISSING)
+    server = DovecotServer(tls=tls_ca)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def mailbox_tls(dovecot_tls) -> Mailbox:
+    """A fresh IMAP account on ``dovecot_tls``; its helper client uses STARTTLS with the test CA."""
+    dovecot_tls.start()
+    return dovecot_tls.new_mailbox("support")
+
+
+@pytest.fixture
+def smtp_sink_starttls(tls_ca):
+    """Like ``smtp_sink``, but offering STARTTLS with the test certificate and refusing MAIL before it."""
+    sink = SmtpSink(starttls=tls_ca.server_context()).start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def smtp_sink_tls(tls_ca):
+    """Like ``smtp_sink``, but implicit TLS (SMTPS) with the test certificate."""
+    sink = SmtpSink(implicit_tls=tls_ca.server_context()).start()
     try:
         yield sink
     finally:

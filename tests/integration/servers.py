@@ -7,6 +7,11 @@ Nothing here is a mock: ``DovecotServer`` runs ``/usr/sbin/dovecot -F`` with a
 complete private config (127.0.0.1, own free port, own base_dir/state_dir/log,
 passwd-file users with Maildir homes) and ``SmtpSink`` runs a real
 ``aiosmtpd.controller.Controller``.
+
+TLS: ``TlsAuthority.create()`` makes a throwaway CA and a server certificate for
+``localhost`` / ``127.0.0.1`` with the ``openssl`` command line;
+``DovecotServer(tls=authority)`` then serves IMAPS and STARTTLS, and
+``SmtpSink(starttls=ctx)`` / ``SmtpSink(implicit_tls=ctx)`` serve SMTP over TLS.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -39,7 +45,9 @@ __all__ = [
     "Mailbox",
     "SmtpSink",
     "SinkMessage",
+    "TlsAuthority",
     "find_dovecot",
+    "find_openssl",
     "free_port",
     "wait_until",
 ]
@@ -97,6 +105,135 @@ def _tail(path: Path | str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "<empty>"
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+def find_openssl() -> str | None:
+    return shutil.which("openssl")
+
+
+class TlsAuthority:
+    """A throwaway CA (``ca_file``) and a server certificate signed by it.
+
+    The default server certificate (``cert_file``/``key_file``) is for
+    ``DNS:localhost`` and ``IP:127.0.0.1``; ``issue()`` makes more (other names,
+    expired ones). Everything lives in a 0755 temp dir under /tmp: the CA and
+    certificates are world-readable (0644); keys are 0600 and owned by the
+    current user (root reads them at Dovecot start-up, login processes get the
+    key from Dovecot's config process, never from the file).
+    """
+
+    def __init__(self, root: Path, openssl: str):
+        self.root = root
+        self.openssl = openssl
+        self.ca_file = root / "ca.pem"
+        self.ca_key = root / "ca.key"
+        self.cert_file: Path | None = None
+        self.key_file: Path | None = None
+        self._serial = itertools.count(2)
+        self._cleaned = False
+        atexit.register(self.cleanup)
+
+    @classmethod
+    def create(cls, openssl: str | None = None) -> "TlsAuthority":
+        openssl = openssl or find_openssl()
+        if not openssl:
+            raise RuntimeError("the openssl command is not installed")
+        root = Path(tempfile.mkdtemp(prefix="mesc-tls-", dir="/tmp"))
+        os.chmod(root, 0o755)
+        authority = cls(root, openssl)
+        try:
+            authority._make_ca()
+            authority.cert_file, authority.key_file = authority.issue(
+                "server", dns=("localhost",), ips=(LOCALHOST,)
+            )
+        except BaseException:
+            authority.cleanup()
+            raise
+        return authority
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(
+            [self.openssl, *args], cwd=self.root, capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"openssl {' '.join(args)} failed with status {result.returncode}:\n"
+                f"{result.stdout}{result.stderr}"
+            )
+
+    def _make_ca(self) -> None:
+        self._run(
+            "req", "-x509", "-new", "-nodes",
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-keyout", str(self.ca_key), "-out", str(self.ca_file),
+            "-days", "7", "-subj", "/O=mailesc tests/CN=mailesc throwaway test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext", "subjectKeyIdentifier=hash",
+        )
+        os.chmod(self.ca_key, 0o600)
+        os.chmod(self.ca_file, 0o644)
+
+    def issue(
+        self,
+        name: str,
+        dns: Iterable[str] = ("localhost",),
+        ips: Iterable[str] = (LOCALHOST,),
+        days: int = 7,
+    ) -> tuple[Path, Path]:
+        """A server certificate signed by this CA: ``(cert_file, key_file)``.
+
+        ``dns``/``ips`` become the subjectAltName (and the first one the CN)."""
+        dns, ips = tuple(dns), tuple(ips)
+        if not dns and not ips:
+            raise ValueError("a certificate needs at least one name")
+        cert, key, csr = (self.root / f"{name}.{ext}" for ext in ("pem", "key", "csr"))
+        ext_file = self.root / f"{name}.ext"
+        sans = [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]
+        ext_file.write_text(
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature\n"
+            "extendedKeyUsage = serverAuth\n"
+            f"subjectAltName = {', '.join(sans)}\n"
+            "subjectKeyIdentifier = hash\n"
+            "authorityKeyIdentifier = keyid:always\n"
+        )
+        self._run(
+            "req", "-new", "-nodes",
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-keyout", str(key), "-out", str(csr),
+            "-subj", f"/O=mailesc tests/CN={(dns or ips)[0]}",
+        )
+        self._run(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.ca_file), "-CAkey", str(self.ca_key),
+            "-set_serial", str(next(self._serial)), "-days", str(days), "-sha256",
+            "-extfile", str(ext_file), "-out", str(cert),
+        )
+        os.chmod(key, 0o600)
+        os.chmod(cert, 0o644)
+        return cert, key
+
+    def server_context(self, cert_file: Path | None = None, key_file: Path | None = None) -> ssl.SSLContext:
+        """An ``ssl.SSLContext`` for a server presenting ``cert_file`` (default: the localhost one)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert_file or self.cert_file), str(key_file or self.key_file))
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts only this CA (what mailesc builds from ca_file)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"<TlsAuthority {self.root}>"
+
+
 # --------------------------------------------------------------------------- Dovecot
 
 
@@ -144,8 +281,7 @@ last_valid_gid = 0
 mail_privileged_group =
 mail_access_groups =
 
-ssl = no
-disable_plaintext_auth = no
+{ssl_settings}
 auth_mechanisms = plain login
 auth_failure_delay = 0
 auth_cache_size = 0
@@ -219,7 +355,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+{imaps_listener}
   }}
 }}
 service pop3-login {{
@@ -244,19 +380,42 @@ service imap-urlauth-login {{
 """
 
 
+_PLAIN_SETTINGS = """\
+ssl = no
+disable_plaintext_auth = no"""
+
+# ssl = required / disable_plaintext_auth = yes: no login before TLS (imaps, or
+# STARTTLS on the imap port) -- EXCEPT that Dovecot 2.3 counts a connection whose
+# remote IP equals its local IP (127.0.0.1 -> 127.0.0.1) as "secured" and lets it log
+# in without TLS. So whether a client really used TLS is read from the log:
+# ``DovecotServer.logins(user)`` lines say "TLS" (or "secured" for clear text).
+_TLS_SETTINGS = """\
+ssl = required
+ssl_cert = <{cert_file}
+ssl_key = <{key_file}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes"""
+
+
 class DovecotServer:
     """One private Dovecot master process (``dovecot -F -c CONF``).
 
     ``start()``/``stop()`` may be called repeatedly; the port, config and all
     mail data survive a restart. ``cleanup()`` stops it and deletes the temp dir.
+
+    With ``tls=`` a ``TlsAuthority``, the server presents ``tls.cert_file``: an
+    ``imaps`` listener on ``.imaps_port`` and STARTTLS on ``.port``, with
+    ``ssl = required`` (no login in clear text). Without it ``.imaps_port`` is None.
     """
 
-    def __init__(self, host: str = LOCALHOST, binary: str | None = None):
+    def __init__(self, host: str = LOCALHOST, binary: str | None = None, tls: "TlsAuthority | None" = None):
         self.binary = binary or find_dovecot()
         if not self.binary:
             raise DovecotNotInstalled("dovecot binary not found")
         self.host = host
         self.port: int | None = None
+        self.tls = tls
+        self.imaps_port: int | None = None
         self.is_root = os.geteuid() == 0
         if self.is_root:
             # Dovecot refuses to run mail processes as root: use unprivileged users.
@@ -300,10 +459,17 @@ class DovecotServer:
     # ---- lifecycle
 
     def _write_config(self) -> None:
+        if self.tls is not None:
+            ssl_settings = _TLS_SETTINGS.format(cert_file=self.tls.cert_file, key_file=self.tls.key_file)
+            imaps_listener = f"    address = {self.host}\n    port = {self.imaps_port}"
+        else:
+            ssl_settings, imaps_listener = _PLAIN_SETTINGS, "    port = 0"
         self.conf_path.write_text(
             _CONFIG_TEMPLATE.format(
                 host=self.host,
                 port=self.port,
+                ssl_settings=ssl_settings,
+                imaps_listener=imaps_listener,
                 base_dir=self.base_dir,
                 state_dir=self.state_dir,
                 log_path=self.log_path,
@@ -333,6 +499,10 @@ class DovecotServer:
         last_error: Exception | None = None
         for _ in range(3):  # the free port may be grabbed between probe and bind
             self.port = free_port(self.host)
+            if self.tls is not None:
+                while (imaps := free_port(self.host)) == self.port:
+                    pass
+                self.imaps_port = imaps
             self._write_config()
             try:
                 self._start_once(timeout)
@@ -341,7 +511,7 @@ class DovecotServer:
                 last_error = exc
                 if "Address already in use" not in str(exc):
                     break
-        self.port = None
+        self.port = self.imaps_port = None
         raise last_error  # type: ignore[misc]
 
     def _start_once(self, timeout: float) -> None:
@@ -363,7 +533,7 @@ class DovecotServer:
                 code = self._proc.returncode
                 self._proc = None
                 raise RuntimeError(self._failure(f"dovecot exited with status {code} during start-up"))
-            if self._greets():
+            if self._greets() and (self.imaps_port is None or _port_accepts(self.host, self.imaps_port)):
                 return
             if self._log_has_fatal():
                 self._kill()
@@ -410,12 +580,13 @@ class DovecotServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
-        if self.port is not None:
-            wait_until(
-                lambda: not _port_accepts(self.host, self.port),
-                timeout=timeout,
-                message=f"port {self.port} still accepts connections after dovecot stopped",
-            )
+        for port in (self.port, self.imaps_port):
+            if port is not None:
+                wait_until(
+                    lambda: not _port_accepts(self.host, port),
+                    timeout=timeout,
+                    message=f"port {port} still accepts connections after dovecot stopped",
+                )
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -438,6 +609,19 @@ class DovecotServer:
 
     def log_tail(self, lines: int = 30) -> str:
         return _tail(self.log_path, lines)
+
+    def logins(self, username: str) -> list[str]:
+        """The log's ``imap-login: Info: Login: user=<username>, ...`` lines, oldest first.
+
+        Each ends with the connection's state: ``..., TLS, session=<...>`` when the
+        login happened over TLS (IMAPS or after STARTTLS), ``..., secured, ...`` when
+        in clear text on loopback."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        marker = f"Login: user=<{username}>,"
+        return [line for line in text.splitlines() if "imap-login:" in line and marker in line]
 
     # ---- users
 
@@ -474,30 +658,41 @@ class DovecotServer:
         username = f"{prefix}-{next(self._counter)}@{domain}"
         password = "pw-" + secrets.token_hex(8)
         self.add_user(username, password)
+        if self.tls is not None:
+            return Mailbox(self.host, self.port, username, password,
+                           imaps_port=self.imaps_port, tls_context=self.tls.client_context())
         return Mailbox(self.host, self.port, username, password)
 
     def __repr__(self) -> str:
-        return f"<DovecotServer {self.host}:{self.port} pid={self.pid} root={self.root}>"
+        tls = f" imaps={self.imaps_port}" if self.tls is not None else ""
+        return f"<DovecotServer {self.host}:{self.port}{tls} pid={self.pid} root={self.root}>"
 
 
 _APPENDUID = re.compile(rb"APPENDUID\s+(\d+)\s+(\d+)", re.IGNORECASE)
 
 
 class Mailbox:
-    """A fresh IMAP account on the private Dovecot."""
+    """A fresh IMAP account on the private Dovecot.
+
+    On a TLS Dovecot, ``imaps_port`` is its IMAPS port and ``tls_context`` a client
+    context trusting the test CA; ``port`` then offers STARTTLS (login only after it)."""
 
     sent_folder = "Sent"
     inbox = "INBOX"
 
-    def __init__(self, host: str, port: int, username: str, password: str):
+    def __init__(self, host: str, port: int, username: str, password: str,
+                 imaps_port: int | None = None, tls_context: ssl.SSLContext | None = None):
         self.host = host
         self.port = port
         self.username = username
         self.password = password
+        self.imaps_port = imaps_port
+        self.tls_context = tls_context
 
     def client(self, **attrs):
-        """A logged-in ``imapclient.IMAPClient`` (plain, no TLS). The caller logs out.
+        """A logged-in ``imapclient.IMAPClient``. The caller logs out.
 
+        Plain on a plain Dovecot; STARTTLS (verified against the test CA) on a TLS one.
         Keyword arguments are set as attributes, e.g. ``client(normalise_times=False)``."""
         import imapclient
 
@@ -505,6 +700,8 @@ class Mailbox:
         for name, value in attrs.items():
             setattr(c, name, value)
         try:
+            if self.tls_context is not None:
+                c.starttls(self.tls_context)
             c.login(self.username, self.password)
         except Exception:
             c.shutdown()
@@ -581,7 +778,8 @@ class Mailbox:
             return data[uid][b"BODY[]"]
 
     def __repr__(self) -> str:
-        return f"<Mailbox {self.username} @ {self.host}:{self.port}>"
+        tls = f" imaps={self.imaps_port}" if self.imaps_port is not None else ""
+        return f"<Mailbox {self.username} @ {self.host}:{self.port}{tls}>"
 
 
 # --------------------------------------------------------------------------- SMTP sink
@@ -597,6 +795,17 @@ class SinkMessage:
     auth_login: str | None = None
     mail_options: list[str] = field(default_factory=list)
     rcpt_options: list[str] = field(default_factory=list)
+    tls: bool = False  # the DATA arrived over TLS (STARTTLS or implicit TLS)
+    tls_version: str | None = None  # e.g. "TLSv1.3"
+    starttls: bool = False  # the TLS came from STARTTLS (aiosmtpd's session.ssl is set)
+
+
+def _tls_state(server, session) -> tuple[bool, str | None, bool]:
+    """(tls active, TLS version, via STARTTLS) for an aiosmtpd SMTP protocol instance."""
+    transport = getattr(server, "transport", None)
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    version = ssl_object.version() if ssl_object is not None else None
+    return ssl_object is not None, version, getattr(session, "ssl", None) is not None
 
 
 class _AcceptAllAuthenticator:
@@ -612,6 +821,13 @@ class _SinkHandler:
     def __init__(self, sink: "SmtpSink"):
         self.sink = sink
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # aiosmtpd's own behaviour, plus a note of whether the transaction started under TLS.
+        self.sink._note_mail(address, _tls_state(server, session)[0])
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         code = self.sink._refused_code(address)
         if code is not None:
@@ -624,16 +840,36 @@ class _SinkHandler:
         failure = self.sink._take_failure()
         if failure is not None:
             return failure
-        self.sink._record(session, envelope)
+        self.sink._record(session, envelope, server)
         return "250 OK: queued by smtp_sink"
 
 
 class SmtpSink:
-    """A real aiosmtpd server on 127.0.0.1 that records every accepted message."""
+    """A real aiosmtpd server on 127.0.0.1 that records every accepted message.
 
-    def __init__(self, host: str = LOCALHOST):
+    ``starttls=`` a server ``ssl.SSLContext``: STARTTLS is offered and required
+    before MAIL (aiosmtpd's ``require_starttls``). ``implicit_tls=`` a context:
+    SMTPS, TLS from the first byte. ``.tls`` says which ("starttls", "tls" or None).
+    Every ``SinkMessage`` records ``tls``/``tls_version``/``starttls``; ``mail_commands``
+    lists every MAIL FROM that reached the handler as ``(address, tls_active)`` (with
+    ``require_starttls`` aiosmtpd refuses a MAIL before STARTTLS without calling it).
+    """
+
+    def __init__(
+        self,
+        host: str = LOCALHOST,
+        *,
+        starttls: ssl.SSLContext | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+    ):
+        if starttls is not None and implicit_tls is not None:
+            raise ValueError("SmtpSink: give starttls or implicit_tls, not both")
         self.host = host
         self.port: int | None = None
+        self.starttls_context = starttls
+        self.implicit_tls_context = implicit_tls
+        self.tls = "starttls" if starttls is not None else "tls" if implicit_tls is not None else None
+        self._mail_commands: list[tuple[str, bool]] = []
         self._messages: list[SinkMessage] = []
         self._cond = threading.Condition()
         self._failures: list[str] = []
@@ -647,6 +883,11 @@ class SmtpSink:
         last_error: Exception | None = None
         for _ in range(3):
             port = self.port or free_port(self.host)
+            tls_kwargs: dict = {}
+            if self.starttls_context is not None:
+                tls_kwargs = {"tls_context": self.starttls_context, "require_starttls": True}
+            elif self.implicit_tls_context is not None:
+                tls_kwargs = {"ssl_context": self.implicit_tls_context}
             controller = Controller(
                 _SinkHandler(self),
                 hostname=self.host,
@@ -654,6 +895,7 @@ class SmtpSink:
                 auth_require_tls=False,
                 authenticator=_AcceptAllAuthenticator(),
                 ready_timeout=10.0,
+                **tls_kwargs,
             )
             try:
                 controller.start()
@@ -691,7 +933,18 @@ class SmtpSink:
 
     # ---- recording
 
-    def _record(self, session, envelope) -> None:
+    def _note_mail(self, address: str, tls: bool) -> None:
+        with self._cond:
+            self._mail_commands.append((address, tls))
+
+    @property
+    def mail_commands(self) -> list[tuple[str, bool]]:
+        """Every MAIL FROM that reached the handler, as ``(address, tls_active)``, oldest first."""
+        with self._cond:
+            return list(self._mail_commands)
+
+    def _record(self, session, envelope, server=None) -> None:
+        tls, tls_version, via_starttls = _tls_state(server, session)
         content = envelope.content
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
@@ -708,6 +961,9 @@ class SmtpSink:
             auth_login=login,
             mail_options=list(envelope.mail_options),
             rcpt_options=list(envelope.rcpt_options),
+            tls=tls,
+            tls_version=tls_version,
+            starttls=via_starttls,
         )
         with self._cond:
             self._messages.append(record)
@@ -734,16 +990,19 @@ class SmtpSink:
             return list(self._messages)
 
     def clear(self) -> None:
-        """Forget the recorded messages (programmed failures/refusals stay)."""
+        """Forget the recorded messages and MAIL commands (programmed failures/refusals stay)."""
         with self._cond:
             self._messages.clear()
+            self._mail_commands.clear()
 
     def reset(self) -> None:
         """Forget messages, pending ``fail_next`` failures and ``refuse_rcpt`` refusals."""
         with self._cond:
             self._messages.clear()
+            self._mail_commands.clear()
             self._failures.clear()
             self._refused.clear()
 
     def __repr__(self) -> str:
-        return f"<SmtpSink {self.host}:{self.port} messages={len(self._messages)}>"
+        tls = f" {self.tls}" if self.tls else ""
+        return f"<SmtpSink {self.host}:{self.port}{tls} messages={len(self._messages)}>"
