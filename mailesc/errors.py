@@ -71,3 +71,24 @@ class StoreError(MailescError):
 
 class ParseError(MailescError):
     """A message could not be understood; it goes to quarantine."""
+
+
+def connection_problem(kind: str, where: str, error: BaseException, reason: str) -> str:
+    """One line on why a server could not be used; a rejected certificate is said as such."""
+    certificate = _find_certificate_error(error)
+    if certificate is not None:
+        return (f"the TLS certificate of the {kind} server {where} could not be verified: "
+                f"{certificate.verify_message or certificate.reason} (a private CA? name it with ca_file)")
+    return f"cannot reach the {kind} server {where}: {reason}"
+
+
+def _find_certificate_error(error: BaseException | None, depth: int = 0):
+    import ssl
+
+    while error is not None and depth < 5:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return error
+        nested = [arg for arg in getattr(error, "args", ()) if isinstance(arg, BaseException)]
+        error = error.__cause__ or error.__context__ or (nested[0] if nested else None)
+        depth += 1
+    return None

@@ -13,7 +13,7 @@ import imapclient
 from imapclient.imapclient import SENT
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailesc.errors import SourceError
+from mailesc.errors import SourceError, connection_problem
 from mailesc.model import RawMessage
 
 BATCH = 500  # UIDs per FETCH command
@@ -56,7 +56,7 @@ class ImapSource:
         except LoginError:
             raise SourceError(f"IMAP login refused for {self.where}: check the user name and password") from None
         except NETWORK_ERRORS as error:
-            raise SourceError(f"cannot reach the IMAP server {server.where}: {_reason(error)}") from None
+            raise SourceError(connection_problem("IMAP", server.where, error, _reason(error))) from None
         return client
 
     def close(self) -> None:

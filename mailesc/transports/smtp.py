@@ -6,7 +6,7 @@ import asyncio
 
 import aiosmtplib
 
-from mailesc.errors import PartiallyRefused, PermanentTransportError, TemporaryTransportError, TransportError
+from mailesc.errors import PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
 from mailesc.render import OutgoingMail
 
 
@@ -88,7 +88,8 @@ class _Connection:
         try:
             await self.client.connect()
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise TemporaryTransportError(f"cannot reach the SMTP server {self.where}: {error}") from None
+            reason = getattr(error, "message", None) or str(error)
+            raise TemporaryTransportError(connection_problem("SMTP", self.where, error, reason)) from None
         return self.client
 
     async def __aexit__(self, *exc) -> None:
