@@ -1,31 +1,172 @@
-"""Business-time arithmetic. Every deadline in mailesc is computed here, nowhere else."""
+"""Business-time arithmetic. Every deadline in mailesc is computed here, nowhere else.
+
+A calendar is a time zone, opening hours per weekday and closed days. Open time is counted in real
+elapsed time, so a night on which the clocks change is as long as it really is; opening hours are
+wall-clock times in the calendar's zone (08:00 is 08:00 in summer and in winter)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Iterator
+from zoneinfo import ZoneInfo
+
+import holidays
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SEARCH_DAYS = 3 * 366  # a deadline further away than this means a calendar that (almost) never opens
+
+Interval = tuple[time, time | None]  # None as the end means midnight at the end of the day (24:00)
 
 
-class Calendar(Protocol):
-    name: str
+@dataclass(frozen=True)
+class ClosedDays:
+    """Public holidays and the team's own closed days."""
+
+    once: frozenset[date] = frozenset()  # "2026-04-03"
+    yearly: frozenset[tuple[int, int]] = frozenset()  # "12-24": (month, day)
+    public: holidays.HolidayBase | None = field(default=None, compare=False)  # from the `holidays` package
+
+    def __contains__(self, day: date) -> bool:
+        return day in self.once or (day.month, day.day) in self.yearly or (self.public is not None and day in self.public)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    name: str = "always"
+    zone: tzinfo = timezone.utc
+    hours: dict[int, tuple[Interval, ...]] | None = None  # weekday (0 = Monday) -> open intervals; None: always
+    closed: ClosedDays | None = None
+
+    @property
+    def always_open(self) -> bool:
+        return self.hours is None and self.closed is None
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        """The moment `duration` of open time after `start`."""
+        """The moment `duration` of open time after `start`, at the calendar's offset.
+
+        Starting in closed time, the clock starts at the next opening; a zero duration is `start` itself."""
+        if duration <= timedelta(0):
+            return start.astimezone(self.zone)
+        if self.always_open:
+            return (start + duration).astimezone(self.zone)
+        remaining = duration
+        for opens, closes in self._open_periods(start):
+            length = closes - opens
+            if remaining <= length:
+                return (opens + remaining).astimezone(self.zone)
+            remaining -= length
+        raise ValueError(f"calendar {self.name!r} has no open time within {SEARCH_DAYS} days of {start.isoformat()}")
 
     def between(self, start: datetime, end: datetime) -> timedelta:
-        """How much open time lies between `start` and `end` (negative if end < start)."""
+        """Open time from `start` to `end` (negative when `end` is before `start`)."""
+        if end < start:
+            return -self.between(end, start)
+        if self.always_open:
+            return end - start
+        total = timedelta(0)
+        for opens, closes in self._open_periods(start):
+            if opens >= end:
+                break
+            total += min(closes, end) - opens
+        return total
+
+    def _open_periods(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Open periods from `start` on, in order, as UTC datetimes (the first one cut at `start`)."""
+        start = start.astimezone(timezone.utc)
+        first_day = start.astimezone(self.zone).date() - timedelta(days=1)  # a period may span midnight in UTC
+        for offset in range(SEARCH_DAYS):
+            day = first_day + timedelta(days=offset)
+            if self.closed is not None and day in self.closed:
+                continue
+            for opens_at, closes_at in self._intervals(day):
+                opens, closes = self._utc(day, opens_at), self._utc(day, closes_at)
+                if closes > start and closes > opens:
+                    yield max(opens, start), closes
+
+    def _intervals(self, day: date) -> tuple[Interval, ...]:
+        if self.hours is None:
+            return ((time(0), None),)
+        return self.hours.get(day.weekday(), ())
+
+    def _utc(self, day: date, wall: time | None) -> datetime:
+        """A wall-clock time of `day` in UTC. In a DST gap it is read with the offset before the change
+        (02:30 on a spring-forward night is 03:30); in a repeated hour, the first occurrence counts."""
+        if wall is None:
+            day, wall = day + timedelta(days=1), time(0)
+        return datetime.combine(day, wall, tzinfo=self.zone).astimezone(timezone.utc)
 
 
-class AlwaysOpen:
-    """The default calendar: open all day, every day; wall-clock arithmetic on aware datetimes."""
-
-    name = "always"
-
-    def add(self, start: datetime, duration: timedelta) -> datetime:
-        return start + duration
-
-    def between(self, start: datetime, end: datetime) -> timedelta:
-        return end - start
+ALWAYS_OPEN = Calendar()
 
 
-ALWAYS_OPEN = AlwaysOpen()
+def make_calendar(name: str, zone: str = "UTC", hours: dict[str, str] | None = None, holidays_list=(),
+                  country: str | None = None, subdivision: str | None = None) -> Calendar:
+    """A calendar from policy-file values; raises ValueError saying what is wrong."""
+    closed = None
+    if holidays_list or country:
+        closed = ClosedDays(once=frozenset(d for d in map(_holiday, holidays_list) if isinstance(d, date)),
+                            yearly=frozenset(d for d in map(_holiday, holidays_list) if isinstance(d, tuple)),
+                            public=_public_holidays(country, subdivision) if country else None)
+    return Calendar(name=name, zone=_zone(zone), hours=None if hours is None else parse_hours(hours), closed=closed)
+
+
+def _holiday(text: str) -> date | tuple[int, int]:
+    try:
+        if len(text) == 5:  # MM-DD, every year
+            month, day = map(int, text.split("-"))
+            date(2024, month, day)  # a leap year: 02-29 is allowed
+            return month, day
+        return date.fromisoformat(text)
+    except (ValueError, TypeError):
+        raise ValueError(f"{text!r} is not a holiday; write MM-DD (every year) or YYYY-MM-DD (once)") from None
+
+
+def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    try:
+        return holidays.country_holidays(country, subdiv=subdivision)
+    except NotImplementedError:
+        raise ValueError(f"the holidays package knows no country {country!r} "
+                         f"(use an ISO 3166 code such as DE, US, AU)") from None
+    except ValueError as error:
+        raise ValueError(f"holidays_subdiv: {error}") from None
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        raise ValueError(f"{name!r} is not an IANA time zone name (like Europe/Berlin)") from None
+
+
+def parse_hours(hours: dict[str, str]) -> dict[int, tuple[Interval, ...]]:
+    """{"mon": "08:00-18:00", "fri": "08:00-13:00,14:00-18:00"} -> weekday -> intervals."""
+    parsed = {}
+    for day, text in hours.items():
+        if day not in WEEKDAYS:
+            raise ValueError(f"{day!r} is not a weekday; use {', '.join(WEEKDAYS)}")
+        intervals = tuple(_interval(part.strip()) for part in str(text).split(",") if part.strip())
+        ordered = sorted(intervals, key=lambda i: i[0])
+        for (_, end), (begin, _) in zip(ordered, ordered[1:]):
+            if end is None or end > begin:
+                raise ValueError(f"{day}: the intervals in {text!r} overlap")
+        parsed[WEEKDAYS.index(day)] = tuple(ordered)
+    return parsed
+
+
+def _interval(text: str) -> Interval:
+    try:
+        begin, end = (part.strip() for part in text.split("-"))
+        opens, closes = _clock(begin), (None if end == "24:00" else _clock(end))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an interval like 08:00-18:00") from None
+    if closes is not None and closes <= opens:
+        raise ValueError(f"{text!r} closes before it opens")
+    return opens, closes
+
+
+def _clock(text: str) -> time:
+    hour, minute = text.split(":")
+    if len(minute) != 2:
+        raise ValueError(text)
+    return time(int(hour), int(minute))
