@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-from mailesc.clock import SimulatedClock
+from mailesc import sla
+from mailesc.classify import auto_generated_reason, classify
+from mailesc.clock import SimulatedClock, isoformat
+from mailesc.durations import format_duration
 from mailesc.config import Config
-from mailesc.cycle import CycleReport, Engine
-from mailesc.errors import SourceError
-from mailesc.model import Status
+from mailesc.cycle import CycleReport, Engine, who_is_who
+from mailesc.errors import SourceError, UsageError
+from mailesc.model import Kind, RawMessage, Status
+from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
 from mailesc.sources import open_source
@@ -21,6 +25,7 @@ from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 
 log = logging.getLogger("mailesc")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
 
 SAMPLE_CONTEXT = {
     "customer": "customer@example.com", "customer_name": "Pat Customer", "subject": "Cannot log in",
@@ -134,6 +139,43 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         ignored_auto=report.ignored_auto, quarantined=report.quarantined, duplicates=report.duplicates,
         start=start.isoformat() if start else None, end=end.isoformat() if end else None,
         store=str(store_path), outbox=str(outbox_path))
+
+
+# -- explain --------------------------------------------------------------------------------------------------
+
+
+def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
+    """Which rule a message would get and why, with every deadline it would have."""
+    try:
+        data = eml.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {eml}: {error.strerror}") from None
+    message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _EPOCH)
+    if message.arrived == _EPOCH:
+        raise UsageError(f"{eml} has no usable Date header: give the time with --received")
+    kind = classify(message, who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address))
+    tried, rule = [], None
+    for candidate in setup.policies.rules:
+        failed = candidate.match.failures(message)
+        tried.append({"rule": candidate.name, "source": candidate.source, "matched": not failed, "failed": failed})
+        if not failed:
+            rule = candidate
+            break
+    due = rule.calendar.add(message.arrived, rule.first_response) if rule else None
+    return {
+        "kind": str(kind),
+        "opens_thread": kind is Kind.CUSTOMER,
+        "auto_generated": auto_generated_reason(message),
+        "rule": rule.name if rule else None,
+        "calendar": rule.calendar.name if rule else None,
+        "received": isoformat(message.arrived),
+        "first_response": format_duration(rule.first_response) if rule else None,
+        "first_response_due": isoformat(due),
+        "warn_at": None,
+        "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
+                         "template": step.level.template} for step in (sla.ladder(rule, due) if rule else [])],
+        "tried": tried,
+    }
 
 
 # -- check ----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from mailesc import __version__, app
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.config import find_config_file, load_config
+from mailesc.durations import format_duration
 from mailesc.errors import MailescError, UsageError
 from mailesc.report import breach_json, breach_story, breach_table
 from mailesc.store import Store
@@ -80,6 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = commands.add_parser("quarantine", parents=[common], help="messages mailesc could not read")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(handler=cmd_quarantine)
+
+    policies = commands.add_parser("policies", parents=[common], help="check and explain the policies")
+    policy_commands = policies.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    explain = policy_commands.add_parser("explain", parents=[common], help="which rule a message gets, and why")
+    explain.add_argument("eml", help="a message file (.eml)")
+    explain.add_argument("--received", help="its arrival time, ISO 8601 with offset (default: its Date header)")
+    explain.add_argument("--json", action="store_true", help="print one JSON object")
+    explain.set_defaults(handler=cmd_policies_explain)
+    policy_check = policy_commands.add_parser("check", parents=[common], help="validate policies and calendars")
+    policy_check.set_defaults(handler=cmd_policies_check)
 
     check = commands.add_parser("check", parents=[common], help="validate config, policies and templates")
     check.add_argument("--offline", action="store_true", help="do not contact the IMAP and SMTP servers")
@@ -179,6 +190,41 @@ def cmd_quarantine(args) -> int:
                           for q in items], indent=2))
     else:
         print("\n".join(f"{q.at.isoformat()}  {q.key}  {q.reason}" for q in items) or "Nothing in quarantine.")
+    return 0
+
+
+def cmd_policies_explain(args) -> int:
+    setup = _setup(args)
+    received = _time(args.received, "--received") if args.received else None
+    result = app.explain(setup, Path(args.eml), received)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.eml}: a {result['kind']} message" + (f" ({result['auto_generated']})" if result["auto_generated"]
+                                                    else "") + ("" if result["opens_thread"] else
+                                                                ": it does not start a clock"))
+    for attempt in result["tried"]:
+        verdict = "matches" if attempt["matched"] else "does not match: " + ", ".join(attempt["failed"])
+        print(f"  rule {attempt['rule']!r} ({attempt['source']}) {verdict}")
+    if result["rule"] is None:
+        print("No rule matches: the thread would have no deadline.")
+        return 0
+    print(f"Rule {result['rule']!r}, calendar {result['calendar']!r}:\n"
+          f"  received             {result['received']}\n"
+          f"  first response due   {result['first_response_due']}  ({result['first_response']} of open time)")
+    for step in result["escalations"]:
+        print(f"  level {step['level']} escalation   {step['at']}  to {', '.join(step['to'])}")
+    return 0
+
+
+def cmd_policies_check(args) -> int:
+    setup = _setup(args)
+    policies = setup.policies
+    for rule in policies.rules:
+        print(f"rule {rule.name!r} ({rule.source}): first response {format_duration(rule.first_response)} "
+              f"in calendar {rule.calendar.name!r}, {len(rule.escalate)} escalation level(s)")
+    print(f"calendars: {', '.join(sorted(policies.calendars))}")
+    print("OK")
     return 0
 
 

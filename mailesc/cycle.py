@@ -44,8 +44,8 @@ class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str):
         self.policies, self.store, self.source = policies, store, source
-        self.own_address = getaddresses([sender])[0][1].lower()
-        self.people = People(team=team, managers=policies.recipients(), own_address=self.own_address)
+        self.people = who_is_who(policies, team, sender)
+        self.own_address = self.people.own_address
         self.index = ThreadIndex(list(store.threads.values()))
         self.outbox = Outbox(store, source, transport, templates, sender)
 
@@ -167,6 +167,11 @@ class Engine:
         report.escalations_failed += delivered.failed
         report.escalations_waiting = delivered.waiting
         report.transport_error = delivered.last_error
+
+
+def who_is_who(policies: Policies, team: tuple[str, ...], sender: str) -> People:
+    """The team, the escalation recipients and mailesc's own address, for classifying messages."""
+    return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower())
 
 
 def escalation_message_id(thread_id: str, level: int, own_address: str) -> str:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
-from mailesc.hours import ALWAYS_OPEN, Calendar
+from mailesc.hours import ALWAYS_OPEN, Calendar, make_calendar
 from mailesc.model import Message
 
 MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder")
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar")
 LEVEL_KEYS = ("after", "to", "template")
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Rule:
 @dataclass(frozen=True)
 class Policies:
     rules: tuple[Rule, ...]
+    calendars: dict[str, Calendar] = field(default_factory=lambda: {"always": ALWAYS_OPEN}, compare=False)
 
     def first_match(self, message: Message) -> Rule | None:
         return next((rule for rule in self.rules if rule.matches(message)), None)
@@ -88,9 +90,11 @@ def load_policies(folder: Path) -> Policies:
     if not folder.is_dir():
         raise ConfigError(folder, "", "the policies folder does not exist")
     problems: list = []
-    rules: list[Rule] = []
-    for path in sorted(folder.glob("*.toml")):
-        rules.extend(_load_file(path, problems))
+    files = [(path, data) for path in sorted(folder.glob("*.toml")) if (data := _read(path, problems)) is not None]
+    calendars = {"always": ALWAYS_OPEN}
+    for path, data in files:
+        calendars.update(_calendars(path, data.get("calendars", {}), calendars, problems))
+    rules = [rule for path, data in files for rule in _rules(path, data, calendars, problems)]
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.name in seen:
@@ -98,18 +102,47 @@ def load_policies(folder: Path) -> Policies:
         seen.setdefault(rule.name, rule.source)
     if problems:
         raise ConfigError.many(problems)
-    return Policies(tuple(rules))
+    return Policies(tuple(rules), calendars)
 
 
-def _load_file(path: Path, problems: list) -> list[Rule]:
+def _read(path: Path, problems: list) -> dict | None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         problems.append((str(path), "", f"cannot be read as TOML: {error}"))
-        return []
+        return None
     for key in data:
-        if key not in ("rule", "calendars", "customers"):
-            problems.append((str(path), key, "unknown key (a policy file holds [[rule]] tables)"))
+        if key not in ("rule", "calendars"):
+            problems.append((str(path), key, "unknown key (a policy file holds [[rule]] and [calendars.NAME] tables)"))
+    return data
+
+
+def _calendars(path: Path, tables, known: dict[str, Calendar], problems: list) -> dict[str, Calendar]:
+    if not isinstance(tables, dict):
+        problems.append((str(path), "calendars", "write calendars as [calendars.NAME] tables"))
+        return {}
+    found = {}
+    for name, table in tables.items():
+        key = f"calendars.{name}"
+        if name in known:
+            problems.append((str(path), key, f"calendar {name!r} is defined twice"))
+            continue
+        if not isinstance(table, dict):
+            problems.append((str(path), key, "must be a table"))
+            continue
+        for unknown in set(table) - set(CALENDAR_KEYS):
+            problems.append((str(path), f"{key}.{unknown}", f"unknown key (known: {', '.join(CALENDAR_KEYS)})"))
+        try:
+            found[name] = make_calendar(
+                name, zone=table.get("timezone", "UTC"), hours=table.get("hours"),
+                holidays_list=table.get("holidays", ()), country=table.get("holidays_country"),
+                subdivision=table.get("holidays_subdiv"))
+        except (ValueError, TypeError, AttributeError) as error:
+            problems.append((str(path), key, str(error)))
+    return found
+
+
+def _rules(path: Path, data: dict, calendars: dict[str, Calendar], problems: list) -> list[Rule]:
     tables = data.get("rule", [])
     if not isinstance(tables, list):
         problems.append((str(path), "rule", "write rules as [[rule]] tables"))
@@ -117,7 +150,7 @@ def _load_file(path: Path, problems: list) -> list[Rule]:
     rules = []
     for index, table in enumerate(tables, start=1):
         report = _Problems(problems, f"{path} rule {index}", f"{path.name} rule {index}")
-        rule = _rule(table, report)
+        rule = _rule(table, calendars, report)
         if rule and not report.found:
             rules.append(rule)
     return rules
@@ -132,7 +165,7 @@ class _Problems:
         self.problems.append((self.where, key, text))
 
 
-def _rule(table: dict, problem: _Problems) -> Rule | None:
+def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Rule | None:
     if not isinstance(table, dict):
         problem("", "must be a table")
         return None
@@ -141,8 +174,9 @@ def _rule(table: dict, problem: _Problems) -> Rule | None:
     if not isinstance(name, str) or not name.strip():
         problem("name", "every rule needs a name")
         name = "?"
-    if "calendar" in table and table["calendar"] not in ("always", ""):
-        problem("calendar", f"unknown calendar {table['calendar']!r} (only 'always' exists yet)")
+    calendar = calendars.get(table.get("calendar", "always"))
+    if calendar is None:
+        problem("calendar", f"unknown calendar {table['calendar']!r} (defined: {', '.join(sorted(calendars))})")
     levels = table.get("escalate", [])
     if not isinstance(levels, list):
         problem("escalate", "write escalation levels as [[rule.escalate]] tables")
@@ -157,6 +191,7 @@ def _rule(table: dict, problem: _Problems) -> Rule | None:
         match=_match(table.get("match", {}), problem),
         first_response=_duration(table, "first_response", problem, required=True),
         escalate=escalate,
+        calendar=calendar or ALWAYS_OPEN,
     )
 
 

@@ -93,15 +93,16 @@ def test_the_example_inbox_replays_with_the_documented_summary(tmp_path, capsys)
     # A late reply never gets an escalation sent after it.
     for breach in breaches:
         for escalation in breach["escalations"]:
-            assert breach["responded_at"] is None or escalation["at"] < breach["responded_at"]
+            assert breach["responded_at"] is None or (
+                datetime.fromisoformat(escalation["at"]) < datetime.fromisoformat(breach["responded_at"]))
 
 
 def _still_within_deadline(tmp_path) -> int:
     """Unanswered threads whose deadline lies after the end of the replay are not breaches (yet)."""
     store = json.loads((tmp_path / "var" / "mailesc-replay.json").read_text())
-    end = max(m["arrived"] for t in store["threads"].values() for m in t["messages"])
-    return sum(1 for t in store["threads"].values()
-               if t["due_at"] and t["due_at"] > end and not any(m["kind"] == "team" for m in t["messages"]))
+    end = max(datetime.fromisoformat(m["arrived"]) for t in store["threads"].values() for m in t["messages"])
+    return sum(1 for t in store["threads"].values() if t["due_at"] and datetime.fromisoformat(t["due_at"]) > end
+               and not any(m["kind"] == "team" for m in t["messages"]))
 
 
 FOUR_HOURS_FOR_EVERYONE = """
