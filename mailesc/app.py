@@ -34,7 +34,7 @@ SAMPLE_CONTEXT = {
     "defects": [], "thread": "<sample@example.com>", "breach_id": 1, "now": "2026-01-05T14:00:00+00:00",
     "messages": [{"from": "customer@example.com", "subject": "Cannot log in",
                   "arrived": "2026-01-05T09:00:00+00:00", "kind": "customer"}],
-    "omitted": [],
+    "omitted": [], "time_left": "15m",
 }
 
 
@@ -56,7 +56,8 @@ def load_setup(config: Config) -> Setup:
 
 def build_engine(setup: Setup, store: Store, source, transport) -> Engine:
     return Engine(policies=setup.policies, team=setup.config.team_addresses, store=store, source=source,
-                  transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address)
+                  transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address,
+                  reply_to=setup.config.smtp.reply_to)
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:
@@ -171,7 +172,7 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
         "received": isoformat(message.arrived),
         "first_response": format_duration(rule.first_response) if rule else None,
         "first_response_due": isoformat(due),
-        "warn_at": None,
+        "warn_at": isoformat(rule.warn_at(message.arrived)) if rule else None,
         "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
                          "template": step.level.template} for step in (sla.ladder(rule, due) if rule else [])],
         "tried": tried,

@@ -77,6 +77,7 @@ class SmtpConfig:
     path: Path | None
     server: ServerConfig
     from_address: str
+    reply_to: str  # where replies to mailesc's mails go: the watched mailbox, so a manager's reply acknowledges
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 _SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
                 "allow_insecure", "ca_file")
 _MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder") + _SERVER_KEYS
-_SMTP_KEYS = ("kind", "path", "from") + _SERVER_KEYS
+_SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
 
 
 def _build(file: Path, data: dict, base: Path) -> Config:
@@ -256,6 +257,7 @@ def _smtp(section: _Section) -> SmtpConfig:
         path=section.path("path", "var/outbox") if kind == "outbox" else None,
         server=_server(section, used=kind == "smtp", default_security="starttls", tls_port=465, other_port=587),
         from_address=section.text("from", "mailesc <mailesc@localhost>"),
+        reply_to=section.text("reply_to", ""),
     )
 
 

@@ -13,10 +13,11 @@ from email.utils import getaddresses
 from mailesc import sla
 from mailesc.classify import People, classify
 from mailesc.errors import ParseError, SourceError
-from mailesc.model import Breach, EscalationRecord, Kind, Message, Quarantined, RawMessage, Status, Thread, ThreadMessage
+from mailesc.model import (Breach, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
+                           ThreadMessage)
 from mailesc.outbox import Outbox
 from mailesc.parse import parse_message
-from mailesc.policies import Policies
+from mailesc.policies import Policies, Rule
 from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
@@ -33,6 +34,8 @@ class CycleReport:
     threads_opened: int = 0
     breaches: int = 0  # new breach records
     escalations_recorded: int = 0
+    warnings_recorded: int = 0
+    acknowledged: int = 0
     escalations_sent: int = 0
     escalations_failed: int = 0
     escalations_waiting: int = 0
@@ -42,12 +45,14 @@ class CycleReport:
 
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
-                 sender: str):
+                 sender: str, reply_to: str = ""):
         self.policies, self.store, self.source = policies, store, source
         self.people = who_is_who(policies, team, sender)
         self.own_address = self.people.own_address
         self.index = ThreadIndex(list(store.threads.values()))
-        self.outbox = Outbox(store, source, transport, templates, sender)
+        self._escalations = {record.message_id: breach for breach in store.breaches.values()
+                             for record in breach.escalations}
+        self.outbox = Outbox(store, source, transport, templates, sender, reply_to)
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
@@ -82,6 +87,8 @@ class Engine:
             report.ignored_own += 1
             return
         report.ignored_auto += kind is Kind.AUTO
+        if kind is not Kind.AUTO:
+            self._acknowledge(message, report)
         thread = self.index.place(message, may_open=kind is not Kind.AUTO)
         if thread is None:
             return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
@@ -99,6 +106,16 @@ class Engine:
         self.store.put_thread(thread)
         report.messages += 1
 
+    def _acknowledge(self, message: Message, report: CycleReport) -> None:
+        """A reply to an escalation mail acknowledges that breach: its ladder stops."""
+        for parent in message.parents:
+            breach = self._escalations.get(parent)
+            if breach is not None and breach.acknowledged_at is None:
+                breach.acknowledged_by, breach.acknowledged_at = message.sender, message.arrived
+                self.store.put_breach(breach)
+                report.acknowledged += 1
+                log.info("breach %d acknowledged by %s", breach.id, message.sender)
+
     def _start_clock(self, thread: Thread, message: Message) -> None:
         if thread.breach_id is not None:
             return  # the clock already ran out; what was recorded stands
@@ -109,21 +126,39 @@ class Engine:
     # -- deadlines ----------------------------------------------------------------------------------------------
 
     def escalate(self, now: datetime, report: CycleReport) -> None:
+        """Record every warning and escalation level that is due at `now` (the outbox sends them)."""
         for thread in self._clocked_threads():
-            verdict = sla.evaluate(thread, self.policies.get(thread.policy), now)
-            if verdict is None or not verdict.breached:
+            rule = self.policies.get(thread.policy)
+            verdict = sla.evaluate(thread, rule, now)
+            if verdict is None:
+                continue
+            if verdict.warn_due and not any(n.kind == "warning" for n in thread.notices):
+                self._warn(thread, rule, now, report)
+            if not verdict.breached:
                 continue
             breach = self._breach_for(thread, verdict, report)
             if verdict.responded_at is not None:
                 self._close(breach, verdict.responded_at)
-                continue
-            for step in verdict.due_steps:
-                if step.level.number not in breach.escalated_levels():
-                    breach.escalations.append(EscalationRecord(
-                        level=step.level.number, at=now, to=list(step.level.to), template=step.level.template,
-                        message_id=escalation_message_id(thread.id, step.level.number, self.own_address)))
-                    self.store.put_breach(breach)
-                    report.escalations_recorded += 1
+            elif breach.acknowledged_at is None:  # a manager who answered an escalation stops the ladder
+                self._climb(thread, breach, verdict.due_steps, now, report)
+
+    def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
+        thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
+                                     message_id=mail_message_id(thread.id, "W", self.own_address)))
+        self.store.put_thread(thread)
+        report.warnings_recorded += 1
+
+    def _climb(self, thread: Thread, breach: Breach, steps, now: datetime, report: CycleReport) -> None:
+        for step in steps:
+            if step.level.number not in breach.escalated_levels():
+                record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
+                                          template=step.level.template,
+                                          message_id=mail_message_id(thread.id, f"L{step.level.number}",
+                                                                     self.own_address))
+                breach.escalations.append(record)
+                self._escalations[record.message_id] = breach
+                self.store.put_breach(breach)
+                report.escalations_recorded += 1
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time)."""
@@ -174,8 +209,9 @@ def who_is_who(policies: Policies, team: tuple[str, ...], sender: str) -> People
     return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower())
 
 
-def escalation_message_id(thread_id: str, level: int, own_address: str) -> str:
-    """Stable: the same thread and level always give the same Message-ID, so a resend is recognisable."""
+def mail_message_id(thread_id: str, what: str, own_address: str) -> str:
+    """Stable: the same thread and mail ("L1", "W") always give the same Message-ID, so a resend is
+    recognisable."""
     digest = hashlib.sha256(thread_id.encode("utf-8", "surrogateescape")).hexdigest()[:20]
     domain = own_address.rpartition("@")[2] or "mailesc.invalid"
-    return f"<mailesc.{digest}.L{level}@{domain}>"
+    return f"<mailesc.{digest}.{what}@{domain}>"

@@ -64,6 +64,26 @@ class ThreadMessage:
     name: str = ""  # the sender's display name
 
 
+class Delivery(StrEnum):
+    PENDING = "pending"  # recorded, not yet accepted by the mail server
+    SENT = "sent"
+    FAILED = "failed"  # refused for good; shown to the operator
+
+
+@dataclass
+class Notice:
+    """A mail about a thread that is not an escalation: a warning to the team before the deadline."""
+
+    kind: str  # "warning"
+    at: datetime
+    to: list[str]
+    message_id: str
+    template: str
+    delivery: Delivery = Delivery.PENDING
+    sent_at: datetime | None = None
+    error: str | None = None
+
+
 class Status(StrEnum):
     OPEN = "open"
     RESPONDED_LATE = "responded_late"
@@ -78,6 +98,7 @@ class Thread:
     policy: str | None = None  # rule chosen when the first customer message arrived
     due_at: datetime | None = None
     breach_id: int | None = None
+    notices: list[Notice] = field(default_factory=list)
 
     def first_customer_message(self) -> ThreadMessage | None:
         return next((m for m in self.sorted_messages() if m.kind is Kind.CUSTOMER), None)
@@ -87,12 +108,6 @@ class Thread:
 
     def sorted_messages(self) -> list[ThreadMessage]:
         return sorted(self.messages, key=lambda m: m.arrived)
-
-
-class Delivery(StrEnum):
-    PENDING = "pending"  # recorded, not yet accepted by the mail server
-    SENT = "sent"
-    FAILED = "failed"  # refused for good; shown to the operator
 
 
 @dataclass
@@ -119,6 +134,8 @@ class Breach:
     status: Status = Status.OPEN
     responded_at: datetime | None = None
     escalations: list[EscalationRecord] = field(default_factory=list)
+    acknowledged_by: str | None = None  # a manager who replied to an escalation: the ladder stops
+    acknowledged_at: datetime | None = None
 
     def escalated_levels(self) -> set[int]:
         return {record.level for record in self.escalations}

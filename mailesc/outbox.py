@@ -8,14 +8,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import mailparser
 
 from mailesc.clock import isoformat
 from mailesc.durations import format_duration
 from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
-from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Thread
+from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
 from mailesc.parse import clean
 from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Templates, build_mail
 
@@ -32,103 +32,134 @@ class Delivered:
     last_error: str | None = None
 
 
-class Outbox:
-    def __init__(self, store, source, transport, templates: Templates, sender: str):
-        self.store, self.source, self.transport, self.templates = store, source, transport, templates
-        self.sender = sender
+@dataclass
+class _Pending:
+    """A recorded mail not yet accepted by the server, with the records it belongs to."""
 
-    def pending(self) -> list[tuple[Breach, EscalationRecord]]:
-        return [(breach, record) for breach in self.store.breaches.values()
-                for record in breach.escalations if record.delivery is Delivery.PENDING]
+    record: EscalationRecord | Notice
+    thread: Thread
+    breach: Breach | None = None  # for escalations
+
+    @property
+    def what(self) -> str:
+        return f"level {self.record.level} escalation" if self.breach else self.record.kind
+
+
+class Outbox:
+    def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = ""):
+        self.store, self.source, self.transport, self.templates = store, source, transport, templates
+        self.sender, self.reply_to = sender, reply_to
+
+    def pending(self) -> list[_Pending]:
+        escalations = [_Pending(record, self.store.threads[breach.thread], breach)
+                       for breach in self.store.breaches.values()
+                       for record in breach.escalations if record.delivery is Delivery.PENDING]
+        notices = [_Pending(notice, thread) for thread in self.store.threads.values()
+                   for notice in thread.notices if notice.delivery is Delivery.PENDING]
+        return escalations + notices
 
     def deliver(self, now: datetime) -> Delivered:
-        """Send every pending escalation once; what could not be sent stays pending for the next cycle."""
+        """Send every pending mail once; what could not be sent stays pending for the next cycle."""
         pending = self.pending()
         mails = {}
-        for breach, record in pending:
+        for item in pending:
             try:
-                mails[record.message_id] = self._compose(breach, record, now)
-            except Exception as error:  # one thread's odd message must not hold back the other escalations
-                record.error = f"could not compose the mail: {type(error).__name__}: {error}"
-                self.store.put_breach(breach)
-                log.error("escalation %s for %s not composed, will retry: %s", record.message_id, breach.thread,
-                          record.error)
-                log.debug("composing %s failed", record.message_id, exc_info=True)
+                mails[item.record.message_id] = self._compose(item, now)
+            except Exception as error:  # one thread's odd message must not hold back the other mails
+                item.record.error = f"could not compose the mail: {type(error).__name__}: {error}"
+                self._save(item)
+                log.error("%s %s for %s not composed, will retry: %s", item.what, item.record.message_id,
+                          item.thread.id, item.record.error)
+                log.debug("composing %s failed", item.record.message_id, exc_info=True)
         results = self.transport.send(list(mails.values())) if mails else {}
-        for breach, record in pending:
-            if record.message_id in results:
-                self._mark(breach, record, results[record.message_id], now)
+        for item in pending:
+            if item.record.message_id in results:
+                self._mark(item, results[item.record.message_id], now)
+        records = [item.record for item in pending]
         return Delivered(
-            sent=sum(1 for _, r in pending if r.delivery is Delivery.SENT),
-            failed=sum(1 for _, r in pending if r.delivery is Delivery.FAILED),
-            waiting=sum(1 for _, r in pending if r.delivery is Delivery.PENDING),
-            last_error=next((r.error for _, r in reversed(pending) if r.delivery is Delivery.PENDING), None),
+            sent=sum(1 for r in records if r.delivery is Delivery.SENT),
+            failed=sum(1 for r in records if r.delivery is Delivery.FAILED),
+            waiting=sum(1 for r in records if r.delivery is Delivery.PENDING),
+            last_error=next((r.error for r in reversed(records) if r.delivery is Delivery.PENDING), None),
         )
 
-    def _mark(self, breach: Breach, record: EscalationRecord, error: Exception | None, now: datetime) -> None:
+    def _mark(self, item: _Pending, error: Exception | None, now: datetime) -> None:
+        record = item.record
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
-            log.info("escalated %s (level %d) to %s as %s", breach.thread, record.level, ", ".join(record.to),
+            log.info("sent the %s for %s to %s as %s", item.what, item.thread.id, ", ".join(record.to),
                      record.message_id)
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
-            log.error("escalation %s failed for good: %s", record.message_id, error)
+            log.error("the %s %s failed for good: %s", item.what, record.message_id, error)
         else:
             record.error = str(error)
-            log.warning("escalation %s not sent yet, will retry: %s", record.message_id, error)
-        self.store.put_breach(breach)
+            log.warning("the %s %s is not sent yet, will retry: %s", item.what, record.message_id, error)
+        self._save(item)
 
-    def _compose(self, breach: Breach, record: EscalationRecord, now: datetime) -> OutgoingMail:
-        thread = self.store.threads[breach.thread]
+    def _save(self, item: _Pending) -> None:
+        self.store.put_breach(item.breach) if item.breach else self.store.put_thread(item.thread)
+
+    def _compose(self, item: _Pending, now: datetime) -> OutgoingMail:
+        thread, record = item.thread, item.record
         messages = [m for m in thread.sorted_messages() if m.kind is not Kind.OWN]
+        first = thread.first_customer_message()
+        wanted = messages if item.breach else [first] if first else []  # a warning attaches nothing
         omitted: list[str] = []
         try:
-            raws = self.source.fetch([m.key for m in messages])
+            raws = self.source.fetch([m.key for m in wanted])
         except SourceError as error:
             raws = {}
             omitted.append(f"the thread's messages could not be fetched from the mailbox ({error})")
-        attachments, size = [], 0
-        for number, message in enumerate(messages, start=1):
-            data = raws.get(message.key)
-            if data is None:
-                omitted.append(f"message {number} ({message.message_id}) is no longer in the mailbox")
-            elif size + len(data) > ATTACHMENT_BUDGET:
-                omitted.append(f"message {number} ({message.message_id}, {len(data)} bytes) is too large to attach")
-            else:
-                size += len(data)
-                attachments.append(Attachment(f"{number:02d}-{message.kind}.eml", data))
-        first = thread.first_customer_message()
-        context = escalation_context(thread, breach, record, now, raws.get(first.key) if first else None, omitted)
+        attachments = _attachments(messages, raws, omitted) if item.breach else []
+        context = thread_context(thread, now, raws.get(first.key) if first else None, omitted)
+        if item.breach:
+            context.update(level=record.level, overdue_by=format_duration(now - item.breach.due_at),
+                           breach_id=item.breach.id, recipients=list(record.to))
+            marker = f"escalation; level={record.level}; breach={item.breach.id}"
+        else:
+            context.update(time_left=format_duration(max(thread.due_at - now, timedelta(0))),
+                           recipients=list(record.to))
+            marker = record.kind
         subject, text, html = self.templates.render(record.template, context)
         return build_mail(
-            sender=self.sender, to=record.to, subject=subject, text=text, html=html,
-            message_id=record.message_id, references=[thread.id] + [m.message_id for m in messages[-20:]
-                                                                     if m.message_id != thread.id],
+            sender=self.sender, to=record.to, subject=subject, text=text, html=html, message_id=record.message_id,
+            references=[thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id],
             date=now, attachments=attachments,
-            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
-                     "X-Mailesc": f"escalation; level={record.level}; breach={breach.id}"},
+            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "X-Mailesc": marker,
+                     **({"Reply-To": self.reply_to} if self.reply_to else {})},
         )
 
 
-def escalation_context(thread: Thread, breach: Breach, record: EscalationRecord, now: datetime,
-                       first_raw: bytes | None, omitted: list[str]) -> dict:
-    """Everything a template may use. Times are ISO 8601 strings with offset."""
+def _attachments(messages: list[ThreadMessage], raws: dict[str, bytes], omitted: list[str]) -> list[Attachment]:
+    """The thread's messages, oldest first, within the attachment budget; what is left out is said."""
+    attachments, size = [], 0
+    for number, message in enumerate(messages, start=1):
+        data = raws.get(message.key)
+        if data is None:
+            omitted.append(f"message {number} ({message.message_id}) is no longer in the mailbox")
+        elif size + len(data) > ATTACHMENT_BUDGET:
+            omitted.append(f"message {number} ({message.message_id}, {len(data)} bytes) is too large to attach")
+        else:
+            size += len(data)
+            attachments.append(Attachment(f"{number:02d}-{message.kind}.eml", data))
+    return attachments
+
+
+def thread_context(thread: Thread, now: datetime, first_raw: bytes | None, omitted: list[str]) -> dict:
+    """What every template may use. Times are ISO 8601 strings with offset."""
     excerpt, defects = body_excerpt(first_raw)
     first = thread.first_customer_message()
     return {
-        "customer": breach.customer,
+        "customer": first.sender if first else "",
         "customer_name": first.name if first else "",
-        "subject": breach.subject,
-        "policy": breach.policy,
-        "received": isoformat(breach.received_at),
-        "due": isoformat(breach.due_at),
-        "overdue_by": format_duration(now - breach.due_at),
-        "level": record.level,
-        "recipients": list(record.to),
+        "subject": first.subject if first else thread.subject,
+        "policy": thread.policy,
+        "received": isoformat(first.arrived) if first else None,
+        "due": isoformat(thread.due_at),
         "excerpt": excerpt,
         "defects": defects,
         "thread": thread.id,
-        "breach_id": breach.id,
         "messages": [{"from": m.sender, "subject": m.subject, "arrived": isoformat(m.arrived), "kind": str(m.kind)}
                      for m in thread.sorted_messages() if m.kind is not Kind.OWN],
         "omitted": omitted,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from mailesc.hours import ALWAYS_OPEN, Calendar, make_calendar
 from mailesc.model import Message
 
 MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder")
-RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar")
+RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template")
 LEVEL_KEYS = ("after", "to", "template")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
 
@@ -54,6 +54,16 @@ class Match:
 
 
 @dataclass(frozen=True)
+class EarlyWarning:
+    """Warn the team before the deadline: with `before` of open time left, or at `share` of the time used."""
+
+    to: tuple[str, ...]
+    before: timedelta | None = None
+    share: float | None = None  # 0.8 for "80%"
+    template: str = "warning"
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     source: str  # "file.toml rule 2", for messages to the operator
@@ -61,9 +71,17 @@ class Rule:
     first_response: timedelta
     escalate: tuple[Level, ...]
     calendar: Calendar = field(default=ALWAYS_OPEN, compare=False)
+    warning: EarlyWarning | None = None
 
     def matches(self, message: Message) -> bool:
         return not self.match.failures(message)
+
+    def warn_at(self, received: datetime) -> datetime | None:
+        if self.warning is None:
+            return None
+        used = self.first_response * self.warning.share if self.warning.share is not None else \
+            self.first_response - self.warning.before
+        return self.calendar.add(received, used)
 
 
 @dataclass(frozen=True)
@@ -79,10 +97,13 @@ class Policies:
 
     def recipients(self) -> tuple[str, ...]:
         """Everybody an escalation can go to: mail addressed only to them is internal."""
-        return tuple(sorted({a.lower() for rule in self.rules for level in rule.escalate for a in level.to}))
+        notified = {a for rule in self.rules if rule.warning for a in rule.warning.to}
+        escalated = {a for rule in self.rules for level in rule.escalate for a in level.to}
+        return tuple(sorted(a.lower() for a in notified | escalated))
 
     def templates(self) -> set[str]:
-        return {level.template for rule in self.rules for level in rule.escalate}
+        return {level.template for rule in self.rules for level in rule.escalate} | {
+            rule.warning.template for rule in self.rules if rule.warning}
 
 
 def load_policies(folder: Path) -> Policies:
@@ -189,10 +210,34 @@ def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Ru
         name=name,
         source=problem.source,
         match=_match(table.get("match", {}), problem),
-        first_response=_duration(table, "first_response", problem, required=True),
+        first_response=(first_response := _duration(table, "first_response", problem, required=True)),
         escalate=escalate,
         calendar=calendar or ALWAYS_OPEN,
+        warning=_warning(table, first_response, problem),
     )
+
+
+def _warning(table: dict, first_response: timedelta, problem: _Problems) -> EarlyWarning | None:
+    if "warn_before" not in table:
+        for key in ("notify", "warn_template"):
+            if key in table:
+                problem(key, "only means something with warn_before")
+        return None
+    to = _addresses(table.get("notify"), "notify", problem)
+    template = _template_name(table.get("warn_template", "warning"), "warn_template", problem)
+    text = str(table["warn_before"]).strip()
+    if text.endswith("%"):
+        try:
+            share = float(text[:-1]) / 100
+        except ValueError:
+            share = -1.0
+        if not 0 < share < 1:
+            problem("warn_before", f"{text!r}: a share of the deadline is between 0% and 100%, like \"80%\"")
+        return EarlyWarning(to=to, share=share, template=template)
+    before = _duration(table, "warn_before", problem, required=True)
+    if not timedelta(0) < before < first_response:
+        problem("warn_before", f"{text!r} must be shorter than first_response")
+    return EarlyWarning(to=to, before=before, template=template)
 
 
 def _level(number: int, table, problem: _Problems) -> Level | None:
@@ -201,17 +246,25 @@ def _level(number: int, table, problem: _Problems) -> Level | None:
         problem(key, "must be a table")
         return None
     _unknown(table, LEVEL_KEYS, key + ".", problem)
-    to = table.get("to", [])
-    to = [to] if isinstance(to, str) else to
-    if not to or not isinstance(to, list) or not all(isinstance(a, str) and "@" in a for a in to):
-        problem(f"{key}.to", "must list at least one e-mail address")
-        to = []
-    template = table.get("template", "escalation")
-    if not isinstance(template, str) or not re.fullmatch(r"[\w.-]+", template):
-        problem(f"{key}.template", f"must be a template name like 'escalation', not {template!r}")
-        template = "escalation"
+    to = _addresses(table.get("to"), f"{key}.to", problem)
+    template = _template_name(table.get("template", "escalation"), f"{key}.template", problem)
     after = _duration(table, "after", problem, prefix=key + ".", required=False)
     return Level(number=number, after=after, to=tuple(to), template=template)
+
+
+def _addresses(value, key: str, problem: _Problems) -> tuple[str, ...]:
+    value = [value] if isinstance(value, str) else value
+    if not value or not isinstance(value, list) or not all(isinstance(a, str) and "@" in a for a in value):
+        problem(key, "must list at least one e-mail address")
+        return ()
+    return tuple(value)
+
+
+def _template_name(value, key: str, problem: _Problems) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[\w.-]+", value):
+        problem(key, f"must be a template name like 'escalation', not {value!r}")
+        return "escalation"
+    return value
 
 
 def _match(table, problem: _Problems) -> Match:

@@ -18,6 +18,8 @@ def breach_json(breach: Breach) -> dict:
         "received_at": isoformat(breach.received_at),
         "due_at": isoformat(breach.due_at),
         "responded_at": isoformat(breach.responded_at),
+        "acknowledged_by": breach.acknowledged_by,
+        "acknowledged_at": isoformat(breach.acknowledged_at),
         "escalations": [
             {"level": e.level, "at": isoformat(e.at), "to": list(e.to), "message_id": e.message_id,
              "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error}
@@ -49,6 +51,8 @@ def breach_story(breach: Breach) -> str:
                                       + (f" ({e.error})" if e.error else "")))
         elif e.error:
             events.append((e.at, f"level {e.level} escalation {e.delivery}: {e.error}"))
+    if breach.acknowledged_at:
+        events.append((breach.acknowledged_at, f"acknowledged by {breach.acknowledged_by}: the ladder stops"))
     if breach.responded_at:
         events.append((breach.responded_at, "first team response "
                                             f"({format_duration(breach.responded_at - breach.due_at)} late)"))

@@ -23,6 +23,8 @@ class Verdict:
     due_at: datetime
     responded_at: datetime | None
     breached: bool  # the deadline passed (by `now`) before any response
+    warn_due: bool  # the warning time has come, the deadline has not, and nobody answered
+    warn_at: datetime | None
     due_steps: tuple[Step, ...]  # levels that are due at `now` and may be sent (no response yet)
     next_at: datetime | None  # the next moment this thread needs looking at, if any
 
@@ -38,11 +40,12 @@ def evaluate(thread: Thread, rule: Rule, now: datetime) -> Verdict | None:
         return None
     response = thread.first_response_after(first.arrived)
     responded_at = response.arrived if response else None
-    due_at = thread.due_at
-    steps = ladder(rule, due_at)
+    due_at, warn_at = thread.due_at, rule.warn_at(first.arrived)
     if responded_at is not None:
-        return Verdict(first.arrived, due_at, responded_at, responded_at > due_at, (), None)
-    due_steps = tuple(step for step in steps if step.at <= now)
-    upcoming = [step.at for step in steps if step.at > now]
-    next_at = due_at if now < due_at else min(upcoming, default=None)
-    return Verdict(first.arrived, due_at, None, now >= due_at, due_steps, next_at)
+        return Verdict(first.arrived, due_at, responded_at, responded_at > due_at, False, warn_at, (), None)
+    steps = ladder(rule, due_at)
+    upcoming = [when for when in (warn_at, due_at, *(step.at for step in steps)) if when and when > now]
+    return Verdict(
+        received_at=first.arrived, due_at=due_at, responded_at=None, breached=now >= due_at,
+        warn_due=warn_at is not None and warn_at <= now < due_at, warn_at=warn_at,
+        due_steps=tuple(step for step in steps if step.at <= now), next_at=min(upcoming, default=None))

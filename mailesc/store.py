@@ -21,7 +21,8 @@ from tinydb.table import Document
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreError
-from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Quarantined, Status, Thread, ThreadMessage
+from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status, Thread,
+                           ThreadMessage)
 
 
 class AtomicJSONStorage(Storage):
@@ -231,14 +232,18 @@ def _thread_doc(thread: Thread) -> dict:
     doc = _plain(asdict(thread))
     doc["ids"] = sorted(thread.ids)
     doc["messages"] = [_plain(asdict(m)) for m in thread.messages]
+    doc["notices"] = [_plain(asdict(n)) for n in thread.notices]
     return doc
 
 
 def _thread_from(doc: dict) -> Thread:
     messages = [ThreadMessage(**{**m, "kind": Kind(m["kind"]), "arrived": parse_iso(m["arrived"])})
                 for m in doc["messages"]]
+    notices = [Notice(**{**n, "at": parse_iso(n["at"]), "sent_at": _time(n.get("sent_at")),
+                         "delivery": Delivery(n["delivery"])}) for n in doc.get("notices", [])]
     return Thread(id=doc["id"], subject=doc["subject"], ids=set(doc["ids"]), messages=messages,
-                  policy=doc.get("policy"), due_at=_time(doc.get("due_at")), breach_id=doc.get("breach_id"))
+                  policy=doc.get("policy"), due_at=_time(doc.get("due_at")), breach_id=doc.get("breach_id"),
+                  notices=notices)
 
 
 def _breach_doc(breach: Breach) -> dict:
@@ -254,6 +259,7 @@ def _breach_from(doc: dict) -> Breach:
     values = {k: v for k, v in doc.items() if k in names}
     return Breach(**{**values, "status": Status(doc["status"]), "received_at": parse_iso(doc["received_at"]),
                      "due_at": parse_iso(doc["due_at"]), "responded_at": _time(doc.get("responded_at")),
+                     "acknowledged_at": _time(doc.get("acknowledged_at")),
                      "escalations": escalations})
 
 
