@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SEARCH_DAYS = 3 * 366  # a deadline further away than this means a calendar that (almost) never opens
+CLOSED_STREAK = 3 * 366  # this many closed days in a row: the calendar never opens (again)
 
 Interval = tuple[time, time | None]  # None as the end means midnight at the end of the day (24:00)
 
@@ -46,6 +46,7 @@ class Calendar:
         """The moment `duration` of open time after `start`, at the calendar's offset.
 
         Starting in closed time, the clock starts at the next opening; a zero duration is `start` itself."""
+        start = start.astimezone(timezone.utc)  # arithmetic in UTC: real elapsed time, not wall-clock time
         if duration <= timedelta(0):
             return start.astimezone(self.zone)
         if self.always_open:
@@ -56,10 +57,12 @@ class Calendar:
             if remaining <= length:
                 return (opens + remaining).astimezone(self.zone)
             remaining -= length
-        raise ValueError(f"calendar {self.name!r} has no open time within {SEARCH_DAYS} days of {start.isoformat()}")
+        raise ValueError(f"calendar {self.name!r} has no open time within {CLOSED_STREAK} days after "
+                         f"{start.isoformat()}")
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Open time from `start` to `end` (negative when `end` is before `start`)."""
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
         if end < start:
             return -self.between(end, start)
         if self.always_open:
@@ -72,17 +75,21 @@ class Calendar:
         return total
 
     def _open_periods(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
-        """Open periods from `start` on, in order, as UTC datetimes (the first one cut at `start`)."""
-        start = start.astimezone(timezone.utc)
-        first_day = start.astimezone(self.zone).date() - timedelta(days=1)  # a period may span midnight in UTC
-        for offset in range(SEARCH_DAYS):
-            day = first_day + timedelta(days=offset)
-            if self.closed is not None and day in self.closed:
-                continue
-            for opens_at, closes_at in self._intervals(day):
-                opens, closes = self._utc(day, opens_at), self._utc(day, closes_at)
-                if closes > start and closes > opens:
-                    yield max(opens, start), closes
+        """Open periods from `start` (UTC) on, in order, as UTC datetimes (the first one cut at `start`).
+        Ends after CLOSED_STREAK days in a row without any open time."""
+        day = start.astimezone(self.zone).date() - timedelta(days=1)  # a period may span midnight in UTC
+        closed_days = 0
+        while closed_days <= CLOSED_STREAK:
+            found = False
+            if self.closed is None or day not in self.closed:
+                for opens_at, closes_at in self._intervals(day):
+                    opens, closes = self._utc(day, opens_at), self._utc(day, closes_at)
+                    if closes > opens:
+                        found = True
+                        if closes > start:
+                            yield max(opens, start), closes
+            closed_days = 0 if found else closed_days + 1
+            day += timedelta(days=1)
 
     def _intervals(self, day: date) -> tuple[Interval, ...]:
         if self.hours is None:
@@ -111,7 +118,9 @@ def make_calendar(name: str, zone: str = "UTC", hours: dict[str, str] | None = N
     return Calendar(name=name, zone=_zone(zone), hours=None if hours is None else parse_hours(hours), closed=closed)
 
 
-def _holiday(text: str) -> date | tuple[int, int]:
+def _holiday(text: str | date) -> date | tuple[int, int]:
+    if isinstance(text, date) and not isinstance(text, datetime):
+        return text  # TOML reads an unquoted 2026-04-03 as a date
     try:
         if len(text) == 5:  # MM-DD, every year
             month, day = map(int, text.split("-"))
@@ -123,13 +132,14 @@ def _holiday(text: str) -> date | tuple[int, int]:
 
 
 def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayBase:
-    try:
-        return holidays.country_holidays(country, subdiv=subdivision)
-    except NotImplementedError:
+    supported = holidays.list_supported_countries()
+    if country not in supported:
         raise ValueError(f"the holidays package knows no country {country!r} "
-                         f"(use an ISO 3166 code such as DE, US, AU)") from None
-    except ValueError as error:
-        raise ValueError(f"holidays_subdiv: {error}") from None
+                         f"(use an ISO 3166 code such as DE, US, AU)")
+    if subdivision is not None and subdivision not in supported[country]:
+        raise ValueError(f"holidays_subdiv: {country} has no subdivision {subdivision!r} "
+                         f"(it has: {', '.join(supported[country])})")
+    return holidays.country_holidays(country, subdiv=subdivision)
 
 
 def _zone(name: str) -> ZoneInfo:
