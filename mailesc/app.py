@@ -155,13 +155,8 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
     if message.arrived == _EPOCH:
         raise UsageError(f"{eml} has no usable Date header: give the time with --received")
     kind = classify(message, who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address))
-    tried, rule = [], None
-    for candidate in setup.policies.rules:
-        failed = candidate.match.failures(message)
-        tried.append({"rule": candidate.name, "source": candidate.source, "matched": not failed, "failed": failed})
-        if not failed:
-            rule = candidate
-            break
+    tried = [(rule, failures) for rule, failures in setup.policies.tried(message)]
+    rule = tried[-1][0] if tried and not tried[-1][1] else None
     due = rule.calendar.add(message.arrived, rule.first_response) if rule else None
     return {
         "kind": str(kind),
@@ -175,7 +170,8 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
         "warn_at": isoformat(rule.warn_at(message.arrived)) if rule else None,
         "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
                          "template": step.level.template} for step in (sla.ladder(rule, due) if rule else [])],
-        "tried": tried,
+        "contract": setup.policies.contracts.of(message.sender),
+        "tried": [{"rule": r.name, "source": r.source, "matched": not failed, "failed": failed} for r, failed in tried],
     }
 
 

@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Iterator
 
+from mailesc.contracts import FILES as CONTRACT_FILES
+from mailesc.contracts import Contracts, load_contracts
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
 from mailesc.hours import ALWAYS_OPEN, Calendar, make_calendar
 from mailesc.model import Message
 
-MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder")
+MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract")
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template")
 LEVEL_KEYS = ("after", "to", "template")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
@@ -38,9 +41,10 @@ class Match:
     subject: re.Pattern | None = None
     header: tuple[tuple[str, re.Pattern], ...] = ()
     folder: tuple[str, ...] = ()
+    contract: tuple[str, ...] = ()
 
-    def failures(self, message: Message) -> list[str]:
-        """The match keys that `message` fails, for explaining why a rule did not apply."""
+    def failures(self, message: Message, contract: str | None = None) -> list[str]:
+        """The match keys that `message` (from a customer with `contract`) fails, to explain a rule."""
         domain = message.sender.rpartition("@")[2]
         tests = {
             "from_address": lambda: any(fnmatchcase(message.sender, p) for p in self.from_address),
@@ -49,6 +53,7 @@ class Match:
             "subject": lambda: bool(self.subject.search(message.subject)),
             "header": lambda: all(any(rx.search(v) for v in message.header_values(name)) for name, rx in self.header),
             "folder": lambda: message.folder.lower() in self.folder,
+            "contract": lambda: contract is not None and contract.lower() in self.contract,
         }
         return [key for key, test in tests.items() if getattr(self, key) and not test()]
 
@@ -73,8 +78,9 @@ class Rule:
     calendar: Calendar = field(default=ALWAYS_OPEN, compare=False)
     warning: EarlyWarning | None = None
 
-    def matches(self, message: Message) -> bool:
-        return not self.match.failures(message)
+
+    def matches(self, message: Message, contract: str | None = None) -> bool:
+        return not self.match.failures(message, contract)
 
     def warn_at(self, received: datetime) -> datetime | None:
         if self.warning is None:
@@ -89,8 +95,19 @@ class Policies:
     rules: tuple[Rule, ...]
     calendars: dict[str, Calendar] = field(default_factory=lambda: {"always": ALWAYS_OPEN}, compare=False)
 
+    contracts: Contracts = field(default_factory=Contracts, compare=False)
+
+    def tried(self, message: Message) -> Iterator[tuple[Rule, list[str]]]:
+        """Each rule in order with the match keys the message fails, up to the first rule that matches."""
+        contract = self.contracts.of(message.sender)
+        for rule in self.rules:
+            failures = rule.match.failures(message, contract)
+            yield rule, failures
+            if not failures:
+                return
+
     def first_match(self, message: Message) -> Rule | None:
-        return next((rule for rule in self.rules if rule.matches(message)), None)
+        return next((rule for rule, failures in self.tried(message) if not failures), None)
 
     def get(self, name: str | None) -> Rule | None:
         return next((rule for rule in self.rules if rule.name == name), None)
@@ -111,7 +128,9 @@ def load_policies(folder: Path) -> Policies:
     if not folder.is_dir():
         raise ConfigError(folder, "", "the policies folder does not exist")
     problems: list = []
-    files = [(path, data) for path in sorted(folder.glob("*.toml")) if (data := _read(path, problems)) is not None]
+    files = [(path, data) for path in sorted(folder.glob("*.toml"))
+             if path.name not in CONTRACT_FILES and (data := _read(path, problems)) is not None]
+    contracts = load_contracts(folder, problems)
     calendars = {"always": ALWAYS_OPEN}
     for path, data in files:
         calendars.update(_calendars(path, data.get("calendars", {}), calendars, problems))
@@ -121,9 +140,12 @@ def load_policies(folder: Path) -> Policies:
         if rule.name in seen:
             problems.append((rule.source, "name", f"{rule.name!r} is already used by {seen[rule.name]}"))
         seen.setdefault(rule.name, rule.source)
+    for rule in rules:
+        for name in set(rule.match.contract) - {n.lower() for n in contracts.names()}:
+            problems.append((rule.source, "match.contract", f"no customer has the contract {name!r}"))
     if problems:
         raise ConfigError.many(problems)
-    return Policies(tuple(rules), calendars)
+    return Policies(tuple(rules), calendars, contracts)
 
 
 def _read(path: Path, problems: list) -> dict | None:
@@ -293,6 +315,7 @@ def _match(table, problem: _Problems) -> Match:
         header=tuple((name.lower(), rx) for name, value in headers.items()
                      if (rx := _regex(value, f"match.header.{name}", problem))),
         folder=words("folder"),
+        contract=words("contract"),
     )
 
 
