@@ -36,6 +36,7 @@ SAMPLE_CONTEXT = {
                   "arrived": "2026-01-05T09:00:00+00:00", "kind": "customer"}],
     "omitted": [], "time_left": "15m",
 }
+SAMPLE_CONTEXT["escalations"], SAMPLE_CONTEXT["count"] = [dict(SAMPLE_CONTEXT)], 1
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,14 @@ class Setup:
 def load_setup(config: Config) -> Setup:
     policies = load_policies(config.policies_path)
     templates = Templates(config.templates_path)
-    templates.check(policies.templates() or {"escalation"}, SAMPLE_CONTEXT)
+    templates.check(policies.templates() | {"escalation", "digest"}, SAMPLE_CONTEXT)
     return Setup(config, policies, templates)
 
 
 def build_engine(setup: Setup, store: Store, source, transport) -> Engine:
     return Engine(policies=setup.policies, team=setup.config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address,
-                  reply_to=setup.config.smtp.reply_to)
+                  reply_to=setup.config.smtp.reply_to, digest_after=setup.config.digest_after)
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:

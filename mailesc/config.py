@@ -90,6 +90,7 @@ class Config:
     policies_path: Path
     templates_path: Path
     poll_seconds: float
+    digest_after: int  # storm control: more escalations than this to the same recipients at once become a digest
 
     @property
     def replay_store_path(self) -> Path:
@@ -220,7 +221,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     store = reader.section("store", ("path",))
     policies = reader.section("policies", ("path",))
     templates = reader.section("templates", ("path",))
-    daemon = reader.section("daemon", ("poll_seconds",))
+    daemon = reader.section("daemon", ("poll_seconds", "digest_after"))
     config = Config(
         file=file,
         mailbox=mailbox,
@@ -230,6 +231,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         policies_path=policies.path("path", "policies"),
         templates_path=templates.path("path", "templates"),
         poll_seconds=daemon.number("poll_seconds", 30, minimum=1),
+        digest_after=int(daemon.number("digest_after", 5, minimum=1)),
     )
     if problems:
         raise ConfigError.many(problems)

@@ -7,20 +7,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import getaddresses
+from datetime import datetime, timedelta
+from email.utils import getaddresses, parseaddr
 
 from mailesc import sla
 from mailesc.classify import People, classify
 from mailesc.errors import ParseError, SourceError
 from mailesc.model import (Breach, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
                            ThreadMessage)
-from mailesc.outbox import Outbox
+from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
 from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
+ACK_ONLY_WITHIN = timedelta(hours=1)  # older mail is history: the customer gets no acknowledgement for it
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CycleReport:
     breaches: int = 0  # new breach records
     escalations_recorded: int = 0
     warnings_recorded: int = 0
+    acknowledgements_recorded: int = 0
     acknowledged: int = 0
     escalations_sent: int = 0
     escalations_failed: int = 0
@@ -45,14 +47,15 @@ class CycleReport:
 
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
-                 sender: str, reply_to: str = ""):
+                 sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER):
         self.policies, self.store, self.source = policies, store, source
         self.people = who_is_who(policies, team, sender)
         self.own_address = self.people.own_address
         self.index = ThreadIndex(list(store.threads.values()))
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
-        self.outbox = Outbox(store, source, transport, templates, sender, reply_to)
+        self._acknowledged = last_acknowledgements(store.threads.values())
+        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after)
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
@@ -75,14 +78,14 @@ class Engine:
         for raw in sorted(raws, key=lambda r: (r.arrived or now, r.key)):
             try:
                 message = parse_message(raw, now)
-                self._take(message, classify(message, self.people), report)
+                self._take(message, classify(message, self.people), now, report)
             except Exception as error:  # a broken message goes to quarantine and never stops the others
                 reason = str(error) if isinstance(error, ParseError) else f"{type(error).__name__}: {error}"
                 self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now))
                 report.quarantined += 1
                 log.warning("quarantined %s: %s", raw.key, reason)
 
-    def _take(self, message: Message, kind: Kind, report: CycleReport) -> None:
+    def _take(self, message: Message, kind: Kind, now: datetime, report: CycleReport) -> None:
         if kind is Kind.OWN:
             report.ignored_own += 1
             return
@@ -102,6 +105,7 @@ class Engine:
         report.threads_opened += opens
         if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
             self._start_clock(thread, message)  # the first customer message, even if it came in late
+            self._acknowledge_customer(thread, message, now, report)
         self.index.add(thread)
         self.store.put_thread(thread)
         report.messages += 1
@@ -115,6 +119,22 @@ class Engine:
                 self.store.put_breach(breach)
                 report.acknowledged += 1
                 log.info("breach %d acknowledged by %s", breach.id, message.sender)
+
+    def _acknowledge_customer(self, thread: Thread, message: Message, now: datetime, report: CycleReport) -> None:
+        """Tell the customer we have the message: once per thread, once per sender and period, and only
+        for fresh mail (never for the history found on a first run)."""
+        rule = self.policies.get(thread.policy)
+        if rule is None or rule.acknowledge is None or now - message.arrived > ACK_ONLY_WITHIN:
+            return
+        if any(n.kind == "ack" for n in thread.notices) or thread.first_response_after(message.arrived):
+            return
+        last = self._acknowledged.get(message.sender)
+        if last is not None and now - last < rule.acknowledge_every:
+            return
+        thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
+                                     message_id=mail_message_id(thread.id, "A", self.own_address)))
+        self._acknowledged[message.sender] = now
+        report.acknowledgements_recorded += 1
 
     def _start_clock(self, thread: Thread, message: Message) -> None:
         if thread.breach_id is not None:
@@ -202,6 +222,19 @@ class Engine:
         report.escalations_failed += delivered.failed
         report.escalations_waiting = delivered.waiting
         report.transport_error = delivered.last_error
+
+
+def last_acknowledgements(threads) -> dict[str, datetime]:
+    """Customer address -> when mailesc last acknowledged one of their messages."""
+    acks = sorted((notice.at, thread.first_customer_message().sender) for thread in threads
+                  for notice in thread.notices if notice.kind == "ack")
+    return {sender: at for at, sender in acks}  # the latest wins
+
+
+def reply_address(message: Message) -> str:
+    """Where an automatic reply goes (RFC 3834): the Return-Path, else the From address."""
+    return_path = parseaddr(message.header("return-path") or "")[1].lower()
+    return return_path if "@" in return_path else message.sender
 
 
 def who_is_who(policies: Policies, team: tuple[str, ...], sender: str) -> People:

@@ -120,6 +120,7 @@ class EscalationRecord:
     delivery: Delivery = Delivery.PENDING
     sent_at: datetime | None = None
     error: str | None = None
+    digest: str | None = None  # the Message-ID of the digest it went out in (storm control), if any
 
 
 @dataclass

@@ -5,6 +5,7 @@ Message-ID instead of losing the escalation. Temporary failures stay pending and
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Template
 log = logging.getLogger("mailesc.outbox")
 logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
 EXCERPT_CHARS = 600
+DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go out as one digest
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,10 @@ class _Pending:
 
 
 class Outbox:
-    def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = ""):
+    def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
+                 digest_after: int = DIGEST_AFTER):
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
-        self.sender, self.reply_to = sender, reply_to
+        self.sender, self.reply_to, self.digest_after = sender, reply_to, digest_after
 
     def pending(self) -> list[_Pending]:
         escalations = [_Pending(record, self.store.threads[breach.thread], breach)
@@ -61,20 +64,24 @@ class Outbox:
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle."""
         pending = self.pending()
+        envelopes = self._envelopes(pending)
         mails = {}
-        for item in pending:
+        for mail_id, items in envelopes:
             try:
-                mails[item.record.message_id] = self._compose(item, now)
+                mails[mail_id] = self._digest(mail_id, items, now) if len(items) > 1 else self._compose(items[0], now)
             except Exception as error:  # one thread's odd message must not hold back the other mails
-                item.record.error = f"could not compose the mail: {type(error).__name__}: {error}"
-                self._save(item)
-                log.error("%s %s for %s not composed, will retry: %s", item.what, item.record.message_id,
-                          item.thread.id, item.record.error)
-                log.debug("composing %s failed", item.record.message_id, exc_info=True)
+                for item in items:
+                    item.record.error = f"could not compose the mail: {type(error).__name__}: {error}"
+                    self._save(item)
+                log.error("mail %s not composed, will retry: %s: %s", mail_id, type(error).__name__, error)
+                log.debug("composing %s failed", mail_id, exc_info=True)
         results = self.transport.send(list(mails.values())) if mails else {}
-        for item in pending:
-            if item.record.message_id in results:
-                self._mark(item, results[item.record.message_id], now)
+        for mail_id, items in envelopes:
+            for item in items:
+                if mail_id in results:
+                    if item.breach:
+                        item.record.digest = mail_id if len(items) > 1 else None
+                    self._mark(item, results[mail_id], now)
         records = [item.record for item in pending]
         return Delivered(
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
@@ -82,6 +89,36 @@ class Outbox:
             waiting=sum(1 for r in records if r.delivery is Delivery.PENDING),
             last_error=next((r.error for r in reversed(records) if r.delivery is Delivery.PENDING), None),
         )
+
+    def _envelopes(self, pending: list[_Pending]) -> list[tuple[str, list[_Pending]]]:
+        """(Message-ID, items) per mail to send. Storm control: more than `digest_after` escalations to the
+        same recipients at once go out as one digest listing them all."""
+        groups: dict[tuple[str, ...], list[_Pending]] = {}
+        for item in pending:
+            if item.breach:
+                groups.setdefault(tuple(sorted(item.record.to)), []).append(item)
+        storms = [items for items in groups.values() if len(items) > self.digest_after]
+        in_storm = {id(item) for items in storms for item in items}
+        singles = [(item.record.message_id, [item]) for item in pending if id(item) not in in_storm]
+        return singles + [(digest_message_id(items, self.sender), items) for items in storms]
+
+    def _digest(self, mail_id: str, items: list[_Pending], now: datetime) -> OutgoingMail:
+        escalations = []
+        for item in items:
+            context = thread_context(item.thread, now, None, [])
+            context.update(level=item.record.level, breach_id=item.breach.id,
+                           overdue_by=format_duration(now - item.breach.due_at))
+            escalations.append(context)
+        recipients = list(items[0].record.to)
+        subject, text, html = self.templates.render("digest", {"escalations": escalations, "count": len(items),
+                                                              "recipients": recipients, "now": isoformat(now)})
+        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
+                   "X-Mailesc": f"digest; escalations={len(items)}"}
+        if self.reply_to:
+            headers["Reply-To"] = self.reply_to
+        return build_mail(sender=self.sender, to=recipients, subject=subject, text=text, html=html,
+                          message_id=mail_id, references=[item.record.message_id for item in items][:50], date=now,
+                          headers=headers, attachments=[])
 
     def _mark(self, item: _Pending, error: Exception | None, now: datetime) -> None:
         record = item.record
@@ -104,7 +141,7 @@ class Outbox:
         thread, record = item.thread, item.record
         messages = [m for m in thread.sorted_messages() if m.kind is not Kind.OWN]
         first = thread.first_customer_message()
-        wanted = messages if item.breach else [first] if first else []  # a warning attaches nothing
+        wanted = messages if item.breach else [first] if first else []  # only escalations attach the thread
         omitted: list[str] = []
         try:
             raws = self.source.fetch([m.key for m in wanted])
@@ -113,22 +150,32 @@ class Outbox:
             omitted.append(f"the thread's messages could not be fetched from the mailbox ({error})")
         attachments = _attachments(messages, raws, omitted) if item.breach else []
         context = thread_context(thread, now, raws.get(first.key) if first else None, omitted)
+        context["recipients"] = list(record.to)
+        references = [thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id]
+        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "X-Mailesc": record.kind
+                   if not item.breach else f"escalation; level={record.level}; breach={item.breach.id}"}
+        envelope_sender = None
         if item.breach:
             context.update(level=record.level, overdue_by=format_duration(now - item.breach.due_at),
-                           breach_id=item.breach.id, recipients=list(record.to))
-            marker = f"escalation; level={record.level}; breach={item.breach.id}"
+                           breach_id=item.breach.id)
+        elif record.kind == "ack":  # to the customer: an RFC 3834 auto-reply, with a null envelope sender
+            references = list(dict.fromkeys([thread.id, first.message_id]))
+            headers["Auto-Submitted"], envelope_sender = "auto-replied", ""
         else:
-            context.update(time_left=format_duration(max(thread.due_at - now, timedelta(0))),
-                           recipients=list(record.to))
-            marker = record.kind
+            context.update(time_left=format_duration(max(thread.due_at - now, timedelta(0))))
+        if self.reply_to:
+            headers["Reply-To"] = self.reply_to
         subject, text, html = self.templates.render(record.template, context)
-        return build_mail(
-            sender=self.sender, to=record.to, subject=subject, text=text, html=html, message_id=record.message_id,
-            references=[thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id],
-            date=now, attachments=attachments,
-            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "X-Mailesc": marker,
-                     **({"Reply-To": self.reply_to} if self.reply_to else {})},
-        )
+        return build_mail(sender=self.sender, to=record.to, subject=subject, text=text, html=html,
+                          message_id=record.message_id, references=references, date=now, attachments=attachments,
+                          headers=headers, envelope_sender=envelope_sender)
+
+
+def digest_message_id(items: list[_Pending], sender: str) -> str:
+    """Stable for the same escalations, so a retried digest keeps its Message-ID."""
+    digest = hashlib.sha256(" ".join(sorted(item.record.message_id for item in items)).encode()).hexdigest()[:20]
+    domain = sender.rpartition("@")[2].rstrip(">") or "mailesc.invalid"
+    return f"<mailesc.digest.{digest}@{domain}>"
 
 
 def _attachments(messages: list[ThreadMessage], raws: dict[str, bytes], omitted: list[str]) -> list[Attachment]:

@@ -18,7 +18,8 @@ from mailesc.hours import ALWAYS_OPEN, Calendar, make_calendar
 from mailesc.model import Message
 
 MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract")
-RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template")
+RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template",
+             "acknowledge", "acknowledge_every")
 LEVEL_KEYS = ("after", "to", "template")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
 
@@ -77,6 +78,8 @@ class Rule:
     escalate: tuple[Level, ...]
     calendar: Calendar = field(default=ALWAYS_OPEN, compare=False)
     warning: EarlyWarning | None = None
+    acknowledge: str | None = None  # template of the acknowledgement to the customer, if any
+    acknowledge_every: timedelta = timedelta(days=1)  # at most one acknowledgement per sender this often
 
 
     def matches(self, message: Message, contract: str | None = None) -> bool:
@@ -119,8 +122,9 @@ class Policies:
         return tuple(sorted(a.lower() for a in notified | escalated))
 
     def templates(self) -> set[str]:
-        return {level.template for rule in self.rules for level in rule.escalate} | {
-            rule.warning.template for rule in self.rules if rule.warning}
+        return ({level.template for rule in self.rules for level in rule.escalate}
+                | {rule.warning.template for rule in self.rules if rule.warning}
+                | {rule.acknowledge for rule in self.rules if rule.acknowledge})
 
 
 def load_policies(folder: Path) -> Policies:
@@ -236,6 +240,9 @@ def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Ru
         escalate=escalate,
         calendar=calendar or ALWAYS_OPEN,
         warning=_warning(table, first_response, problem),
+        acknowledge=_template_name(table["acknowledge"], "acknowledge", problem) if "acknowledge" in table else None,
+        acknowledge_every=_duration(table, "acknowledge_every", problem) if "acknowledge_every" in table
+        else timedelta(days=1),
     )
 
 

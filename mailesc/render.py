@@ -81,8 +81,9 @@ class Templates:
 
 def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str | None, message_id: str,
                references: list[str], date: datetime, headers: dict[str, str],
-               attachments: list[Attachment]) -> OutgoingMail:
-    """A MIME message ready for the transport. Every value put in a header is cleaned of control characters."""
+               attachments: list[Attachment], envelope_sender: str | None = None) -> OutgoingMail:
+    """A MIME message ready for the transport. Every value put in a header is cleaned of control characters.
+    The envelope sender is the From address unless given ("" is the null sender of RFC 3834 auto-replies)."""
     mail = EmailMessage(policy=SMTP)
     mail["From"] = clean(sender)
     mail["To"] = ", ".join(clean(address) for address in to)
@@ -101,7 +102,8 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
         mail.make_mixed()
         for attachment in attachments:
             mail.attach(_rfc822_part(attachment))
-    envelope_sender = getaddresses([clean(sender)])[0][1]
+    if envelope_sender is None:
+        envelope_sender = getaddresses([clean(sender)])[0][1]
     return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to), data=_flatten(mail))
 
 

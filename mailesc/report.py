@@ -22,7 +22,7 @@ def breach_json(breach: Breach) -> dict:
         "acknowledged_at": isoformat(breach.acknowledged_at),
         "escalations": [
             {"level": e.level, "at": isoformat(e.at), "to": list(e.to), "message_id": e.message_id,
-             "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error}
+             "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error, "digest": e.digest}
             for e in breach.escalations
         ],
     }
@@ -48,6 +48,7 @@ def breach_story(breach: Breach) -> str:
         events.append((e.at, f"level {e.level} escalation to {', '.join(e.to)} recorded ({e.message_id})"))
         if e.sent_at:
             events.append((e.sent_at, f"level {e.level} escalation accepted by the mail server"
+                                      + (f" in the digest {e.digest}" if e.digest else "")
                                       + (f" ({e.error})" if e.error else "")))
         elif e.error:
             events.append((e.at, f"level {e.level} escalation {e.delivery}: {e.error}"))
