@@ -107,3 +107,95 @@ def test_a_manager_replying_to_the_escalation_acknowledges_it_and_stops_the_ladd
     assert [e["level"] for e in breach["escalations"]] == [1]
     assert main(["-c", str(config), "breaches", "show", str(breach["id"])]) == 0
     assert "acknowledged by manager@example.test" in capsys.readouterr().out
+
+
+ACK_RULES = """
+[[rule]]
+name = "standard"
+first_response = "4h"
+acknowledge = "ack"
+acknowledge_every = "1d"
+[[rule.escalate]]
+after = "0m"
+to = ["manager@example.test"]
+"""
+
+
+@pytest.fixture
+def ack_config(tmp_path, mailbox, smtp_sink, monkeypatch):
+    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
+    return write_config(tmp_path, mailbox=imap_section(mailbox),
+                        smtp=smtp_section(smtp_sink) + '\nreply_to = "support@example.test"', rules=ACK_RULES)
+
+
+def test_a_customer_gets_one_polite_acknowledgement_and_it_is_not_a_response(ack_config, mailbox, smtp_sink, capsys):
+    first = customer_writes(mailbox, minutes_ago=5)
+    once(ack_config, capsys)
+    [ack] = smtp_sink.wait_for(1)
+    assert ack.rcpt_tos == ["pat@customer.example"]
+    assert ack.mail_from in ("", "<>")  # RFC 3834: a null envelope sender, so nothing can bounce back into a loop
+    assert ack.message["Auto-Submitted"] == "auto-replied"
+    assert ack.message["In-Reply-To"] == first and ack.message["Subject"] == "Re: Cannot log in"
+    assert ack.message["Reply-To"] == "support@example.test"
+
+    mailbox.append("Sent", ack.content, datetime.now(timezone.utc))  # as a server that keeps sent mail would
+    raw, _ = make_mail(sender=CUSTOMER, subject="Re: Cannot log in", in_reply_to=first, references=[first],
+                       body="Thanks! Also, any news?")
+    mailbox.append("INBOX", raw, datetime.now(timezone.utc))
+    when = datetime.now(timezone.utc) - timedelta(minutes=1)
+    other, _ = make_mail(sender=CUSTOMER, subject="Second problem", date=when)  # same sender, same day
+    mailbox.append("INBOX", other, when)
+    once(ack_config, capsys, now=datetime.now(timezone.utc) + timedelta(hours=4, minutes=1))
+
+    # No second acknowledgement (same thread; same sender within a day); the ack stopped no clock.
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.wait_for(3)) == [
+        "manager@example.test", "manager@example.test", "pat@customer.example"]
+    recorded = breaches(ack_config, capsys)
+    assert first in [b["thread"] for b in recorded] and len(recorded) == 2
+    assert all(b["responded_at"] is None for b in recorded)
+
+
+@pytest.mark.parametrize("headers", [
+    {"Auto-Submitted": "auto-replied"},
+    {"List-Id": "<users.lists.example>", "Precedence": "list"},
+    {"Return-Path": "<>"},
+], ids=["auto-reply", "mailing-list", "bounce"])
+def test_no_acknowledgement_for_machines_lists_or_bounces(ack_config, mailbox, smtp_sink, capsys, headers):
+    when = datetime.now(timezone.utc) - timedelta(minutes=2)
+    raw, _ = make_mail(sender=CUSTOMER, subject="Re: something", date=when, headers=headers)
+    mailbox.append("INBOX", raw, when)
+    once(ack_config, capsys)
+    assert smtp_sink.messages == []
+
+
+def test_old_mail_found_on_a_first_run_gets_no_acknowledgement(ack_config, mailbox, smtp_sink, capsys):
+    customer_writes(mailbox, minutes_ago=180)  # history: written long before mailesc started watching
+    once(ack_config, capsys)
+    assert smtp_sink.messages == []
+
+
+def test_a_storm_of_escalations_becomes_one_digest_and_every_breach_is_recorded(tmp_path, mailbox, smtp_sink,
+                                                                                 monkeypatch, capsys):
+    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink),
+                          rules=RULES.replace('warn_before = "{warn}"\nnotify = ["team-leads@example.test"]\n', ""),
+                          extra="[daemon]\ndigest_after = 3")
+    when = datetime.now(timezone.utc) - timedelta(hours=2)
+    for number in range(4):
+        raw, _ = make_mail(sender=f"customer{number}@customer.example", subject=f"Problem {number}", date=when)
+        mailbox.append("INBOX", raw, when)
+    once(config, capsys)
+
+    [digest] = smtp_sink.wait_for(1)
+    assert digest.rcpt_tos == ["manager@example.test"] and "4 threads" in digest.message["Subject"]
+    text = digest.message.get_body(("plain",)).get_content()
+    assert all(f"Problem {number}" in text for number in range(4))
+    recorded = breaches(config, capsys)
+    assert len(recorded) == 4
+    assert {e["digest"] for b in recorded for e in b["escalations"]} == {digest.message["Message-ID"]}
+    assert all(e["delivery"] == "sent" for b in recorded for e in b["escalations"])
+
+    raw, _ = make_mail(sender="late@customer.example", subject="Problem 5", date=when)
+    mailbox.append("INBOX", raw, when)
+    once(config, capsys)  # a single new escalation goes out on its own
+    assert [m.message["X-Mailesc"].split(";")[0] for m in smtp_sink.wait_for(2)] == ["digest", "escalation"]
