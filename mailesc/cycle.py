@@ -137,7 +137,7 @@ class Engine:
         report.acknowledgements_recorded += 1
 
     def _start_clock(self, thread: Thread, message: Message) -> None:
-        if thread.breach_id is not None:
+        if thread.breach_ids:
             return  # the clock already ran out; what was recorded stands
         rule = self.policies.first_match(message)
         thread.policy = rule.name if rule else None
@@ -147,20 +147,17 @@ class Engine:
 
     def escalate(self, now: datetime, report: CycleReport) -> None:
         """Record every warning and escalation level that is due at `now` (the outbox sends them)."""
-        for thread in self._clocked_threads():
-            rule = self.policies.get(thread.policy)
-            verdict = sla.evaluate(thread, rule, now)
-            if verdict is None:
-                continue
-            if verdict.warn_due and not any(n.kind == "warning" for n in thread.notices):
-                self._warn(thread, rule, now, report)
-            if not verdict.breached:
-                continue
-            breach = self._breach_for(thread, verdict, report)
-            if verdict.responded_at is not None:
-                self._close(breach, verdict.responded_at)
-            elif breach.acknowledged_at is None:  # a manager who answered an escalation stops the ladder
-                self._climb(thread, breach, verdict.due_steps, now, report)
+        for thread, rule in self._clocked_threads():
+            for verdict in sla.evaluate(thread, rule, now):
+                if verdict.warn_due and not any(n.kind == "warning" for n in thread.notices):
+                    self._warn(thread, rule, now, report)
+                if not verdict.breached:
+                    continue
+                breach = self._breach_for(thread, verdict, report)
+                if verdict.responded_at is not None:
+                    self._close(breach, verdict.responded_at)
+                elif breach.acknowledged_at is None:  # a manager who answered an escalation stops the ladder
+                    self._climb(thread, breach, verdict.due_steps, now, report)
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
         thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
@@ -173,8 +170,8 @@ class Engine:
             if step.level.number not in breach.escalated_levels():
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
-                                          message_id=mail_message_id(thread.id, f"L{step.level.number}",
-                                                                     self.own_address))
+                                          message_id=mail_message_id(thread.id, _clock_mark(breach.clock)
+                                                                     + f"L{step.level.number}", self.own_address))
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
                 self.store.put_breach(breach)
@@ -182,37 +179,33 @@ class Engine:
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time)."""
-        times = [verdict.next_at for thread in self._clocked_threads()
-                 if (verdict := sla.evaluate(thread, self.policies.get(thread.policy), now)) and verdict.next_at]
+        times = [verdict.next_at for thread, rule in self._clocked_threads()
+                 for verdict in sla.evaluate(thread, rule, now) if verdict.next_at]
         return min(times, default=None)
 
-    def _clocked_threads(self) -> list[Thread]:
-        threads = []
-        for thread in self.store.threads.values():
-            if thread.due_at is None or thread.policy is None:
-                continue
-            if self.policies.get(thread.policy) is None:
-                continue  # its rule was removed from the policies: no ladder left to climb
-            breach = self.store.breaches.get(thread.breach_id)
-            if breach is None or breach.status is Status.OPEN:
-                threads.append(thread)
-        return threads
+    def _clocked_threads(self) -> list[tuple[Thread, Rule]]:
+        """Threads with a clock and the rule that sets it (a rule removed from the policies climbs no ladder)."""
+        return [(thread, rule) for thread in self.store.threads.values()
+                if thread.due_at is not None and (rule := self.policies.get(thread.policy)) is not None]
 
     def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
-        if thread.breach_id is not None:
-            return self.store.breaches[thread.breach_id]
+        if verdict.clock in thread.breach_ids:
+            return self.store.breaches[thread.breach_ids[verdict.clock]]
         first = thread.first_customer_message()
         breach = self.store.new_breach(thread=thread.id, customer=first.sender, subject=first.subject,
-                                       policy=thread.policy, received_at=verdict.received_at, due_at=verdict.due_at)
-        thread.breach_id = breach.id
+                                       policy=thread.policy, received_at=verdict.received_at, due_at=verdict.due_at,
+                                       clock=verdict.clock)
+        thread.breach_ids[verdict.clock] = breach.id
         self.store.put_thread(thread)
         report.breaches += 1
-        log.info("breach %d: %s from %s missed its %s deadline", breach.id, thread.id, first.sender, thread.policy)
+        log.info("breach %d: %s from %s missed its %s %s deadline", breach.id, thread.id, first.sender,
+                 thread.policy, "first-response" if verdict.clock == 0 else "next-response")
         return breach
 
     def _close(self, breach: Breach, responded_at: datetime) -> None:
-        breach.status, breach.responded_at = Status.RESPONDED_LATE, responded_at
-        self.store.put_breach(breach)
+        if (breach.status, breach.responded_at) != (Status.RESPONDED_LATE, responded_at):
+            breach.status, breach.responded_at = Status.RESPONDED_LATE, responded_at
+            self.store.put_breach(breach)
 
     # -- outbox -------------------------------------------------------------------------------------------------
 
@@ -240,6 +233,11 @@ def reply_address(message: Message) -> str:
 def who_is_who(policies: Policies, team: tuple[str, ...], sender: str) -> People:
     """The team, the escalation recipients and mailesc's own address, for classifying messages."""
     return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower())
+
+
+def _clock_mark(clock: int) -> str:
+    """"" for the first-response clock (its mails keep the simplest ids), "N2" for the second next response."""
+    return f"N{clock}" if clock else ""
 
 
 def mail_message_id(thread_id: str, what: str, own_address: str) -> str:

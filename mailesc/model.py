@@ -96,12 +96,16 @@ class Thread:
     ids: set[str] = field(default_factory=set)  # every Message-ID that leads here
     messages: list[ThreadMessage] = field(default_factory=list)
     policy: str | None = None  # rule chosen when the first customer message arrived
-    due_at: datetime | None = None
-    breach_id: int | None = None
+    due_at: datetime | None = None  # of the first response
+    breach_ids: dict[int, int] = field(default_factory=dict)  # clock number (0: the first response) -> breach
     notices: list[Notice] = field(default_factory=list)
 
     def first_customer_message(self) -> ThreadMessage | None:
-        return next((m for m in self.sorted_messages() if m.kind is Kind.CUSTOMER), None)
+        return self.first_customer_message_after(None)
+
+    def first_customer_message_after(self, start: datetime | None) -> ThreadMessage | None:
+        return next((m for m in self.sorted_messages()
+                     if m.kind is Kind.CUSTOMER and (start is None or m.arrived > start)), None)
 
     def first_response_after(self, start: datetime) -> ThreadMessage | None:
         return next((m for m in self.sorted_messages() if m.kind is Kind.TEAM and m.arrived > start), None)
@@ -137,6 +141,7 @@ class Breach:
     escalations: list[EscalationRecord] = field(default_factory=list)
     acknowledged_by: str | None = None  # a manager who replied to an escalation: the ladder stops
     acknowledged_at: datetime | None = None
+    clock: int = 0  # 0: the first response; 1, 2, ...: the next responses after the customer wrote again
 
     def escalated_levels(self) -> set[int]:
         return {record.level for record in self.escalations}

@@ -19,7 +19,7 @@ from mailesc.model import Message
 
 MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract")
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template",
-             "acknowledge", "acknowledge_every")
+             "acknowledge", "acknowledge_every", "next_response")
 LEVEL_KEYS = ("after", "to", "template")
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
 
@@ -80,6 +80,7 @@ class Rule:
     warning: EarlyWarning | None = None
     acknowledge: str | None = None  # template of the acknowledgement to the customer, if any
     acknowledge_every: timedelta = timedelta(days=1)  # at most one acknowledgement per sender this often
+    next_response: timedelta | None = None  # a new clock each time the customer writes again after an answer
 
 
     def matches(self, message: Message, contract: str | None = None) -> bool:
@@ -243,6 +244,7 @@ def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Ru
         acknowledge=_template_name(table["acknowledge"], "acknowledge", problem) if "acknowledge" in table else None,
         acknowledge_every=_duration(table, "acknowledge_every", problem) if "acknowledge_every" in table
         else timedelta(days=1),
+        next_response=_duration(table, "next_response", problem) if "next_response" in table else None,
     )
 
 

@@ -15,6 +15,7 @@ def breach_json(breach: Breach) -> dict:
         "subject": breach.subject,
         "policy": breach.policy,
         "status": str(breach.status),
+        "clock": "first_response" if breach.clock == 0 else "next_response",
         "received_at": isoformat(breach.received_at),
         "due_at": isoformat(breach.due_at),
         "responded_at": isoformat(breach.responded_at),
@@ -43,7 +44,7 @@ def breach_table(breaches: list[Breach]) -> str:
 def breach_story(breach: Breach) -> str:
     """One breach as a short timeline."""
     events = [(breach.received_at, f"customer {breach.customer} wrote"),
-              (breach.due_at, f"first-response deadline ({breach.policy})")]
+              (breach.due_at, f"{'first' if breach.clock == 0 else 'next'}-response deadline ({breach.policy})")]
     for e in breach.escalations:
         events.append((e.at, f"level {e.level} escalation to {', '.join(e.to)} recorded ({e.message_id})"))
         if e.sent_at:

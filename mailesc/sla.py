@@ -19,7 +19,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Verdict:
-    received_at: datetime
+    clock: int  # 0: the first response; 1, 2, ...: next responses
+    received_at: datetime  # when the customer message that started this clock arrived
     due_at: datetime
     responded_at: datetime | None
     breached: bool  # the deadline passed (by `now`) before any response
@@ -33,19 +34,30 @@ def ladder(rule: Rule, due_at: datetime) -> list[Step]:
     return [Step(level, rule.calendar.add(due_at, level.after)) for level in rule.escalate]
 
 
-def evaluate(thread: Thread, rule: Rule, now: datetime) -> Verdict | None:
-    """Where the thread's first-response clock stands at `now`; None if no clock runs for it."""
+def evaluate(thread: Thread, rule: Rule, now: datetime) -> list[Verdict]:
+    """Where each of the thread's clocks stands at `now`: the first response, then (with `next_response`)
+    one more each time the customer writes again after the team answered. Empty if no clock runs."""
     first = thread.first_customer_message()
     if first is None or thread.due_at is None:
-        return None
-    response = thread.first_response_after(first.arrived)
-    responded_at = response.arrived if response else None
-    due_at, warn_at = thread.due_at, rule.warn_at(first.arrived)
-    if responded_at is not None:
-        return Verdict(first.arrived, due_at, responded_at, responded_at > due_at, False, warn_at, (), None)
+        return []
+    verdicts = [_verdict(thread, rule, 0, first.arrived, thread.due_at, rule.warn_at(first.arrived), now)]
+    while rule.next_response is not None and (answered := verdicts[-1].responded_at) is not None:
+        again = thread.first_customer_message_after(answered)
+        if again is None:
+            break
+        due = rule.calendar.add(again.arrived, rule.next_response)
+        verdicts.append(_verdict(thread, rule, len(verdicts), again.arrived, due, None, now))
+    return verdicts
+
+
+def _verdict(thread: Thread, rule: Rule, clock: int, started: datetime, due_at: datetime,
+             warn_at: datetime | None, now: datetime) -> Verdict:
+    response = thread.first_response_after(started)
+    if response is not None:
+        return Verdict(clock, started, due_at, response.arrived, response.arrived > due_at, False, warn_at, (), None)
     steps = ladder(rule, due_at)
     upcoming = [when for when in (warn_at, due_at, *(step.at for step in steps)) if when and when > now]
     return Verdict(
-        received_at=first.arrived, due_at=due_at, responded_at=None, breached=now >= due_at,
+        clock=clock, received_at=started, due_at=due_at, responded_at=None, breached=now >= due_at,
         warn_due=warn_at is not None and warn_at <= now < due_at, warn_at=warn_at,
         due_steps=tuple(step for step in steps if step.at <= now), next_at=min(upcoming, default=None))

@@ -242,7 +242,8 @@ def _thread_from(doc: dict) -> Thread:
     notices = [Notice(**{**n, "at": parse_iso(n["at"]), "sent_at": _time(n.get("sent_at")),
                          "delivery": Delivery(n["delivery"])}) for n in doc.get("notices", [])]
     return Thread(id=doc["id"], subject=doc["subject"], ids=set(doc["ids"]), messages=messages,
-                  policy=doc.get("policy"), due_at=_time(doc.get("due_at")), breach_id=doc.get("breach_id"),
+                  policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
+                  breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
                   notices=notices)
 
 

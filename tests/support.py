@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import itertools
+import mailbox
+import os
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -93,3 +97,21 @@ to = ["manager@example.test"]
 after = "2h"
 to = ["director@example.test"]
 """
+
+
+MAILDIR = '[mailbox]\nkind = "maildir"\npath = "Maildir"'
+OUTBOX = '[smtp]\nkind = "outbox"\npath = "outbox"\nfrom = "Escalations <escalations@example.test>"'
+
+
+def deliver(box: mailbox.Maildir, raw: bytes, arrived: datetime) -> None:
+    """Deliver like a local MTA: the file's mtime is the arrival time."""
+    key = box.add(raw)
+    path = os.path.join(box._path, box._lookup(key))
+    os.utime(path, (arrived.timestamp(), arrived.timestamp()))
+
+
+def outbox_mails(outbox: Path) -> list[email.message.EmailMessage]:
+    """The mails mailesc wrote into an outbox Maildir, parsed."""
+    folder = outbox / "new"
+    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+            for p in sorted(folder.iterdir())] if folder.is_dir() else []

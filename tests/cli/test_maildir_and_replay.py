@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import mailbox
-import os
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from mailesc.cli import main
-from tests.support import ONE_HOUR_RULE, REPO, make_mail, write_config
-
-MAILDIR = '[mailbox]\nkind = "maildir"\npath = "Maildir"'
-OUTBOX = '[smtp]\nkind = "outbox"\npath = "outbox"\nfrom = "Escalations <escalations@example.test>"'
-
-
-def deliver(box: mailbox.Maildir, raw: bytes, arrived: datetime) -> None:
-    """Deliver like a local MTA: the file's mtime is the arrival time."""
-    key = box.add(raw)
-    path = os.path.join(box._path, box._lookup(key))
-    os.utime(path, (arrived.timestamp(), arrived.timestamp()))
-
-
-@pytest.fixture
-def maildir_setup(tmp_path):
-    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ONE_HOUR_RULE)
-    inbox = mailbox.Maildir(tmp_path / "Maildir", create=True)
-    sent = inbox.add_folder("Sent")
-    return config, inbox, sent, tmp_path / "outbox"
-
-
-def outbox_mails(outbox) -> list[email.message.EmailMessage]:
-    folder = outbox / "new"
-    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted(folder.iterdir())] if folder.is_dir() else []
+from tests.support import MAILDIR, OUTBOX, REPO, deliver, make_mail, outbox_mails, write_config
 
 
 def test_once_on_a_maildir_escalates_into_the_outbox_and_uses_file_times(maildir_setup, capsys):

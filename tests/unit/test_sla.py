@@ -1,4 +1,4 @@
-"""evaluate(thread, rule, now): where a thread's first-response clock stands."""
+"""evaluate(thread, rule, now): where a thread's first-response clock stands (the first of its clocks)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ CASES = [
 @pytest.mark.parametrize("later, now, breached, responded_at, due_levels, next_at", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_evaluate(later, now, breached, responded_at, due_levels, next_at):
-    verdict = evaluate(thread(*later), RULE, now)
+    [verdict] = evaluate(thread(*later), RULE, now)
     assert verdict is not None
     assert verdict.received_at == T0
     assert verdict.due_at == DUE
@@ -76,7 +76,7 @@ def test_evaluate(later, now, breached, responded_at, due_levels, next_at):
 
 
 def test_due_steps_carry_the_moment_each_level_fell_due():
-    verdict = evaluate(thread(), RULE, DUE + 3 * H)
+    [verdict] = evaluate(thread(), RULE, DUE + 3 * H)
     assert [(step.level.to, step.at) for step in verdict.due_steps] == [
         (("manager@example.test",), DUE),
         (("director@example.test",), DUE + 2 * H),
@@ -84,28 +84,28 @@ def test_due_steps_carry_the_moment_each_level_fell_due():
 
 
 def test_after_the_last_level_nothing_is_left_to_wait_for():
-    verdict = evaluate(thread(), RULE_ONE_LEVEL, DUE + M)
+    [verdict] = evaluate(thread(), RULE_ONE_LEVEL, DUE + M)
     assert verdict.breached and levels(verdict) == [1]
     assert verdict.next_at is None
 
 
 def test_a_rule_without_levels_still_reports_the_breach():
     rule = Rule(name="quiet", source="t", match=Match(), first_response=4 * H, escalate=())
-    before, after = evaluate(thread(), rule, DUE - M), evaluate(thread(), rule, DUE + M)
+    [before], [after] = evaluate(thread(), rule, DUE - M), evaluate(thread(), rule, DUE + M)
     assert (before.breached, before.next_at) == (False, DUE)
     assert (after.breached, after.due_steps, after.next_at) == (True, (), None)
 
 
 def test_the_first_customer_message_starts_the_clock_even_if_stored_out_of_order():
     late_first = thread(tm(Kind.CUSTOMER, T0 - H), due_at=T0 + 3 * H)  # appended later, written earlier
-    verdict = evaluate(late_first, RULE, T0 + 2 * H)
+    [verdict] = evaluate(late_first, RULE, T0 + 2 * H)
     assert verdict.received_at == T0 - H
     assert not verdict.breached and verdict.next_at == T0 + 3 * H
 
 
 def test_a_team_reply_between_two_customer_messages_answers_the_first():
     answered = thread(tm(Kind.TEAM, T0 + H), tm(Kind.CUSTOMER, T0 + 2 * H))
-    verdict = evaluate(answered, RULE, DUE + 3 * H)
+    [verdict] = evaluate(answered, RULE, DUE + 3 * H)
     assert verdict.responded_at == T0 + H and not verdict.breached
 
 
@@ -116,4 +116,4 @@ def test_a_team_reply_between_two_customer_messages_answers_the_first():
     lambda: thread(due_at=None),
 ], ids=["only-team-mail", "only-auto-mail", "no-messages", "no-deadline-set"])
 def test_no_clock_runs_without_a_customer_message_or_deadline(make):
-    assert evaluate(make(), RULE, DUE + 3 * H) is None
+    assert evaluate(make(), RULE, DUE + 3 * H) == []

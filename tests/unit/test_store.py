@@ -33,7 +33,7 @@ def make_thread(n: int = 1) -> Thread:
         ],
         policy="default",
         due_at=T0 + timedelta(hours=4),
-        breach_id=None,
+        breach_ids={},
     )
 
 
@@ -49,7 +49,7 @@ def fill(store: Store):
                          message_id="<mailesc.1.L2@example.test>", template="urgent", delivery=Delivery.FAILED,
                          error="550 no such user"),
     ])
-    thread.breach_id = breach.id
+    thread.breach_ids[0] = breach.id
     store.put_thread(thread)
     store.put_breach(breach)
     closed = store.new_breach(thread="<root2@x>", customer="carol@customer.example", subject="Invoice",
