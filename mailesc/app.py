@@ -14,7 +14,7 @@ from mailesc.durations import format_duration
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.errors import SourceError, UsageError
-from mailesc.model import Kind, RawMessage, Status
+from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
@@ -84,7 +84,8 @@ class ReplaySummary:
     responded_late: int
     unanswered: int
     breaches: int
-    escalations: int
+    escalations: int  # escalation levels that went out (alone or in a digest)
+    mails: int  # mails written to the outbox: escalations, digests, warnings, acknowledgements
     ignored_auto: int
     quarantined: int
     duplicates: int
@@ -108,7 +109,8 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
     if not dated:
         raise SourceError(f"no message in {mailbox} carries a date: there is nothing to replay")
     end = until or dated[-1]
-    store_path.unlink(missing_ok=True)  # a backtest starts from nothing
+    store_path.unlink(missing_ok=True)  # a backtest starts from nothing: no store, no mails of an earlier one
+    MaildirOutbox(outbox_path).clear()
     report = CycleReport()
     with Store(store_path) as store:
         engine = build_engine(setup, store, source, MaildirOutbox(outbox_path))
@@ -137,7 +139,8 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
     return ReplaySummary(
         messages=report.fetched, threads=len(clocked), responded=len(responded),
         responded_on_time=len(responded) - late, responded_late=late, unanswered=len(clocked) - len(responded),
-        breaches=len(store.breaches), escalations=report.escalations_sent,
+        breaches=len(store.breaches), mails=report.mails_sent,
+        escalations=sum(1 for b in store.breaches.values() for e in b.escalations if e.delivery is Delivery.SENT),
         ignored_auto=report.ignored_auto, quarantined=report.quarantined, duplicates=report.duplicates,
         start=start.isoformat() if start else None, end=end.isoformat() if end else None,
         store=str(store_path), outbox=str(outbox_path))

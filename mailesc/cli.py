@@ -124,13 +124,13 @@ def cmd_once(args) -> int:
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
     report = app.run_once(setup, clock.now())
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
-          f"breach(es), {report.escalations_sent} escalation(s) sent, {report.quarantined} quarantined")
+          f"breach(es), {report.mails_sent} mail(s) sent, {report.quarantined} quarantined")
     problems = [report.source_error]
-    if report.escalations_waiting:
-        problems.append(f"{report.escalations_waiting} escalation(s) not sent yet, retried next time: "
+    if report.mails_waiting:
+        problems.append(f"{report.mails_waiting} mail(s) not sent yet, retried next time: "
                         f"{report.transport_error}")
-    if report.escalations_failed:
-        problems.append(f"{report.escalations_failed} escalation(s) refused for good: see mailesc breaches list")
+    if report.mails_failed:
+        problems.append(f"{report.mails_failed} mail(s) refused for good: see mailesc breaches list")
     for problem in filter(None, problems):
         print(f"mailesc: {problem}", file=sys.stderr)
     return EX_UNAVAILABLE if any(problems) else 0
@@ -152,7 +152,8 @@ def cmd_replay(args) -> int:
           f"  answered                     {s.responded} ({s.responded_on_time} on time, {s.responded_late} late)\n"
           f"  never answered               {s.unanswered}\n"
           f"  breaches                     {s.breaches}\n"
-          f"  escalation mails             {s.escalations}  (written to {s.outbox})\n"
+          f"  escalations                  {s.escalations}\n"
+          f"  mails written                {s.mails}  (to {s.outbox})\n"
           f"  auto-generated, ignored      {s.ignored_auto}\n"
           f"  quarantined                  {s.quarantined}\n"
           f"Breaches are in {s.store}: mailesc breaches list --replay")

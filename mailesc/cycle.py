@@ -38,9 +38,9 @@ class CycleReport:
     warnings_recorded: int = 0
     acknowledgements_recorded: int = 0
     acknowledged: int = 0
-    escalations_sent: int = 0
-    escalations_failed: int = 0
-    escalations_waiting: int = 0
+    mails_sent: int = 0
+    mails_failed: int = 0
+    mails_waiting: int = 0
     source_error: str | None = None
     transport_error: str | None = None
 
@@ -211,9 +211,9 @@ class Engine:
 
     def deliver(self, now: datetime, report: CycleReport) -> None:
         delivered = self.outbox.deliver(now)
-        report.escalations_sent += delivered.sent
-        report.escalations_failed += delivered.failed
-        report.escalations_waiting = delivered.waiting
+        report.mails_sent += delivered.mails
+        report.mails_failed += delivered.failed
+        report.mails_waiting = delivered.waiting
         report.transport_error = delivered.last_error
 
 

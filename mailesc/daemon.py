@@ -45,9 +45,9 @@ class Daemon:
         except MailescError as error:
             log.error("cycle failed: %s", error)
             return
-        if report.fetched or report.escalations_recorded or report.escalations_sent:
-            log.info("cycle: %d new message(s), %d breach(es), %d escalation(s) sent",
-                     report.fetched, report.breaches, report.escalations_sent)
+        if report.fetched or report.escalations_recorded or report.mails_sent:
+            log.info("cycle: %d new message(s), %d breach(es), %d mail(s) sent",
+                     report.fetched, report.breaches, report.mails_sent)
 
     def _seconds_to_sleep(self, deadline) -> float:
         until_poll = self.scheduler.idle_seconds

@@ -28,7 +28,8 @@ DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go
 
 @dataclass(frozen=True)
 class Delivered:
-    sent: int = 0
+    mails: int = 0  # mails the server accepted (a digest is one mail for many records)
+    sent: int = 0  # records (escalation levels, warnings, acknowledgements) that went out
     failed: int = 0  # refused for good
     waiting: int = 0  # still pending: retried next cycle
     last_error: str | None = None
@@ -84,6 +85,7 @@ class Outbox:
                     self._mark(item, results[mail_id], now)
         records = [item.record for item in pending]
         return Delivered(
+            mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
             failed=sum(1 for r in records if r.delivery is Delivery.FAILED),
             waiting=sum(1 for r in records if r.delivery is Delivery.PENDING),

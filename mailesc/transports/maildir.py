@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from mailesc.errors import TemporaryTransportError
 from mailesc.render import OutgoingMail
+
+
+_OWN_NAME = re.compile(r"[0-9a-f]{32}\.eml")
 
 
 class MaildirOutbox:
@@ -25,10 +29,17 @@ class MaildirOutbox:
                     f"cannot write to the outbox {self.path}: {error.strerror}")
         return results
 
+    def clear(self) -> None:
+        """Remove the mails this outbox wrote (and nothing else that may be in the folder)."""
+        for sub in ("new", "cur"):
+            for path in (self.path / sub).glob("*.eml"):
+                if _OWN_NAME.fullmatch(path.name.split(":")[0]):
+                    path.unlink()
+
     def _write(self, mail: OutgoingMail) -> None:
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = hashlib.sha256(mail.message_id.encode()).hexdigest()[:32] + ".eml"
+        name = hashlib.sha256(mail.message_id.encode()).hexdigest()[:32] + ".eml"  # see _OWN_NAME
         temp = self.path / "tmp" / name
         with open(temp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as handle:
             handle.write(mail.data)

@@ -194,7 +194,7 @@ def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_bac
 
     assert main(["-c", str(setup.config), "once"]) == 69
     err = capsys.readouterr().err
-    assert "1 escalation(s) not sent yet" in err and "cannot reach the SMTP server" in err
+    assert "1 mail(s) not sent yet" in err and "cannot reach the SMTP server" in err
     [breach] = setup.breaches(capsys)
     assert breach["escalations"][0]["delivery"] == "pending"
 

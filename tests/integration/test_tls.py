@@ -117,7 +117,7 @@ def test_imaps_and_smtp_starttls_with_the_private_ca(tmp_path, capsys, monkeypat
     code, out, err = run.main("once")
 
     assert code == 0, err
-    assert "1 escalation(s) sent" in out
+    assert "1 mail(s) sent" in out
     [mail] = smtp_sink_starttls.wait_for(1)
     assert mail.rcpt_tos == ["manager@example.test"]
     assert mail.tls and mail.starttls and mail.tls_version in ("TLSv1.2", "TLSv1.3")
@@ -216,7 +216,7 @@ def test_smtp_without_ca_file_keeps_the_escalation_pending(request, tmp_path, ca
     code, out, err = run.main("once")
 
     assert code == EX_UNAVAILABLE, (out, err)
-    assert "1 escalation(s) not sent yet" in err, err
+    assert "1 mail(s) not sent yet" in err, err
     assert_clean_failure(err, f"localhost:{sink.port}")
     [breach] = run.breaches()
     assert [e["delivery"] for e in breach["escalations"]] == ["pending"]
