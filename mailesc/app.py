@@ -172,6 +172,8 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
         "first_response": format_duration(rule.first_response) if rule else None,
         "first_response_due": isoformat(due),
         "warn_at": isoformat(rule.warn_at(message.arrived)) if rule else None,
+        "next_response": format_duration(rule.next_response) if rule and rule.next_response else None,
+        "acknowledge": rule.acknowledge if rule else None,
         "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
                          "template": step.level.template} for step in (sla.ladder(rule, due) if rule else [])],
         "contract": setup.policies.contracts.of(message.sender),

@@ -32,6 +32,9 @@ class Secret:
             return value
         if self.file:
             try:
+                if self.file.stat().st_mode & 0o077:
+                    raise ConfigError(config_file, key.replace("_env", "_file"),
+                                      f"{self.file} can be read by other users: chmod 600 it")
                 return self.file.read_text(encoding="utf-8").strip()
             except OSError as error:
                 raise ConfigError(config_file, key, f"cannot read {self.file}: {error.strerror}") from None

@@ -98,3 +98,14 @@ def test_a_damaged_store_is_reported_and_left_untouched(tmp_path):
     result = mailesc("-c", str(config), "breaches", "list")
     assert_clean_failure(result, 65, str(store), "damaged")
     assert store.read_text() == '{"threads": {"1": {"id": '
+
+
+def test_a_second_mailesc_on_the_same_store_is_refused(tmp_path):
+    from mailesc.store import Store
+
+    config = write_config(tmp_path, mailbox="", smtp="", rules=ONE_HOUR_RULE)
+    with Store(tmp_path / "var" / "mailesc.json"):  # a daemon holds the store
+        result = mailesc("-c", str(config), "once")
+        assert_clean_failure(result, 65, "another mailesc process is using", "mailesc.json")
+        listed = mailesc("-c", str(config), "breaches", "list")  # reading needs no lock
+        assert listed.returncode == 0 and "No breaches recorded." in listed.stdout

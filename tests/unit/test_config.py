@@ -236,6 +236,7 @@ def test_the_password_is_read_only_on_request_and_never_shown(tmp_path, monkeypa
 
 def test_a_password_file_is_read_and_stripped(tmp_path):
     (tmp_path / "pw").write_text(SECRET + "\n", encoding="utf-8")
+    (tmp_path / "pw").chmod(0o600)
     path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
     config = load_config(path)
     assert config.smtp.server.password.read(path, "smtp.password_file") == SECRET
@@ -243,3 +244,14 @@ def test_a_password_file_is_read_and_stripped(tmp_path):
     with pytest.raises(ConfigError) as caught:
         config.smtp.server.password.read(path, "smtp.password_file")
     assert f"{path}: smtp.password_file: cannot read" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=["world-and-group", "group", "world"])
+def test_a_password_file_others_can_read_is_refused(tmp_path, mode):
+    (tmp_path / "pw").write_text(SECRET, encoding="utf-8")
+    (tmp_path / "pw").chmod(mode)
+    path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path).smtp.server.password.read(path, "smtp.password_env")
+    assert "smtp.password_file" in str(caught.value) and "chmod 600" in str(caught.value)
+    assert SECRET not in str(caught.value)
