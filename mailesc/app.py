@@ -181,6 +181,34 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
     }
 
 
+# -- status ---------------------------------------------------------------------------------------------------
+
+
+def status(config: Config, *, replay: bool = False) -> dict:
+    """How the watch is going, from the store alone (the daemon need not be asked)."""
+    path = config.replay_store_path if replay else config.store_path
+    with Store(path, readonly=True) as store:
+        mailbox = dict(store.health.get("mailbox", {}))
+        records = [r for b in store.breaches.values() for r in b.escalations] + [
+            n for t in store.threads.values() for n in t.notices]
+        pending = [r for r in records if r.delivery is Delivery.PENDING]
+        failed = [r for r in records if r.delivery is Delivery.FAILED]
+        result = {
+            "store": str(path),
+            "mailbox": {key: mailbox.get(key) for key in ("ok_at", "error", "error_at", "failing_since")},
+            "threads": len(store.threads),
+            "open_breaches": sum(1 for b in store.breaches.values() if b.status is Status.OPEN),
+            "breaches": len(store.breaches),
+            "pending_mails": len(pending),
+            "oldest_pending": isoformat(min((r.at for r in pending), default=None)),
+            "last_pending_error": next((r.error for r in pending if r.error), None),
+            "failed_mails": len(failed),
+            "quarantined": len(store.quarantine),
+        }
+    result["healthy"] = not result["mailbox"]["error"] and not failed and not result["last_pending_error"]
+    return result
+
+
 # -- check ----------------------------------------------------------------------------------------------------
 
 

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--replay", action="store_true", help="read the replay store instead")
     show.set_defaults(handler=cmd_breaches_show)
 
+    status = commands.add_parser("status", parents=[common], help="health: last poll, waiting and failed mails")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument("--replay", action="store_true", help="read the replay store instead")
+    status.set_defaults(handler=cmd_status)
+
     quarantine = commands.add_parser("quarantine", parents=[common], help="messages mailesc could not read")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(handler=cmd_quarantine)
@@ -181,6 +186,28 @@ def cmd_breaches_show(args) -> int:
         return 1
     print(json.dumps(breach_json(breach), indent=2) if args.json else breach_story(breach))
     return 0
+
+
+def cmd_status(args) -> int:
+    result = app.status(load_config(find_config_file(args.config)), replay=args.replay)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        mailbox = result["mailbox"]
+        print(f"store            {result['store']}")
+        print(f"last good poll   {mailbox['ok_at'] or 'never'}")
+        if mailbox["error"]:
+            print(f"mailbox failing  since {mailbox['failing_since']}: {mailbox['error']}")
+        print(f"threads          {result['threads']} ({result['open_breaches']} open breach(es) of "
+              f"{result['breaches']})")
+        print(f"mails waiting    {result['pending_mails']}" + (f" (oldest {result['oldest_pending']}; "
+              f"{result['last_pending_error']})" if result["pending_mails"] else ""))
+        print(f"mails failed     {result['failed_mails']}" + ("  (see mailesc breaches list)"
+                                                             if result["failed_mails"] else ""))
+        print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
+                                                            if result["quarantined"] else ""))
+        print("healthy" if result["healthy"] else "NOT healthy")
+    return 0 if result["healthy"] else 1
 
 
 def cmd_quarantine(args) -> int:

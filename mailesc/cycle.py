@@ -12,6 +12,7 @@ from email.utils import getaddresses, parseaddr
 
 from mailesc import sla
 from mailesc.classify import People, classify
+from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
 from mailesc.model import (Breach, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
                            ThreadMessage)
@@ -21,6 +22,7 @@ from mailesc.policies import Policies, Rule
 from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
+HEALTH_EVERY = timedelta(minutes=5)
 ACK_ONLY_WITHIN = timedelta(hours=1)  # older mail is history: the customer gets no acknowledgement for it
 
 
@@ -62,14 +64,26 @@ class Engine:
         try:
             raws = self.source.poll(self.store.sync)
         except SourceError as error:
-            log.warning("%s; deadlines are still checked on what is known", error)
-            report.source_error, raws = str(error), []
+            report.source_error, raws = str(error), []  # deadlines are still checked on what is known
+        self._record_poll(now, report.source_error)
         self.ingest(raws, now, report)
         self.escalate(now, report)
         self.store.flush()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
         self.store.flush()
         return report
+
+    def _record_poll(self, now: datetime, error: str | None) -> None:
+        """The mailbox's health for `mailesc status`: written when it changes, and a success at most every
+        few minutes (every write rewrites the store file)."""
+        before = self.store.health.get("mailbox", {})
+        if error is None:
+            last_ok = before.get("ok_at")
+            if before.get("error") or not last_ok or now - parse_iso(last_ok) >= HEALTH_EVERY:
+                self.store.health["mailbox"] = {"ok_at": isoformat(now), "error": None, "failing_since": None}
+        elif before.get("error") != error:
+            self.store.health["mailbox"] = {**before, "error": error, "error_at": isoformat(now),
+                                            "failing_since": before.get("failing_since") or isoformat(now)}
 
     # -- intake -------------------------------------------------------------------------------------------------
 

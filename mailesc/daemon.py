@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
+from datetime import datetime, timedelta
 
 import schedule
 
@@ -14,14 +16,17 @@ from mailesc.errors import MailescError, StoreError
 
 log = logging.getLogger("mailesc.daemon")
 MAX_SLEEP = 300.0  # seconds: wake at least this often even with nothing scheduled
+MAX_BACKOFF = 300.0  # seconds between polls of a mailbox that keeps failing
 
 
 class Daemon:
     def __init__(self, engine: Engine, clock: Clock, poll_seconds: float):
         self.engine, self.clock = engine, clock
         self.stopping = threading.Event()
+        self.poll_seconds = poll_seconds
+        self.failed_polls = 0
         self.scheduler = schedule.Scheduler()
-        self.scheduler.every(poll_seconds).seconds.do(self.cycle)
+        self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)
 
     def run(self) -> None:
         self._install_signal_handlers()
@@ -45,9 +50,24 @@ class Daemon:
         except MailescError as error:
             log.error("cycle failed: %s", error)
             return
+        self._watch_mailbox(report.source_error)
         if report.fetched or report.escalations_recorded or report.mails_sent:
             log.info("cycle: %d new message(s), %d breach(es), %d mail(s) sent",
                      report.fetched, report.breaches, report.mails_sent)
+
+    def _watch_mailbox(self, error: str | None) -> None:
+        """One log line when the mailbox becomes unreachable and one when it is back; meanwhile polls back
+        off (with jitter, so many daemons do not hammer a recovering server in step)."""
+        if error is None:
+            if self.failed_polls:
+                log.warning("the mailbox is reachable again after %d failed poll(s)", self.failed_polls)
+            self.failed_polls = 0
+            return
+        self.failed_polls += 1
+        if self.failed_polls == 1:
+            log.warning("%s; retrying with backoff, deadlines are still checked on what is known", error)
+        delay = min(self.poll_seconds * 2 ** self.failed_polls, MAX_BACKOFF) * random.uniform(0.8, 1.2)
+        self.poll_job.next_run = datetime.now() + timedelta(seconds=delay)  # schedule works in local time
 
     def _seconds_to_sleep(self, deadline) -> float:
         until_poll = self.scheduler.idle_seconds

@@ -72,21 +72,22 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-class SyncBook(MutableMapping):
-    """Each source's bookmark per folder (UIDVALIDITY and last UID, or seen Maildir keys)."""
+class NamedRecords(MutableMapping):
+    """A table of small documents by name, written at the next flush when set: each source's bookmarks
+    per folder (UIDVALIDITY and last UID, or seen Maildir keys), and the daemon's health."""
 
-    def __init__(self, store: "Store"):
-        self.store, self.data = store, {}
+    def __init__(self, store: "Store", table: str):
+        self.store, self.table, self.data = store, table, {}
 
     def __getitem__(self, name: str) -> dict:
         return self.data[name]
 
     def __setitem__(self, name: str, state: dict) -> None:
         self.data[name] = state
-        self.store.mark_sync(name)
+        self.store.mark_dirty(self.table, name)
 
     def __delitem__(self, name: str) -> None:
-        raise StoreError("sync bookmarks are replaced, never deleted")
+        raise StoreError(f"{self.table} records are replaced, never deleted")
 
     def __iter__(self):
         return iter(self.data)
@@ -100,7 +101,7 @@ class _BatchingMiddleware(CachingMiddleware):
 
 
 class Store:
-    """A small repository API over TinyDB: threads, breaches, sync state, quarantine."""
+    """A small repository API over TinyDB: threads, breaches, sync bookmarks, health, quarantine."""
 
     def __init__(self, path: Path, *, readonly: bool = False):
         self.path = Path(path)
@@ -109,10 +110,12 @@ class Store:
         self._db = TinyDB(str(self.path), storage=_BatchingMiddleware(AtomicJSONStorage))
         self.threads: dict[str, Thread] = {}
         self.breaches: dict[int, Breach] = {}
-        self.sync = SyncBook(self)
+        self.sync = NamedRecords(self, "sync")
+        self.health = NamedRecords(self, "health")
         self.quarantine: dict[str, Quarantined] = {}
-        self._doc_ids: dict[str, dict] = {"threads": {}, "breaches": {}, "sync": {}, "quarantine": {}}
-        self._dirty: dict[str, set] = {"threads": set(), "breaches": set(), "sync": set(), "quarantine": set()}
+        tables = ("threads", "breaches", "sync", "health", "quarantine")
+        self._doc_ids: dict[str, dict] = {table: {} for table in tables}
+        self._dirty: dict[str, set] = {table: set() for table in tables}
         try:
             self._load()
         except StoreError:
@@ -129,9 +132,10 @@ class Store:
             for doc in self._db.table("breaches").all():
                 self.breaches[doc.doc_id] = _breach_from(doc)
                 self._doc_ids["breaches"][doc.doc_id] = doc.doc_id
-            for doc in self._db.table("sync").all():
-                self.sync.data[doc["name"]] = doc["state"]
-                self._doc_ids["sync"][doc["name"]] = doc.doc_id
+            for records in (self.sync, self.health):
+                for doc in self._db.table(records.table).all():
+                    records.data[doc["name"]] = doc["state"]
+                    self._doc_ids[records.table][doc["name"]] = doc.doc_id
             for doc in self._db.table("quarantine").all():
                 self.quarantine[doc["key"]] = _quarantined_from(doc)
                 self._doc_ids["quarantine"][doc["key"]] = doc.doc_id
@@ -154,8 +158,8 @@ class Store:
         self.breaches[breach.id] = breach
         self._dirty["breaches"].add(breach.id)
 
-    def mark_sync(self, name: str) -> None:
-        self._dirty["sync"].add(name)
+    def mark_dirty(self, table: str, name: str) -> None:
+        self._dirty[table].add(name)
 
     def put_quarantined(self, item: Quarantined) -> None:
         self.quarantine[item.key] = item
@@ -168,7 +172,8 @@ class Store:
         if not any(self._dirty.values()):
             return
         self._write("threads", {k: _thread_doc(self.threads[k]) for k in self._dirty["threads"]})
-        self._write("sync", {k: {"name": k, "state": self.sync[k]} for k in self._dirty["sync"]})
+        for records in (self.sync, self.health):
+            self._write(records.table, {k: {"name": k, "state": records[k]} for k in self._dirty[records.table]})
         self._write("quarantine", {k: _plain(asdict(self.quarantine[k])) for k in self._dirty["quarantine"]})
         self._write("breaches", {k: _breach_doc(self.breaches[k]) for k in self._dirty["breaches"]})
         try:

@@ -580,6 +580,7 @@ class DovecotServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        self._kill_leftovers()
         for port in (self.port, self.imaps_port):
             if port is not None:
                 wait_until(
@@ -587,6 +588,17 @@ class DovecotServer:
                     timeout=timeout,
                     message=f"port {port} still accepts connections after dovecot stopped",
                 )
+
+    def _kill_leftovers(self) -> None:
+        """Dovecot's master leaves its imap, log and stats children running when it stops; a stopped
+        server must drop its clients' connections as a real outage would, and leave no processes behind."""
+        title = f"dovecot-mailesc-test-{self.port}/".encode()
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if cmdline.read_bytes().startswith(title):
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
