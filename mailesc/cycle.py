@@ -109,8 +109,12 @@ class Engine:
         thread = self.index.place(message, may_open=kind is not Kind.AUTO)
         if thread is None:
             return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
-        if any(m.message_id == message.message_id for m in thread.messages):
-            report.duplicates += 1  # the same message in two folders (a reply cc'd to the shared mailbox)
+        known = next((m for m in thread.messages if m.message_id == message.message_id), None)
+        if known is not None:  # the same message again: in a second folder, or re-read after a UIDVALIDITY change
+            if known.folder == message.folder and known.key != message.key:
+                known.key = message.key  # where to fetch it from now
+                self.store.put_thread(thread)
+            report.duplicates += 1
             return
         opens = kind is Kind.CUSTOMER and thread.first_customer_message() is None
         thread.messages.append(ThreadMessage(key=message.key, folder=message.folder, message_id=message.message_id,

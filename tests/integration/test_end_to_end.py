@@ -246,3 +246,27 @@ def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_
         source.close()
     assert [raw.data.count(second.encode()) for raw in polled] == [1]
     assert first != second
+
+
+def test_a_changed_uidvalidity_rereads_the_folder_without_escalating_twice(setup, dovecot, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.once(capsys)
+    setup.sink.wait_for(1)
+    with setup.mailbox.client() as client:
+        before = client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
+    changed = subprocess.run(["doveadm", "-c", str(dovecot.conf_path), "mailbox", "update", "-u",
+                              setup.mailbox.username, "--uid-validity", str(before + 1000), "INBOX"],
+                             capture_output=True, text=True)
+    assert changed.returncode == 0, changed.stderr
+    with setup.mailbox.client() as client:
+        assert client.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"] == before + 1000
+
+    out = setup.once(capsys)  # every message of the folder is read again, and recognised
+    assert "1 new message(s)" in out and "0 thread(s) opened" in out and "0 new breach(es)" in out
+    assert len(setup.sink.messages) == 1
+    [breach] = setup.breaches(capsys)
+    assert len(breach["escalations"]) == 1
+
+    setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(hours=2))  # level 2 still attaches the thread
+    [_, level_two] = setup.sink.wait_for(2)
+    assert [p.get_content_type() for p in level_two.message.iter_attachments()] == ["message/rfc822"]
