@@ -199,7 +199,8 @@ class Engine:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time)."""
         times = [verdict.next_at for thread, rule in self._clocked_threads()
                  for verdict in sla.evaluate(thread, rule, now) if verdict.next_at]
-        return min(times, default=None)
+        retry = self.outbox.next_retry()
+        return min(times + ([retry] if retry and retry > now else []), default=None)
 
     def _clocked_threads(self) -> list[tuple[Thread, Rule]]:
         """Threads with a clock and the rule that sets it (a rule removed from the policies climbs no ladder)."""

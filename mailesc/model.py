@@ -82,6 +82,8 @@ class Notice:
     delivery: Delivery = Delivery.PENDING
     sent_at: datetime | None = None
     error: str | None = None
+    attempts: int = 0  # failed tries so far
+    retry_at: datetime | None = None  # after a temporary failure: not before this
 
 
 class Status(StrEnum):
@@ -124,6 +126,8 @@ class EscalationRecord:
     delivery: Delivery = Delivery.PENDING
     sent_at: datetime | None = None
     error: str | None = None
+    attempts: int = 0  # failed tries so far
+    retry_at: datetime | None = None  # after a temporary failure: not before this
     digest: str | None = None  # the Message-ID of the digest it went out in (storm control), if any
 
 

@@ -23,6 +23,7 @@ from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Template
 log = logging.getLogger("mailesc.outbox")
 logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
 EXCERPT_CHARS = 600
+RETRY_FIRST, RETRY_MOST = timedelta(seconds=30), timedelta(minutes=30)
 DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go out as one digest
 
 
@@ -54,7 +55,15 @@ class Outbox:
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
         self.sender, self.reply_to, self.digest_after = sender, reply_to, digest_after
 
-    def pending(self) -> list[_Pending]:
+    def pending(self, now: datetime | None = None) -> list[_Pending]:
+        """Mails recorded and not yet accepted; with `now`, only those whose retry time has come."""
+        return [item for item in self._unsent() if now is None or item.record.retry_at is None
+                or item.record.retry_at <= now]
+
+    def next_retry(self) -> datetime | None:
+        return min((item.record.retry_at for item in self._unsent() if item.record.retry_at), default=None)
+
+    def _unsent(self) -> list[_Pending]:
         escalations = [_Pending(record, self.store.threads[breach.thread], breach)
                        for breach in self.store.breaches.values()
                        for record in breach.escalations if record.delivery is Delivery.PENDING]
@@ -64,7 +73,7 @@ class Outbox:
 
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle."""
-        pending = self.pending()
+        pending = self.pending(now)
         envelopes = self._envelopes(pending)
         mails = {}
         for mail_id, items in envelopes:
@@ -72,8 +81,7 @@ class Outbox:
                 mails[mail_id] = self._digest(mail_id, items, now) if len(items) > 1 else self._compose(items[0], now)
             except Exception as error:  # one thread's odd message must not hold back the other mails
                 for item in items:
-                    item.record.error = f"could not compose the mail: {type(error).__name__}: {error}"
-                    self._save(item)
+                    self._retry_later(item, f"could not compose the mail: {type(error).__name__}: {error}", now)
                 log.error("mail %s not composed, will retry: %s: %s", mail_id, type(error).__name__, error)
                 log.debug("composing %s failed", mail_id, exc_info=True)
         results = self.transport.send(list(mails.values())) if mails else {}
@@ -126,14 +134,24 @@ class Outbox:
         record = item.record
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
+            record.retry_at = None
             log.info("sent the %s for %s to %s as %s", item.what, item.thread.id, ", ".join(record.to),
                      record.message_id)
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
             log.error("the %s %s failed for good: %s", item.what, record.message_id, error)
         else:
-            record.error = str(error)
-            log.warning("the %s %s is not sent yet, will retry: %s", item.what, record.message_id, error)
+            self._retry_later(item, str(error), now)
+            log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
+                        isoformat(record.retry_at), error)
+            return
+        self._save(item)
+
+    def _retry_later(self, item: _Pending, error: str, now: datetime) -> None:
+        """Back off: 30 s after the first failure, doubling up to 30 minutes."""
+        record = item.record
+        record.error, record.attempts = error, record.attempts + 1
+        record.retry_at = now + min(RETRY_FIRST * 2 ** (record.attempts - 1), RETRY_MOST)
         self._save(item)
 
     def _save(self, item: _Pending) -> None:

@@ -23,7 +23,8 @@ def breach_json(breach: Breach) -> dict:
         "acknowledged_at": isoformat(breach.acknowledged_at),
         "escalations": [
             {"level": e.level, "at": isoformat(e.at), "to": list(e.to), "message_id": e.message_id,
-             "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error, "digest": e.digest}
+             "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error, "digest": e.digest,
+             "attempts": e.attempts, "retry_at": isoformat(e.retry_at)}
             for e in breach.escalations
         ],
     }

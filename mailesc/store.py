@@ -245,7 +245,8 @@ def _thread_from(doc: dict) -> Thread:
     messages = [ThreadMessage(**{**m, "kind": Kind(m["kind"]), "arrived": parse_iso(m["arrived"])})
                 for m in doc["messages"]]
     notices = [Notice(**{**n, "at": parse_iso(n["at"]), "sent_at": _time(n.get("sent_at")),
-                         "delivery": Delivery(n["delivery"])}) for n in doc.get("notices", [])]
+                         "retry_at": _time(n.get("retry_at")), "delivery": Delivery(n["delivery"])})
+               for n in doc.get("notices", [])]
     return Thread(id=doc["id"], subject=doc["subject"], ids=set(doc["ids"]), messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
@@ -260,7 +261,8 @@ def _breach_doc(breach: Breach) -> dict:
 
 def _breach_from(doc: dict) -> Breach:
     escalations = [EscalationRecord(**{**e, "at": parse_iso(e["at"]), "sent_at": _time(e.get("sent_at")),
-                                       "delivery": Delivery(e["delivery"])}) for e in doc["escalations"]]
+                                       "retry_at": _time(e.get("retry_at")), "delivery": Delivery(e["delivery"])})
+                   for e in doc["escalations"]]
     names = {f.name for f in fields(Breach)}
     values = {k: v for k, v in doc.items() if k in names}
     return Breach(**{**values, "status": Status(doc["status"]), "received_at": parse_iso(doc["received_at"]),

@@ -199,7 +199,9 @@ def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_bac
     assert breach["escalations"][0]["delivery"] == "pending"
 
     setup.sink.start()
-    setup.once(capsys)
+    setup.once(capsys)  # retries back off: 30 s after the first failure
+    assert setup.sink.messages == []
+    setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(seconds=31))
     [mail] = setup.sink.wait_for(1)
     assert mail.message["Message-ID"] == breach["escalations"][0]["message_id"]  # the same mail, not a new one
     [breach] = setup.breaches(capsys)

@@ -229,7 +229,8 @@ def test_smtp_without_ca_file_keeps_the_escalation_pending(request, tmp_path, ca
     # Trusting the CA later delivers the very escalation that waited, once.
     run.rewrite(mailbox_section=imap_section(mailbox),
                 smtp_section=smtp_tls_section(sink, security=security, ca_file=tls_ca.ca_file))
-    code, out, err = run.main("once")
+    after_the_backoff = (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat()
+    code, out, err = run.main("once", "--now", after_the_backoff)
     assert code == 0, err
     [mail] = sink.wait_for(1)
     assert mail.tls and mail.message["Message-ID"] == breach["escalations"][0]["message_id"]
