@@ -119,7 +119,8 @@ class Engine:
         opens = kind is Kind.CUSTOMER and thread.first_customer_message() is None
         thread.messages.append(ThreadMessage(key=message.key, folder=message.folder, message_id=message.message_id,
                                              kind=kind, sender=message.sender, arrived=message.arrived,
-                                             subject=message.subject, name=message.sender_name))
+                                             subject=message.subject, name=message.sender_name,
+                                             size=message.size))
         report.threads_opened += opens
         if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
             self._start_clock(thread, message)  # the first customer message, even if it came in late

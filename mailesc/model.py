@@ -15,6 +15,11 @@ class RawMessage:
     folder: str
     data: bytes
     arrived: datetime | None  # INTERNALDATE, Maildir mtime or mbox From_ line; None if unknown
+    size: int | None = None  # of the whole message, where `data` holds only its header (IMAP RFC822.SIZE)
+
+    @property
+    def full_size(self) -> int:
+        return self.size if self.size is not None else len(self.data)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Message:
     date: datetime | None
     arrived: datetime
     headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, decoded value)
+    size: int = 0  # bytes of the whole message
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -62,6 +68,7 @@ class ThreadMessage:
     arrived: datetime
     subject: str = ""
     name: str = ""  # the sender's display name
+    size: int = 0  # bytes, so that a huge message is not fetched just to find it too large to attach
 
 
 class Delivery(StrEnum):

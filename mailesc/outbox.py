@@ -23,6 +23,7 @@ from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Template
 log = logging.getLogger("mailesc.outbox")
 logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
 EXCERPT_CHARS = 600
+QUOTE_LIMIT = 5 * 1024 * 1024  # a first message larger than this is not fetched just to quote its start
 RETRY_FIRST, RETRY_MOST = timedelta(seconds=30), timedelta(minutes=30)
 DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go out as one digest
 
@@ -161,15 +162,18 @@ class Outbox:
         thread, record = item.thread, item.record
         messages = [m for m in thread.sorted_messages() if m.kind is not Kind.OWN]
         first = thread.first_customer_message()
-        wanted = messages if item.breach else [first] if first else []  # only escalations attach the thread
         omitted: list[str] = []
+        chosen = _within_budget(messages, omitted) if item.breach else {}  # only escalations attach the thread
+        quote = first if first and first.size <= QUOTE_LIMIT else None
+        if first and not quote:
+            omitted.append(f"the first message ({first.size} bytes) is too large to quote")
         try:
-            raws = self.source.fetch([m.key for m in wanted])
+            raws = self.source.fetch({m.key for m in chosen.values()} | ({quote.key} if quote else set()))
         except SourceError as error:
-            raws = {}
+            raws = None
             omitted.append(f"the thread's messages could not be fetched from the mailbox ({error})")
-        attachments = _attachments(messages, raws, omitted) if item.breach else []
-        context = thread_context(thread, now, raws.get(first.key) if first else None, omitted)
+        attachments = _attachments(chosen, raws, omitted) if raws is not None else []
+        context = thread_context(thread, now, raws.get(quote.key) if raws and quote else None, omitted)
         context["recipients"] = list(record.to)
         references = [thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id]
         headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "X-Mailesc": record.kind
@@ -198,18 +202,26 @@ def digest_message_id(items: list[_Pending], sender: str) -> str:
     return f"<mailesc.digest.{digest}@{domain}>"
 
 
-def _attachments(messages: list[ThreadMessage], raws: dict[str, bytes], omitted: list[str]) -> list[Attachment]:
-    """The thread's messages, oldest first, within the attachment budget; what is left out is said."""
-    attachments, size = [], 0
+def _within_budget(messages: list[ThreadMessage], omitted: list[str]) -> dict[int, ThreadMessage]:
+    """Number -> message to attach, oldest first, within the attachment budget by their known sizes (so a
+    huge message is never fetched just to be left out); what is left out is said."""
+    chosen, size = {}, 0
     for number, message in enumerate(messages, start=1):
-        data = raws.get(message.key)
-        if data is None:
-            omitted.append(f"message {number} ({message.message_id}) is no longer in the mailbox")
-        elif size + len(data) > ATTACHMENT_BUDGET:
-            omitted.append(f"message {number} ({message.message_id}, {len(data)} bytes) is too large to attach")
+        if size + message.size > ATTACHMENT_BUDGET:
+            omitted.append(f"message {number} ({message.message_id}, {message.size} bytes) is too large to attach")
         else:
-            size += len(data)
-            attachments.append(Attachment(f"{number:02d}-{message.kind}.eml", data))
+            size += message.size
+            chosen[number] = message
+    return chosen
+
+
+def _attachments(chosen: dict[int, ThreadMessage], raws: dict[str, bytes], omitted: list[str]) -> list[Attachment]:
+    attachments = []
+    for number, message in chosen.items():
+        if message.key in raws:
+            attachments.append(Attachment(f"{number:02d}-{message.kind}.eml", raws[message.key]))
+        else:
+            omitted.append(f"message {number} ({message.message_id}) is no longer in the mailbox")
     return attachments
 
 

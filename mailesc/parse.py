@@ -41,6 +41,7 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
         date=date,
         arrived=raw.arrived or date or seen_at,
         headers=tuple((name.lower(), clean(decode(value))) for name, value in headers.items),
+        size=raw.full_size,
     )
 
 

@@ -139,7 +139,7 @@ class ImapSource:
             for uid, data in sorted(self.client().fetch(batch, HEADER_ITEMS).items()):
                 found.append(RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
                                         data=data.get(b"BODY[HEADER]", b""),
-                                        arrived=_aware(data.get(b"INTERNALDATE"))))
+                                        arrived=_aware(data.get(b"INTERNALDATE")), size=data.get(b"RFC822.SIZE")))
         return found, {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:

@@ -272,3 +272,22 @@ def test_a_changed_uidvalidity_rereads_the_folder_without_escalating_twice(setup
     setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(hours=2))  # level 2 still attaches the thread
     [_, level_two] = setup.sink.wait_for(2)
     assert [p.get_content_type() for p in level_two.message.iter_attachments()] == ["message/rfc822"]
+
+
+def test_a_huge_message_is_neither_fetched_whole_nor_attached_but_still_escalated(setup, capsys):
+    when = datetime.now(timezone.utc) - timedelta(hours=1.5)
+    raw, first = make_mail(sender=CUSTOMER, subject="Logs attached", date=when,
+                           body="Here are our logs.\n" + ("x" * 999 + "\n") * 25_000)  # 25 MB
+    setup.mailbox.append("INBOX", raw, when)
+    small, _ = make_mail(sender=CUSTOMER, subject="Re: Logs attached", in_reply_to=first, references=[first],
+                         body="Did you get them?", date=when + timedelta(minutes=5))
+    setup.mailbox.append("INBOX", small, when + timedelta(minutes=5))
+
+    setup.once(capsys)
+
+    [mail] = setup.sink.wait_for(1)
+    assert len(mail.content) < 1_000_000
+    [attached] = [part.get_content() for part in mail.message.iter_attachments()]
+    assert attached["Subject"] == "Re: Logs attached"
+    text = mail.message.get_body(("plain",)).get_content()
+    assert "too large to attach" in text and "too large to quote" in text
