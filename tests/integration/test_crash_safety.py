@@ -3,8 +3,9 @@
 Afterwards every escalation that fell due was delivered, none twice under different Message-IDs (a resend
 after a crash between the SMTP server's acceptance and the store commit keeps its Message-ID, so it is the
 only duplicate allowed), no thread answered in time was escalated, the store loads and says every escalation
-was sent, and no daemon printed a traceback. The scenario lives in ``crash_soak.py``; ``benchmarks/soak_kill.py``
-runs it for 200+ rounds.
+was sent, and no daemon printed a traceback. About half the kills are aimed at the 0.1 s after a deadline, where
+the daemon records, sends and commits. The scenario lives in ``crash_soak.py``; ``benchmarks/soak_kill.py`` runs
+it for 200+ rounds.
 
 Reproduce a failure with the printed seed: ``MAILESC_CRASH_SEED=<seed> python3 -m pytest <this file> -s``
 (``MAILESC_CRASH_ROUNDS`` raises the number of rounds; it is never lowered below 50).
