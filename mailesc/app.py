@@ -55,10 +55,10 @@ def load_setup(config: Config) -> Setup:
     return Setup(config, policies, templates)
 
 
-def build_engine(setup: Setup, store: Store, source, transport) -> Engine:
+def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
     return Engine(policies=setup.policies, team=setup.config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address,
-                  reply_to=setup.config.smtp.reply_to, digest_after=setup.config.digest_after)
+                  reply_to=setup.config.smtp.reply_to, digest_after=setup.config.digest_after, durable=durable)
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:
@@ -113,7 +113,7 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
     MaildirOutbox(outbox_path).clear()
     report = CycleReport()
     with Store(store_path) as store:
-        engine = build_engine(setup, store, source, MaildirOutbox(outbox_path))
+        engine = build_engine(setup, store, source, MaildirOutbox(outbox_path), durable=False)
         clock = SimulatedClock(dated[0])
         for raw in raws:
             _advance(engine, clock, raw.arrived or end, report, inclusive=False)

@@ -49,7 +49,7 @@ class CycleReport:
 
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
-                 sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER):
+                 sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True):
         self.policies, self.store, self.source = policies, store, source
         self.people = who_is_who(policies, team, sender)
         self.own_address = self.people.own_address
@@ -57,7 +57,7 @@ class Engine:
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
-        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after)
+        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable)
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()

@@ -52,9 +52,14 @@ class _Pending:
 
 class Outbox:
     def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
-                 digest_after: int = DIGEST_AFTER):
+                 digest_after: int = DIGEST_AFTER, durable: bool = True):
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
-        self.sender, self.reply_to, self.digest_after = sender, reply_to, digest_after
+        self.sender, self.reply_to, self.digest_after, self.durable = sender, reply_to, digest_after, durable
+
+    def commit(self) -> None:
+        """Write the records to disk now (a replay, which nobody can resend, skips this)."""
+        if self.durable:
+            self.store.flush()
 
     def pending(self, now: datetime | None = None) -> list[_Pending]:
         """Mails recorded and not yet accepted; with `now`, only those whose retry time has come."""
@@ -73,25 +78,39 @@ class Outbox:
         return escalations + notices
 
     def deliver(self, now: datetime) -> Delivered:
-        """Send every pending mail once; what could not be sent stays pending for the next cycle."""
+        """Send every pending mail once; what could not be sent stays pending for the next cycle.
+
+        Write-ahead: before a mail goes out, its records are marked as tried (and tied to their digest) and
+        committed; after the server accepts it, they are marked sent and committed again. A crash in between
+        resends the very same mail, with the same Message-ID."""
         pending = self.pending(now)
-        envelopes = self._envelopes(pending)
+        planned = self._envelopes(pending)
+        envelopes = {mail_id: items for mail_id, items, _ in planned}
+        digests = {mail_id for mail_id, _, is_digest in planned if is_digest}
         mails = {}
-        for mail_id, items in envelopes:
+        for mail_id, items in envelopes.items():
             try:
-                mails[mail_id] = self._digest(mail_id, items, now) if len(items) > 1 else self._compose(items[0], now)
+                mails[mail_id] = (self._digest(mail_id, items, now) if mail_id in digests
+                                  else self._compose(items[0], now))
             except Exception as error:  # one thread's odd message must not hold back the other mails
                 for item in items:
+                    item.record.attempts += 1
                     self._retry_later(item, f"could not compose the mail: {type(error).__name__}: {error}", now)
                 log.error("mail %s not composed, will retry: %s: %s", mail_id, type(error).__name__, error)
                 log.debug("composing %s failed", mail_id, exc_info=True)
-        results = self.transport.send(list(mails.values())) if mails else {}
-        for mail_id, items in envelopes:
-            for item in items:
-                if mail_id in results:
-                    if item.breach:
-                        item.record.digest = mail_id if len(items) > 1 else None
-                    self._mark(item, results[mail_id], now)
+        for mail_id in mails:
+            for item in envelopes[mail_id]:
+                item.record.attempts += 1
+                item.record.digest = mail_id if mail_id in digests else None
+                self._save(item)
+        self.commit()
+
+        def settle(mail_id: str, error: Exception | None) -> None:
+            for item in envelopes[mail_id]:
+                self._mark(item, error, now)
+            self.commit()
+
+        results = self.transport.send(list(mails.values()), settle) if mails else {}
         records = [item.record for item in pending]
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
@@ -101,17 +120,27 @@ class Outbox:
             last_error=next((r.error for r in reversed(records) if r.delivery is Delivery.PENDING), None),
         )
 
-    def _envelopes(self, pending: list[_Pending]) -> list[tuple[str, list[_Pending]]]:
-        """(Message-ID, items) per mail to send. Storm control: more than `digest_after` escalations to the
-        same recipients at once go out as one digest listing them all."""
-        groups: dict[tuple[str, ...], list[_Pending]] = {}
+    def _envelopes(self, pending: list[_Pending]) -> list[tuple[str, list[_Pending], bool]]:
+        """(Message-ID, items, is a digest) per mail to send. Storm control: more than `digest_after` fresh
+        escalations to the same recipients go out as one digest listing them all. A mail tried before goes
+        out again exactly as it was: alone with its own Message-ID, or in the same digest."""
+        again: dict[str, list[_Pending]] = {}
+        fresh: dict[tuple[str, ...], list[_Pending]] = {}
+        singles = []
         for item in pending:
-            if item.breach:
-                groups.setdefault(tuple(sorted(item.record.to)), []).append(item)
-        storms = [items for items in groups.values() if len(items) > self.digest_after]
-        in_storm = {id(item) for items in storms for item in items}
-        singles = [(item.record.message_id, [item]) for item in pending if id(item) not in in_storm]
-        return singles + [(digest_message_id(items, self.sender), items) for items in storms]
+            if item.breach and item.record.digest:
+                again.setdefault(item.record.digest, []).append(item)
+            elif item.breach and item.record.attempts == 0:
+                fresh.setdefault(tuple(sorted(item.record.to)), []).append(item)
+            else:
+                singles.append(item)
+        for items in fresh.values():
+            if len(items) > self.digest_after:
+                again[digest_message_id(items, self.sender)] = items
+            else:
+                singles += items
+        return [(item.record.message_id, [item], False) for item in singles] + [
+            (mail_id, items, True) for mail_id, items in again.items()]
 
     def _digest(self, mail_id: str, items: list[_Pending], now: datetime) -> OutgoingMail:
         escalations = []
@@ -149,10 +178,10 @@ class Outbox:
         self._save(item)
 
     def _retry_later(self, item: _Pending, error: str, now: datetime) -> None:
-        """Back off: 30 s after the first failure, doubling up to 30 minutes."""
+        """Back off: 30 s after the first failed try, doubling up to 30 minutes."""
         record = item.record
-        record.error, record.attempts = error, record.attempts + 1
-        record.retry_at = now + min(RETRY_FIRST * 2 ** (record.attempts - 1), RETRY_MOST)
+        record.error = error
+        record.retry_at = now + min(RETRY_FIRST * 2 ** max(record.attempts - 1, 0), RETRY_MOST)
         self._save(item)
 
     def _save(self, item: _Pending) -> None:

@@ -107,6 +107,8 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = None if readonly else _lock(self.path)
+        if not readonly:
+            self._remove_stale_temp_files()
         self._db = TinyDB(str(self.path), storage=_BatchingMiddleware(AtomicJSONStorage))
         self.threads: dict[str, Thread] = {}
         self.breaches: dict[int, Breach] = {}
@@ -121,6 +123,11 @@ class Store:
         except StoreError:
             self.close()
             raise
+
+    def _remove_stale_temp_files(self) -> None:
+        """A write cut short by a crash leaves its temp file behind; with the lock held, none is in use."""
+        for temp in self.path.parent.glob(f".{self.path.name}.*"):
+            temp.unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ class MaildirOutbox:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def send(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
+    def send(self, mails: list[OutgoingMail], settle=None) -> dict[str, Exception | None]:
         results: dict[str, Exception | None] = {}
         for mail in mails:
             try:
@@ -27,6 +27,8 @@ class MaildirOutbox:
             except OSError as error:
                 results[mail.message_id] = TemporaryTransportError(
                     f"cannot write to the outbox {self.path}: {error.strerror}")
+            if settle:
+                settle(mail.message_id, results[mail.message_id])
         return results
 
     def clear(self) -> None:

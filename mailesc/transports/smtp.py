@@ -15,13 +15,19 @@ class SmtpTransport:
         self.server = config.server
         self.config_file = config_file
 
-    def send(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
+    def send(self, mails: list[OutgoingMail], settle=None) -> dict[str, Exception | None]:
         if not mails:
             return {}
+        results: dict[str, Exception | None] = {}
         try:
-            return asyncio.run(self._send_all(mails))
-        except TransportError as error:
-            return {mail.message_id: error for mail in mails}
+            asyncio.run(self._send_all(mails, results, settle))
+        except TransportError as error:  # the connection failed: every mail not yet sent waits
+            for mail in mails:
+                if mail.message_id not in results:
+                    results[mail.message_id] = error
+                    if settle:
+                        settle(mail.message_id, error)
+        return results
 
     def check(self) -> dict:
         """Connect and log in without sending: what `mailesc check` reports."""
@@ -52,13 +58,13 @@ class SmtpTransport:
             raise PermanentTransportError(f"SMTP login refused for {self.server.username}: "
                                           f"{error.code} {error.message}") from None
 
-    async def _send_all(self, mails: list[OutgoingMail]) -> dict[str, Exception | None]:
-        results: dict[str, Exception | None] = {}
+    async def _send_all(self, mails: list[OutgoingMail], results: dict, settle) -> None:
         async with self._client() as client:
             await self._login(client)
             for mail in mails:
                 results[mail.message_id] = await _send_one(client, mail)
-        return results
+                if settle:
+                    settle(mail.message_id, results[mail.message_id])
 
 
 async def _send_one(client: aiosmtplib.SMTP, mail: OutgoingMail) -> Exception | None:

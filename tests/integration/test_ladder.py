@@ -199,3 +199,37 @@ def test_a_storm_of_escalations_becomes_one_digest_and_every_breach_is_recorded(
     mailbox.append("INBOX", raw, when)
     once(config, capsys)  # a single new escalation goes out on its own
     assert [m.message["X-Mailesc"].split(";")[0] for m in smtp_sink.wait_for(2)] == ["digest", "escalation"]
+
+
+def test_a_digest_interrupted_by_a_crash_goes_out_again_as_the_same_mail(tmp_path, mailbox, smtp_sink,
+                                                                        monkeypatch, capsys):
+    from mailesc.model import Delivery
+    from mailesc.store import Store
+
+    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink),
+                          rules=RULES.replace('warn_before = "{warn}"\nnotify = ["team-leads@example.test"]\n', ""),
+                          extra="[daemon]\ndigest_after = 3")
+    when = datetime.now(timezone.utc) - timedelta(hours=1.5)
+    for number in range(4):
+        raw, _ = make_mail(sender=f"customer{number}@customer.example", subject=f"Problem {number}", date=when)
+        mailbox.append("INBOX", raw, when)
+    once(config, capsys)
+    [digest] = smtp_sink.wait_for(1)
+
+    # The server accepted the digest, then the process died before it recorded so: as if still pending.
+    with Store(tmp_path / "var" / "mailesc.json") as store:
+        for breach in store.breaches.values():
+            for record in breach.escalations:
+                record.delivery, record.sent_at = Delivery.PENDING, None
+            store.put_breach(breach)
+        store.flush()
+    raw, _ = make_mail(sender="late@customer.example", subject="Problem 5", date=when)
+    mailbox.append("INBOX", raw, when)  # a fifth escalation falls due meanwhile
+    once(config, capsys, now=datetime.now(timezone.utc) + timedelta(minutes=1))
+
+    [again] = [m for m in smtp_sink.wait_for(3)[1:] if m.message["X-Mailesc"].startswith("digest")]
+    [alone] = [m for m in smtp_sink.messages[1:] if m.message["X-Mailesc"].startswith("escalation")]
+    assert again.message["Message-ID"] == digest.message["Message-ID"]  # the same digest of the same four
+    assert again.message.get_body(("plain",)).get_content().count("Problem ") == 4
+    assert "Problem 5" in alone.message["Subject"]  # the newcomer on its own

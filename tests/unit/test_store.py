@@ -171,3 +171,14 @@ def test_the_store_file_is_private_and_no_temporary_file_is_left(tmp_path):
         store.flush()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mailesc.json", "mailesc.json.lock"]
+
+
+def test_a_writer_removes_temp_files_a_crash_left_behind_and_a_reader_leaves_them(tmp_path):
+    path = tmp_path / "mailesc.json"
+    leftover = tmp_path / ".mailesc.json.k3j2h1"
+    leftover.write_text('{"threads": {"1": {"id": "<half')  # a write cut short by SIGKILL
+    with Store(path, readonly=True):
+        assert leftover.exists()
+    with Store(path):
+        assert not leftover.exists()
+    assert (tmp_path / "mailesc.json.lock").exists()  # the lock file is not a temp file
