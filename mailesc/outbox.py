@@ -1,7 +1,8 @@
-"""The outbox: escalations recorded in the store (status pending) are rendered and handed to the transport.
+"""The outbox: mails recorded in the store (escalations on breaches; warnings and acknowledgements on threads)
+are rendered and handed to the transport, many escalations at once as one digest.
 
-A record is written before its mail is sent and marked after, so a crash in between resends the same
-Message-ID instead of losing the escalation. Temporary failures stay pending and are retried next cycle."""
+A record is written before its mail is sent and settled after, so a crash in between resends the same mail
+with the same Message-ID instead of losing it. Temporary failures stay pending and are retried with backoff."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ class Outbox:
         for mail_id in mails:
             for item in envelopes[mail_id]:
                 item.record.attempts += 1
-                item.record.digest = mail_id if mail_id in digests else None
+                if item.breach:
+                    item.record.digest = mail_id if mail_id in digests else None
                 self._save(item)
         self.commit()
 
