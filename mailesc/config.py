@@ -5,7 +5,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import shlex
 import ssl
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,28 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class Token:
+    """Where an OAuth 2 access token comes from (XOAUTH2): a command that prints it, or a file."""
+
+    command: str | None = None
+    file: Path | None = None
+
+    def read(self, config_file: Path, key: str) -> str:
+        if self.command:
+            try:
+                done = subprocess.run(shlex.split(self.command), capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise ConfigError(config_file, key, f"the token command did not run: {error}") from None
+            if done.returncode != 0 or not done.stdout.strip():
+                raise ConfigError(config_file, key, f"the token command exited {done.returncode} without a token")
+            return done.stdout.strip()
+        return Secret(file=self.file).read(config_file, key) or ""
+
+    def __repr__(self) -> str:
+        return f"Token(command={'…' if self.command else None}, file={self.file!r})"
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """How to reach and log in to an IMAP or SMTP server."""
 
@@ -55,6 +79,8 @@ class ServerConfig:
     password: Secret
     timeout: float
     ca_file: Path | None  # trust this CA (a private one) instead of the system's
+    auth: str = "password"  # password | xoauth2
+    token: Token = Token()
 
     @property
     def where(self) -> str:
@@ -209,7 +235,7 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 
 
 _SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
-                "allow_insecure", "ca_file")
+                "allow_insecure", "ca_file", "auth", "token_command", "token_file")
 _MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder") + _SERVER_KEYS
 _SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
 
@@ -277,7 +303,12 @@ def _server(section: _Section, *, used: bool, default_security: str, tls_port: i
         password=section.secret(),
         timeout=section.number("timeout_seconds", 30, minimum=1),
         ca_file=ca_file,
+        auth=section.text("auth", "password", ("password", "xoauth2")),
+        token=Token(command=section.text("token_command", "") or None,
+                    file=section.path("token_file", "") if section.table.get("token_file") else None),
     )
+    if used and server.auth == "xoauth2" and not (server.token.command or server.token.file):
+        section.problem("auth", 'xoauth2 needs token_command (prints an access token) or token_file')
     allow_insecure = section.flag("allow_insecure", False)
     if used and security == "plain" and not allow_insecure and not is_loopback(server.host):
         section.problem("security", f'"plain" sends passwords in clear text; it is only allowed to a loopback '

@@ -43,7 +43,7 @@ class ImapSource:
 
     def _connect(self) -> imapclient.IMAPClient:
         server = self.server
-        password = server.password.read(self.config_file, "mailbox.password_env")
+        password = server.password.read(self.config_file, "mailbox.password_env") if server.auth == "password" else None
         context = server.tls_context()
         try:
             client = imapclient.IMAPClient(
@@ -52,9 +52,13 @@ class ImapSource:
             client.normalise_times = False
             if server.security == "starttls":
                 client.starttls(context)
-            client.login(server.username, password or "")
+            if server.auth == "xoauth2":
+                client.oauth2_login(server.username, server.token.read(self.config_file, "mailbox.token_command"))
+            else:
+                client.login(server.username, password or "")
         except LoginError:
-            raise SourceError(f"IMAP login refused for {self.where}: check the user name and password") from None
+            what = "access token" if server.auth == "xoauth2" else "password"
+            raise SourceError(f"IMAP login refused for {self.where}: check the user name and {what}") from None
         except NETWORK_ERRORS as error:
             raise SourceError(connection_problem("IMAP", server.where, error, _reason(error))) from None
         return client

@@ -51,9 +51,13 @@ class SmtpTransport:
     async def _login(self, client: aiosmtplib.SMTP) -> None:
         if not self.server.username:
             return
-        password = self.server.password.read(self.config_file, "smtp.password_env") or ""
         try:
-            await client.login(self.server.username, password)
+            if self.server.auth == "xoauth2":
+                await client.auth_xoauth2(self.server.username,
+                                          self.server.token.read(self.config_file, "smtp.token_command"))
+            else:
+                await client.login(self.server.username,
+                                   self.server.password.read(self.config_file, "smtp.password_env") or "")
         except aiosmtplib.SMTPAuthenticationError as error:
             raise PermanentTransportError(f"SMTP login refused for {self.server.username}: "
                                           f"{error.code} {error.message}") from None
