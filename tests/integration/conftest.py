@@ -16,6 +16,14 @@ TLS (a throwaway CA; certificates for DNS:localhost and IP:127.0.0.1):
 * ``smtp_sink_starttls`` (function) -> ``servers.SmtpSink`` offering and requiring STARTTLS
 * ``smtp_sink_tls``      (function) -> ``servers.SmtpSink`` speaking implicit TLS (SMTPS)
 
+XOAUTH2:
+
+* ``smtp_sink_xoauth2``  (function) -> ``servers.SmtpSink`` offering only AUTH XOAUTH2, accepting
+  only ``.valid_token``; ``.xoauth2_attempts`` records each try's user and token
+* ``oauth_introspection`` (session) -> ``servers.IntrospectionServer`` (RFC 7662 endpoint, ``.url``)
+* ``dovecot_oauth``      (session)  -> ``servers.DovecotServer`` with an oauth2 passdb using it
+* ``mailbox_oauth``      (function) -> ``servers.Mailbox`` on ``dovecot_oauth`` with ``.access_token``
+
 See ``tests/integration/servers.py`` for the full API.
 """
 
@@ -23,8 +31,11 @@ from __future__ import annotations
 
 import pytest
 
+import secrets
+
 from tests.integration.servers import (
     DovecotServer,
+    IntrospectionServer,
     Mailbox,
     SmtpSink,
     TlsAuthority,
@@ -130,3 +141,47 @@ def smtp_sink_tls(tls_ca):
         yield sink
     finally:
         sink.stop()
+
+
+# --------------------------------------------------------------------------- XOAUTH2
+
+
+@pytest.fixture
+def smtp_sink_xoauth2():
+    """Like ``smtp_sink``, but offering only AUTH XOAUTH2 and accepting only ``.valid_token``."""
+    sink = SmtpSink(xoauth2_token="smtp-at-" + secrets.token_urlsafe(18)).start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture(scope="session")
+def oauth_introspection():
+    """A local OAuth 2 token introspection endpoint: ``.issue(user)`` makes a token, ``.url``."""
+    server = IntrospectionServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(oauth_introspection):
+    """A third private Dovecot (plain IMAP) that also offers XOAUTH2/OAUTHBEARER, with tokens
+    checked by ``oauth_introspection``; PLAIN/LOGIN still use the passwd-file passwords."""
+    if find_dovecot() is None:
+        pytest.skip(DOVECOT_MISSING)
+    server = DovecotServer(oauth2=oauth_introspection)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def mailbox_oauth(dovecot_oauth) -> Mailbox:
+    """A fresh IMAP account on ``dovecot_oauth`` with ``.access_token`` (and ``.password`` for the helpers)."""
+    dovecot_oauth.start()
+    return dovecot_oauth.new_mailbox("support")

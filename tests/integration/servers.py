@@ -12,6 +12,11 @@ TLS: ``TlsAuthority.create()`` makes a throwaway CA and a server certificate for
 ``localhost`` / ``127.0.0.1`` with the ``openssl`` command line;
 ``DovecotServer(tls=authority)`` then serves IMAPS and STARTTLS, and
 ``SmtpSink(starttls=ctx)`` / ``SmtpSink(implicit_tls=ctx)`` serve SMTP over TLS.
+
+XOAUTH2: ``SmtpSink(xoauth2_token=TOKEN)`` offers only AUTH XOAUTH2 and accepts only
+TOKEN; ``DovecotServer(oauth2=IntrospectionServer().start())`` adds an oauth2 passdb
+(XOAUTH2/OAUTHBEARER checked against that local introspection endpoint) beside the
+passwd-file one, so ``Mailbox`` helpers still log in with PLAIN.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Callable, Iterable
 __all__ = [
     "DovecotNotInstalled",
     "DovecotServer",
+    "IntrospectionServer",
     "Mailbox",
     "SmtpSink",
     "SinkMessage",
@@ -234,6 +240,102 @@ class TlsAuthority:
         return f"<TlsAuthority {self.root}>"
 
 
+# --------------------------------------------------------------------------- OAuth 2
+
+
+class IntrospectionServer:
+    """A tiny OAuth 2 token introspection endpoint (RFC 7662) on 127.0.0.1 (http.server in a thread).
+
+    ``issue(username)`` makes a random access token for ``username``; POST (form ``token=...``)
+    or GET (``?token=...``, or ``Authorization: Bearer ...``) to ``.url`` answers
+    ``{"active": true, "username": USER}`` for an issued token and ``{"active": false}``
+    otherwise. ``.requests`` lists every token it was asked about, oldest first.
+    A ``DovecotServer(oauth2=...)`` uses it for its oauth2 passdb.
+    """
+
+    def __init__(self, host: str = LOCALHOST):
+        self.host = host
+        self.port: int | None = None
+        self._tokens: dict[str, str] = {}
+        self._requests: list[str] = []
+        self._lock = threading.Lock()
+        self._httpd = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/introspect"
+
+    def start(self) -> "IntrospectionServer":
+        import http.server
+        import json
+        import urllib.parse
+
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self, token: str | None) -> None:
+                with owner._lock:
+                    owner._requests.append(token or "")
+                    user = owner._tokens.get(token or "")
+                body = json.dumps({"active": True, "username": user} if user else {"active": False}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _bearer(self) -> str | None:
+                auth = self.headers.get("Authorization", "")
+                return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+                self._answer((form.get("token") or [None])[0] or self._bearer())
+
+            def do_GET(self):
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                self._answer((query.get("token") or query.get("access_token") or [None])[0] or self._bearer())
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer((self.host, 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="introspection", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            httpd, self._httpd = self._httpd, None
+            httpd.shutdown()
+            httpd.server_close()
+
+    def issue(self, username: str) -> str:
+        """A new access token that introspects as active for ``username``."""
+        token = "at-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._tokens[token] = username
+        return token
+
+    def revoke(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+    @property
+    def requests(self) -> list[str]:
+        with self._lock:
+            return list(self._requests)
+
+    def __repr__(self) -> str:
+        return f"<IntrospectionServer {self.url} tokens={len(self._tokens)}>"
+
+
 # --------------------------------------------------------------------------- Dovecot
 
 
@@ -282,7 +384,7 @@ mail_privileged_group =
 mail_access_groups =
 
 {ssl_settings}
-auth_mechanisms = plain login
+auth_mechanisms = {auth_mechanisms}
 auth_failure_delay = 0
 auth_cache_size = 0
 auth_verbose = yes
@@ -299,8 +401,8 @@ mail_max_userip_connections = 100
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {users_dir}/%u
-}}
-userdb {{
+{passwd_file_mechanisms}}}
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {users_dir}/%u
 }}
@@ -408,13 +510,15 @@ class DovecotServer:
     ``ssl = required`` (no login in clear text). Without it ``.imaps_port`` is None.
     """
 
-    def __init__(self, host: str = LOCALHOST, binary: str | None = None, tls: "TlsAuthority | None" = None):
+    def __init__(self, host: str = LOCALHOST, binary: str | None = None, tls: "TlsAuthority | None" = None,
+                 oauth2: "IntrospectionServer | None" = None):
         self.binary = binary or find_dovecot()
         if not self.binary:
             raise DovecotNotInstalled("dovecot binary not found")
         self.host = host
         self.port: int | None = None
         self.tls = tls
+        self.oauth2 = oauth2
         self.imaps_port: int | None = None
         self.is_root = os.geteuid() == 0
         if self.is_root:
@@ -443,6 +547,7 @@ class DovecotServer:
         self.log_path = self.root / "dovecot.log"
         self.stderr_path = self.root / "dovecot.stderr"
         self.users_dir = self.root / "users"  # one passwd-file per user
+        self.oauth2_conf_path = self.root / "dovecot-oauth2.conf.ext"
         for d in (self.base_dir, self.state_dir, self.home_root, self.users_dir):
             d.mkdir(mode=0o755)
 
@@ -477,8 +582,36 @@ class DovecotServer:
                 login_user=self.login_user,
                 internal_user=self.internal_user,
                 internal_group=self.internal_group,
+                **self._oauth2_settings(),
             )
         )
+
+    def _oauth2_settings(self) -> dict:
+        """Template values for the auth mechanisms and the optional oauth2 passdb."""
+        if self.oauth2 is None:
+            return {"auth_mechanisms": "plain login", "passwd_file_mechanisms": "", "oauth2_passdb": ""}
+        self.oauth2_conf_path.write_text(
+            "# oauth2 passdb: every token is checked with the test's introspection server\n"
+            f"introspection_url = {self.oauth2.url}\n"
+            "introspection_mode = post\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+        )
+        return {
+            "auth_mechanisms": "plain login xoauth2 oauthbearer",
+            # PLAIN/LOGIN (the Mailbox helper's logins) stay with the passwd-file;
+            # XOAUTH2/OAUTHBEARER tokens go only to the introspection server.
+            "passwd_file_mechanisms": "  mechanisms = plain login\n",
+            "oauth2_passdb": (
+                "passdb {\n"
+                "  driver = oauth2\n"
+                "  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.oauth2_conf_path}\n"
+                "}\n"
+            ),
+        }
 
     @property
     def running(self) -> bool:
@@ -666,14 +799,18 @@ class DovecotServer:
             os.replace(tmp, target)  # atomic: auth never reads a half-written line
 
     def new_mailbox(self, prefix: str = "support", domain: str = "example.test") -> "Mailbox":
-        """Create a fresh user ``{prefix}-{n}@{domain}`` with a random password."""
+        """Create a fresh user ``{prefix}-{n}@{domain}`` with a random password.
+
+        On an ``oauth2=`` server the introspection server also issues the user an
+        access token: ``Mailbox.access_token`` (XOAUTH2/OAUTHBEARER logins)."""
         username = f"{prefix}-{next(self._counter)}@{domain}"
         password = "pw-" + secrets.token_hex(8)
         self.add_user(username, password)
+        token = self.oauth2.issue(username) if self.oauth2 is not None else None
         if self.tls is not None:
             return Mailbox(self.host, self.port, username, password,
-                           imaps_port=self.imaps_port, tls_context=self.tls.client_context())
-        return Mailbox(self.host, self.port, username, password)
+                           imaps_port=self.imaps_port, tls_context=self.tls.client_context(), access_token=token)
+        return Mailbox(self.host, self.port, username, password, access_token=token)
 
     def __repr__(self) -> str:
         tls = f" imaps={self.imaps_port}" if self.tls is not None else ""
@@ -693,13 +830,15 @@ class Mailbox:
     inbox = "INBOX"
 
     def __init__(self, host: str, port: int, username: str, password: str,
-                 imaps_port: int | None = None, tls_context: ssl.SSLContext | None = None):
+                 imaps_port: int | None = None, tls_context: ssl.SSLContext | None = None,
+                 access_token: str | None = None):
         self.host = host
         self.port = port
         self.username = username
         self.password = password
         self.imaps_port = imaps_port
         self.tls_context = tls_context
+        self.access_token = access_token  # set on an XOAUTH2 Dovecot (``new_mailbox`` there)
 
     def client(self, **attrs):
         """A logged-in ``imapclient.IMAPClient``. The caller logs out.
@@ -810,6 +949,7 @@ class SinkMessage:
     tls: bool = False  # the DATA arrived over TLS (STARTTLS or implicit TLS)
     tls_version: str | None = None  # e.g. "TLSv1.3"
     starttls: bool = False  # the TLS came from STARTTLS (aiosmtpd's session.ssl is set)
+    auth_mechanism: str | None = None  # "XOAUTH2" on an xoauth2 sink (None for the accept-all PLAIN/LOGIN)
 
 
 def _tls_state(server, session) -> tuple[bool, str | None, bool]:
@@ -827,6 +967,37 @@ class _AcceptAllAuthenticator:
         from aiosmtpd.smtp import AuthResult
 
         return AuthResult(success=True, handled=False, auth_data=auth_data)
+
+
+@dataclass(frozen=True)
+class XOAuth2Attempt:
+    """One AUTH XOAUTH2 an xoauth2 sink saw: the user and bearer token sent, and whether it was accepted."""
+
+    user: str
+    token: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class _XOAuth2Login:
+    login: str
+    token: str
+    mechanism: str = "XOAUTH2"
+
+
+def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
+    """(user, token) of a decoded XOAUTH2 initial response ``user=U^Aauth=Bearer T^A^A``, or None."""
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\x01\x01"):
+        return None
+    fields = dict(part.split("=", 1) for part in text[:-2].split("\x01") if "=" in part)
+    auth = fields.get("auth", "")
+    if "user" not in fields or not auth.lower().startswith("bearer "):
+        return None
+    return fields["user"], auth[7:]
 
 
 class _SinkHandler:
@@ -856,6 +1027,38 @@ class _SinkHandler:
         return "250 OK: queued by smtp_sink"
 
 
+class _XOAuth2SinkHandler(_SinkHandler):
+    """The sink's handler plus ``AUTH XOAUTH2`` (aiosmtpd finds ``auth_*`` methods on the handler)."""
+
+    async def auth_XOAUTH2(self, server, args):
+        from base64 import b64decode
+
+        from aiosmtpd.smtp import AuthResult
+
+        if len(args) == 2:
+            try:
+                blob = b64decode(args[1].encode(), validate=True)
+            except Exception:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        else:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        parsed = parse_xoauth2(blob)
+        if parsed is None:
+            await server.push("501 5.5.2 Malformed XOAUTH2 initial response")
+            return AuthResult(success=False, handled=True)
+        user, token = parsed
+        accepted = token == self.sink.valid_token
+        self.sink._note_xoauth2(XOAuth2Attempt(user, token, accepted))
+        if accepted:
+            return AuthResult(success=True, handled=False, auth_data=_XOAuth2Login(user, token))
+        # Like Gmail: a base64 JSON error as a 334 challenge, the client answers an empty line, then 535.
+        await server.challenge_auth('{"status":"401","schemes":"Bearer","scope":"https://mail.example.test/"}')
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted")
+
+
 class SmtpSink:
     """A real aiosmtpd server on 127.0.0.1 that records every accepted message.
 
@@ -865,6 +1068,10 @@ class SmtpSink:
     Every ``SinkMessage`` records ``tls``/``tls_version``/``starttls``; ``mail_commands``
     lists every MAIL FROM that reached the handler as ``(address, tls_active)`` (with
     ``require_starttls`` aiosmtpd refuses a MAIL before STARTTLS without calling it).
+
+    ``xoauth2_token=`` a token: the sink offers only ``AUTH XOAUTH2`` and accepts only that
+    token (``.valid_token``); ``.xoauth2_attempts`` records every try's user and token, and an
+    accepted message's ``auth_login``/``auth_mechanism`` are the user and ``"XOAUTH2"``.
     """
 
     def __init__(
@@ -873,6 +1080,7 @@ class SmtpSink:
         *,
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
+        xoauth2_token: str | None = None,
     ):
         if starttls is not None and implicit_tls is not None:
             raise ValueError("SmtpSink: give starttls or implicit_tls, not both")
@@ -886,6 +1094,8 @@ class SmtpSink:
         self._cond = threading.Condition()
         self._failures: list[str] = []
         self._refused: dict[str, int] = {}
+        self.valid_token = xoauth2_token
+        self._xoauth2: list[XOAuth2Attempt] = []
         self.controller = None
 
     def start(self) -> "SmtpSink":
@@ -900,8 +1110,13 @@ class SmtpSink:
                 tls_kwargs = {"tls_context": self.starttls_context, "require_starttls": True}
             elif self.implicit_tls_context is not None:
                 tls_kwargs = {"ssl_context": self.implicit_tls_context}
+            if self.valid_token is not None:  # offer only XOAUTH2, accepting only valid_token
+                handler: _SinkHandler = _XOAuth2SinkHandler(self)
+                tls_kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+            else:
+                handler = _SinkHandler(self)
             controller = Controller(
-                _SinkHandler(self),
+                handler,
                 hostname=self.host,
                 port=port,
                 auth_require_tls=False,
@@ -945,6 +1160,16 @@ class SmtpSink:
 
     # ---- recording
 
+    def _note_xoauth2(self, attempt: "XOAuth2Attempt") -> None:
+        with self._cond:
+            self._xoauth2.append(attempt)
+
+    @property
+    def xoauth2_attempts(self) -> list["XOAuth2Attempt"]:
+        """Every AUTH XOAUTH2 seen (user, token, accepted), oldest first (xoauth2 sinks only)."""
+        with self._cond:
+            return list(self._xoauth2)
+
     def _note_mail(self, address: str, tls: bool) -> None:
         with self._cond:
             self._mail_commands.append((address, tls))
@@ -976,6 +1201,7 @@ class SmtpSink:
             tls=tls,
             tls_version=tls_version,
             starttls=via_starttls,
+            auth_mechanism=getattr(auth, "mechanism", None),
         )
         with self._cond:
             self._messages.append(record)
@@ -1014,6 +1240,7 @@ class SmtpSink:
             self._mail_commands.clear()
             self._failures.clear()
             self._refused.clear()
+            self._xoauth2.clear()
 
     def __repr__(self) -> str:
         tls = f" {self.tls}" if self.tls else ""
