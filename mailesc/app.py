@@ -63,10 +63,10 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:
     config = setup.config
-    source = open_source(config.mailbox, config.file)
+    source = open_source(config.mailbox)
     try:
         with Store(config.store_path) as store:
-            engine = build_engine(setup, store, source, open_transport(config.smtp, config.file))
+            engine = build_engine(setup, store, source, open_transport(config.smtp))
             return engine.cycle(now)
     finally:
         source.close()
@@ -222,12 +222,12 @@ def check(setup: Setup, offline: bool) -> list[str]:
              f"store      {config.store_path}"]
     if offline:
         return lines + ["servers    not contacted (--offline)"]
-    source = open_source(config.mailbox, config.file)
+    source = open_source(config.mailbox)
     try:
         lines.append(f"mailbox    {_describe(source.describe())}")
     finally:
         source.close()
-    transport = open_transport(config.smtp, config.file)
+    transport = open_transport(config.smtp)
     described = transport.check() if hasattr(transport, "check") else transport.describe()
     lines.append(f"sending    {_describe(described)}")
     return lines

@@ -114,10 +114,10 @@ def cmd_run(args) -> int:
 
     setup = _setup(args)
     config = setup.config
-    source = open_source(config.mailbox, config.file)
+    source = open_source(config.mailbox)
     try:
         with Store(config.store_path) as store:
-            engine = app.build_engine(setup, store, source, open_transport(config.smtp, config.file))
+            engine = app.build_engine(setup, store, source, open_transport(config.smtp))
             Daemon(engine, SystemClock(), config.poll_seconds).run()
     finally:
         source.close()

@@ -21,26 +21,22 @@ SECURITY = ("tls", "starttls", "plain")
 
 @dataclass(frozen=True)
 class Secret:
-    """Where a password comes from. It is read only when needed and never printed."""
+    """Where a password comes from. It is read only when needed and never printed.
+    Problems name the config file and the key (`section.password_env`, `section.password_file`)."""
 
     env: str | None = None
     file: Path | None = None
+    config_file: Path = Path("mailesc.toml")
+    section: str = ""
 
-    def read(self, config_file: Path, key: str) -> str | None:
+    def read(self) -> str | None:
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
-                raise ConfigError(config_file, key, f"environment variable {self.env} is not set")
+                raise ConfigError(self.config_file, f"{self.section}.password_env",
+                                  f"environment variable {self.env} is not set")
             return value
-        if self.file:
-            try:
-                if self.file.stat().st_mode & 0o077:
-                    raise ConfigError(config_file, key.replace("_env", "_file"),
-                                      f"{self.file} can be read by other users: chmod 600 it")
-                return self.file.read_text(encoding="utf-8").strip()
-            except OSError as error:
-                raise ConfigError(config_file, key, f"cannot read {self.file}: {error.strerror}") from None
-        return None
+        return _read_private_file(self.file, self.config_file, f"{self.section}.password_file") if self.file else None
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r}, file={self.file!r})"
@@ -52,20 +48,33 @@ class Token:
 
     command: str | None = None
     file: Path | None = None
+    config_file: Path = Path("mailesc.toml")
+    section: str = ""
 
-    def read(self, config_file: Path, key: str) -> str:
-        if self.command:
-            try:
-                done = subprocess.run(shlex.split(self.command), capture_output=True, text=True, timeout=60)
-            except (OSError, subprocess.TimeoutExpired) as error:
-                raise ConfigError(config_file, key, f"the token command did not run: {error}") from None
-            if done.returncode != 0 or not done.stdout.strip():
-                raise ConfigError(config_file, key, f"the token command exited {done.returncode} without a token")
-            return done.stdout.strip()
-        return Secret(file=self.file).read(config_file, key) or ""
+    def read(self) -> str:
+        if self.file:
+            return _read_private_file(self.file, self.config_file, f"{self.section}.token_file")
+        key = f"{self.section}.token_command"
+        try:
+            done = subprocess.run(shlex.split(self.command or ""), capture_output=True, text=True, timeout=60)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+            raise ConfigError(self.config_file, key, f"the token command did not run: {error}") from None
+        if done.returncode != 0 or not done.stdout.strip():
+            raise ConfigError(self.config_file, key, f"the token command exited {done.returncode} without a token")
+        return done.stdout.strip()
 
     def __repr__(self) -> str:
         return f"Token(command={'…' if self.command else None}, file={self.file!r})"
+
+
+def _read_private_file(path: Path, config_file: Path, key: str) -> str:
+    """A secret from a file that only its owner can read."""
+    try:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(config_file, key, f"{path} can be read by other users: chmod 600 it")
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(config_file, key, f"cannot read {path}: {error.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -225,8 +234,8 @@ class _Section:
             self.problem("password_env", "give either password_env or password_file, not both")
         if "password" in self.table:
             self.problem("password", "passwords are not written in the config: use password_env or password_file")
-        return Secret(env=self.text("password_env", "") or None,
-                      file=self.path("password_file", "") if file else None)
+        return Secret(env=self.text("password_env", "") or None, file=self.path("password_file", "") if file else None,
+                      config_file=self.reader.file, section=self.name)
 
 
 def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
@@ -305,7 +314,8 @@ def _server(section: _Section, *, used: bool, default_security: str, tls_port: i
         ca_file=ca_file,
         auth=section.text("auth", "password", ("password", "xoauth2")),
         token=Token(command=section.text("token_command", "") or None,
-                    file=section.path("token_file", "") if section.table.get("token_file") else None),
+                    file=section.path("token_file", "") if section.table.get("token_file") else None,
+                    config_file=section.reader.file, section=section.name),
     )
     if used and server.auth == "xoauth2" and not (server.token.command or server.token.file):
         section.problem("auth", 'xoauth2 needs token_command (prints an access token) or token_file')

@@ -20,12 +20,12 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def open_source(mailbox_config, config_file):
+def open_source(mailbox_config):
     """The source the config asks for (connections are made lazily, on first use)."""
     if mailbox_config.kind == "imap":
         from mailesc.sources.imap import ImapSource
 
-        return ImapSource(mailbox_config, config_file)
+        return ImapSource(mailbox_config)
     from mailesc.sources.maildir import MaildirSource
 
     return MaildirSource(mailbox_config.path, mailbox_config.folders, mailbox_config.sent_folder)

@@ -23,10 +23,9 @@ log = logging.getLogger("mailesc.imap")
 
 
 class ImapSource:
-    def __init__(self, config, config_file):
+    def __init__(self, config):
         self.config = config
         self.server = config.server
-        self.config_file = config_file
         self._client: imapclient.IMAPClient | None = None
         self._folders: list[str] | None = None
 
@@ -43,7 +42,7 @@ class ImapSource:
 
     def _connect(self) -> imapclient.IMAPClient:
         server = self.server
-        password = server.password.read(self.config_file, "mailbox.password_env") if server.auth == "password" else None
+        password = server.password.read() if server.auth == "password" else None
         context = server.tls_context()
         try:
             client = imapclient.IMAPClient(
@@ -53,7 +52,7 @@ class ImapSource:
             if server.security == "starttls":
                 client.starttls(context)
             if server.auth == "xoauth2":
-                client.oauth2_login(server.username, server.token.read(self.config_file, "mailbox.token_command"))
+                client.oauth2_login(server.username, server.token.read())
             else:
                 client.login(server.username, password or "")
         except LoginError:

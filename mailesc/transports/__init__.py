@@ -16,11 +16,11 @@ class Transport(Protocol):
         `settle(message_id, error)` is called as soon as each one is known, before the next is sent."""
 
 
-def open_transport(smtp_config, config_file) -> Transport:
+def open_transport(smtp_config) -> Transport:
     if smtp_config.kind == "smtp":
         from mailesc.transports.smtp import SmtpTransport
 
-        return SmtpTransport(smtp_config, config_file)
+        return SmtpTransport(smtp_config)
     from mailesc.transports.maildir import MaildirOutbox
 
     return MaildirOutbox(smtp_config.path)

@@ -11,9 +11,8 @@ from mailesc.render import OutgoingMail
 
 
 class SmtpTransport:
-    def __init__(self, config, config_file):
+    def __init__(self, config):
         self.server = config.server
-        self.config_file = config_file
 
     def send(self, mails: list[OutgoingMail], settle=None) -> dict[str, Exception | None]:
         if not mails:
@@ -53,14 +52,13 @@ class SmtpTransport:
             return
         try:
             if self.server.auth == "xoauth2":
-                await client.auth_xoauth2(self.server.username,
-                                          self.server.token.read(self.config_file, "smtp.token_command"))
+                await client.auth_xoauth2(self.server.username, self.server.token.read())
             else:
-                await client.login(self.server.username,
-                                   self.server.password.read(self.config_file, "smtp.password_env") or "")
-        except aiosmtplib.SMTPAuthenticationError as error:
-            raise PermanentTransportError(f"SMTP login refused for {self.server.username}: "
-                                          f"{error.code} {error.message}") from None
+                await client.login(self.server.username, self.server.password.read() or "")
+        except aiosmtplib.SMTPAuthenticationError as error:  # fixing the credentials must let the mail go out
+            what = "access token" if self.server.auth == "xoauth2" else "password"
+            raise TemporaryTransportError(f"SMTP login refused for {self.server.username}: {error.code} "
+                                          f"{error.message}; check the user name and {what}") from None
 
     async def _send_all(self, mails: list[OutgoingMail], results: dict, settle) -> None:
         async with self._client() as client:

@@ -233,7 +233,7 @@ def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_
     from mailesc.config import load_config
     from mailesc.sources.imap import ImapSource
 
-    source = ImapSource(load_config(setup.config).mailbox, setup.config)
+    source = ImapSource(load_config(setup.config).mailbox)
     bookmarks: dict = {}
     try:
         first = setup.customer_writes(hours_ago=0.2, subject="Before the restart")

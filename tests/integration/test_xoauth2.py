@@ -136,8 +136,6 @@ def test_smtp_xoauth2_with_a_refused_token_exits_69_without_sending(smtp_setup, 
     _refused_smtp_token(smtp_setup, smtp_sink_xoauth2, capsys)
 
 
-@pytest.mark.xfail(strict=True, reason="mailesc bug: an SMTP login refusal (535) is a PermanentTransportError, so the "
-                                       "escalation is marked failed for good and never retried once the token is fixed")
 def test_smtp_xoauth2_with_a_refused_token_keeps_the_escalation_pending(smtp_setup, smtp_sink_xoauth2, capsys):
     config, escalation = _refused_smtp_token(smtp_setup, smtp_sink_xoauth2, capsys)
     assert escalation["delivery"] == "pending", escalation  # an operator fixes the token; the mail must not be lost
@@ -238,8 +236,6 @@ def test_imap_xoauth2_refuses_a_token_file_others_can_read(tmp_path, mailbox_oau
     assert smtp_sink.messages == []
 
 
-@pytest.mark.xfail(strict=True, reason="mailesc bug: Token.read passes the key 'mailbox.token_command'/'smtp.token_command' "
-                                       "to Secret.read, so a bad token_file is reported under *.token_command")
 @pytest.mark.parametrize("section", ["mailbox", "smtp"])
 def test_a_token_file_others_can_read_is_named_as_token_file(section, tmp_path, mailbox, smtp_sink, monkeypatch,
                                                             capsys):

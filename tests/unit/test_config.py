@@ -227,10 +227,10 @@ def test_the_password_is_read_only_on_request_and_never_shown(tmp_path, monkeypa
                            "password_env = 'MAILESC_TEST_SECRET'\n")
     config = load_config(path)
     assert SECRET not in repr(config) and SECRET not in str(config)
-    assert config.mailbox.server.password.read(path, "mailbox.password_env") == SECRET
+    assert config.mailbox.server.password.read() == SECRET
     monkeypatch.delenv("MAILESC_TEST_SECRET")
     with pytest.raises(ConfigError) as caught:
-        config.mailbox.server.password.read(path, "mailbox.password_env")
+        config.mailbox.server.password.read()
     assert f"{path}: mailbox.password_env: " in str(caught.value) and "MAILESC_TEST_SECRET" in str(caught.value)
 
 
@@ -239,10 +239,10 @@ def test_a_password_file_is_read_and_stripped(tmp_path):
     (tmp_path / "pw").chmod(0o600)
     path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
     config = load_config(path)
-    assert config.smtp.server.password.read(path, "smtp.password_file") == SECRET
+    assert config.smtp.server.password.read() == SECRET
     (tmp_path / "pw").unlink()
     with pytest.raises(ConfigError) as caught:
-        config.smtp.server.password.read(path, "smtp.password_file")
+        config.smtp.server.password.read()
     assert f"{path}: smtp.password_file: cannot read" in str(caught.value)
 
 
@@ -252,6 +252,6 @@ def test_a_password_file_others_can_read_is_refused(tmp_path, mode):
     (tmp_path / "pw").chmod(mode)
     path = write(tmp_path, "[smtp]\nkind = 'smtp'\nhost = 'smtp.example.test'\npassword_file = 'pw'\n")
     with pytest.raises(ConfigError) as caught:
-        load_config(path).smtp.server.password.read(path, "smtp.password_env")
+        load_config(path).smtp.server.password.read()
     assert "smtp.password_file" in str(caught.value) and "chmod 600" in str(caught.value)
     assert SECRET not in str(caught.value)
