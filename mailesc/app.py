@@ -181,6 +181,26 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
     }
 
 
+# -- resend -------------------------------------------------------------------------------------------------
+
+
+def resend(config: Config, breach_id: int, level: int | None) -> list[str]:
+    """Put escalations that failed for good back into the outbox (the operator fixed the cause).
+    Returns their Message-IDs; they keep them, and the next cycle sends them."""
+    with Store(config.store_path) as store:
+        breach = store.breaches.get(breach_id)
+        if breach is None:
+            raise UsageError(f"no breach with id {breach_id}")
+        again = [r for r in breach.escalations if r.delivery is Delivery.FAILED and level in (None, r.level)]
+        if not again:
+            raise UsageError(f"breach {breach_id} has no failed escalation" + (f" at level {level}" if level else ""))
+        for record in again:
+            record.delivery, record.error, record.attempts, record.retry_at = Delivery.PENDING, None, 0, None
+        store.put_breach(breach)
+        store.flush()
+        return [record.message_id for record in again]
+
+
 # -- status ---------------------------------------------------------------------------------------------------
 
 

@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--replay", action="store_true", help="read the replay store instead")
     status.set_defaults(handler=cmd_status)
 
+    resend = breach_commands.add_parser("resend", parents=[common],
+                                        help="send escalations that failed for good again (after fixing the cause)")
+    resend.add_argument("id", type=int)
+    resend.add_argument("--level", type=int, help="only this level")
+    resend.set_defaults(handler=cmd_breaches_resend)
+
     quarantine = commands.add_parser("quarantine", parents=[common], help="messages mailesc could not read")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(handler=cmd_quarantine)
@@ -208,6 +214,12 @@ def cmd_status(args) -> int:
                                                             if result["quarantined"] else ""))
         print("healthy" if result["healthy"] else "NOT healthy")
     return 0 if result["healthy"] else 1
+
+
+def cmd_breaches_resend(args) -> int:
+    message_ids = app.resend(load_config(find_config_file(args.config)), args.id, args.level)
+    print(f"{len(message_ids)} escalation(s) back in the outbox, sent at the next cycle: {', '.join(message_ids)}")
+    return 0
 
 
 def cmd_quarantine(args) -> int:

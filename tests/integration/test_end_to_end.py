@@ -218,8 +218,40 @@ def test_a_permanent_smtp_refusal_is_recorded_with_the_servers_reply(setup, caps
     [breach] = setup.breaches(capsys)
     [escalation] = breach["escalations"]
     assert escalation["delivery"] == "failed" and "554" in escalation["error"] and "Rejected" in escalation["error"]
-    setup.once(capsys)  # not retried on its own: an operator decides
+    setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(hours=1))  # not retried on its own
     assert setup.sink.messages == []
+    assert main(["-c", str(setup.config), "breaches", "show", str(breach["id"])]) == 0
+    assert "554" in capsys.readouterr().out  # the server's words, for the operator
+
+    assert main(["-c", str(setup.config), "breaches", "resend", str(breach["id"])]) == 0  # an operator decides
+    assert escalation["message_id"] in capsys.readouterr().out
+    setup.once(capsys)
+    [mail] = setup.sink.wait_for(1)
+    assert mail.message["Message-ID"] == escalation["message_id"]
+    assert setup.breaches(capsys)[0]["escalations"][0]["delivery"] == "sent"
+
+
+def test_a_temporary_smtp_refusal_is_retried_after_a_pause(setup, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.sink.fail_next(451, "4.3.0 Try again later")
+
+    assert main(["-c", str(setup.config), "once"]) == 69
+    assert "451" in capsys.readouterr().err
+    [escalation] = setup.breaches(capsys)[0]["escalations"]
+    assert escalation["delivery"] == "pending" and escalation["attempts"] == 1
+    retry_at = datetime.fromisoformat(escalation["retry_at"])
+
+    setup.once(capsys, now=retry_at)
+    [mail] = setup.sink.wait_for(1)
+    assert mail.message["Message-ID"] == escalation["message_id"]
+
+
+def test_resend_refuses_what_did_not_fail(setup, capsys):
+    setup.customer_writes(hours_ago=1.5)
+    setup.once(capsys)
+    assert main(["-c", str(setup.config), "breaches", "resend", "1"]) == 64
+    assert "no failed escalation" in capsys.readouterr().err
+    assert main(["-c", str(setup.config), "breaches", "resend", "9"]) == 64
 
 
 def test_check_logs_in_and_reports_folders_and_capabilities(setup, capsys):
