@@ -25,7 +25,7 @@ from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 
 log = logging.getLogger("mailesc")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
+_UNKNOWN = datetime(9999, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
 
 SAMPLE_CONTEXT = {
     "customer": "customer@example.com", "customer_name": "Pat Customer", "subject": "Cannot log in",
@@ -155,8 +155,8 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
         data = eml.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read {eml}: {error.strerror}") from None
-    message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _EPOCH)
-    if message.arrived == _EPOCH:
+    message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _UNKNOWN)
+    if message.arrived == _UNKNOWN:
         raise UsageError(f"{eml} has no usable Date header: give the time with --received")
     kind = classify(message, who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address))
     tried = [(rule, failures) for rule, failures in setup.policies.tried(message)]

@@ -21,7 +21,8 @@ _SPACES = re.compile(r"\s{2,}")
 
 
 def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
-    """Parse what mailesc needs; `seen_at` is the arrival time when neither source nor Date knows it."""
+    """Parse what mailesc needs. Without an arrival time from the source, the Date header stands in for it,
+    unless it lies after `seen_at` (a sender's clock in the future): then `seen_at` is the arrival."""
     if not raw.data.strip():
         raise ParseError("the message is empty")
     headers = _Headers(_HEADER_PARSER.parsebytes(raw.data).raw_items())
@@ -39,7 +40,7 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
         sender_name=sender_name,
         recipients=tuple(address for _, address in addresses(headers.all("to") + headers.all("cc"))),
         date=date,
-        arrived=raw.arrived or date or seen_at,
+        arrived=raw.arrived or (date if date is not None and date <= seen_at else seen_at),
         headers=tuple((name.lower(), clean(decode(value))) for name, value in headers.items),
         size=raw.full_size,
     )

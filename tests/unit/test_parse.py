@@ -203,7 +203,15 @@ def test_date_is_always_aware(header, expected):
     message = parse("From: a@customer.example", header)
     assert message.date is not None and message.date.utcoffset() is not None
     assert message.date == expected
-    assert message.arrived == expected  # no arrival time from the source: the Date is the best guess
+    # No arrival time from the source: the Date is the best guess, unless it lies after the moment mailesc
+    # saw the message (14:00 EST-converted is after SEEN, 12:00): then that moment is.
+    assert message.arrived == min(expected, SEEN)
+
+
+def test_a_date_in_the_future_does_not_become_the_arrival_time():
+    message = parse("From: a@customer.example", "Date: Mon, 4 Mar 2030 09:00:00 +0000")
+    assert message.date == datetime(2030, 3, 4, 9, 0, tzinfo=timezone.utc)
+    assert message.arrived == SEEN  # a clock running ahead must not push the deadline years away
 
 
 @pytest.mark.parametrize("header", ["Date: yesterday", "Date: Mon, 31 Feb 2024 09:00:00 +0000", "Date:",
