@@ -47,6 +47,18 @@ DOVECOT_MISSING = "dovecot-imapd is not installed: apt-get install dovecot-imapd
 OPENSSL_MISSING = "the openssl command is not installed: apt-get install openssl"
 
 
+def _running_dovecot(**options):
+    """Start a private Dovecot for the session (skip where Dovecot is not installed); clean it up after."""
+    if find_dovecot() is None:
+        pytest.skip(DOVECOT_MISSING)
+    server = DovecotServer(**options)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def dovecot():
     """A private Dovecot (plain IMAP, no TLS) for the whole test session.
@@ -55,14 +67,7 @@ def dovecot():
     methods ``.stop()``, ``.start()`` (same port and data), ``.restart()``,
     ``.new_mailbox(prefix)``, ``.add_user(name, password)``, ``.log_tail()``.
     """
-    if find_dovecot() is None:
-        pytest.skip(DOVECOT_MISSING)
-    server = DovecotServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running_dovecot()
 
 
 @pytest.fixture
@@ -106,14 +111,7 @@ def dovecot_tls(tls_ca):
 
     Same API as ``dovecot``. Dovecot still lets 127.0.0.1 log in without TLS (it counts
     same-IP connections as secured): check ``.logins(user)`` to see whether TLS was used."""
-    if find_dovecot() is None:
-        pytest.skip(DOVECOT_MISSING)
-    server = DovecotServer(tls=tls_ca)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running_dovecot(tls=tls_ca)
 
 
 @pytest.fixture
@@ -170,14 +168,7 @@ def oauth_introspection():
 def dovecot_oauth(oauth_introspection):
     """A third private Dovecot (plain IMAP) that also offers XOAUTH2/OAUTHBEARER, with tokens
     checked by ``oauth_introspection``; PLAIN/LOGIN still use the passwd-file passwords."""
-    if find_dovecot() is None:
-        pytest.skip(DOVECOT_MISSING)
-    server = DovecotServer(oauth2=oauth_introspection)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running_dovecot(oauth2=oauth_introspection)
 
 
 @pytest.fixture
