@@ -1,4 +1,8 @@
-"""`mailesc run`: cycle on a schedule, wake early for the next deadline, stop cleanly on SIGTERM/SIGINT."""
+"""`mailesc run`: cycle on a schedule, wake early for the next deadline or when the mailbox reports new mail
+(IMAP IDLE), stop cleanly on SIGTERM/SIGINT.
+
+Between cycles the daemon sleeps in the source's wait() (IDLE where the server offers it, else a plain sleep)
+until the earliest of: the next poll, the next deadline or retry, new mail, a stop signal."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import schedule
 from mailesc.clock import Clock
 from mailesc.cycle import Engine
 from mailesc.errors import MailescError, StoreError
+from mailesc.sources import wait_for_mail
 
 log = logging.getLogger("mailesc.daemon")
 MAX_SLEEP = 300.0  # seconds: wake at least this often even with nothing scheduled
@@ -34,10 +39,17 @@ class Daemon:
         self.cycle()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
-            deadline = self.engine.next_deadline(self.clock.now())
-            if self.stopping.wait(self._seconds_to_sleep(deadline)):
+            if self.stopping.is_set():
                 break
-            if deadline is not None and self.clock.now() >= deadline:
+            deadline = self.engine.next_deadline(self.clock.now())
+            news = wait_for_mail(self.engine.source, self._seconds_to_sleep(deadline), self.stopping)
+            if self.stopping.is_set():
+                break
+            if news:
+                self.cycle()
+                if not self.failed_polls:  # the mailbox was just read: the next poll can wait its full interval
+                    self.poll_job.next_run = datetime.now() + timedelta(seconds=self.poll_seconds)
+            elif deadline is not None and self.clock.now() >= deadline:
                 self.cycle()
         log.info("mailesc stopped")
 

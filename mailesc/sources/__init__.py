@@ -1,10 +1,15 @@
 """Where messages come from. A source knows its protocol and nothing about SLAs.
 
 poll(sync) returns the messages that are new since the state kept in `sync` (a mapping the store
-persists) and updates that state; fetch(keys) returns whole messages again, for attaching them."""
+persists) and updates that state; fetch(keys) returns whole messages again, for attaching them.
+
+A source may also offer wait(timeout, stop) -> bool: block up to `timeout` seconds until the mailbox reports
+a change (IMAP IDLE) or `stop` is set, True when there may be new mail. Sources without it are waited for by
+wait_for_mail(), which simply sleeps on `stop`."""
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable, MutableMapping, Protocol
 
 from mailesc.model import RawMessage
@@ -18,6 +23,19 @@ class Source(Protocol):
     def describe(self) -> dict: ...
 
     def close(self) -> None: ...
+
+
+class Waiting(Protocol):
+    def wait(self, timeout: float, stop: threading.Event) -> bool: ...
+
+
+def wait_for_mail(source, timeout: float, stop: threading.Event) -> bool:
+    """Until new mail may be there (True), `stop` is set or `timeout` seconds have passed (False)."""
+    wait = getattr(source, "wait", None)
+    if wait is None:
+        stop.wait(max(timeout, 0.0))
+        return False
+    return bool(wait(timeout, stop))
 
 
 def open_source(mailbox_config):

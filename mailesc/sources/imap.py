@@ -1,4 +1,7 @@
-"""An IMAP mailbox, read-only: SELECT ... READ-ONLY, UID SEARCH, BODY.PEEK. Never marks, moves or deletes."""
+"""An IMAP mailbox, read-only: SELECT ... READ-ONLY, UID SEARCH, BODY.PEEK. Never marks, moves or deletes.
+
+Between polls the daemon may call wait(): IMAP IDLE on the first watched folder (RFC 2177), so new mail is
+noticed within about a second instead of at the next poll."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import imaplib
 import logging
 import socket
 import ssl
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Iterable, MutableMapping
 
@@ -19,6 +24,9 @@ from mailesc.model import RawMessage
 BATCH = 500  # UIDs per FETCH command
 HEADER_ITEMS = ["INTERNALDATE", "RFC822.SIZE", "BODY.PEEK[HEADER]"]
 NETWORK_ERRORS = (OSError, IMAPClientError, imaplib.IMAP4.error, ssl.SSLError)
+IDLE_RENEW = 540.0  # seconds: end and restart IDLE before the 10 minutes after which NAT boxes and firewalls
+                   # forget a quiet connection (RFC 2177 asks for at most 29 minutes; many middleboxes allow 10)
+STOP_CHECK = 1.0  # seconds: how often a wait looks at its stop event
 log = logging.getLogger("mailesc.imap")
 
 
@@ -28,6 +36,7 @@ class ImapSource:
         self.server = config.server
         self._client: imapclient.IMAPClient | None = None
         self._folders: list[str] | None = None
+        self._uidnext: dict[str, int] = {}  # folder -> UIDNEXT when the last poll selected it
 
     # -- connection ---------------------------------------------------------------------------------------------
 
@@ -78,6 +87,7 @@ class ImapSource:
         except NETWORK_ERRORS:
             pass
         self._client, self._folders = None, None
+        self._uidnext.clear()
 
     # -- folders ------------------------------------------------------------------------------------------------
 
@@ -97,13 +107,15 @@ class ImapSource:
         return self.client().find_special_folder(SENT) or ""
 
     def _select(self, folder: str) -> int:
+        return int(self._select_info(folder)[b"UIDVALIDITY"])
+
+    def _select_info(self, folder: str) -> dict:
         try:
-            info = self.client().select_folder(folder, readonly=True)
+            return self.client().select_folder(folder, readonly=True)
         except imaplib.IMAP4.abort:
             raise  # the connection, not the folder
         except IMAPClientError as error:
             raise SourceError(f"cannot open folder {folder!r} of {self.where}: {_reason(error)}") from None
-        return int(info[b"UIDVALIDITY"])
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -133,8 +145,14 @@ class ImapSource:
             self._reset()
 
     def _poll_folder(self, folder: str, bookmark: dict) -> tuple[list[RawMessage], dict]:
-        validity = self._select(folder)
+        info = self._select_info(folder)
+        validity = int(info[b"UIDVALIDITY"])
         last_uid = bookmark.get("last_uid", 0) if bookmark.get("uidvalidity") == validity else 0
+        uidnext = int(info[b"UIDNEXT"]) if b"UIDNEXT" in info else None
+        if uidnext is not None:
+            self._uidnext[folder] = uidnext
+        if uidnext is not None and uidnext <= last_uid + 1:
+            return [], {"uidvalidity": validity, "last_uid": last_uid}  # nothing new: no SEARCH, no FETCH
         uids = [uid for uid in self.client().search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
         found = []
         for start in range(0, len(uids), BATCH):
@@ -144,6 +162,59 @@ class ImapSource:
                                         data=data.get(b"BODY[HEADER]", b""),
                                         arrived=_aware(data.get(b"INTERNALDATE")), size=data.get(b"RFC822.SIZE")))
         return found, {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
+
+    # -- waiting for new mail -----------------------------------------------------------------------------------
+
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Block up to `timeout` seconds until the server reports new mail in the first watched folder
+        (IMAP IDLE), or `stop` is set (looked at every second). True when there may be new mail: the caller
+        polls at once. Without IDLE, or without a connection (the next poll makes one), it just waits on `stop`.
+
+        IDLE is always ended before returning, so the connection is free for poll() and fetch(). A connection
+        that dies meanwhile is dropped (the next poll reconnects) and True is returned, so that happens now."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        client = self._client
+        if client is None or stop.is_set() or not self._can_idle(client):
+            stop.wait(max(timeout, 0.0))
+            return False
+        try:
+            folder = (self.folders() or ["INBOX"])[0]
+            info = self._select_info(folder)
+            if int(info.get(b"UIDNEXT", 0)) > self._uidnext.get(folder, 1 << 62):
+                return True  # arrived between the last poll and now: no notification will come for it
+            while time.monotonic() < deadline and not stop.is_set():
+                if self._idle_once(client, folder, min(deadline, time.monotonic() + IDLE_RENEW), stop):
+                    return True
+        except SourceError as error:  # the folder cannot be opened: poll() will say so
+            log.debug("no IDLE: %s", error)
+            stop.wait(max(deadline - time.monotonic(), 0.0))
+        except NETWORK_ERRORS as error:
+            log.info("the IMAP connection to %s broke while idle (%s); reconnecting", self.server.where,
+                     _reason(error))
+            self._reset()
+            return not stop.is_set()
+        return False
+
+    def _can_idle(self, client: imapclient.IMAPClient) -> bool:
+        try:
+            return client.has_capability("IDLE")
+        except NETWORK_ERRORS:
+            return False
+
+    def _idle_once(self, client: imapclient.IMAPClient, folder: str, until: float, stop: threading.Event) -> bool:
+        """One IDLE command, ended by DONE at `until`, at `stop` or at the first new message. True on new mail."""
+        client.idle()
+        news = False
+        try:
+            while not news and not stop.is_set() and (left := until - time.monotonic()) > 0:
+                started = time.monotonic()
+                responses = client.idle_check(timeout=min(STOP_CHECK, left))
+                news = any(_is_new_mail(response) for response in responses)
+                if not responses and time.monotonic() - started < min(STOP_CHECK, left) / 2:
+                    break  # readable but no line: the server closed the connection; DONE below tells
+        finally:
+            _, responses = client.idle_done()  # raises on a dead connection
+        return news or any(_is_new_mail(response) for response in responses)
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted: dict[tuple[str, int], list[int]] = {}
@@ -172,6 +243,11 @@ class ImapSource:
             "sent_folder": self.sent_folder() or None,
             "folders": {folder: client.folder_status(folder, ["MESSAGES"])[b"MESSAGES"] for folder in self.folders()},
         }
+
+
+def _is_new_mail(response) -> bool:
+    """An untagged `* n EXISTS` (the folder grew); EXPUNGE, FETCH flag changes and keep-alives are not."""
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"
 
 
 def _aware(when: datetime | None) -> datetime | None:
