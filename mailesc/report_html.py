@@ -1,0 +1,354 @@
+"""The HTML report page behind `mailesc report --html FILE`.
+
+`render_html(report)` takes the dict `mailesc report --json` prints and returns one self-contained
+HTML document: inline CSS, three matplotlib charts embedded as inline SVG (breaches per week,
+first-response time distribution, breaches by cause), the totals and, when the report is grouped,
+one row per group. No JavaScript and no remote resources, so the page opens offline and prints.
+Everything from the data reaches the page through a Jinja2 template with autoescaping; chart text
+goes through matplotlib's SVG writer, which escapes it too.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from datetime import datetime
+
+import jinja2
+from markupsafe import Markup, escape
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+TEMPLATE = "report_page.html.j2"
+
+# One palette for charts and page (the browser test looks for these colours in the screenshot).
+THREADS_COLOUR = "#b8c7d9"
+BREACHES_COLOUR = "#c8553d"
+RATE_COLOUR = "#2d3142"
+HISTOGRAM_COLOUR = "#3a7ca5"
+CAUSES_COLOUR = "#e09f3e"
+INK = "#333333"
+
+# (key, label, kind) in the order the totals show them.
+METRICS = (
+    ("threads", "Threads opened by customers", "count"),
+    ("responded", "Responded", "count"),
+    ("responded_on_time", "Responded on time", "count"),
+    ("responded_late", "Responded late", "count"),
+    ("unanswered", "Unanswered", "count"),
+    ("breaches", "Breaches (first and next responses)", "count"),
+    ("breach_rate", "First-response breach rate", "percent"),
+    ("first_response_p50_hours", "First response, median (business hours)", "hours"),
+    ("first_response_p90_hours", "First response, 90th percentile (business hours)", "hours"),
+    ("first_response_p95_hours", "First response, 95th percentile (business hours)", "hours"),
+    ("acknowledged", "Breaches acknowledged by a manager", "count"),
+    ("acknowledgement_p50_hours", "Deadline to acknowledgement, median", "hours"),
+    ("acknowledgement_p90_hours", "Deadline to acknowledgement, 90th percentile", "hours"),
+    ("unreviewed", "Breaches without a root cause", "count"),
+    ("overdue_reviews", "Reviews overdue", "count"),
+)
+
+BREACH_METRICS = ("breaches", "breach_rate", "acknowledged", "acknowledgement_p50_hours", "acknowledgement_p90_hours",
+                  "unreviewed", "overdue_reviews")
+
+# The groups table: a two-row header, metrics under a few headings; (heading or None, [(key, sub-header)]).
+GROUP_COLUMNS = (
+    (None, (("threads", "Threads"),)),
+    ("Responses", (("responded", "answered"), ("responded_on_time", "on time"), ("responded_late", "late"),
+                   ("unanswered", "unanswered"))),
+    ("First response (business h)", (("first_response_p50_hours", "p50"), ("first_response_p90_hours", "p90"),
+                                     ("first_response_p95_hours", "p95"))),
+    ("Breaches", (("breaches", "count"), ("breach_rate", "rate"))),
+    ("Acknowledged", (("acknowledged", "count"), ("acknowledgement_p50_hours", "p50"),
+                      ("acknowledgement_p90_hours", "p90"))),
+    ("Reviews", (("unreviewed", "open"), ("overdue_reviews", "overdue"))),
+)
+
+BY_LABELS = {"policy": "Policy", "cause": "Cause", "customer": "Customer", "weekday": "Weekday", "week": "Week"}
+
+_STYLE = {
+    "svg.fonttype": "path",  # glyphs as paths: the page looks the same without the fonts installed
+    "svg.hashsalt": "mailesc",  # stable ids, so the same report renders to the same page
+    "text.parse_math": False,  # a "$" in a cause is a dollar sign, not mathtext
+    "font.size": 10,
+    "axes.edgecolor": "#999999",
+    "axes.labelcolor": INK,
+    "axes.titlesize": 11,
+    "xtick.color": INK,
+    "ytick.color": INK,
+    "legend.frameon": False,
+}
+
+_environment: jinja2.Environment | None = None
+
+
+def render_html(report: dict) -> str:
+    """The whole report as one self-contained HTML document."""
+    return _template().render(
+        report=report,
+        period=_period(report.get("since"), report.get("until")),
+        generated_at=_timestamp(report.get("generated_at")),
+        highlights=_highlights(report.get("totals") or {}),
+        totals=_totals_sections(report.get("totals") or {}, report.get("review_period_days")),
+        groups=_group_rows(report.get("groups") or []),
+        by_label=BY_LABELS.get(report.get("by"), str(report.get("by") or "Group").capitalize()),
+        column_groups=_column_groups(),
+        group_starts=_group_starts(),
+        charts=_charts(report),
+        colours={"threads": THREADS_COLOUR, "breaches": BREACHES_COLOUR, "rate": RATE_COLOUR},
+    )
+
+
+def _template() -> jinja2.Template:
+    global _environment
+    if _environment is None:
+        _environment = jinja2.Environment(loader=jinja2.PackageLoader("mailesc", "."), autoescape=True,
+                                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return _environment.get_template(TEMPLATE)
+
+
+# Numbers and dates as people read them
+
+def format_value(value, kind: str) -> str:
+    """A metric for the page: counts with thousands separators, shares as percentages, durations in hours."""
+    if value is None:
+        return "–"
+    if kind == "percent":
+        return f"{value * 100:.1f}%"
+    if kind == "hours":
+        return format_hours(value)
+    return f"{value:,}"
+
+
+def format_hours(hours: float) -> str:
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    return f"{hours:,.1f} h"
+
+
+def _timestamp(text: str | None) -> str:
+    if not text:
+        return "–"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    zone = moment.strftime("%Z") or ""
+    return f"{moment:%Y-%m-%d %H:%M} {'UTC' if zone in ('UTC', 'UTC+00:00') else zone}".strip()
+
+
+def _day(text: str) -> str:
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d")
+    except ValueError:
+        return text
+
+
+def _period(since: str | None, until: str | None) -> str:
+    if since and until:
+        return f"{_day(since)} to {_day(until)}"
+    if since:
+        return f"since {_day(since)}"
+    if until:
+        return f"until {_day(until)}"
+    return "all time"
+
+
+# Tables
+
+def _highlights(totals: dict) -> list[tuple[str, str]]:
+    keys = ("threads", "breach_rate", "first_response_p50_hours", "unreviewed")
+    labels = {"threads": "Threads", "breach_rate": "Breach rate",
+              "first_response_p50_hours": "Median first response", "unreviewed": "Unreviewed breaches"}
+    kinds = {key: kind for key, _label, kind in METRICS}
+    return [(labels[key], format_value(totals.get(key), kinds[key])) for key in keys]
+
+
+def _totals_sections(totals: dict, review_period_days) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The totals as two tables side by side: how threads were answered, and what became of the breaches."""
+    rows = []
+    for key, label, kind in METRICS:
+        if key == "overdue_reviews" and review_period_days is not None:
+            label = f"{label} (open over {review_period_days} days)"
+        rows.append((key, label, format_value(totals.get(key), kind)))
+    return [("Threads and responses", [(label, value) for key, label, value in rows if key not in BREACH_METRICS]),
+            ("Breaches and follow-up", [(label, value) for key, label, value in rows if key in BREACH_METRICS])]
+
+
+def _column_groups() -> list[tuple[str | None, list[tuple[str, str]]]]:
+    """The groups table's header: (heading, [(sub-header, full label for the tooltip)])."""
+    labels = {key: label for key, label, _kind in METRICS}
+    return [(heading, [(short, labels[key]) for key, short in columns]) for heading, columns in GROUP_COLUMNS]
+
+
+def _group_starts() -> set[int]:
+    """Indexes of the value columns that open a heading (they get a rule on their left)."""
+    starts, index = set(), 0
+    for _heading, columns in GROUP_COLUMNS:
+        starts.add(index)
+        index += len(columns)
+    return starts
+
+
+def _group_rows(groups: list[dict]) -> list[tuple[str, list[str]]]:
+    kinds = {key: kind for key, _label, kind in METRICS}
+    keys = [key for _heading, columns in GROUP_COLUMNS for key, _short in columns]
+    return [("(none)" if group.get("key") is None else str(group["key"]),
+             [format_value(group.get(key), kinds[key]) for key in keys])
+            for group in groups]
+
+
+# Charts
+
+def _charts(report: dict) -> dict[str, Markup | None]:
+    """Each chart as inline SVG markup, or None where there is nothing to draw."""
+    with rc_context(_STYLE):
+        return {
+            "weekly": _weekly_chart(report.get("weekly") or []),
+            "histogram": _histogram_chart(report.get("response_time_histogram") or []),
+            "causes": _causes_chart(report.get("causes") or []),
+        }
+
+
+def _weekly_chart(weekly: list[dict]) -> Markup | None:
+    if not any(week.get("threads") or week.get("breaches") for week in weekly):
+        return None
+    fig = Figure(figsize=(9.6, 3.4))
+    ax = fig.add_subplot()
+    positions = range(len(weekly))
+    ax.bar(positions, [w.get("threads") or 0 for w in weekly], width=0.75, color=THREADS_COLOUR, label="Threads")
+    ax.bar(positions, [w.get("breaches") or 0 for w in weekly], width=0.45, color=BREACHES_COLOUR, label="Breaches")
+    ax.set_ylabel("Threads / breaches")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _week_ticks(ax, weekly)
+    rate = ax.twinx()
+    rate.plot(positions, [_percent(w.get("breach_rate")) for w in weekly], color=RATE_COLOUR, marker="o",
+              markersize=3.5, linewidth=1.6, label="Breach rate")
+    rate.set_ylim(0, max(10, _nice_ceiling(max((_percent(w.get("breach_rate")) or 0) for w in weekly))))
+    rate.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    rate.set_ylabel("Breach rate")
+    _tidy(ax, right=rate)
+    handles = ax.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", ncols=3, bbox_to_anchor=(0, 1.14))
+    return _svg(fig, "weekly", "Threads and breaches per week, with the weekly breach rate")
+
+
+def _week_ticks(ax, weekly: list[dict]) -> None:
+    """Every week gets a tick; at most about 14 get a label (week number over its Monday)."""
+    step = max(1, math.ceil(len(weekly) / 14))
+    ax.set_xticks(range(len(weekly)))
+    ax.set_xticklabels([_week_label(w) if i % step == 0 else "" for i, w in enumerate(weekly)], fontsize=8.5)
+    ax.set_xlim(-0.6, len(weekly) - 0.4)
+
+
+def _week_label(week: dict) -> str:
+    name = str(week.get("week") or "")
+    start = week.get("start")
+    try:
+        day = datetime.fromisoformat(start).strftime("%b %d") if start else ""
+    except ValueError:
+        day = str(start)
+    number = name.split("-")[-1] if "-W" in name else name
+    return f"{number}\n{day}".strip()
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else share * 100
+
+
+def _nice_ceiling(value: float) -> float:
+    """A round upper limit a little above value: 10, 20, 25, 50, 100."""
+    for limit in (10, 20, 25, 40, 50, 75, 100):
+        if value * 1.1 <= limit:
+            return limit
+    return value * 1.1
+
+
+def _histogram_chart(bins: list[dict]) -> Markup | None:
+    if not any(b.get("threads") for b in bins):
+        return None
+    fig = Figure(figsize=(4.8, 3.4))
+    ax = fig.add_subplot()
+    counts = [b.get("threads") or 0 for b in bins]
+    bars = ax.bar(range(len(bins)), counts, width=0.85, color=HISTOGRAM_COLOUR)
+    ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=8, padding=2, color=INK)
+    ax.set_xticks(range(len(bins)))
+    ax.set_xticklabels([_bin_label(b) for b in bins], fontsize=8.5,
+                       rotation=45 if len(bins) > 8 else 0, ha="right" if len(bins) > 8 else "center")
+    ax.set_xlabel("Business hours to first response")
+    ax.set_ylabel("Threads")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, max(counts) * 1.15)
+    _tidy(ax)
+    return _svg(fig, "histogram", "Answered threads by business hours to the first response")
+
+
+def _bin_label(b: dict) -> str:
+    low = _hours_text(b.get("from_hours") or 0)
+    if b.get("to_hours") is None:
+        return f"{low}+"
+    return f"{low}–{_hours_text(b['to_hours'])}"
+
+
+def _hours_text(hours: float) -> str:
+    return f"{hours:g}"
+
+
+def _causes_chart(causes: list[dict]) -> Markup | None:
+    causes = [c for c in causes if c.get("breaches")]
+    if not causes:
+        return None
+    causes = sorted(causes, key=lambda c: -c["breaches"])
+    fig = Figure(figsize=(4.8, max(3.4, 1.1 + 0.32 * len(causes))))
+    ax = fig.add_subplot()
+    names = [_shorten(str(c.get("cause") or "(no cause)")) for c in causes]
+    bars = ax.barh(range(len(causes)), [c["breaches"] for c in causes], height=0.7, color=CAUSES_COLOUR)
+    ax.bar_label(bars, fontsize=8, padding=3, color=INK)
+    ax.set_yticks(range(len(causes)))
+    ax.set_yticklabels(names, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("Breaches")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(c["breaches"] for c in causes) * 1.15)
+    _tidy(ax, grid="x")
+    return _svg(fig, "causes", "Breaches by root cause")
+
+
+def _shorten(text: str, limit: int = 32) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _tidy(ax, grid: str = "y", right=None) -> None:
+    """Light grid behind the data, no box: only the axes that carry a scale keep their line."""
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.grid(axis=grid, color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if right is not None:
+        right.spines["top"].set_visible(False)
+        right.spines["left"].set_visible(False)
+        right.spines["right"].set_color("#999999")
+
+
+_PROLOG = re.compile(r"^.*?(?=<svg)", re.S)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_SIZE = re.compile(r'(<svg[^>]*?)\s(width|height)="[^"]*"')
+_ID = re.compile(r'\bid="([^"]+)"')
+_REFERENCE = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def _svg(fig: Figure, name: str, title: str) -> Markup:
+    """The figure as inline SVG: no prolog, comments or metadata; ids prefixed so charts don't collide."""
+    fig.set_layout_engine("constrained")
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    svg = _COMMENT.sub("", _METADATA.sub("", _PROLOG.sub("", buffer.getvalue(), count=1)))
+    svg = _SIZE.sub(r"\1", _SIZE.sub(r"\1", svg, count=1), count=1)
+    svg = _ID.sub(lambda m: f'id="{name}-{m.group(1)}"', svg)
+    svg = _REFERENCE.sub(lambda m: f"{m.group(1)}{name}-{m.group(2)}", svg)
+    label = escape(title)
+    svg = svg.replace("<svg ", f'<svg class="chart-svg" role="img" aria-label="{label}" ', 1)
+    return Markup(svg)
