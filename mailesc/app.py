@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,14 +14,18 @@ from mailesc.clock import SimulatedClock, isoformat
 from mailesc.durations import format_duration
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine, who_is_who
+from mailesc.daily import DailyDigest
 from mailesc.errors import SourceError, UsageError
+from mailesc.history import History, load_history
 from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
+from mailesc.reviews import ReviewEntry, record_review, reviews_path
+from mailesc.stats import build_report
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
-from mailesc.store import Store
+from mailesc.store import Store, archive_folder
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 
@@ -37,6 +42,12 @@ SAMPLE_CONTEXT = {
     "omitted": [], "time_left": "15m",
 }
 SAMPLE_CONTEXT["escalations"], SAMPLE_CONTEXT["count"] = [dict(SAMPLE_CONTEXT)], 1
+_SAMPLE_BREACH = {"id": 1, "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
+                  "status": "open", "due": "2026-01-05T13:00:00+00:00", "received": "2026-01-05T09:00:00+00:00",
+                  "levels": [1], "age_days": 1}
+DAILY_SAMPLE = {"date": "2026-01-06", "yesterday": "2026-01-05", "now": "2026-01-06T08:00:00+00:00",
+                "breaches": [_SAMPLE_BREACH], "unreviewed": [_SAMPLE_BREACH], "unreviewed_count": 1,
+                "overdue_count": 0, "review_period_days": 30}
 
 
 @dataclass(frozen=True)
@@ -52,13 +63,22 @@ def load_setup(config: Config) -> Setup:
     policies = load_policies(config.policies_path)
     templates = Templates(config.templates_path)
     templates.check(policies.templates() | {"escalation", "digest"}, SAMPLE_CONTEXT)
+    if config.daily_digest.at is not None:
+        templates.check({config.daily_digest.template}, DAILY_SAMPLE)
     return Setup(config, policies, templates)
 
 
 def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
-    return Engine(policies=setup.policies, team=setup.config.team_addresses, store=store, source=source,
-                  transport=transport, templates=setup.templates, sender=setup.config.smtp.from_address,
-                  reply_to=setup.config.smtp.reply_to, digest_after=setup.config.digest_after, durable=durable)
+    """The engine for `run` and `once`; a replay (not durable) keeps everything live and sends no daily digest."""
+    config = setup.config
+    daily = None
+    if durable and config.daily_digest.at is not None:
+        daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
+                            config.review.period)
+    return Engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
+                  transport=transport, templates=setup.templates, sender=config.smtp.from_address,
+                  reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable,
+                  archive_after=config.archive_after if durable else None, daily=daily)
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:
@@ -98,8 +118,8 @@ class ReplaySummary:
         return dict(self.__dict__)
 
 
-def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
-           until: datetime | None = None) -> ReplaySummary:
+def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path, until: datetime | None = None,
+           progress=lambda items, total, label: items) -> ReplaySummary:
     """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail.
 
     Messages without any time are played last, at the end of the replay."""
@@ -109,18 +129,25 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path,
     if not dated:
         raise SourceError(f"no message in {mailbox} carries a date: there is nothing to replay")
     end = until or dated[-1]
-    store_path.unlink(missing_ok=True)  # a backtest starts from nothing: no store, no mails of an earlier one
+    forget_everything(store_path)  # a backtest starts from nothing: no records, no mails of an earlier one
     MaildirOutbox(outbox_path).clear()
     report = CycleReport()
     with Store(store_path) as store:
         engine = build_engine(setup, store, source, MaildirOutbox(outbox_path), durable=False)
         clock = SimulatedClock(dated[0])
-        for raw in raws:
+        for raw in progress(raws, len(raws), "replaying"):
             _advance(engine, clock, raw.arrived or end, report, inclusive=False)
             engine.ingest([raw], clock.now(), report)
         _advance(engine, clock, end, report, inclusive=True)
         store.flush()
         return _summarise(store, report, dated[0], end, store_path, outbox_path)
+
+
+def forget_everything(store_path: Path) -> None:
+    """Remove a store with its reviews and archive (only ever done to a replay's own store)."""
+    for path in (store_path, reviews_path(store_path)):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(archive_folder(store_path), ignore_errors=True)
 
 
 def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: CycleReport, inclusive: bool) -> None:
@@ -199,6 +226,42 @@ def resend(config: Config, breach_id: int, level: int | None) -> list[str]:
         store.put_breach(breach)
         store.flush()
         return [record.message_id for record in again]
+
+
+# -- breach review and reports -----------------------------------------------------------------------------
+
+
+def store_path(config: Config, replay: bool = False) -> Path:
+    return config.replay_store_path if replay else config.store_path
+
+
+def history(config: Config, replay: bool = False) -> History:
+    return load_history(store_path(config, replay))  # before the first run: nothing on record yet
+
+
+def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,
+           note: str | None = None, reopen: bool = False, replay: bool = False) -> ReviewEntry:
+    """Record a root cause for a breach (or reopen its review); works while the daemon runs."""
+    known = history(config, replay)
+    if breach_id not in known.breaches:
+        raise UsageError(f"no breach with id {breach_id}")
+    if reopen and known.reviews.current(breach_id) is None:
+        raise UsageError(f"breach {breach_id} has no recorded cause to reopen")
+    if not reopen and not cause:
+        raise UsageError("give the cause with --cause (or --reopen to take a recorded cause back)")
+    entry = ReviewEntry(breach=breach_id, at=now, by=by, action="reopen" if reopen else "review",
+                        cause=None if reopen else cause, note=note)
+    return record_review(store_path(config, replay), entry, config.review.causes)
+
+
+def report(setup: Setup, now: datetime, *, since: datetime | None = None, until: datetime | None = None,
+           by: str | None = None, replay: bool = False) -> dict:
+    return report_of(setup, store_path(setup.config, replay), now, since=since, until=until, by=by)
+
+
+def report_of(setup: Setup, path: Path, now: datetime, **period_and_grouping) -> dict:
+    return build_report(load_history(path), setup.policies, now=now, review_period=setup.config.review.period,
+                        **period_and_grouping)
 
 
 # -- status ---------------------------------------------------------------------------------------------------

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 from mailesc import __version__, app
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.config import find_config_file, load_config
-from mailesc.durations import format_duration
+from mailesc.durations import format_duration, parse_duration
 from mailesc.errors import MailescError, UsageError
-from mailesc.report import breach_json, breach_story, breach_table
+from mailesc.history import STATUSES, BreachFilter
+from mailesc.report import TABLE_COLUMNS, breach_json, breach_story, plain_table, table_row, timeline, write_csv
+from mailesc.stats import GROUPINGS
+from mailesc.report_tables import print_report, write_report_csv
 from mailesc.store import Store
+from mailesc.terminal import print_table, progress
 
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
@@ -64,19 +70,46 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--until", help="play deadlines up to this ISO 8601 time (default: the last message)")
     replay.add_argument("--store", help="where to write the replay's breaches (default: beside the store, *-replay.json)")
     replay.add_argument("--outbox", help="Maildir for the replay's escalation mails (default: beside the store)")
+    replay.add_argument("--report", metavar="FILE", help="also write the report page (HTML with charts) to FILE")
     replay.set_defaults(handler=cmd_replay)
 
     breaches = commands.add_parser("breaches", parents=[common], help="review recorded breaches")
     breach_commands = breaches.add_subparsers(dest="breach_command", required=True, metavar="ACTION")
-    listing = breach_commands.add_parser("list", parents=[common], help="every breach, oldest first")
-    listing.add_argument("--json", action="store_true", help="print a JSON array")
-    listing.add_argument("--replay", action="store_true", help="read the replay store instead")
+    listing = breach_commands.add_parser("list", parents=[common], help="breaches, oldest first (with filters)")
+    listing.add_argument("--since", help="deadline at or after: ISO 8601 time, a date, or a span back like 7d")
+    listing.add_argument("--until", help="deadline before: ISO 8601 time, a date, or a span back like 1d")
+    listing.add_argument("--policy", help="only this policy's breaches")
+    listing.add_argument("--customer", help="only this customer: an address, or a domain like example.com")
+    listing.add_argument("--status", choices=STATUSES, help="only breaches in this state")
+    listing.add_argument("--unreviewed", action="store_true", help="only breaches without a recorded cause")
+    listing.add_argument("--overdue-review", action="store_true",
+                         help="only breaches without a cause for longer than the review period ([review] period)")
+    listing.add_argument("--limit", type=int, help="at most this many (the newest)")
+    _formats(listing, csv=True)
     listing.set_defaults(handler=cmd_breaches_list)
     show = breach_commands.add_parser("show", parents=[common], help="one breach as a timeline")
     show.add_argument("id", type=int)
-    show.add_argument("--json", action="store_true", help="print a JSON object")
-    show.add_argument("--replay", action="store_true", help="read the replay store instead")
+    _formats(show)
     show.set_defaults(handler=cmd_breaches_show)
+    review = breach_commands.add_parser("review", parents=[common], help="record why a breach happened")
+    review.add_argument("id", type=int)
+    review.add_argument("--cause", help="one of the causes in [review] causes (see mailesc breaches causes)")
+    review.add_argument("--note", help="what happened, in a sentence")
+    review.add_argument("--by", help="who reviewed it (default: your login name)")
+    review.add_argument("--reopen", action="store_true", help="take the recorded cause back (kept in the history)")
+    review.add_argument("--replay", action="store_true", help="review a replay's breach instead")
+    review.set_defaults(handler=cmd_breaches_review)
+    causes = breach_commands.add_parser("causes", parents=[common], help="the causes a review may give")
+    causes.set_defaults(handler=cmd_breaches_causes)
+
+    report = commands.add_parser("report", parents=[common], help="SLA numbers and trends, as a table, CSV, "
+                                                                   "JSON or an HTML page with charts")
+    report.add_argument("--since", help="threads the customer opened at or after: ISO 8601 time, date, or 30d")
+    report.add_argument("--until", help="threads opened before: ISO 8601 time, date, or a span back")
+    report.add_argument("--by", choices=GROUPINGS, help="one row per policy, cause, customer, weekday or week")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained page with charts to FILE")
+    _formats(report, csv=True)
+    report.set_defaults(handler=cmd_report)
 
     status = commands.add_parser("status", parents=[common], help="health: last poll, waiting and failed mails")
     status.add_argument("--json", action="store_true", help="print one JSON object")
@@ -107,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--offline", action="store_true", help="do not contact the IMAP and SMTP servers")
     check.set_defaults(handler=cmd_check)
     return parser
+
+
+def _formats(parser: argparse.ArgumentParser, csv: bool = False) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    if csv:
+        parser.add_argument("--csv", action="store_true", help="print CSV")
+    parser.add_argument("--replay", action="store_true", help="read the replay store instead")
 
 
 def _setup(args) -> app.Setup:
@@ -152,8 +192,12 @@ def cmd_replay(args) -> int:
     config = setup.config
     store = Path(args.store) if args.store else config.replay_store_path
     outbox = Path(args.outbox) if args.outbox else config.store_path.parent / "replay-outbox"
+    if store.resolve() == config.store_path.resolve():
+        raise UsageError(f"--store {args.store} is the live store: a replay starts afresh and would erase it")
     summary = app.replay(setup, Path(args.mailbox), store_path=store, outbox_path=outbox,
-                         until=_time(args.until, "--until") if args.until else None)
+                         until=_time(args.until, "--until") if args.until else None, progress=progress)
+    if args.report:
+        _write_page(Path(args.report), app.report_of(setup, store, parse_iso(summary.end)))
     if args.json:
         print(json.dumps(summary.as_json()))
         return 0
@@ -178,20 +222,97 @@ def _open_store(args) -> Store:
 
 
 def cmd_breaches_list(args) -> int:
-    with _open_store(args) as store:
-        breaches = sorted(store.breaches.values(), key=lambda b: b.id)
-    print(json.dumps([breach_json(b) for b in breaches], indent=2) if args.json else breach_table(breaches))
+    config, now = _config(args), SystemClock().now()
+    history, period = app.history(config, args.replay), config.review.period
+    selected = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
+                            policy=args.policy, customer=args.customer, status=args.status,
+                            unreviewed=args.unreviewed, overdue_review=args.overdue_review).select(history, now, period)
+    if args.limit is not None:
+        selected = selected[-args.limit:] if args.limit > 0 else []
+    if args.json:
+        _stream_json_array(breach_json(b, history.reviews, now, period) for b in selected)
+    elif args.csv:
+        write_csv(sys.stdout, selected, history.reviews, now, period)
+    elif not selected:
+        print("No breaches match." if len(history.breaches) else "No breaches recorded.")
+    else:
+        rows = (table_row(b, history.reviews, now, period) for b in selected)
+        print_table(TABLE_COLUMNS, rows, lambda rows: plain_table([TABLE_COLUMNS, *rows]), expected=len(selected))
     return 0
 
 
 def cmd_breaches_show(args) -> int:
-    with _open_store(args) as store:
-        breach = store.breaches.get(args.id)
+    config, now = _config(args), SystemClock().now()
+    history = app.history(config, args.replay)
+    breach = history.breaches.get(args.id)
     if breach is None:
         print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
         return 1
-    print(json.dumps(breach_json(breach), indent=2) if args.json else breach_story(breach))
+    events = timeline(breach, history.thread_of(breach), history.reviews)
+    doc = breach_json(breach, history.reviews, now, config.review.period)
+    if args.json:
+        print(json.dumps({**doc, "timeline": [event.as_json() for event in events]}, indent=2))
+    else:
+        print(breach_story(breach, events, doc["review"]))
     return 0
+
+
+def cmd_breaches_review(args) -> int:
+    config = _config(args)
+    entry = app.review(config, args.id, cause=args.cause, note=args.note, by=args.by or _login_name(),
+                       reopen=args.reopen, now=SystemClock().now(), replay=args.replay)
+    print(f"breach {entry.breach}: review reopened" if args.reopen else
+          f"breach {entry.breach}: cause {entry.cause} recorded by {entry.by}")
+    return 0
+
+
+def cmd_breaches_causes(args) -> int:
+    print("\n".join(_config(args).review.causes))
+    return 0
+
+
+def cmd_report(args) -> int:
+    setup, now = _setup(args), SystemClock().now()
+    result = app.report(setup, now, since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
+                        by=args.by, replay=args.replay)
+    if args.html:
+        _write_page(Path(args.html), result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.csv:
+        write_report_csv(sys.stdout, result)
+    else:
+        print_report(result)
+    return 0
+
+
+def _write_page(path: Path, result: dict) -> None:
+    from mailesc.report_html import render_html  # matplotlib loads slowly: only when a page is asked for
+
+    try:
+        path.write_text(render_html(result), encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror}") from None
+    print(f"report page written to {path}", file=sys.stderr)
+
+
+def _stream_json_array(docs) -> None:
+    """A JSON array written one element at a time (a long history never sits in memory as one string)."""
+    sys.stdout.write("[")
+    for number, doc in enumerate(docs):
+        sys.stdout.write(("," if number else "") + "\n  " + json.dumps(doc))
+    sys.stdout.write("\n]\n")
+
+
+def _config(args):
+    return load_config(find_config_file(args.config))
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def cmd_status(args) -> int:
@@ -273,6 +394,26 @@ def cmd_check(args) -> int:
     print("\n".join(app.check(setup, args.offline)))
     print("OK")
     return 0
+
+
+def _when(text: str | None, flag: str, now: datetime) -> datetime | None:
+    """--since/--until: an ISO 8601 time with offset, a date (local midnight), or a span back from now (7d)."""
+    if not text:
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        day = date.fromisoformat(text)
+        return datetime.combine(day, datetime.min.time()).astimezone()
+    except ValueError:
+        pass
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise UsageError(f"{flag} wants an ISO 8601 time with offset (2026-11-23T09:00:00+01:00), a date "
+                         f"(2026-11-23) or a span back from now (7d, 12h), not {text!r}") from None
 
 
 def _time(text: str, flag: str):

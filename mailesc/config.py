@@ -10,13 +10,17 @@ import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from datetime import time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
 
 DEFAULT_FILE = "mailesc.toml"
 ENV_VAR = "MAILESC_CONFIG"
 SECURITY = ("tls", "starttls", "plain")
+CAUSES = ("staffing", "misrouted", "waiting-on-third-party", "policy-too-tight", "tooling", "other")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,20 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    period: timedelta  # a breach without a recorded cause for longer than this is overdue
+    causes: tuple[str, ...]  # what `mailesc breaches review --cause` accepts
+
+
+@dataclass(frozen=True)
+class DailyDigestConfig:
+    at: time | None  # local time of day; None: no daily digest
+    timezone: ZoneInfo
+    to: tuple[str, ...]
+    template: str
+
+
+@dataclass(frozen=True)
 class Config:
     file: Path  # the file it came from, or "<embedded default>" in the working folder
     mailbox: MailboxConfig
@@ -129,6 +147,9 @@ class Config:
     templates_path: Path
     poll_seconds: float
     digest_after: int  # storm control: more escalations than this to the same recipients at once become a digest
+    archive_after: timedelta | None  # threads closed this long ago move to the archive; None: never
+    review: ReviewConfig
+    daily_digest: DailyDigestConfig
 
     @property
     def replay_store_path(self) -> Path:
@@ -225,6 +246,21 @@ class _Section:
             return default
         return value
 
+    def duration(self, key: str, default: str, allow_never: bool = False) -> timedelta | None:
+        """A duration like "30d"; with `allow_never`, "never" means None."""
+        text = self.text(key, default)
+        if allow_never and text == "never":
+            return None
+        try:
+            value = parse_duration(text)
+        except ValueError as error:
+            self.problem(key, str(error) + (' or "never"' if allow_never else ""))
+            return parse_duration(default)
+        if not value:
+            self.problem(key, "must be longer than 0" + (' (write "never" to switch it off)' if allow_never else ""))
+            return parse_duration(default)
+        return value
+
     def path(self, key: str, default: str) -> Path:
         return Path(os.path.normpath(self.reader.base / self.text(key, default)))
 
@@ -252,11 +288,12 @@ _SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
 def _build(file: Path, data: dict, base: Path) -> Config:
     problems: list = []
     reader = _Reader(file, base, data, problems)
-    reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon"))
+    reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
+                             "digest"))
     mailbox = _mailbox(reader.section("mailbox", _MAILBOX_KEYS))
     smtp = _smtp(reader.section("smtp", _SMTP_KEYS))
     team = reader.section("team", ("addresses",))
-    store = reader.section("store", ("path",))
+    store = reader.section("store", ("path", "archive_after"))
     policies = reader.section("policies", ("path",))
     templates = reader.section("templates", ("path",))
     daemon = reader.section("daemon", ("poll_seconds", "digest_after"))
@@ -270,10 +307,40 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         templates_path=templates.path("path", "templates"),
         poll_seconds=daemon.number("poll_seconds", 30, minimum=1),
         digest_after=int(daemon.number("digest_after", 5, minimum=1)),
+        archive_after=store.duration("archive_after", "90d", allow_never=True),
+        review=_review(reader.section("review", ("period", "causes"))),
+        daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
     )
     if problems:
         raise ConfigError.many(problems)
     return config
+
+
+def _review(section: _Section) -> ReviewConfig:
+    causes = section.strings("causes", CAUSES)
+    if not causes or any(not cause or cause != cause.strip() or "," in cause for cause in causes):
+        section.problem("causes", "must be a non-empty list of names without commas or surrounding spaces")
+    return ReviewConfig(period=section.duration("period", "30d"), causes=causes or CAUSES)
+
+
+def _daily_digest(section: _Section) -> DailyDigestConfig:
+    text = section.text("daily_at", "")
+    at = None
+    if text:
+        try:
+            at = time.fromisoformat(text)
+        except ValueError:
+            section.problem("daily_at", f'must be a time of day like "08:00", not {text!r}')
+    zone = section.text("timezone", "UTC")
+    try:
+        timezone = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        section.problem("timezone", f"is not a known time zone (like Europe/Berlin): {zone!r}")
+        timezone = ZoneInfo("UTC")
+    to = section.strings("to", ())
+    if text and not to:
+        section.problem("to", "a daily digest needs at least one recipient")
+    return DailyDigestConfig(at=at, timezone=timezone, to=to, template=section.text("template", "daily"))
 
 
 def _mailbox(section: _Section) -> MailboxConfig:

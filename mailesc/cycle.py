@@ -14,7 +14,7 @@ from mailesc import sla
 from mailesc.classify import People, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
-from mailesc.model import (Breach, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
+from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
                            ThreadMessage)
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
@@ -23,6 +23,7 @@ from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
 HEALTH_EVERY = timedelta(minutes=5)
+ARCHIVE_EVERY = timedelta(hours=1)  # looking for threads to archive walks them all: not every cycle
 ACK_ONLY_WITHIN = timedelta(hours=1)  # older mail is history: the customer gets no acknowledgement for it
 
 
@@ -49,8 +50,10 @@ class CycleReport:
 
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
-                 sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True):
+                 sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
+                 archive_after: timedelta | None = None, daily=None):
         self.policies, self.store, self.source = policies, store, source
+        self.archive_after, self.daily, self._archived_at = archive_after, daily, None
         self.people = who_is_who(policies, team, sender)
         self.own_address = self.people.own_address
         self.index = ThreadIndex(list(store.threads.values()))
@@ -71,6 +74,9 @@ class Engine:
         self.store.flush()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
         self.store.flush()
+        self.archive(now)
+        if self.daily is not None:
+            self.daily.run(now)
         return report
 
     def _record_poll(self, now: datetime, error: str | None) -> None:
@@ -201,7 +207,8 @@ class Engine:
         times = [verdict.next_at for thread, rule in self._clocked_threads()
                  for verdict in sla.evaluate(thread, rule, now) if verdict.next_at]
         retry = self.outbox.next_retry()
-        return min(times + ([retry] if retry and retry > now else []), default=None)
+        daily = self.daily.due_at(now) if self.daily is not None else None
+        return min(times + [when for when in (retry, daily) if when and when > now], default=None)
 
     def _clocked_threads(self) -> list[tuple[Thread, Rule]]:
         """Threads with a clock and the rule that sets it (a rule removed from the policies climbs no ladder)."""
@@ -226,6 +233,38 @@ class Engine:
         if (breach.status, breach.responded_at) != (Status.RESPONDED_LATE, responded_at):
             breach.status, breach.responded_at = Status.RESPONDED_LATE, responded_at
             self.store.put_breach(breach)
+
+    # -- retention ----------------------------------------------------------------------------------------------
+
+    def archive(self, now: datetime) -> None:
+        """Move threads that have been quiet for `archive_after`, with nothing left to send or to fall due,
+        to the archive (at most once an hour: it walks every thread)."""
+        if self.archive_after is None or (self._archived_at and now - self._archived_at < ARCHIVE_EVERY):
+            return
+        self._archived_at = now
+        done = [thread for thread in self.store.threads.values() if self._finished(thread, now)]
+        if not done:
+            return
+        for thread in done:
+            self.index.remove(thread)
+            for breach_id in thread.breach_ids.values():
+                for record in self.store.breaches[breach_id].escalations:
+                    self._escalations.pop(record.message_id, None)
+        self.store.archive(done)
+        self.store.flush()
+        log.info("archived %d thread(s) quiet for %s or longer", len(done), self.archive_after)
+
+    def _finished(self, thread: Thread, now: datetime) -> bool:
+        last = max((m.arrived for m in thread.messages), default=None)
+        if last is None or now - last < self.archive_after:
+            return False
+        breaches = [self.store.breaches[i] for i in thread.breach_ids.values() if i in self.store.breaches]
+        records = [*thread.notices, *(record for breach in breaches for record in breach.escalations)]
+        if any(record.delivery is Delivery.PENDING for record in records):
+            return False
+        rule = self.policies.get(thread.policy)
+        return thread.due_at is None or rule is None or not any(
+            verdict.next_at for verdict in sla.evaluate(thread, rule, now))
 
     # -- outbox -------------------------------------------------------------------------------------------------
 

@@ -1,14 +1,26 @@
-"""Breach records as people and scripts read them: JSON objects with the documented keys, and text."""
+"""Breach records as people and scripts read them: JSON objects with the documented keys, CSV rows, a
+table, and each breach's story as a timeline."""
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import IO, Iterable
+
 from mailesc.clock import isoformat
 from mailesc.durations import format_duration
-from mailesc.model import Breach
+from mailesc.model import Breach, Delivery, Thread
+from mailesc.reviews import Reviews
+
+CSV_COLUMNS = ("id", "status", "clock", "policy", "customer", "subject", "received_at", "due_at", "responded_at",
+               "late_by_seconds", "levels", "acknowledged_by", "acknowledged_at", "review_state", "cause", "note",
+               "reviewed_by", "reviewed_at", "review_overdue", "thread")
 
 
-def breach_json(breach: Breach) -> dict:
-    return {
+def breach_json(breach: Breach, reviews: Reviews | None = None, now: datetime | None = None,
+                period: timedelta | None = None) -> dict:
+    doc = {
         "id": breach.id,
         "thread": breach.thread,
         "customer": breach.customer,
@@ -28,38 +40,125 @@ def breach_json(breach: Breach) -> dict:
             for e in breach.escalations
         ],
     }
+    if reviews is not None:
+        doc["review"] = reviews.summary(breach, now, period)
+    return doc
 
 
-def breach_table(breaches: list[Breach]) -> str:
-    if not breaches:
-        return "No breaches recorded."
-    rows = [("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "POLICY", "CUSTOMER", "SUBJECT")]
+def write_csv(out: IO[str], breaches: Iterable[Breach], reviews: Reviews, now: datetime, period: timedelta) -> None:
+    """One row per breach, streamed: the flat facts a spreadsheet wants (times as ISO 8601 with offset)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
     for b in breaches:
-        late = format_duration(b.responded_at - b.due_at) if b.responded_at else "(no reply)"
-        rows.append((str(b.id), str(b.status), isoformat(b.due_at), late,
-                     ",".join(str(e.level) for e in b.escalations) or "-", b.policy, b.customer, b.subject[:50]))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
+        current = reviews.current(b.id)
+        late = int((b.responded_at - b.due_at).total_seconds()) if b.responded_at else ""
+        writer.writerow((b.id, b.status, "first_response" if b.clock == 0 else "next_response", b.policy, b.customer,
+                         b.subject, isoformat(b.received_at), isoformat(b.due_at), isoformat(b.responded_at) or "",
+                         late, " ".join(str(e.level) for e in b.escalations), b.acknowledged_by or "",
+                         isoformat(b.acknowledged_at) or "", reviews.state(b.id),
+                         current.cause if current else "", (current.note or "") if current else "",
+                         current.by if current else "", isoformat(current.at) if current else "",
+                         "yes" if reviews.overdue(b, now, period) else "no", b.thread))
 
 
-def breach_story(breach: Breach) -> str:
-    """One breach as a short timeline."""
-    events = [(breach.received_at, f"customer {breach.customer} wrote"),
-              (breach.due_at, f"{'first' if breach.clock == 0 else 'next'}-response deadline ({breach.policy})")]
+TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "REVIEW", "POLICY", "CUSTOMER", "SUBJECT")
+
+
+def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta) -> tuple[str, ...]:
+    late = format_duration(breach.responded_at - breach.due_at) if breach.responded_at else "(no reply)"
+    current = reviews.current(breach.id)
+    review = current.cause if current else ("OVERDUE" if reviews.overdue(breach, now, period)
+                                            else reviews.state(breach.id))
+    return (str(breach.id), str(breach.status), isoformat(breach.due_at), late,
+            ",".join(str(e.level) for e in breach.escalations) or "-", review, breach.policy, breach.customer,
+            breach.subject[:60])
+
+
+def plain_table(rows: Iterable[tuple[str, ...]], widths: tuple[int, ...] = (5, 14, 25, 10, 6, 22, 12, 28)) -> Iterable[str]:
+    """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
+    for row in rows:
+        yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+
+
+# -- the story of one breach ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    event: str  # a stable name for scripts: received, warning, due, escalation, ...
+    text: str
+
+    def as_json(self) -> dict:
+        return {"at": isoformat(self.at), "event": self.event, "text": self.text}
+
+
+def timeline(breach: Breach, thread: Thread | None, reviews: Reviews) -> list[Event]:
+    """Everything that happened to a breach, in order: from the customer's mail to its last review."""
+    clock = "first" if breach.clock == 0 else "next"
+    events = [Event(breach.received_at, "received", f"customer {breach.customer} wrote: {breach.subject}"),
+              Event(breach.due_at, "due", f"{clock}-response deadline of policy {breach.policy} passed")]
+    events += _warnings(thread) if thread is not None and breach.clock == 0 else []
     for e in breach.escalations:
-        events.append((e.at, f"level {e.level} escalation to {', '.join(e.to)} recorded ({e.message_id})"))
-        if e.sent_at:
-            events.append((e.sent_at, f"level {e.level} escalation accepted by the mail server"
-                                      + (f" in the digest {e.digest}" if e.digest else "")
-                                      + (f" ({e.error})" if e.error else "")))
-        elif e.error:
-            events.append((e.at, f"level {e.level} escalation {e.delivery}: {e.error}"))
+        events.append(Event(e.at, "escalation", f"level {e.level} escalation to {', '.join(e.to)} recorded "
+                                                f"(Message-ID {e.message_id})"))
+        events += _delivery("escalation", f"level {e.level} escalation", e)
     if breach.acknowledged_at:
-        events.append((breach.acknowledged_at, f"acknowledged by {breach.acknowledged_by}: the ladder stops"))
-    if breach.responded_at:
-        events.append((breach.responded_at, "first team response "
-                                            f"({format_duration(breach.responded_at - breach.due_at)} late)"))
-    lines = [f"Breach {breach.id}: {breach.subject}", f"  thread   {breach.thread}",
-             f"  status   {breach.status}", ""]
-    lines += [f"  {isoformat(when)}  {what}" for when, what in sorted(events, key=lambda e: e[0])]
+        events.append(Event(breach.acknowledged_at, "acknowledged",
+                            f"{breach.acknowledged_by} answered the escalation: the ladder stops"))
+    events += _response(breach, thread)
+    for entry in reviews.history(breach.id):
+        if entry.action == "review":
+            text = f"{entry.by} recorded the cause {entry.cause}" + (f": {entry.note}" if entry.note else "")
+        else:
+            text = f"{entry.by} reopened the review" + (f": {entry.note}" if entry.note else "")
+        events.append(Event(entry.at, entry.action, text))
+    return sorted(events, key=lambda event: event.at)
+
+
+def _warnings(thread: Thread) -> list[Event]:
+    events = []
+    for notice in thread.notices:
+        if notice.kind == "warning":
+            events.append(Event(notice.at, "warning", f"warning before the deadline to {', '.join(notice.to)} "
+                                                      f"recorded (Message-ID {notice.message_id})"))
+            events += _delivery("warning", "warning", notice)
+    return events
+
+
+def _delivery(event: str, what: str, record) -> list[Event]:
+    if record.delivery is Delivery.SENT:
+        digest = f" in the digest {record.digest}" if getattr(record, "digest", None) else ""
+        return [Event(record.sent_at, f"{event}_sent", f"{what} accepted by the mail server{digest}")]
+    if record.delivery is Delivery.FAILED:
+        return [Event(record.sent_at or record.at, f"{event}_failed", f"{what} refused for good: {record.error}")]
+    if record.error:
+        return [Event(record.at, f"{event}_waiting", f"{what} not sent yet ({record.attempts} tries): {record.error}")]
+    return []
+
+
+def _response(breach: Breach, thread: Thread | None) -> list[Event]:
+    if not breach.responded_at:
+        return []
+    who = ""
+    if thread is not None:
+        reply = thread.first_response_after(breach.received_at)
+        who = f" by {reply.sender}" if reply is not None else ""
+    return [Event(breach.responded_at, "responded",
+                  f"first team response{who}, {format_duration(breach.responded_at - breach.due_at)} late")]
+
+
+def breach_story(breach: Breach, events: list[Event], review: dict) -> str:
+    lines = [f"Breach {breach.id}: {breach.subject}", f"  thread    {breach.thread}",
+             f"  customer  {breach.customer}", f"  policy    {breach.policy}",
+             f"  status    {breach.status}", f"  review    {_review_line(review)}", ""]
+    lines += [f"  {isoformat(event.at)}  {event.text}" for event in events]
     return "\n".join(lines)
+
+
+def _review_line(review: dict) -> str:
+    if review["state"] == "reviewed":
+        return f"{review['cause']} (by {review['by']} at {review['at']})" + (f": {review['note']}" if review["note"]
+                                                                              else "")
+    due = f"due by {review['due_at']}" + (" — OVERDUE" if review["overdue"] else "")
+    return f"{review['state']}, {due}"

@@ -1,7 +1,9 @@
 """The embedded store: TinyDB in one JSON file, written atomically, once per cycle, under a file lock.
 
-The whole live state is held in memory while mailesc runs; `flush()` writes what changed in one batch
-(TinyDB rewrites its whole file on every write, so writing per message would be slow)."""
+The live state is held in memory while mailesc runs; `flush()` writes what changed in one batch
+(TinyDB rewrites its whole file on every write, so writing per message would be slow). Threads closed long
+ago move, with their breaches, to append-only archive files beside the store (JSON lines, one file a month),
+so the live file stays small; reports and breach review read both."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
@@ -114,8 +117,9 @@ class Store:
         self.breaches: dict[int, Breach] = {}
         self.sync = NamedRecords(self, "sync")
         self.health = NamedRecords(self, "health")
+        self.meta = NamedRecords(self, "meta")  # counters that must survive archiving: the last breach id
         self.quarantine: dict[str, Quarantined] = {}
-        tables = ("threads", "breaches", "sync", "health", "quarantine")
+        tables = ("threads", "breaches", "sync", "health", "meta", "quarantine")
         self._doc_ids: dict[str, dict] = {table: {} for table in tables}
         self._dirty: dict[str, set] = {table: set() for table in tables}
         try:
@@ -139,7 +143,7 @@ class Store:
             for doc in self._db.table("breaches").all():
                 self.breaches[doc.doc_id] = _breach_from(doc)
                 self._doc_ids["breaches"][doc.doc_id] = doc.doc_id
-            for records in (self.sync, self.health):
+            for records in (self.sync, self.health, self.meta):
                 for doc in self._db.table(records.table).all():
                     records.data[doc["name"]] = doc["state"]
                     self._doc_ids[records.table][doc["name"]] = doc.doc_id
@@ -157,7 +161,10 @@ class Store:
         self._dirty["threads"].add(thread.id)
 
     def new_breach(self, **values) -> Breach:
-        breach = Breach(id=max(self.breaches, default=0) + 1, **values)
+        """A breach with the next id: ids are never reused, not even those of archived breaches."""
+        last = max(self.meta.get("breach_ids", {}).get("last", 0), max(self.breaches, default=0))
+        breach = Breach(id=last + 1, **values)
+        self.meta["breach_ids"] = {"last": breach.id}
         self.put_breach(breach)
         return breach
 
@@ -172,17 +179,38 @@ class Store:
         self.quarantine[item.key] = item
         self._dirty["quarantine"].add(item.key)
 
+    def archive(self, threads: list[Thread]) -> None:
+        """Move `threads` and their breaches out of the live store: appended (and fsynced) to this month's
+        archive file now, gone from the live file at the next flush. A crash in between leaves a thread in
+        both places, never in neither; readers take the archive's latest copy."""
+        if not threads:
+            return
+        months: dict[str, list[str]] = {}
+        for thread in threads:
+            breaches = [self.breaches[i] for i in thread.breach_ids.values() if i in self.breaches]
+            months.setdefault(_month(thread), []).append(json.dumps(
+                {"thread": _thread_doc(thread), "breaches": [_breach_doc(b) for b in breaches]},
+                ensure_ascii=False, separators=(",", ":")))
+        for month, lines in months.items():
+            _append_lines(archive_folder(self.path) / f"{month}.jsonl", lines)
+        for thread in threads:
+            for breach_id in thread.breach_ids.values():
+                self.breaches.pop(breach_id, None)
+                self._dirty["breaches"].add(breach_id)
+            del self.threads[thread.id]
+            self._dirty["threads"].add(thread.id)
+
     def flush(self) -> None:
         """Write every change since the last flush in one atomic file write."""
         if self.readonly:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
-        self._write("threads", {k: _thread_doc(self.threads[k]) for k in self._dirty["threads"]})
-        for records in (self.sync, self.health):
+        self._write("threads", _docs(self.threads, self._dirty["threads"], _thread_doc))
+        for records in (self.sync, self.health, self.meta):
             self._write(records.table, {k: {"name": k, "state": records[k]} for k in self._dirty[records.table]})
-        self._write("quarantine", {k: _plain(asdict(self.quarantine[k])) for k in self._dirty["quarantine"]})
-        self._write("breaches", {k: _breach_doc(self.breaches[k]) for k in self._dirty["breaches"]})
+        self._write("quarantine", _docs(self.quarantine, self._dirty["quarantine"], lambda q: _plain(asdict(q))))
+        self._write("breaches", _docs(self.breaches, self._dirty["breaches"], _breach_doc))
         try:
             self._db.storage.flush()
         except OSError as error:
@@ -191,13 +219,16 @@ class Store:
             keys.clear()
 
     def _write(self, name: str, docs: dict) -> None:
-        """Replace the documents of `name` keyed by `docs`' keys: one pass over the table, however many.
+        """Replace the documents of `name` keyed by `docs`' keys (None: remove it): one pass over the table.
 
         Breaches keep their id as TinyDB document id; other records get the next free one."""
         if not docs:
             return
         table, ids = self._db.table(name), self._doc_ids[name]
         table.remove(doc_ids=[ids[k] for k in docs if k in ids])
+        for key in [k for k, doc in docs.items() if doc is None]:
+            ids.pop(key, None)
+            del docs[key]
         next_id = max(ids.values(), default=0) + 1
         for key in docs:
             if key not in ids:
@@ -218,6 +249,15 @@ class Store:
         self.close()
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """A short exclusive lock beside `path`, waited for (for small files many processes write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def _lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path.with_name(path.name + ".lock"), "a")
@@ -229,7 +269,73 @@ def _lock(path: Path):
     return handle
 
 
+# -- archive ------------------------------------------------------------------------------------------------------
+
+
+def archive_folder(store_path: Path) -> Path:
+    return store_path.with_name(store_path.stem + "-archive")
+
+
+def read_archive(store_path: Path) -> Iterator[tuple[Thread, list[Breach]]]:
+    """Every archived thread with its breaches, the latest copy of each (a crash may have written two)."""
+    latest: dict[str, dict] = {}
+    for path in sorted(archive_folder(store_path).glob("*.jsonl")):
+        for doc in _documents(path):
+            latest.pop(doc["thread"]["id"], None)  # re-insert: the dict keeps archive order, latest copy last
+            latest[doc["thread"]["id"]] = doc
+    try:
+        for doc in latest.values():
+            yield _thread_from(doc["thread"]), [_breach_from(b) for b in doc["breaches"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise StoreError(f"the archive of {store_path} has a record mailesc cannot read ({error!r})") from None
+
+
+def _documents(path: Path) -> Iterator[dict]:
+    """The records of an archive file. A line cut short by a crash is skipped: its thread was still in the
+    live store (which is only written after the archive line is safe), and is archived again later."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+    except OSError as error:
+        raise StoreError(f"cannot read the archive {path}: {error.strerror}") from None
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size and not _ends_with_newline(path):
+            os.write(fd, b"\n")  # a crash cut the last line short: start afresh after it
+        os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    except OSError as error:
+        raise StoreError(f"cannot write the archive {path}: {error.strerror}") from None
+    finally:
+        os.close(fd)
+    _fsync_folder(path.parent)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _month(thread: Thread) -> str:
+    last = max((m.arrived for m in thread.messages), default=None)
+    return last.strftime("%Y-%m") if last else "undated"
+
+
 # -- records <-> JSON documents -----------------------------------------------------------------------------------
+
+
+def _docs(records: dict, keys: set, to_doc) -> dict:
+    """The documents for `keys`; None for a key no longer in `records` (it was archived)."""
+    return {k: to_doc(records[k]) if k in records else None for k in keys}
 
 
 def _plain(values: dict) -> dict:

@@ -48,6 +48,14 @@ class ThreadIndex:
             if latest is None or _last_activity(thread) >= _last_activity(latest):
                 self._by_subject[thread.subject] = thread
 
+    def remove(self, thread: Thread) -> None:
+        """Forget an archived thread: a later message about it opens a new one."""
+        for message_id in thread.ids:
+            if self._by_id.get(message_id) is thread:
+                del self._by_id[message_id]
+        if self._by_subject.get(thread.subject) is thread:
+            del self._by_subject[thread.subject]
+
     def find(self, message: Message) -> Thread | None:
         for message_id in (*message.parents, message.message_id):
             if message_id in self._by_id:

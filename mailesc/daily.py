@@ -1,0 +1,111 @@
+"""The daily digest: once a day, at a configured local time, one mail to the managers listing yesterday's
+breaches and every breach still waiting for its root cause.
+
+Write-ahead like the outbox: the day's digest is recorded (with its Message-ID) before it is sent and marked
+sent after, so a crash resends the same mail instead of skipping the day or sending a second one."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from mailesc.clock import isoformat
+from mailesc.config import DailyDigestConfig
+from mailesc.errors import PermanentTransportError, TransportError
+from mailesc.history import History
+from mailesc.model import Breach
+from mailesc.outbox import RETRY_FIRST, RETRY_MOST
+from mailesc.render import Templates, build_mail
+from mailesc.reviews import Reviews
+from mailesc.store import read_archive
+
+log = logging.getLogger("mailesc.daily")
+RECORD = "daily_digest"  # its record in the store's health table
+LISTED = 50  # unreviewed breaches named one by one; the rest are counted
+
+
+class DailyDigest:
+    def __init__(self, config: DailyDigestConfig, store, templates: Templates, transport, sender: str,
+                 review_period: timedelta):
+        self.config, self.store, self.templates, self.transport = config, store, templates, transport
+        self.sender, self.review_period = sender, review_period
+
+    def due_at(self, now: datetime) -> datetime | None:
+        """When the next digest should go: today's time if today's is not sent yet, else tomorrow's."""
+        if self.config.at is None:
+            return None
+        record = self.store.health.get(RECORD, {})
+        if record.get("delivery") == "pending":
+            return datetime.fromisoformat(record["retry_at"]) if record.get("retry_at") else now
+        today = now.astimezone(self.config.timezone).date()
+        day = today + timedelta(days=1) if record.get("date") == today.isoformat() else today
+        return datetime.combine(day, self.config.at, tzinfo=self.config.timezone)
+
+    def run(self, now: datetime) -> None:
+        """Record today's digest when its time has come, and send what is recorded and not yet sent."""
+        due = self.due_at(now)
+        if due is None or now < due:
+            return
+        record = self.store.health.get(RECORD, {})
+        if record.get("delivery") != "pending":
+            day = now.astimezone(self.config.timezone).date()
+            record = {"date": day.isoformat(), "message_id": self._message_id(day), "delivery": "pending",
+                      "attempts": 0, "retry_at": None, "error": None}
+        record = {**record, "attempts": record["attempts"] + 1}
+        self.store.health[RECORD] = record
+        self.store.flush()  # on disk before it goes out: a crash resends this very mail
+        error = self.transport.send([self._compose(record, now)]).get(record["message_id"])
+        self.store.health[RECORD] = {**record, **_outcome(error, record["attempts"], now)}
+        self.store.flush()
+
+    def _compose(self, record: dict, now: datetime):
+        day = date.fromisoformat(record["date"])
+        subject, text, html = self.templates.render(self.config.template, self.context(day, now))
+        return build_mail(sender=self.sender, to=list(self.config.to), subject=subject, text=text, html=html,
+                          message_id=record["message_id"], references=[], date=now, attachments=[],
+                          headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
+                                   "X-Mailesc": "daily-digest"})
+
+    def context(self, day: date, now: datetime) -> dict:
+        """What the template gets: yesterday's breaches (by deadline, local time) and the unreviewed ones."""
+        history = self._history()
+        zone = self.config.timezone
+        start = datetime.combine(day - timedelta(days=1), datetime.min.time(), tzinfo=zone)
+        end = datetime.combine(day, datetime.min.time(), tzinfo=zone)
+        ordered = sorted(history.breaches.values(), key=lambda b: b.due_at)
+        unreviewed = [b for b in ordered if history.reviews.current(b.id) is None]
+        overdue = [b for b in unreviewed if history.reviews.overdue(b, now, self.review_period)]
+        return {"date": day.isoformat(), "yesterday": (day - timedelta(days=1)).isoformat(), "now": isoformat(now),
+                "breaches": [_summary(b, now) for b in ordered if start <= b.due_at < end],
+                "unreviewed": [_summary(b, now) for b in unreviewed[:LISTED]],
+                "unreviewed_count": len(unreviewed), "overdue_count": len(overdue),
+                "review_period_days": self.review_period.days}
+
+    def _history(self) -> History:
+        history = History(reviews=Reviews.load(self.store.path))
+        for _thread, breaches in read_archive(self.store.path):
+            history.breaches.update((b.id, b) for b in breaches)
+        history.breaches.update(self.store.breaches)
+        return history
+
+    def _message_id(self, day: date) -> str:
+        domain = self.sender.rpartition("@")[2].rstrip(">") or "mailesc.invalid"
+        return f"<mailesc.daily.{day.isoformat()}@{domain}>"
+
+
+def _summary(breach: Breach, now: datetime) -> dict:
+    return {"id": breach.id, "customer": breach.customer, "subject": breach.subject, "policy": breach.policy,
+            "status": str(breach.status), "due": isoformat(breach.due_at), "received": isoformat(breach.received_at),
+            "levels": [e.level for e in breach.escalations], "age_days": (now - breach.due_at).days}
+
+
+def _outcome(error: Exception | None, attempts: int, now: datetime) -> dict:
+    if error is None:
+        log.info("daily digest sent")
+        return {"delivery": "sent", "sent_at": isoformat(now), "retry_at": None, "error": None}
+    if isinstance(error, PermanentTransportError):
+        log.error("the daily digest was refused for good: %s", error)
+        return {"delivery": "failed", "error": str(error), "retry_at": None}
+    retry = now + min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MOST)
+    log.warning("the daily digest is not sent yet, will retry at %s: %s", isoformat(retry), error)
+    return {"error": str(error) if isinstance(error, TransportError) else repr(error), "retry_at": isoformat(retry)}

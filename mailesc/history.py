@@ -1,0 +1,71 @@
+"""Everything on record, for review and reports: the live store, its archive and the reviews, read-only.
+
+The daemon may be running: the store is only read (its writes are atomic renames), never locked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from mailesc.model import Breach, Status, Thread
+from mailesc.reviews import Reviews
+from mailesc.store import Store, read_archive
+
+STATUSES = tuple(str(status) for status in Status)
+
+
+@dataclass
+class History:
+    threads: dict[str, Thread] = field(default_factory=dict)
+    breaches: dict[int, Breach] = field(default_factory=dict)
+    reviews: Reviews = field(default_factory=Reviews)
+
+    def thread_of(self, breach: Breach) -> Thread | None:
+        return self.threads.get(breach.thread)
+
+
+def load_history(store_path: Path) -> History:
+    history = History(reviews=Reviews.load(store_path))
+    for thread, breaches in read_archive(store_path):
+        history.threads[thread.id] = thread
+        history.breaches.update((breach.id, breach) for breach in breaches)
+    with Store(store_path, readonly=True) as store:  # live records win over archived copies of them
+        history.threads.update(store.threads)
+        history.breaches.update(store.breaches)
+    return history
+
+
+@dataclass(frozen=True)
+class BreachFilter:
+    """What `mailesc breaches list` narrows the list by; every field left empty lets every breach through."""
+
+    since: datetime | None = None  # deadline at or after
+    until: datetime | None = None  # deadline before
+    policy: str | None = None
+    customer: str | None = None  # an address, or a domain ("example.com" or "@example.com")
+    status: str | None = None
+    unreviewed: bool = False
+    overdue_review: bool = False
+
+    def select(self, history: History, now: datetime, period: timedelta) -> list[Breach]:
+        return [breach for breach in sorted(history.breaches.values(), key=lambda b: b.id)
+                if self.admits(breach, history, now, period)]
+
+    def admits(self, breach: Breach, history: History, now: datetime, period: timedelta) -> bool:
+        reviews = history.reviews
+        return ((self.since is None or breach.due_at >= self.since)
+                and (self.until is None or breach.due_at < self.until)
+                and (self.policy is None or breach.policy == self.policy)
+                and (self.customer is None or customer_matches(breach.customer, self.customer))
+                and (self.status is None or str(breach.status) == self.status)
+                and (not self.unreviewed or reviews.current(breach.id) is None)
+                and (not self.overdue_review or reviews.overdue(breach, now, period)))
+
+
+def customer_matches(address: str, wanted: str) -> bool:
+    """`wanted` is an address or a domain (with or without its @); case does not matter."""
+    address, wanted = address.lower(), wanted.lower().strip()
+    if "@" in wanted.lstrip("@"):
+        return address == wanted
+    return address.rpartition("@")[2] == wanted.lstrip("@")

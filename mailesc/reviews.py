@@ -1,0 +1,99 @@
+"""Root-cause reviews of breaches: an append-only history per breach (who, when, what), never overwritten.
+
+Reviews live in their own small file beside the store, so an admin can record a cause while the daemon
+runs: the daemon holds the store's lock for its whole life but never writes reviews."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tinydb import TinyDB
+
+from mailesc.clock import isoformat, parse_iso
+from mailesc.errors import StoreError, UsageError
+from mailesc.model import Breach
+from mailesc.store import AtomicJSONStorage, file_lock
+
+REVIEWED, REOPENED, UNREVIEWED = "reviewed", "reopened", "unreviewed"
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    breach: int
+    at: datetime
+    by: str
+    action: str  # "review" (a cause recorded or changed) or "reopen" (the cause no longer stands)
+    cause: str | None = None
+    note: str | None = None
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "at": isoformat(self.at)}
+
+
+def reviews_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.stem + "-reviews" + store_path.suffix)
+
+
+class Reviews:
+    """Every review entry, by breach, oldest first."""
+
+    def __init__(self, entries: list[ReviewEntry] = ()):
+        self._by_breach: dict[int, list[ReviewEntry]] = {}
+        for entry in entries:
+            self._by_breach.setdefault(entry.breach, []).append(entry)
+
+    @classmethod
+    def load(cls, store_path: Path) -> "Reviews":
+        path = reviews_path(store_path)
+        if not path.exists():
+            return cls()
+        db = TinyDB(str(path), storage=AtomicJSONStorage)
+        try:
+            return cls([_entry_from(doc) for doc in db.table("reviews").all()])
+        except (KeyError, TypeError, ValueError) as error:
+            raise StoreError(f"the review file {path} has a record mailesc cannot read ({error!r})") from None
+
+    def history(self, breach_id: int) -> list[ReviewEntry]:
+        return list(self._by_breach.get(breach_id, []))
+
+    def current(self, breach_id: int) -> ReviewEntry | None:
+        """The entry that stands: the latest, unless it is a reopening."""
+        history = self._by_breach.get(breach_id)
+        return history[-1] if history and history[-1].action == "review" else None
+
+    def state(self, breach_id: int) -> str:
+        history = self._by_breach.get(breach_id)
+        if not history:
+            return UNREVIEWED
+        return REVIEWED if history[-1].action == "review" else REOPENED
+
+    def overdue(self, breach: Breach, now: datetime, period: timedelta) -> bool:
+        """Still without a cause, longer than the review period after its deadline."""
+        return self.current(breach.id) is None and now - breach.due_at > period
+
+    def summary(self, breach: Breach, now: datetime, period: timedelta) -> dict:
+        """The review as `breaches list/show --json` print it."""
+        current = self.current(breach.id)
+        return {"state": self.state(breach.id), "cause": current and current.cause, "note": current and current.note,
+                "by": current and current.by, "at": isoformat(current.at) if current else None,
+                "due_at": isoformat(breach.due_at + period), "overdue": self.overdue(breach, now, period),
+                "history": [entry.as_json() for entry in self.history(breach.id)]}
+
+
+def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...]) -> ReviewEntry:
+    """Append `entry` to the review file (under its own short lock); a cause must be one of `causes`."""
+    if entry.action == "review" and entry.cause not in causes:
+        raise UsageError(f"unknown cause {entry.cause!r}; the causes are: {', '.join(causes)} "
+                         f"(configure them in [review] causes)")
+    path = reviews_path(store_path)
+    with file_lock(path):
+        db = TinyDB(str(path), storage=AtomicJSONStorage)
+        db.table("reviews").insert({**entry.as_json()})
+    return entry
+
+
+def _entry_from(doc: dict) -> ReviewEntry:
+    return ReviewEntry(breach=int(doc["breach"]), at=parse_iso(doc["at"]), by=doc["by"], action=doc["action"],
+                       cause=doc.get("cause"), note=doc.get("note"))

@@ -1,0 +1,48 @@
+"""Output for people at a terminal: rich tables and progress bars there, plain streamed text in scripts."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+T = TypeVar("T")
+RICH_ROWS = 2000  # longer lists stream as plain lines: a rich table measures every row before it prints
+
+
+def interactive(stream=None) -> bool:
+    return (stream or sys.stdout).isatty()
+
+
+def print_table(columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], plain_lines, title: str = "",
+                expected: int | None = None) -> None:
+    """A rich table in a terminal (paged when longer than the screen); `plain_lines(rows)` otherwise."""
+    if not interactive() or (expected is not None and expected > RICH_ROWS):
+        for line in plain_lines(rows):
+            print(line)
+        return
+    table = Table(*columns, title=title or None, header_style="bold", show_lines=False)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    if table.row_count > console.height - 5:
+        with console.pager(styles=True):
+            console.print(table)
+    else:
+        console.print(table)
+
+
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
+    """Yield `items`, with a progress bar on stderr when it is a terminal; silent in scripts."""
+    if not interactive(sys.stderr):
+        yield from items
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
