@@ -221,12 +221,14 @@ def _weekly_chart(weekly: list[dict]) -> Markup | None:
     ax.bar(positions, [w.get("threads") or 0 for w in weekly], width=0.75, color=THREADS_COLOUR, label="Threads")
     ax.bar(positions, [w.get("breaches") or 0 for w in weekly], width=0.45, color=BREACHES_COLOUR, label="Breaches")
     ax.set_ylabel("Threads / breaches")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_counts())
+    ax.set_ylim(0, max(max(w.get("threads") or 0, w.get("breaches") or 0) for w in weekly) * 1.08)
     _week_ticks(ax, weekly)
     rate = ax.twinx()
     rate.plot(positions, [_percent(w.get("breach_rate")) for w in weekly], color=RATE_COLOUR, marker="o",
               markersize=3.5, linewidth=1.6, label="Breach rate")
     rate.set_ylim(0, max(10, _nice_ceiling(max((_percent(w.get("breach_rate")) or 0) for w in weekly))))
+    rate.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
     rate.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     rate.set_ylabel("Breach rate")
     _tidy(ax, right=rate)
@@ -236,11 +238,16 @@ def _weekly_chart(weekly: list[dict]) -> Markup | None:
 
 
 def _week_ticks(ax, weekly: list[dict]) -> None:
-    """Every week gets a tick; at most about 14 get a label (week number over its Monday)."""
+    """Every week gets a tick; at most about 14 get a label (week number over its Monday), the latest always."""
     step = max(1, math.ceil(len(weekly) / 14))
     ax.set_xticks(range(len(weekly)))
-    ax.set_xticklabels([_week_label(w) if i % step == 0 else "" for i, w in enumerate(weekly)], fontsize=8.5)
+    ax.set_xticklabels(_every(step, [_week_label(w) for w in weekly]), fontsize=8.5)
     ax.set_xlim(-0.6, len(weekly) - 0.4)
+
+
+def _every(step: int, labels: list[str]) -> list[str]:
+    """Every step-th label counted back from the last one, the others blank."""
+    return [label if (len(labels) - 1 - i) % step == 0 else "" for i, label in enumerate(labels)]
 
 
 def _week_label(week: dict) -> str:
@@ -273,13 +280,18 @@ def _histogram_chart(bins: list[dict]) -> Markup | None:
     ax = fig.add_subplot()
     counts = [b.get("threads") or 0 for b in bins]
     bars = ax.bar(range(len(bins)), counts, width=0.85, color=HISTOGRAM_COLOUR)
-    ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=8, padding=2, color=INK)
+    if len(bins) <= 12:  # more bars than that leave no room for a number over each
+        ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=8, padding=2, color=INK)
+    step = max(1, math.ceil(len(bins) / 12))
+    crowded = len(bins) > 8
     ax.set_xticks(range(len(bins)))
-    ax.set_xticklabels([_bin_label(b) for b in bins], fontsize=8.5,
-                       rotation=45 if len(bins) > 8 else 0, ha="right" if len(bins) > 8 else "center")
+    ax.set_xticklabels(_every(step, [_bin_label(b) for b in bins]), fontsize=8.5,
+                       rotation=40 if crowded else 0, ha="right" if crowded else "center",
+                       rotation_mode="anchor" if crowded else "default")
+    ax.set_xlim(-0.6, len(bins) - 0.4)
     ax.set_xlabel("Business hours to first response")
     ax.set_ylabel("Threads")
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_counts())
     ax.set_ylim(0, max(counts) * 1.15)
     _tidy(ax)
     return _svg(fig, "histogram", "Answered threads by business hours to the first response")
@@ -297,23 +309,36 @@ def _hours_text(hours: float) -> str:
 
 
 def _causes_chart(causes: list[dict]) -> Markup | None:
-    causes = [c for c in causes if c.get("breaches")]
+    causes = _top_causes(causes)
     if not causes:
         return None
-    causes = sorted(causes, key=lambda c: -c["breaches"])
-    fig = Figure(figsize=(4.8, max(3.4, 1.1 + 0.32 * len(causes))))
+    fig = Figure(figsize=(4.8, max(3.4, 1.1 + 0.26 * len(causes))))
     ax = fig.add_subplot()
-    names = [_shorten(str(c.get("cause") or "(no cause)")) for c in causes]
-    bars = ax.barh(range(len(causes)), [c["breaches"] for c in causes], height=0.7, color=CAUSES_COLOUR)
+    bars = ax.barh(range(len(causes)), [n for _name, n in causes], height=0.7, color=CAUSES_COLOUR)
     ax.bar_label(bars, fontsize=8, padding=3, color=INK)
     ax.set_yticks(range(len(causes)))
-    ax.set_yticklabels(names, fontsize=9)
+    ax.set_yticklabels([_shorten(name) for name, _n in causes], fontsize=9)
     ax.invert_yaxis()
     ax.set_xlabel("Breaches")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlim(0, max(c["breaches"] for c in causes) * 1.15)
+    ax.xaxis.set_major_locator(_counts())
+    ax.set_xlim(0, max(n for _name, n in causes) * 1.15)
     _tidy(ax, grid="x")
     return _svg(fig, "causes", "Breaches by root cause")
+
+
+def _top_causes(causes: list[dict], shown: int = 8) -> list[tuple[str, int]]:
+    """(cause, breaches), most first; past the first `shown`, the rest add up to one "N other causes" bar."""
+    ranked = sorted(((str(c.get("cause") or "(no cause)"), c["breaches"]) for c in causes if c.get("breaches")),
+                    key=lambda item: -item[1])
+    if len(ranked) <= shown + 1:
+        return ranked
+    rest = ranked[shown:]
+    return ranked[:shown] + [(f"{len(rest)} other causes", sum(n for _name, n in rest))]
+
+
+def _counts() -> MaxNLocator:
+    """Ticks for counts: whole numbers in steps of 1, 2, 5 or 10 (times a power of ten)."""
+    return MaxNLocator(integer=True, steps=[1, 2, 5, 10])
 
 
 def _shorten(text: str, limit: int = 32) -> str:
