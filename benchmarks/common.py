@@ -143,7 +143,7 @@ def generate(count: int, seed: int = 1, *, open_share: float = 0.2, days: int = 
                 extra=f"List-Id: <news.{domain}>\r\nList-Unsubscribe: <mailto:leave@{domain}>\r\n"
                       f"Precedence: list\r\n"))
             continue
-        answered = open_threads <= 0 or rng.random() < 0.45
+        answered = open_threads <= 0 or rng.random() < 0.28
         length = rng.randint(1, 3) if not answered else rng.randint(2, 12)
         length = min(length, count - produced)
         if not answered:
