@@ -152,7 +152,8 @@ def breach_story(breach: Breach, events: list[Event], review: dict) -> str:
     lines = [f"Breach {breach.id}: {breach.subject}", f"  thread    {breach.thread}",
              f"  customer  {breach.customer}", f"  policy    {breach.policy}",
              f"  status    {breach.status}", f"  review    {_review_line(review)}", ""]
-    lines += [f"  {isoformat(event.at)}  {event.text}" for event in events]
+    zone = breach.due_at.tzinfo  # the policy's calendar zone: one offset for the whole story
+    lines += [f"  {isoformat(event.at.astimezone(zone))}  {event.text}" for event in events]
     return "\n".join(lines)
 
 
