@@ -235,14 +235,14 @@ def store_path(config: Config, replay: bool = False) -> Path:
     return config.replay_store_path if replay else config.store_path
 
 
-def history(config: Config, replay: bool = False) -> History:
-    return load_history(store_path(config, replay))  # before the first run: nothing on record yet
+def history(config: Config, replay: bool = False, threads: bool = True) -> History:
+    return load_history(store_path(config, replay), threads)  # before the first run: nothing on record yet
 
 
 def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,
            note: str | None = None, reopen: bool = False, replay: bool = False) -> ReviewEntry:
     """Record a root cause for a breach (or reopen its review); works while the daemon runs."""
-    known = history(config, replay)
+    known = history(config, replay, threads=False)
     if breach_id not in known.breaches:
         raise UsageError(f"no breach with id {breach_id}")
     if reopen and known.reviews.current(breach_id) is None:

@@ -223,7 +223,7 @@ def _open_store(args) -> Store:
 
 def cmd_breaches_list(args) -> int:
     config, now = _config(args), SystemClock().now()
-    history, period = app.history(config, args.replay), config.review.period
+    history, period = app.history(config, args.replay, threads=False), config.review.period
     selected = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
                             policy=args.policy, customer=args.customer, status=args.status,
                             unreviewed=args.unreviewed, overdue_review=args.overdue_review).select(history, now, period)

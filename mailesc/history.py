@@ -25,12 +25,14 @@ class History:
         return self.threads.get(breach.thread)
 
 
-def load_history(store_path: Path) -> History:
+def load_history(store_path: Path, threads: bool = True) -> History:
+    """With `threads=False`, breaches and reviews only (a breach list does not need the threads)."""
     history = History(reviews=Reviews.load(store_path))
-    for thread, breaches in read_archive(store_path):
-        history.threads[thread.id] = thread
+    for thread, breaches in read_archive(store_path, threads):
+        if thread is not None:
+            history.threads[thread.id] = thread
         history.breaches.update((breach.id, breach) for breach in breaches)
-    with Store(store_path, readonly=True) as store:  # live records win over archived copies of them
+    with Store(store_path, readonly=True, threads=threads) as store:  # live records win over archived copies
         history.threads.update(store.threads)
         history.breaches.update(store.breaches)
     return history

@@ -91,7 +91,8 @@ def render_html(report: dict) -> str:
         period=_period(report.get("since"), report.get("until")),
         generated_at=_timestamp(report.get("generated_at")),
         highlights=_highlights(report.get("totals") or {}),
-        totals=_totals_sections(report.get("totals") or {}, report.get("review_period_days")),
+        totals=_totals_sections(report.get("totals") or {}, _days(report.get("review_period_days"))),
+        review_days=_days(report.get("review_period_days")),
         groups=_group_rows(report.get("groups") or []),
         by_label=BY_LABELS.get(report.get("by"), str(report.get("by") or "Group").capitalize()),
         column_groups=_column_groups(),
@@ -146,6 +147,11 @@ def _day(text: str) -> str:
         return text
 
 
+def _days(days) -> str | None:
+    """30.0 -> "30", 1.5 -> "1.5"."""
+    return None if days is None else f"{days:g}"
+
+
 def _period(since: str | None, until: str | None) -> str:
     if since and until:
         return f"{_day(since)} to {_day(until)}"
@@ -166,12 +172,12 @@ def _highlights(totals: dict) -> list[tuple[str, str]]:
     return [(labels[key], format_value(totals.get(key), kinds[key])) for key in keys]
 
 
-def _totals_sections(totals: dict, review_period_days) -> list[tuple[str, list[tuple[str, str]]]]:
+def _totals_sections(totals: dict, review_days: str | None) -> list[tuple[str, list[tuple[str, str]]]]:
     """The totals as two tables side by side: how threads were answered, and what became of the breaches."""
     rows = []
     for key, label, kind in METRICS:
-        if key == "overdue_reviews" and review_period_days is not None:
-            label = f"{label} (open over {review_period_days} days)"
+        if key == "overdue_reviews" and review_days is not None:
+            label = f"{label} (open over {review_days} days)"
         rows.append((key, label, format_value(totals.get(key), kind)))
     return [("Threads and responses", [(label, value) for key, label, value in rows if key not in BREACH_METRICS]),
             ("Breaches and follow-up", [(label, value) for key, label, value in rows if key in BREACH_METRICS])]
@@ -242,7 +248,7 @@ def _week_ticks(ax, weekly: list[dict]) -> None:
     step = max(1, math.ceil(len(weekly) / 14))
     ax.set_xticks(range(len(weekly)))
     ax.set_xticklabels(_every(step, [_week_label(w) for w in weekly]), fontsize=8.5)
-    ax.set_xlim(-0.6, len(weekly) - 0.4)
+    ax.set_xlim(*_slots(len(weekly), 8))
 
 
 def _every(step: int, labels: list[str]) -> list[str]:
@@ -261,16 +267,22 @@ def _week_label(week: dict) -> str:
     return f"{number}\n{day}".strip()
 
 
+def _slots(count: int, at_least: int) -> tuple[float, float]:
+    """Axis limits around bars at 0..count-1 with room for at_least bars, so a few bars stay slim and centred."""
+    pad = 0.6 + max(0, at_least - count) / 2
+    return -pad, count - 1 + pad
+
+
 def _percent(share: float | None) -> float | None:
     return None if share is None else share * 100
 
 
 def _nice_ceiling(value: float) -> float:
-    """A round upper limit a little above value: 10, 20, 25, 50, 100."""
+    """A round upper limit a little above a percentage: 10, 20, 25, 40, 50, 75, 100; 105 leaves 100% room."""
     for limit in (10, 20, 25, 40, 50, 75, 100):
         if value * 1.1 <= limit:
             return limit
-    return value * 1.1
+    return 105
 
 
 def _histogram_chart(bins: list[dict]) -> Markup | None:
@@ -283,12 +295,12 @@ def _histogram_chart(bins: list[dict]) -> Markup | None:
     if len(bins) <= 12:  # more bars than that leave no room for a number over each
         ax.bar_label(bars, labels=[str(c) if c else "" for c in counts], fontsize=8, padding=2, color=INK)
     step = max(1, math.ceil(len(bins) / 12))
-    crowded = len(bins) > 8
+    crowded = len(bins) > 10
     ax.set_xticks(range(len(bins)))
     ax.set_xticklabels(_every(step, [_bin_label(b) for b in bins]), fontsize=8.5,
                        rotation=40 if crowded else 0, ha="right" if crowded else "center",
                        rotation_mode="anchor" if crowded else "default")
-    ax.set_xlim(-0.6, len(bins) - 0.4)
+    ax.set_xlim(*_slots(len(bins), 6))
     ax.set_xlabel("Business hours to first response")
     ax.set_ylabel("Threads")
     ax.yaxis.set_major_locator(_counts())
@@ -318,7 +330,8 @@ def _causes_chart(causes: list[dict]) -> Markup | None:
     ax.bar_label(bars, fontsize=8, padding=3, color=INK)
     ax.set_yticks(range(len(causes)))
     ax.set_yticklabels([_shorten(name) for name, _n in causes], fontsize=9)
-    ax.invert_yaxis()
+    low, high = _slots(len(causes), 6)
+    ax.set_ylim(high, low)  # most first, at the top
     ax.set_xlabel("Breaches")
     ax.xaxis.set_major_locator(_counts())
     ax.set_xlim(0, max(n for _name, n in causes) * 1.15)

@@ -48,11 +48,18 @@ def build_report(history: History, policies: Policies, *, now: datetime, review_
               "causes": _causes(breaches, history)}
     if by:
         key_of_thread, key_of_breach = _keys(by, history, policies)
-        keys = sorted({key_of_thread(f) for f in facts} | {key_of_breach(b) for b in breaches}, key=_order(by))
-        report["groups"] = [{"key": key, **metrics([f for f in facts if key_of_thread(f) == key],
-                                                   [b for b in breaches if key_of_breach(b) == key])}
+        threads_by, breaches_by = _group(facts, key_of_thread), _group(breaches, key_of_breach)
+        keys = sorted(threads_by.keys() | breaches_by.keys(), key=_order(by))
+        report["groups"] = [{"key": key, **metrics(threads_by.get(key, []), breaches_by.get(key, []))}
                             for key in keys]
     return report
+
+
+def _group(items: list, key_of: Callable) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(key_of(item), []).append(item)
+    return groups
 
 
 def _facts(thread: Thread, history: History, policies: Policies) -> ThreadFacts | None:
