@@ -287,8 +287,11 @@ def status(config: Config, *, replay: bool = False) -> dict:
             "last_pending_error": next((r.error for r in pending if r.error), None),
             "failed_mails": len(failed),
             "quarantined": len(store.quarantine),
+            "daily_digest": store.health.get("daily_digest"),
         }
-    result["healthy"] = not result["mailbox"]["error"] and not failed and not result["last_pending_error"]
+    digest_failed = (result["daily_digest"] or {}).get("delivery") == "failed"
+    result["healthy"] = (not result["mailbox"]["error"] and not failed and not result["last_pending_error"]
+                         and not digest_failed)
     return result
 
 

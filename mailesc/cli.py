@@ -20,7 +20,7 @@ from mailesc.report import TABLE_COLUMNS, breach_json, breach_story, plain_table
 from mailesc.stats import GROUPINGS
 from mailesc.report_tables import print_report, write_report_csv
 from mailesc.store import Store
-from mailesc.terminal import print_table, progress
+from mailesc.terminal import busy, print_table, progress
 
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
@@ -223,7 +223,8 @@ def _open_store(args) -> Store:
 
 def cmd_breaches_list(args) -> int:
     config, now = _config(args), SystemClock().now()
-    history, period = app.history(config, args.replay, threads=False), config.review.period
+    with busy("reading the breaches"):
+        history, period = app.history(config, args.replay, threads=False), config.review.period
     selected = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
                             policy=args.policy, customer=args.customer, status=args.status,
                             unreviewed=args.unreviewed, overdue_review=args.overdue_review).select(history, now, period)
@@ -273,8 +274,9 @@ def cmd_breaches_causes(args) -> int:
 
 def cmd_report(args) -> int:
     setup, now = _setup(args), SystemClock().now()
-    result = app.report(setup, now, since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
-                        by=args.by, replay=args.replay)
+    with busy("counting"):
+        result = app.report(setup, now, since=_when(args.since, "--since", now),
+                            until=_when(args.until, "--until", now), by=args.by, replay=args.replay)
     if args.html:
         _write_page(Path(args.html), result)
     if args.json:
@@ -333,6 +335,10 @@ def cmd_status(args) -> int:
                                                              if result["failed_mails"] else ""))
         print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
                                                             if result["quarantined"] else ""))
+        if result["daily_digest"]:
+            digest = result["daily_digest"]
+            print(f"daily digest     {digest['date']}: {digest['delivery']}"
+                  + (f" ({digest['error']})" if digest.get("error") else ""))
         print("healthy" if result["healthy"] else "NOT healthy")
     return 0 if result["healthy"] else 1
 

@@ -39,7 +39,8 @@ def print_report(report: dict) -> None:
     period = f"{report['since'] or 'the beginning'} to {report['until'] or report['generated_at']}"
     rows = [(key,) + tuple(cell(m, metrics[m]) for m in METRICS) for key, metrics in report_rows(report)]
     columns = ((report["by"] or "").upper() or "GROUP",) + HEADINGS
-    print_table(columns, rows, lambda rows: _plain([columns, *rows]), title=f"Threads opened from {period}")
+    print_table(columns, rows, lambda rows: _plain([columns, *rows]), title=f"Threads opened from {period}",
+                numbers_from=1)
     print(f"(times in business hours of each policy's calendar; reviews overdue after "
           f"{report['review_period_days']:g} days)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
@@ -18,13 +19,15 @@ def interactive(stream=None) -> bool:
 
 
 def print_table(columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], plain_lines, title: str = "",
-                expected: int | None = None) -> None:
+                expected: int | None = None, numbers_from: int | None = None) -> None:
     """A rich table in a terminal (paged when longer than the screen); `plain_lines(rows)` otherwise."""
     if not interactive() or (expected is not None and expected > RICH_ROWS):
         for line in plain_lines(rows):
             print(line)
         return
-    table = Table(*columns, title=title or None, header_style="bold", show_lines=False)
+    table = Table(title=title or None, header_style="bold", show_lines=False)
+    for number, column in enumerate(columns):
+        table.add_column(column, justify="right" if numbers_from is not None and number >= numbers_from else "left")
     for row in rows:
         table.add_row(*row)
     console = Console()
@@ -46,3 +49,11 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
         for item in items:
             yield item
             bar.advance(task)
+
+
+@contextmanager
+def busy(what: str) -> Iterator[None]:
+    """A spinner on stderr while something slow runs, when stderr is a terminal; nothing in scripts."""
+    status = Console(stderr=True).status(what) if interactive(sys.stderr) else nullcontext()
+    with status:
+        yield
