@@ -1,0 +1,99 @@
+"""The daemon's sleep: it waits in the source (IMAP IDLE) until the next poll or deadline, cycles at once when
+the source reports new mail, and falls back to a plain sleep for sources that cannot wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+from mailesc.clock import SystemClock
+from mailesc.cycle import CycleReport
+from mailesc.daemon import Daemon
+from mailesc.sources import wait_for_mail
+
+
+class FakeEngine:
+    def __init__(self, source, deadline_in: float | None = None, stop_after: int = 3):
+        self.source, self.cycles, self.stop_after = source, [], stop_after
+        self.deadline = None if deadline_in is None else datetime.now(timezone.utc) + timedelta(seconds=deadline_in)
+        self.daemon = None
+
+    def cycle(self, now):
+        self.cycles.append(time.monotonic())
+        if len(self.cycles) >= self.stop_after:
+            self.daemon.stopping.set()
+        return CycleReport()
+
+    def next_deadline(self, now):
+        return self.deadline if self.deadline and self.deadline > now else None
+
+
+class IdleSource:
+    """Reports new mail on the second wait; records the timeouts it was given."""
+
+    def __init__(self):
+        self.timeouts = []
+
+    def wait(self, timeout, stop):
+        self.timeouts.append(timeout)
+        if len(self.timeouts) == 2:
+            return True
+        stop.wait(min(timeout, 0.05))
+        return False
+
+
+def run(engine, poll_seconds=60.0):
+    daemon = Daemon(engine, SystemClock(), poll_seconds)
+    engine.daemon = daemon
+    watchdog = threading.Timer(10, daemon.stopping.set)
+    watchdog.start()
+    try:
+        daemon.run()
+    finally:
+        watchdog.cancel()
+    return daemon
+
+
+def test_new_mail_reported_by_the_source_runs_a_cycle_at_once():
+    source = IdleSource()
+    engine = FakeEngine(source, stop_after=2)
+    started = time.monotonic()
+    daemon = run(engine)
+    assert len(engine.cycles) == 2  # the first at start, the second because the source said so
+    assert engine.cycles[1] - started < 2
+    assert 55 <= source.timeouts[0] <= 60  # slept toward the next poll, not a fixed short interval
+    assert daemon.poll_job.next_run > datetime.now() + timedelta(seconds=50)  # the poll moved back a full interval
+
+
+class QuietSource:
+    """Never reports mail: waits out its timeouts."""
+
+    def __init__(self):
+        self.timeouts = []
+
+    def wait(self, timeout, stop):
+        self.timeouts.append(timeout)
+        stop.wait(timeout)
+        return False
+
+
+def test_the_wait_ends_at_the_next_deadline_and_a_cycle_runs_then():
+    source = QuietSource()
+    engine = FakeEngine(source, deadline_in=0.5, stop_after=2)
+    started = time.monotonic()
+    run(engine)
+    assert len(engine.cycles) == 2
+    assert source.timeouts[0] <= 0.5
+    assert 0.4 <= engine.cycles[1] - started < 3
+
+
+def test_sources_without_wait_sleep_on_the_stop_event():
+    stop = threading.Event()
+    started = time.monotonic()
+    assert wait_for_mail(object(), 0.2, stop) is False
+    assert 0.15 <= time.monotonic() - started < 2
+    stop.set()
+    started = time.monotonic()
+    assert wait_for_mail(object(), 30, stop) is False
+    assert time.monotonic() - started < 1
