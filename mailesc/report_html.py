@@ -56,9 +56,9 @@ BREACH_METRICS = ("breaches", "breach_rate", "acknowledged", "acknowledgement_p5
 # The groups table: a two-row header, metrics under a few headings; (heading or None, [(key, sub-header)]).
 GROUP_COLUMNS = (
     (None, (("threads", "Threads"),)),
-    ("Responses", (("responded", "answered"), ("responded_on_time", "on time"), ("responded_late", "late"),
-                   ("unanswered", "unanswered"))),
-    ("First response (business h)", (("first_response_p50_hours", "p50"), ("first_response_p90_hours", "p90"),
+    ("Responses", (("responded", "answered"), ("responded_on_time", "on\u00a0time"), ("responded_late", "late"),
+                   ("unanswered", "no reply"))),
+    ("First response (business\u00a0h)", (("first_response_p50_hours", "p50"), ("first_response_p90_hours", "p90"),
                                      ("first_response_p95_hours", "p95"))),
     ("Breaches", (("breaches", "count"), ("breach_rate", "rate"))),
     ("Acknowledged", (("acknowledged", "count"), ("acknowledgement_p50_hours", "p50"),

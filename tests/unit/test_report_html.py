@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mailesc.report_html import format_value, render_html
+from mailesc.report_html import _top_causes, format_value, render_html
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -256,3 +256,17 @@ def test_same_report_same_page():
 ])
 def test_format_value(value, kind, text):
     assert format_value(value, kind) == text
+
+
+def test_a_fractional_review_period_reads_naturally():
+    assert "Reviews overdue (open over 30 days)" in totals_of(Page(render_html(sample_report(review_period_days=30.0))))
+    assert "open over 7.5 days" in render_html(sample_report(review_period_days=7.5))
+
+
+def test_many_causes_fold_into_one_other_bar():
+    causes = [{"cause": f"cause {i}", "breaches": 20 - i} for i in range(12)] + [{"cause": "none", "breaches": 0}]
+    bars = _top_causes(causes)
+    assert bars[:2] == [("cause 0", 20), ("cause 1", 19)]
+    assert bars[-1] == ("4 other causes", 12 + 11 + 10 + 9)
+    assert len(bars) == 9
+    assert _top_causes(causes[:9]) == [(f"cause {i}", 20 - i) for i in range(9)]  # nine fit: nothing folded
