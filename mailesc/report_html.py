@@ -87,18 +87,18 @@ _environment: jinja2.Environment | None = None
 def render_html(report: dict) -> str:
     """The whole report as one self-contained HTML document."""
     return _template().render(
-        report=report,
         period=_period(report.get("since"), report.get("until")),
         generated_at=_timestamp(report.get("generated_at")),
         highlights=_highlights(report.get("totals") or {}),
         totals=_totals_sections(report.get("totals") or {}, _days(report.get("review_period_days"))),
         review_days=_days(report.get("review_period_days")),
         groups=_group_rows(report.get("groups") or []),
+        grouped=bool(report.get("by")),
         by_label=BY_LABELS.get(report.get("by"), str(report.get("by") or "Group").capitalize()),
         column_groups=_column_groups(),
         group_starts=_group_starts(),
         charts=_charts(report),
-        colours={"threads": THREADS_COLOUR, "breaches": BREACHES_COLOUR, "rate": RATE_COLOUR},
+        accent=BREACHES_COLOUR,
     )
 
 
@@ -141,10 +141,12 @@ def _timestamp(text: str | None) -> str:
 
 
 def _day(text: str) -> str:
+    """A period bound: the date, and the time too unless it is midnight."""
     try:
-        return datetime.fromisoformat(text).strftime("%Y-%m-%d")
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return text
+    return f"{moment:%Y-%m-%d}" if (moment.hour, moment.minute) == (0, 0) else f"{moment:%Y-%m-%d %H:%M}"
 
 
 def _days(days) -> str | None:

@@ -270,3 +270,14 @@ def test_many_causes_fold_into_one_other_bar():
     assert bars[-1] == ("4 other causes", 12 + 11 + 10 + 9)
     assert len(bars) == 9
     assert _top_causes(causes[:9]) == [(f"cause {i}", 20 - i) for i in range(9)]  # nine fit: nothing folded
+
+
+def test_period_bounds_keep_a_time_that_is_not_midnight():
+    html = render_html(sample_report(since="2026-09-01T08:30:00+00:00", until=None))
+    assert "since 2026-09-01 08:30" in html
+
+
+def test_a_report_missing_optional_parts_still_renders():
+    report = {"generated_at": "2026-11-23T13:00:00+00:00", "totals": metrics()}
+    html = render_html(report)
+    assert "all time" in html and html.count("no data") == 3
