@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 
 from mailesc import sla
+from mailesc.agenda import Agenda
 from mailesc.classify import People, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
@@ -60,6 +61,7 @@ class Engine:
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
+        self.agenda = Agenda(store.threads)  # every thread is looked at once, then only when due or changed
         self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable)
 
     def cycle(self, now: datetime) -> CycleReport:
@@ -133,6 +135,7 @@ class Engine:
             self._acknowledge_customer(thread, message, now, report)
         self.index.add(thread)
         self.store.put_thread(thread)
+        self.agenda.changed(thread.id)
         report.messages += 1
 
     def _acknowledge(self, message: Message, report: CycleReport) -> None:
@@ -142,6 +145,7 @@ class Engine:
             if breach is not None and breach.acknowledged_at is None:
                 breach.acknowledged_by, breach.acknowledged_at = message.sender, message.arrived
                 self.store.put_breach(breach)
+                self.agenda.changed(breach.thread)
                 report.acknowledged += 1
                 log.info("breach %d acknowledged by %s", breach.id, message.sender)
 
@@ -159,6 +163,7 @@ class Engine:
         thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
                                      message_id=mail_message_id(thread.id, "A", self.own_address)))
         self._acknowledged[message.sender] = now
+        self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
 
     def _start_clock(self, thread: Thread, message: Message) -> None:
@@ -171,9 +176,15 @@ class Engine:
     # -- deadlines ----------------------------------------------------------------------------------------------
 
     def escalate(self, now: datetime, report: CycleReport) -> None:
-        """Record every warning and escalation level that is due at `now` (the outbox sends them)."""
-        for thread, rule in self._clocked_threads():
-            for verdict in sla.evaluate(thread, rule, now):
+        """Record every warning and escalation level that is due at `now` (the outbox sends them), looking
+        only at the threads whose time has come or that changed."""
+        for thread in self._in_deadline_order(self.agenda.take_due(now)):
+            rule = self.policies.get(thread.policy)
+            if rule is None:
+                continue  # a rule removed from the policies climbs no ladder
+            verdicts = sla.evaluate(thread, rule, now)
+            self.agenda.wake(thread.id, min((v.next_at for v in verdicts if v.next_at), default=None))
+            for verdict in verdicts:
                 if verdict.warn_due and not any(n.kind == "warning" for n in thread.notices):
                     self._warn(thread, rule, now, report)
                 if not verdict.breached:
@@ -184,10 +195,16 @@ class Engine:
                 elif breach.acknowledged_at is None:  # a manager who answered an escalation stops the ladder
                     self._climb(thread, breach, verdict.due_steps, now, report)
 
+    def _in_deadline_order(self, thread_ids: set[str]) -> list[Thread]:
+        """The clocked ones of these threads, earliest deadline first (so breach ids follow deadlines)."""
+        threads = [self.store.threads[i] for i in thread_ids if i in self.store.threads]
+        return sorted((t for t in threads if t.due_at is not None), key=lambda t: (t.due_at, t.id))
+
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
         thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
                                      message_id=mail_message_id(thread.id, "W", self.own_address)))
         self.store.put_thread(thread)
+        self.outbox.expect(thread)
         report.warnings_recorded += 1
 
     def _climb(self, thread: Thread, breach: Breach, steps, now: datetime, report: CycleReport) -> None:
@@ -200,20 +217,16 @@ class Engine:
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
                 self.store.put_breach(breach)
+                self.outbox.expect(thread, breach)
                 report.escalations_recorded += 1
 
     def next_deadline(self, now: datetime) -> datetime | None:
-        """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time)."""
-        times = [verdict.next_at for thread, rule in self._clocked_threads()
-                 for verdict in sla.evaluate(thread, rule, now) if verdict.next_at]
+        """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time);
+        `now` itself when new mail changed a thread that has not been looked at yet."""
         retry = self.outbox.next_retry()
         daily = self.daily.due_at(now) if self.daily is not None else None
-        return min(times + [when for when in (retry, daily) if when and when > now], default=None)
-
-    def _clocked_threads(self) -> list[tuple[Thread, Rule]]:
-        """Threads with a clock and the rule that sets it (a rule removed from the policies climbs no ladder)."""
-        return [(thread, rule) for thread in self.store.threads.values()
-                if thread.due_at is not None and (rule := self.policies.get(thread.policy)) is not None]
+        later = [when for when in (retry, daily) if when and when > now]
+        return min([when for when in [self.agenda.next_at(now)] if when] + later, default=None)
 
     def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
         if verdict.clock in thread.breach_ids:
@@ -247,6 +260,7 @@ class Engine:
             return
         for thread in done:
             self.index.remove(thread)
+            self.agenda.forget(thread.id)
             for breach_id in thread.breach_ids.values():
                 for record in self.store.breaches[breach_id].escalations:
                     self._escalations.pop(record.message_id, None)

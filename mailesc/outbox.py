@@ -56,6 +56,16 @@ class Outbox:
                  digest_after: int = DIGEST_AFTER, durable: bool = True):
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
         self.sender, self.reply_to, self.digest_after, self.durable = sender, reply_to, digest_after, durable
+        # Where unsent records may be, so that a cycle does not walk every breach and thread to find them.
+        self._waiting: set[tuple[str, int | None]] = {
+            (breach.thread, breach.id) for breach in store.breaches.values()
+            if any(r.delivery is Delivery.PENDING for r in breach.escalations)} | {
+            (thread.id, None) for thread in store.threads.values()
+            if any(n.delivery is Delivery.PENDING for n in thread.notices)}
+
+    def expect(self, thread: Thread, breach: Breach | None = None) -> None:
+        """A record was added to `breach` (an escalation) or to `thread` (a notice): send it."""
+        self._waiting.add((thread.id, breach.id if breach else None))
 
     def commit(self) -> None:
         """Write the records to disk now (a replay, which nobody can resend, skips this)."""
@@ -71,12 +81,19 @@ class Outbox:
         return min((item.record.retry_at for item in self._unsent() if item.record.retry_at), default=None)
 
     def _unsent(self) -> list[_Pending]:
-        escalations = [_Pending(record, self.store.threads[breach.thread], breach)
-                       for breach in self.store.breaches.values()
-                       for record in breach.escalations if record.delivery is Delivery.PENDING]
-        notices = [_Pending(notice, thread) for thread in self.store.threads.values()
-                   for notice in thread.notices if notice.delivery is Delivery.PENDING]
-        return escalations + notices
+        unsent = []
+        for thread_id, breach_id in sorted(self._waiting, key=lambda key: (key[1] is None, key[1] or 0, key[0])):
+            thread = self.store.threads.get(thread_id)
+            breach = self.store.breaches.get(breach_id) if breach_id is not None else None
+            if thread is None or (breach_id is not None and breach is None):
+                records = []  # archived
+            else:
+                records = breach.escalations if breach else thread.notices
+            found = [_Pending(r, thread, breach) for r in records if r.delivery is Delivery.PENDING]
+            if not found:
+                self._waiting.discard((thread_id, breach_id))  # everything there was sent or failed for good
+            unsent += found
+        return unsent
 
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle.

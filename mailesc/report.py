@@ -105,7 +105,8 @@ def timeline(breach: Breach, thread: Thread | None, reviews: Reviews) -> list[Ev
         events += _delivery("escalation", f"level {e.level} escalation", e)
     if breach.acknowledged_at:
         events.append(Event(breach.acknowledged_at, "acknowledged",
-                            f"{breach.acknowledged_by} answered the escalation: the ladder stops"))
+                            f"acknowledged by {breach.acknowledged_by}, who answered the escalation: "
+                            f"the ladder stops"))
     events += _response(breach, thread)
     for entry in reviews.history(breach.id):
         if entry.action == "review":

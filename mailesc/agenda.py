@@ -1,0 +1,54 @@
+"""Which threads need looking at, and when: a heap of wake-up times plus the threads changed since.
+
+With it a cycle evaluates only the threads whose next moment has come or that new mail changed, and the
+daemon knows its next deadline without walking every thread: an idle cycle costs the same at any size."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+
+
+class Agenda:
+    def __init__(self, thread_ids=()):
+        self._heap: list[tuple[datetime, str]] = []
+        self._wake_at: dict[str, datetime] = {}  # the one wake-up that counts per thread (older heap entries are stale)
+        self._changed: set[str] = set(thread_ids)
+
+    def changed(self, thread_id: str) -> None:
+        """The thread changed: look at it in the next evaluation, whatever its wake-up time."""
+        self._changed.add(thread_id)
+
+    def wake(self, thread_id: str, when: datetime | None) -> None:
+        """Look at the thread again at `when` (None: only when it changes)."""
+        if when is None:
+            self._wake_at.pop(thread_id, None)
+        elif self._wake_at.get(thread_id) != when:
+            self._wake_at[thread_id] = when
+            heapq.heappush(self._heap, (when, thread_id))
+
+    def forget(self, thread_id: str) -> None:
+        self._changed.discard(thread_id)
+        self._wake_at.pop(thread_id, None)
+
+    def take_due(self, now: datetime) -> set[str]:
+        """The threads to evaluate at `now`: changed ones and those whose time has come. They leave the
+        agenda; the caller gives each its next wake-up."""
+        due, self._changed = self._changed, set()
+        while self._heap and self._heap[0][0] <= now:
+            when, thread_id = heapq.heappop(self._heap)
+            if self._wake_at.get(thread_id) == when:
+                del self._wake_at[thread_id]
+                due.add(thread_id)
+        return due
+
+    def next_at(self, now: datetime) -> datetime | None:
+        """The next moment anything needs evaluating: `now` if a thread changed."""
+        if self._changed:
+            return now
+        while self._heap and self._wake_at.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)  # stale: the thread was rescheduled or forgotten
+        return self._heap[0][0] if self._heap else None
+
+    def __len__(self) -> int:
+        return len(self._wake_at)
