@@ -15,7 +15,7 @@ from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.config import find_config_file, load_config
 from mailesc.durations import format_duration, parse_duration
 from mailesc.errors import MailescError, UsageError
-from mailesc.history import STATUSES, BreachFilter
+from mailesc.history import STATUSES, BreachFilter, load_breach
 from mailesc.report import TABLE_COLUMNS, breach_json, breach_story, plain_table, table_row, timeline, write_csv
 from mailesc.stats import GROUPINGS
 from mailesc.report_tables import print_report, write_report_csv
@@ -244,7 +244,7 @@ def cmd_breaches_list(args) -> int:
 
 def cmd_breaches_show(args) -> int:
     config, now = _config(args), SystemClock().now()
-    history = app.history(config, args.replay)
+    history = load_breach(app.store_path(config, args.replay), args.id)
     breach = history.breaches.get(args.id)
     if breach is None:
         print(f"mailesc: no breach with id {args.id}", file=sys.stderr)

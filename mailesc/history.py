@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailesc.model import Breach, Status, Thread
 from mailesc.reviews import Reviews
-from mailesc.store import Store, read_archive
+from mailesc.store import Store, find_breach, read_archive
 
 STATUSES = tuple(str(status) for status in Status)
 
@@ -36,6 +36,13 @@ def load_history(store_path: Path, threads: bool = True) -> History:
         history.threads.update(store.threads)
         history.breaches.update(store.breaches)
     return history
+
+
+def load_breach(store_path: Path, breach_id: int) -> History:
+    """Just one breach with its thread and reviews (empty if there is no such breach)."""
+    thread, breach = find_breach(store_path, breach_id)
+    return History(threads={thread.id: thread} if thread else {}, breaches={breach.id: breach} if breach else {},
+                   reviews=Reviews.load(store_path))
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,31 @@ def read_archive(store_path: Path, threads: bool = True) -> Iterator[tuple[Threa
         raise StoreError(f"the archive of {store_path} has a record mailesc cannot read ({error!r})") from None
 
 
+def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach | None]:
+    """One breach and its thread, live or archived, without building every record (for `breaches show`)."""
+    db = TinyDB(str(store_path), storage=AtomicJSONStorage) if store_path.exists() else None
+    doc = db.table("breaches").get(doc_id=breach_id) if db is not None else None
+    if doc is not None:
+        thread = next((t for t in db.table("threads").all() if t["id"] == doc["thread"]), None)
+        return (_thread_from(thread) if thread else None), _breach_from(doc)
+    marker = f'"id":{breach_id},'
+    found = (None, None)
+    for path in sorted(archive_folder(store_path).glob("*.jsonl")):
+        for line in _lines_containing(path, marker):
+            record = json.loads(line)
+            breach = next((b for b in record["breaches"] if b["id"] == breach_id), None)
+            if breach is not None:
+                found = _thread_from(record["thread"]), _breach_from(breach)  # the latest copy wins
+    return found
+
+
+def _lines_containing(path: Path, marker: str) -> Iterator[str]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if marker in line and line.endswith("\n"):
+                yield line
+
+
 def _documents(path: Path) -> Iterator[dict]:
     """The records of an archive file. A line cut short by a crash is skipped: its thread was still in the
     live store (which is only written after the archive line is safe), and is archived again later."""

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.errors import UsageError
-from mailesc.history import BreachFilter, History, customer_matches, load_history
+from mailesc.history import BreachFilter, History, customer_matches, load_breach, load_history
 from mailesc.model import Breach, Kind, Status, Thread, ThreadMessage
 from mailesc.reviews import REOPENED, REVIEWED, UNREVIEWED, ReviewEntry, Reviews, record_review, reviews_path
 from mailesc.store import Store, archive_folder, read_archive
@@ -172,3 +172,16 @@ def test_a_line_cut_short_by_a_crash_is_skipped_and_the_next_append_starts_afres
         store.flush()
     assert sorted(t.id for t, _ in read_archive(path)) == ["<t1@x>", "<t5@x>"]
     assert json.loads(archive_file.read_text().splitlines()[-1])["thread"]["id"] == "<t5@x>"
+
+
+@pytest.mark.parametrize("breach_id, subject", [(1, "s1"), (3, "s3"), (7, None)])
+def test_one_breach_is_found_live_or_archived_without_reading_everything(tmp_path, breach_id, subject):
+    path = tmp_path / "mailesc.json"
+    with _filled_store(path) as store:
+        store.archive([store.threads["<t1@x>"]])
+        store.flush()
+    history = load_breach(path, breach_id)
+    if subject is None:
+        assert history.breaches == {} and history.threads == {}
+    else:
+        assert history.thread_of(history.breaches[breach_id]).subject == subject
