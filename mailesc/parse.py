@@ -18,6 +18,7 @@ _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPACES = re.compile(r"\s{2,}")
+_SURROGATES = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogate escapes
 
 
 def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
@@ -62,6 +63,8 @@ class _Headers:
 def decode(value) -> str:
     """A header value as text: RFC 2047 words decoded (bad bytes replaced), raw 8-bit read as UTF-8."""
     text = _readable(str(value))
+    if "=?" not in text:
+        return text  # no RFC 2047 encoded word: nothing to decode (the common case, and a hot path)
     try:
         parts = decode_header(text)
     except (ValueError, AssertionError, HeaderParseError):
@@ -80,7 +83,7 @@ def _decode_part(chunk: bytes | str, charset: str | None) -> str:
 
 def _readable(text: str) -> str:
     """Undo surrogate escapes (undecodable bytes) so the text can be encoded again."""
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
+    if _SURROGATES.search(text):
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from tinydb import TinyDB
@@ -369,7 +370,9 @@ def _docs(records: dict, keys: set, to_doc) -> dict:
 
 
 def _plain(values: dict) -> dict:
-    return {k: isoformat(v) if isinstance(v, datetime) else v for k, v in values.items()}
+    """A copy fit for JSON: times as ISO 8601 text, enums as their values."""
+    return {k: isoformat(v) if isinstance(v, datetime) else str(v) if isinstance(v, StrEnum) else v
+            for k, v in values.items()}
 
 
 def _time(text: str | None) -> datetime | None:
@@ -383,10 +386,12 @@ def _stored_time(text: str) -> datetime:
 
 
 def _thread_doc(thread: Thread) -> dict:
-    doc = _plain(asdict(thread))
+    """Built field by field: dataclasses.asdict deep-copies every value and was the slowest part of a flush."""
+    doc = _plain(vars(thread))
     doc["ids"] = sorted(thread.ids)
-    doc["messages"] = [_plain(asdict(m)) for m in thread.messages]
-    doc["notices"] = [_plain(asdict(n)) for n in thread.notices]
+    doc["breach_ids"] = dict(thread.breach_ids)
+    doc["messages"] = [_plain(vars(m)) for m in thread.messages]
+    doc["notices"] = [{**_plain(vars(n)), "to": list(n.to)} for n in thread.notices]
     return doc
 
 
