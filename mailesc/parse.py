@@ -52,9 +52,12 @@ class _Headers:
 
     def __init__(self, items):
         self.items = [(name, _readable(str(value))) for name, value in items]
+        self._by_name: dict[str, list[str]] = {}
+        for name, value in self.items:
+            self._by_name.setdefault(name.lower(), []).append(value)
 
     def all(self, name: str) -> list[str]:
-        return [value for key, value in self.items if key.lower() == name]
+        return list(self._by_name.get(name, ()))
 
     def first(self, name: str) -> str | None:
         return next(iter(self.all(name)), None)
