@@ -60,7 +60,7 @@ def measure(config: Path, box, rounds: int, profile_to: Path | None) -> dict:
                     profiler.disable()
                 assert report.fetched == 0, "mail arrived during the idle benchmark"
                 t3 = time.perf_counter()
-                source.poll(store.sync)
+                list(source.poll(store.sync))
                 polls.append(time.perf_counter() - t3)
                 cycles.append(t1 - t0)
                 deadlines.append(t2 - t1)

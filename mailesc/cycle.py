@@ -5,9 +5,11 @@ This is the only module that knows the order of the steps; `once`, `run` and `re
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterable, Iterator, TypeVar
 from email.utils import getaddresses, parseaddr
 
 from mailesc import sla
@@ -23,7 +25,9 @@ from mailesc.policies import Policies, Rule
 from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
+T = TypeVar("T")
 HEALTH_EVERY = timedelta(minutes=5)
+INGEST_CHUNK = 1000  # messages taken at once: a first sync of a big mailbox never holds all their headers
 ARCHIVE_EVERY = timedelta(hours=1)  # looking for threads to archive walks them all: not every cycle
 ACK_ONLY_WITHIN = timedelta(hours=1)  # older mail is history: the customer gets no acknowledgement for it
 
@@ -67,11 +71,11 @@ class Engine:
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
         try:
-            raws = self.source.poll(self.store.sync)
+            for chunk in _chunks(self.source.poll(self.store.sync), INGEST_CHUNK):
+                self.ingest(chunk, now, report)
         except SourceError as error:
-            report.source_error, raws = str(error), []  # deadlines are still checked on what is known
+            report.source_error = str(error)  # deadlines are still checked on what is known
         self._record_poll(now, report.source_error)
-        self.ingest(raws, now, report)
         self.escalate(now, report)
         self.store.flush()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
@@ -288,6 +292,12 @@ class Engine:
         report.mails_failed += delivered.failed
         report.mails_waiting = delivered.waiting
         report.transport_error = delivered.last_error
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def last_acknowledgements(threads) -> dict[str, datetime]:

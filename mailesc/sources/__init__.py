@@ -1,7 +1,7 @@
 """Where messages come from. A source knows its protocol and nothing about SLAs.
 
-poll(sync) returns the messages that are new since the state kept in `sync` (a mapping the store
-persists) and updates that state; fetch(keys) returns whole messages again, for attaching them.
+poll(sync) yields the messages that are new since the state kept in `sync` (a mapping the store
+persists), lazily, and updates that state once they were all read; fetch(keys) returns whole messages again, for attaching them.
 
 A source may also offer wait(timeout, stop) -> bool: block up to `timeout` seconds until the mailbox reports
 a change (IMAP IDLE) or `stop` is set, True when there may be new mail. Sources without it are waited for by
@@ -16,7 +16,7 @@ from mailesc.model import RawMessage
 
 
 class Source(Protocol):
-    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]: ...
+    def poll(self, sync: MutableMapping[str, dict]) -> Iterable[RawMessage]: ...
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]: ...
 

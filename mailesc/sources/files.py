@@ -36,7 +36,7 @@ class FileMailbox:
             return list(_read_mbox(self.path))
         if (self.path / "cur").is_dir() or (self.path / "new").is_dir():
             source = MaildirSource(self.path, folders=("INBOX",), sent_folder="")
-            return source.poll({}) + [raw for name in mailbox.Maildir(self.path, create=False).list_folders()
+            return list(source.poll({})) + [raw for name in mailbox.Maildir(self.path, create=False).list_folders()
                                       for raw in MaildirSource(self.path, (name,), "").poll({})]
         if self.path.is_dir():
             return list(_read_eml_folder(self.path))

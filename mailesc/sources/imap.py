@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Iterable, MutableMapping
+from typing import Generator, Iterable, Iterator, MutableMapping
 
 import imapclient
 from imapclient.imapclient import SENT
@@ -119,20 +119,20 @@ class ImapSource:
 
     # -- reading ------------------------------------------------------------------------------------------------
 
-    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
-        """New messages of every watched folder. Bookmarks move only when all folders were read,
-        so a connection lost halfway loses nothing."""
+    def poll(self, sync: MutableMapping[str, dict]) -> Iterator[RawMessage]:
+        """New messages of every watched folder, one FETCH batch at a time (a first sync of a big mailbox
+        never holds all its headers at once). Bookmarks move only when all folders were read, so a connection
+        lost halfway loses nothing."""
         self._drop_if_stale()
+        bookmarks = {}
         try:
-            found, bookmarks = [], {}
             for folder in self.folders():
-                raws, bookmarks[f"imap:{folder}"] = self._poll_folder(folder, sync.get(f"imap:{folder}", {}))
-                found += raws
+                bookmark = sync.get(f"imap:{folder}", {})
+                bookmarks[f"imap:{folder}"] = yield from self._poll_folder(folder, bookmark)
         except NETWORK_ERRORS as error:
             self._reset()
             raise SourceError(f"lost the IMAP connection to {self.server.where}: {_reason(error)}") from None
         sync.update({name: state for name, state in bookmarks.items() if sync.get(name) != state})
-        return found
 
     def _drop_if_stale(self) -> None:
         """A connection kept between polls may have been closed by the server or a firewall meanwhile."""
@@ -144,7 +144,8 @@ class ImapSource:
             log.info("the IMAP connection to %s went stale (%s); reconnecting", self.server.where, _reason(error))
             self._reset()
 
-    def _poll_folder(self, folder: str, bookmark: dict) -> tuple[list[RawMessage], dict]:
+    def _poll_folder(self, folder: str, bookmark: dict) -> Generator[RawMessage, None, dict]:
+        """Yield the folder's new messages; return its new bookmark."""
         info = self._select_info(folder)
         validity = int(info[b"UIDVALIDITY"])
         last_uid = bookmark.get("last_uid", 0) if bookmark.get("uidvalidity") == validity else 0
@@ -152,16 +153,15 @@ class ImapSource:
         if uidnext is not None:
             self._uidnext[folder] = uidnext
         if uidnext is not None and uidnext <= last_uid + 1:
-            return [], {"uidvalidity": validity, "last_uid": last_uid}  # nothing new: no SEARCH, no FETCH
+            return {"uidvalidity": validity, "last_uid": last_uid}  # nothing new: no SEARCH, no FETCH
         uids = [uid for uid in self.client().search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
-        found = []
         for start in range(0, len(uids), BATCH):
             batch = uids[start:start + BATCH]
             for uid, data in sorted(self.client().fetch(batch, HEADER_ITEMS).items()):
-                found.append(RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
-                                        data=data.get(b"BODY[HEADER]", b""),
-                                        arrived=_aware(data.get(b"INTERNALDATE")), size=data.get(b"RFC822.SIZE")))
-        return found, {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
+                yield RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
+                                 data=data.get(b"BODY[HEADER]", b""),
+                                 arrived=_aware(data.get(b"INTERNALDATE")), size=data.get(b"RFC822.SIZE"))
+        return {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
 
     # -- waiting for new mail -----------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mailbox
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, MutableMapping
+from typing import Iterable, Iterator, MutableMapping
 
 from mailesc.errors import SourceError
 from mailesc.model import RawMessage
@@ -44,17 +44,18 @@ class MaildirSource:
             return self.sent_folder
         return next((name for name in root.list_folders() if name.lower() in ("sent", "sent items")), "")
 
-    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
-        found = []
+    def poll(self, sync: MutableMapping[str, dict]) -> Iterator[RawMessage]:
+        """New messages, read one at a time; a folder's seen keys are noted once all its new ones were read."""
         for name, folder in self.watched().items():
             state = sync.get(f"maildir:{name}", {"seen": []})
             seen = set(state["seen"])
             new_keys = [key for key in folder.iterkeys() if key not in seen]
             for key in new_keys:
-                found.append(self._read(name, folder, key))
+                raw = self._read(name, folder, key)
+                if raw is not None:
+                    yield raw
             if new_keys:
                 sync[f"maildir:{name}"] = {"seen": sorted(seen.union(new_keys))}
-        return [raw for raw in found if raw is not None]
 
     @staticmethod
     def _read(name: str, folder: mailbox.Maildir, key: str) -> RawMessage | None:

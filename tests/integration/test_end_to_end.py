@@ -270,13 +270,13 @@ def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_
     bookmarks: dict = {}
     try:
         first = setup.customer_writes(hours_ago=0.2, subject="Before the restart")
-        assert len(source.poll(bookmarks)) == 1
+        assert len(list(source.poll(bookmarks))) == 1
         kicked = subprocess.run(["doveadm", "-c", str(dovecot.conf_path), "kick", setup.mailbox.username],
                                 capture_output=True, text=True)
         assert kicked.returncode == 0, kicked.stderr  # the server drops the connection kept between polls
         second = setup.customer_writes(hours_ago=0.1, subject="After the restart")
 
-        polled = source.poll(bookmarks)
+        polled = list(source.poll(bookmarks))
     finally:
         source.close()
     assert [raw.data.count(second.encode()) for raw in polled] == [1]

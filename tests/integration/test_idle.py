@@ -57,19 +57,19 @@ def append_later(mailbox, delay: float, subject: str = "Help") -> threading.Thre
 
 def test_wait_returns_when_mail_arrives_and_the_next_poll_finds_it(source, mailbox):
     sync: dict = {}
-    assert source.poll(sync) == []
+    assert list(source.poll(sync)) == []
     appender = append_later(mailbox, 0.5)
     started = time.monotonic()
     assert source.wait(30, threading.Event()) is True
     assert time.monotonic() - started < 10
     appender.join()
-    [raw] = source.poll(sync)
+    [raw] = list(source.poll(sync))
     assert raw.folder == "INBOX" and b"pat@customer.example" in raw.data
-    assert source.poll(sync) == []  # nothing new: the bookmark moved
+    assert list(source.poll(sync)) == []  # nothing new: the bookmark moved
 
 
 def test_wait_times_out_without_mail_and_stops_promptly(source):
-    source.poll({})
+    list(source.poll({}))
     started = time.monotonic()
     assert source.wait(1.5, threading.Event()) is False
     assert 1.4 <= time.monotonic() - started < 6
@@ -79,23 +79,23 @@ def test_wait_times_out_without_mail_and_stops_promptly(source):
     started = time.monotonic()
     assert source.wait(60, stop) is False
     assert time.monotonic() - started < 5
-    assert source.poll({}) == []  # IDLE was ended: the connection is usable
+    assert list(source.poll({})) == []  # IDLE was ended: the connection is usable
 
 
 def test_mail_that_arrived_between_poll_and_wait_is_not_missed(source, mailbox):
     sync: dict = {}
-    source.poll(sync)
+    list(source.poll(sync))
     raw, _ = make_mail(sender="kim@customer.example", subject="Slipped in")
     mailbox.append("INBOX", raw, datetime.now(timezone.utc))
     started = time.monotonic()
     assert source.wait(30, threading.Event()) is True
     assert time.monotonic() - started < 5
-    assert len(source.poll(sync)) == 1
+    assert len(list(source.poll(sync))) == 1
 
 
 def test_a_connection_that_dies_while_idle_is_dropped_and_made_again(source, dovecot, mailbox):
     sync: dict = {}
-    source.poll(sync)
+    list(source.poll(sync))
     threading.Timer(0.5, dovecot.stop).start()
     started = time.monotonic()
     try:
@@ -104,7 +104,7 @@ def test_a_connection_that_dies_while_idle_is_dropped_and_made_again(source, dov
         assert source._client is None
     finally:
         dovecot.start()
-    assert source.poll(sync) == []  # reconnected
+    assert list(source.poll(sync)) == []  # reconnected
 
 
 def test_without_a_connection_wait_just_sleeps(source):
