@@ -56,9 +56,9 @@ class Kind(StrEnum):
     OWN = "own"  # mailesc's own escalations
 
 
-@dataclass
+@dataclass(slots=True)
 class ThreadMessage:
-    """What a thread remembers of each of its messages."""
+    """What a thread remembers of each of its messages (slotted: a daemon holds one per message it tracks)."""
 
     key: str
     folder: str

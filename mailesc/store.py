@@ -1,7 +1,9 @@
-"""The embedded store: TinyDB in one JSON file, written atomically, once per cycle, under a file lock.
+"""The embedded store: one JSON file in TinyDB's layout, written atomically, once per cycle, under a file lock.
 
-The live state is held in memory while mailesc runs; `flush()` writes what changed in one batch
-(TinyDB rewrites its whole file on every write, so writing per message would be slow). Threads closed long
+The live state is held in memory while mailesc runs, as objects plus each record's JSON text. `flush()`
+serialises only what changed and writes the file from those texts. (TinyDB's own write path keeps a second,
+parsed copy of every record and dumps it whole at each write: that doubled the daemon's memory and made every
+flush cost as much as the whole store. Any TinyDB can still open the file: the reviews and archive reader do.) Threads closed long
 ago move, with their breaches, to append-only archive files beside the store (JSON lines, one file a month),
 so the live file stays small; reports and breach review read both."""
 
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import fcntl
 import json
+from sys import intern
 import os
+import re
 import tempfile
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -19,9 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from tinydb import TinyDB
-from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
-from tinydb.table import Document
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreError
@@ -51,11 +53,15 @@ class AtomicJSONStorage(Storage):
                              f"Restore it from a backup or move it aside to start afresh.") from None
 
     def write(self, data) -> None:
+        self.write_with(lambda handle: json.dump(data, handle, ensure_ascii=False, separators=(",", ":")))
+
+    def write_with(self, write) -> None:
+        """Call `write(handle)` on a temp file beside the store, then fsync and rename it into place."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+                write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, self.path)
@@ -100,10 +106,6 @@ class NamedRecords(MutableMapping):
         return len(self.data)
 
 
-class _BatchingMiddleware(CachingMiddleware):
-    WRITE_CACHE_SIZE = 1 << 62  # never write on its own: Store.flush() decides when
-
-
 class Store:
     """A small repository API over TinyDB: threads, breaches, sync bookmarks, health, quarantine."""
 
@@ -114,7 +116,7 @@ class Store:
         self._lock = None if readonly else _lock(self.path)
         if not readonly:
             self._remove_stale_temp_files()
-        self._db = TinyDB(str(self.path), storage=_BatchingMiddleware(AtomicJSONStorage))
+        self._storage = AtomicJSONStorage(str(self.path))
         self.threads: dict[str, Thread] = {}
         self.breaches: dict[int, Breach] = {}
         self.sync = NamedRecords(self, "sync")
@@ -122,9 +124,9 @@ class Store:
         self.meta = NamedRecords(self, "meta")  # counters that must survive archiving: the last breach id
         self.quarantine: dict[str, Quarantined] = {}
         self._last_breach_id: int | None = None
-        tables = ("threads", "breaches", "sync", "health", "meta", "quarantine")
-        self._doc_ids: dict[str, dict] = {table: {} for table in tables}
-        self._dirty: dict[str, set] = {table: set() for table in tables}
+        self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
+        self._texts: dict[str, dict[int, str]] = {table: {} for table in TABLES}  # document id -> its JSON
+        self._dirty: dict[str, set] = {table: set() for table in TABLES}
         try:
             self._load()
         except StoreError:
@@ -139,20 +141,22 @@ class Store:
     # -- reading ------------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        """Read the file once, turning each record into an object (and, unless read-only, keeping its JSON
+        text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
+        readers = {"threads": lambda doc: (doc["id"], _thread_from(doc), self.threads),
+                   "breaches": lambda doc: (doc["id"], _breach_from(doc), self.breaches),
+                   "quarantine": lambda doc: (doc["key"], _quarantined_from(doc), self.quarantine)}
+        for records in (self.sync, self.health, self.meta):
+            readers[records.table] = lambda doc, records=records: (doc["name"], doc["state"], records.data)
         try:
-            for doc in self._db.table("threads").all() if self._with_threads else ():
-                self.threads[doc["id"]] = _thread_from(doc)
-                self._doc_ids["threads"][doc["id"]] = doc.doc_id
-            for doc in self._db.table("breaches").all():
-                self.breaches[doc.doc_id] = _breach_from(doc)
-                self._doc_ids["breaches"][doc.doc_id] = doc.doc_id
-            for records in (self.sync, self.health, self.meta):
-                for doc in self._db.table(records.table).all():
-                    records.data[doc["name"]] = doc["state"]
-                    self._doc_ids[records.table][doc["name"]] = doc.doc_id
-            for doc in self._db.table("quarantine").all():
-                self.quarantine[doc["key"]] = _quarantined_from(doc)
-                self._doc_ids["quarantine"][doc["key"]] = doc.doc_id
+            for table, doc_id, doc in _documents_of(self._storage):
+                if table not in readers or (table == "threads" and not self._with_threads):
+                    continue
+                key, record, into = readers[table](doc)
+                into[key] = record
+                self._doc_ids[table][key] = int(doc_id)
+                if not self.readonly:
+                    self._texts[table][int(doc_id)] = _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(f"the store {self.path} has a record mailesc cannot read ({error!r}); "
                              f"it was left untouched") from None
@@ -217,7 +221,7 @@ class Store:
         self._write("quarantine", _docs(self.quarantine, self._dirty["quarantine"], lambda q: _plain(asdict(q))))
         self._write("breaches", _docs(self.breaches, self._dirty["breaches"], _breach_doc))
         try:
-            self._db.storage.flush()
+            self._storage.write_with(self._write_file)
         except OSError as error:
             raise StoreError(f"cannot write the store {self.path}: {error.strerror}") from None
         for keys in self._dirty.values():
@@ -229,20 +233,27 @@ class Store:
         Breaches keep their id as TinyDB document id; other records get the next free one."""
         if not docs:
             return
-        table, ids = self._db.table(name), self._doc_ids[name]
-        table.remove(doc_ids=[ids[k] for k in docs if k in ids])
-        for key in [k for k, doc in docs.items() if doc is None]:
-            ids.pop(key, None)
-            del docs[key]
-        next_id = max(ids.values(), default=0) + 1
-        for key in docs:
+        ids, texts = self._doc_ids[name], self._texts[name]
+        next_id = max(texts, default=0) + 1
+        for key, doc in docs.items():
+            if doc is None:
+                texts.pop(ids.pop(key, None), None)
+                continue
             if key not in ids:
                 ids[key] = key if name == "breaches" else next_id
                 next_id = max(next_id, ids[key]) + 1
-        table.insert_multiple(Document(doc, doc_id=ids[key]) for key, doc in docs.items())
+            texts[ids[key]] = _text(doc)
+
+    def _write_file(self, handle) -> None:
+        """The whole store in TinyDB's layout ({"table": {"doc id": document}}), from the kept JSON texts,
+        one document a line so that loading can parse one at a time (see _documents_of)."""
+        for number, table in enumerate(TABLES):
+            handle.write(("{" if number == 0 else "\n},") + json.dumps(table) + ":{")
+            for position, (doc_id, text) in enumerate(self._texts[table].items()):
+                handle.write(("\n" if position == 0 else ",\n") + f'"{doc_id}":{text}')
+        handle.write("\n}}\n")
 
     def close(self) -> None:
-        self._db.close() if not self.readonly else None
         if self._lock:
             self._lock.close()
             self._lock = None
@@ -364,6 +375,53 @@ def _month(thread: Thread) -> str:
 # -- records <-> JSON documents -----------------------------------------------------------------------------------
 
 
+TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine")
+_TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
+
+
+def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, str, dict]]:
+    """(table, document id, document) of every record. A file mailesc wrote has one document a line and is
+    parsed a line at a time, so the whole parsed file never sits in memory; any other (TinyDB's own single
+    line, an older mailesc) is parsed whole."""
+    try:
+        handle = open(storage.path, encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise StoreError(f"cannot read the store {storage.path}: {error.strerror}") from None
+    with handle:
+        first = handle.readline()
+        if not _TABLE_LINE.fullmatch(first.rstrip("\n")):
+            for table, documents in (storage.read() or {}).items():
+                while documents:
+                    yield (table, *documents.popitem())
+            return
+        table, complete = _TABLE_LINE.fullmatch(first.rstrip("\n")).group(1), False
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip("\n")
+            if header := _TABLE_LINE.fullmatch(line):
+                table = header.group(1)
+            elif line == "}}":
+                complete = True
+            else:
+                doc_id, _, text = line.rstrip(",").partition(":")
+                try:
+                    yield table, json.loads(doc_id), json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise StoreError(_damaged(storage.path, f"at line {number} ({error})")) from None
+        if not complete:
+            raise StoreError(_damaged(storage.path, "(it ends too early)"))
+
+
+def _damaged(path: Path, where: str) -> str:
+    return (f"the store {path} is damaged {where}; it was left untouched. "
+            f"Restore it from a backup or move it aside to start afresh.")
+
+
+def _text(doc: dict) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
 def _docs(records: dict, keys: set, to_doc) -> dict:
     """The documents for `keys`; None for a key no longer in `records` (it was archived)."""
     return {k: to_doc(records[k]) if k in records else None for k in keys}
@@ -390,18 +448,23 @@ def _thread_doc(thread: Thread) -> dict:
     doc = _plain(vars(thread))
     doc["ids"] = sorted(thread.ids)
     doc["breach_ids"] = dict(thread.breach_ids)
-    doc["messages"] = [_plain(vars(m)) for m in thread.messages]
+    doc["messages"] = [_plain({name: getattr(m, name) for name in _MESSAGE_FIELDS}) for m in thread.messages]
     doc["notices"] = [{**_plain(vars(n)), "to": list(n.to)} for n in thread.notices]
     return doc
 
 
+_MESSAGE_FIELDS = tuple(f.name for f in fields(ThreadMessage))
+_SHARED = ("folder", "sender", "name", "subject")  # repeated from message to message: one copy each
+
+
 def _thread_from(doc: dict) -> Thread:
-    messages = [ThreadMessage(**{**m, "kind": Kind(m["kind"]), "arrived": _stored_time(m["arrived"])})
+    messages = [ThreadMessage(**{**m, **{k: intern(m[k]) for k in _SHARED if k in m}, "kind": Kind(m["kind"]),
+                                 "message_id": intern(m["message_id"]), "arrived": _stored_time(m["arrived"])})
                 for m in doc["messages"]]
     notices = [Notice(**{**n, "at": parse_iso(n["at"]), "sent_at": _time(n.get("sent_at")),
                          "retry_at": _time(n.get("retry_at")), "delivery": Delivery(n["delivery"])})
                for n in doc.get("notices", [])]
-    return Thread(id=doc["id"], subject=doc["subject"], ids=set(doc["ids"]), messages=messages,
+    return Thread(id=intern(doc["id"]), subject=doc["subject"], ids={intern(i) for i in doc["ids"]}, messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
                   notices=notices)

@@ -182,3 +182,27 @@ def test_a_writer_removes_temp_files_a_crash_left_behind_and_a_reader_leaves_the
     with Store(path):
         assert not leftover.exists()
     assert (tmp_path / "mailesc.json.lock").exists()  # the lock file is not a temp file
+
+
+def test_the_store_file_is_tinydb_json_with_one_document_a_line_and_a_cut_one_is_refused(tmp_path):
+    import json as _json
+
+    import pytest as _pytest
+    from tinydb import TinyDB
+
+    from mailesc.errors import StoreError
+    from mailesc.store import Store
+
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        for number in range(3):
+            store.sync[f"folder{number}"] = {"last_uid": number}
+        store.flush()
+    text = path.read_text()
+    assert _json.loads(text)["sync"] and len(TinyDB(str(path)).table("sync")) == 3
+    assert len(text.splitlines()) > 6  # a line per document: loading parses one at a time
+    with Store(path) as store:
+        assert store.sync["folder2"] == {"last_uid": 2}
+    path.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # cut at a line end: still refused
+    with _pytest.raises(StoreError, match="damaged"):
+        Store(path)
