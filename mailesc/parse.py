@@ -93,6 +93,8 @@ def _readable(text: str) -> str:
 
 def clean(text: str) -> str:
     """No control characters (CR/LF included), single spaces: safe to put into an outgoing header."""
+    if text.isprintable() and "  " not in text:
+        return text.strip()  # the common case, checked at C speed
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
