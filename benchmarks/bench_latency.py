@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (BenchDovecot, SmtpSink, generate, mailesc_env, median, percentile, save,  # noqa: E402
+from common import (BenchDovecot, stop_daemon, SmtpSink, generate, mailesc_env, median, percentile, save,  # noqa: E402
                     table, write_config)
 from tests.support import make_mail  # noqa: E402
 
@@ -96,11 +95,7 @@ def main(argv=None) -> int:
                     if message_id in refs:
                         escalated.append(mail.received_at.timestamp() - (stamp + 5))
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop_daemon(daemon, timeout=30)
     finally:
         sink.stop()
         dovecot.stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_latency import DaemonLog  # noqa: E402
-from common import BenchDovecot, generate, mailesc_env, save, table, write_config  # noqa: E402
+from common import BenchDovecot, stop_daemon, generate, mailesc_env, save, table, write_config  # noqa: E402
 
 GOAL_MB = 150
 NEW_MAIL = re.compile(r"cycle: ([1-9]\d*) new message")
@@ -66,11 +65,7 @@ def run_daemon(config: Path, box, wait_for_sync: bool) -> dict:
         return {"first_cycle_done_s": round(ready, 1), "settled_s": round(time.time() - started, 1),
                 "peak_rss_mb": memory.get("VmHWM"), "rss_idle_mb": memory.get("VmRSS")}
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_daemon(daemon, timeout=60)
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ import os
 import platform
 import random
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -316,6 +317,15 @@ def run_mailesc(config: Path, box, *args: str, timeout: float = 3600) -> dict:
 
 
 # -- output -----------------------------------------------------------------------------------------------------
+
+
+def stop_daemon(process: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM, as an operator would; SIGKILL if it does not stop in time."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def machine() -> dict:
