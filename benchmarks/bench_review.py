@@ -99,10 +99,13 @@ def timed(command: list[str], repeat: int = 3) -> tuple[float, int]:
     return best, size
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--breaches", type=int, default=100_000)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="10k breaches")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.breaches = 10_000
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         started = time.perf_counter()
@@ -134,7 +137,8 @@ def main() -> None:
               "commands": rows, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (RESULTS / "review.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {RESULTS / 'review.json'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

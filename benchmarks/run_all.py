@@ -2,7 +2,7 @@
 """Run every benchmark (after the README's test install: Dovecot and the test extras) and print their tables.
 Results: benchmarks/results/*.json (and profile_*.txt); summarised by hand in BENCHMARKS.md.
 
-    python3 benchmarks/run_all.py            # 10k/100k messages; about 10-15 minutes on 2 cores
+    python3 benchmarks/run_all.py            # 10k/100k messages; about 25 minutes on 2 cores
     python3 benchmarks/run_all.py --quick    # 1k/10k messages; about 3 minutes
 """
 
@@ -20,12 +20,13 @@ import bench_initial_sync  # noqa: E402
 import bench_latency  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_replay  # noqa: E402
+import bench_review  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (1k/10k): a smoke run in minutes")
-    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay")
+    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay,review")
     args = parser.parse_args(argv)
     quick = ["--quick"] if args.quick else []
     plan = {
@@ -33,8 +34,8 @@ def main(argv=None) -> int:
         "idle": (bench_idle_cycle.main, quick + ["--profile"]),
         "latency": (bench_latency.main, quick),
         "memory": (bench_memory.main, quick),
-        # replay is quadratic in the number of messages today (see BENCHMARKS.md): big sizes are cut off
-        "replay": (bench_replay.main, quick + ([] if quick else ["--sizes", "1000,3000,100000", "--timeout", "150"])),
+        "replay": (bench_replay.main, quick + ([] if quick else ["--sizes", "10000,100000", "--timeout", "900"])),
+        "review": (bench_review.main, quick),
     }
     chosen = args.only.split(",") if args.only else list(plan)
     timings = {}
