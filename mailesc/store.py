@@ -15,7 +15,7 @@ from sys import intern
 import os
 import re
 import tempfile
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -217,7 +217,7 @@ class Store:
             return
         self._write("threads", _docs(self.threads, self._dirty["threads"], _thread_doc))
         for records in (self.sync, self.health, self.meta):
-            self._write(records.table, {k: {"name": k, "state": records[k]} for k in self._dirty[records.table]})
+            self._write(records.table, ((k, {"name": k, "state": records[k]}) for k in self._dirty[records.table]))
         self._write("quarantine", _docs(self.quarantine, self._dirty["quarantine"], lambda q: _plain(asdict(q))))
         self._write("breaches", _docs(self.breaches, self._dirty["breaches"], _breach_doc))
         try:
@@ -227,15 +227,14 @@ class Store:
         for keys in self._dirty.values():
             keys.clear()
 
-    def _write(self, name: str, docs: dict) -> None:
-        """Replace the documents of `name` keyed by `docs`' keys (None: remove it): one pass over the table.
+    def _write(self, name: str, docs: Iterable[tuple]) -> None:
+        """Replace the documents of `name` by these (key, document) pairs (document None: remove it). Taken one
+        at a time: a first sync's thousands of new documents never exist all at once, only their texts.
 
         Breaches keep their id as TinyDB document id; other records get the next free one."""
-        if not docs:
-            return
         ids, texts = self._doc_ids[name], self._texts[name]
         next_id = max(texts, default=0) + 1
-        for key, doc in docs.items():
+        for key, doc in docs:
             if doc is None:
                 texts.pop(ids.pop(key, None), None)
                 continue
@@ -422,9 +421,9 @@ def _text(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
-def _docs(records: dict, keys: set, to_doc) -> dict:
-    """The documents for `keys`; None for a key no longer in `records` (it was archived)."""
-    return {k: to_doc(records[k]) if k in records else None for k in keys}
+def _docs(records: dict, keys: set, to_doc) -> Iterator[tuple]:
+    """(key, document) for `keys`, one at a time; None for a key no longer in `records` (it was archived)."""
+    return ((k, to_doc(records[k]) if k in records else None) for k in keys)
 
 
 def _plain(values: dict) -> dict:
