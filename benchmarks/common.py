@@ -27,7 +27,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.integration.servers import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
-from tests.support import TEMPLATES  # noqa: E402
+from tests.support import OUTBOX, imap_section, smtp_section  # noqa: E402
+from tests.support import write_config as test_config  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -265,37 +266,9 @@ to = ["manager@example.test"]
 def write_config(folder: Path, box, *, smtp=None, poll_seconds: float = 60) -> Path:
     """A mailesc.toml for `box` (IMAP, plain on loopback); escalations to `smtp` (an SmtpSink) or an outbox."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "policies").mkdir(exist_ok=True)
-    (folder / "policies" / "rules.toml").write_text(SLOW_RULES)
-    if smtp is not None:
-        sending = (f'[smtp]\nkind = "smtp"\nhost = "{smtp.host}"\nport = {smtp.port}\nsecurity = "plain"\n'
-                   f'from = "Escalations <escalations@example.test>"\ntimeout_seconds = 10')
-    else:
-        sending = '[smtp]\nkind = "outbox"\npath = "outbox"\nfrom = "Escalations <escalations@example.test>"'
-    path = folder / "mailesc.toml"
-    path.write_text(f"""[mailbox]
-kind = "imap"
-host = "{box.host}"
-port = {box.port}
-security = "plain"
-username = "{box.username}"
-password_env = "MAILESC_IMAP_PASSWORD"
-folders = ["INBOX"]
-sent_folder = "auto"
-timeout_seconds = 30
-{sending}
-[team]
-addresses = ["*@example.test"]
-[store]
-path = "var/mailesc.json"
-[policies]
-path = "policies"
-[templates]
-path = "{TEMPLATES}"
-[daemon]
-poll_seconds = {poll_seconds}
-""")
-    return path
+    sending = smtp_section(smtp) if smtp is not None else OUTBOX
+    return test_config(folder, mailbox=imap_section(box).replace("timeout_seconds = 10", "timeout_seconds = 30"),
+                       smtp=sending, rules=SLOW_RULES, extra=f"[daemon]\npoll_seconds = {poll_seconds}")
 
 
 def mailesc_env(box) -> dict:

@@ -99,6 +99,16 @@ to = ["director@example.test"]
 """
 
 
+FIVE_SECOND_RULE = """
+[[rule]]
+name = "fast"
+first_response = "5s"
+[[rule.escalate]]
+after = "0m"
+to = ["manager@example.test"]
+"""
+
+
 MAILDIR = '[mailbox]\nkind = "maildir"\npath = "Maildir"'
 OUTBOX = '[smtp]\nkind = "outbox"\npath = "outbox"\nfrom = "Escalations <escalations@example.test>"'
 

@@ -10,18 +10,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.support import imap_section, make_mail, smtp_section, write_config
+from tests.support import FIVE_SECOND_RULE, imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration
 
-FIVE_SECOND_RULE = """
-[[rule]]
-name = "fast"
-first_response = "5s"
-[[rule.escalate]]
-after = "0m"
-to = ["manager@example.test"]
-"""
 
 
 def test_run_escalates_within_seconds_of_the_deadline_and_stops_on_sigterm(tmp_path, mailbox, smtp_sink):

@@ -17,18 +17,10 @@ import pytest
 from mailesc.config import load_config
 from mailesc.sources.imap import ImapSource
 from tests.integration.servers import wait_until
-from tests.support import imap_section, make_mail, smtp_section, write_config
+from tests.support import FIVE_SECOND_RULE, imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration
 
-FIVE_SECOND_RULE = """
-[[rule]]
-name = "fast"
-first_response = "5s"
-[[rule.escalate]]
-after = "0m"
-to = ["manager@example.test"]
-"""
 SLOW_POLL = "[daemon]\npoll_seconds = 60"
 
 
