@@ -206,3 +206,21 @@ def test_the_store_file_is_tinydb_json_with_one_document_a_line_and_a_cut_one_is
     path.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # cut at a line end: still refused
     with _pytest.raises(StoreError, match="damaged"):
         Store(path)
+
+
+def test_a_store_written_by_tinydb_itself_is_read_and_rewritten_in_the_line_layout(tmp_path):
+    from tinydb import TinyDB
+
+    from mailesc.store import Store
+
+    path = tmp_path / "mailesc.json"
+    db = TinyDB(str(path))  # one line, as TinyDB (and mailesc before the line layout) writes it
+    db.table("sync").insert({"name": "imap:INBOX", "state": {"uidvalidity": 7, "last_uid": 42}})
+    db.close()
+    assert len(path.read_text().splitlines()) == 1
+    with Store(path) as store:
+        assert store.sync["imap:INBOX"] == {"uidvalidity": 7, "last_uid": 42}
+        store.sync["imap:Sent"] = {"uidvalidity": 8, "last_uid": 1}
+        store.flush()
+    assert len(path.read_text().splitlines()) > 1
+    assert len(TinyDB(str(path)).table("sync")) == 2
