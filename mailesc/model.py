@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from mailesc.headertext import header_text
+
 
 @dataclass(frozen=True)
 class RawMessage:
@@ -36,16 +38,16 @@ class Message:
     recipients: tuple[str, ...]  # To and Cc addresses, lower case
     date: datetime | None
     arrived: datetime
-    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, decoded value)
+    headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, raw value): header() decodes
     size: int = 0  # bytes of the whole message
 
     def header(self, name: str) -> str | None:
         name = name.lower()
-        return next((value for key, value in self.headers if key == name), None)
+        return next((header_text(value) for key, value in self.headers if key == name), None)
 
     def header_values(self, name: str) -> list[str]:
         name = name.lower()
-        return [value for key, value in self.headers if key == name]
+        return [header_text(value) for key, value in self.headers if key == name]
 
 
 class Kind(StrEnum):

@@ -5,20 +5,16 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timezone
-from email.errors import HeaderParseError
-from email.header import decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailesc.errors import ParseError
+from mailesc.headertext import readable, clean, decode
 from mailesc.model import Message, RawMessage
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_SPACES = re.compile(r"\s{2,}")
-_SURROGATES = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogate escapes
 
 
 def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
@@ -42,7 +38,7 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
         recipients=tuple(address for _, address in addresses(headers.all("to") + headers.all("cc"))),
         date=date,
         arrived=raw.arrived or (date if date is not None and date <= seen_at else seen_at),
-        headers=tuple((name.lower(), clean(decode(value))) for name, value in headers.items),
+        headers=tuple((name.lower(), value) for name, value in headers.items),  # decoded when read
         size=raw.full_size,
     )
 
@@ -51,7 +47,7 @@ class _Headers:
     """Header values as text (raw 8-bit bytes read as UTF-8), still RFC 2047-encoded, looked up by name."""
 
     def __init__(self, items):
-        self.items = [(name, _readable(str(value))) for name, value in items]
+        self.items = [(name, readable(str(value))) for name, value in items]
         self._by_name: dict[str, list[str]] = {}
         for name, value in self.items:
             self._by_name.setdefault(name.lower(), []).append(value)
@@ -61,41 +57,6 @@ class _Headers:
 
     def first(self, name: str) -> str | None:
         return next(iter(self.all(name)), None)
-
-
-def decode(value) -> str:
-    """A header value as text: RFC 2047 words decoded (bad bytes replaced), raw 8-bit read as UTF-8."""
-    text = _readable(str(value))
-    if "=?" not in text:
-        return text  # no RFC 2047 encoded word: nothing to decode (the common case, and a hot path)
-    try:
-        parts = decode_header(text)
-    except (ValueError, AssertionError, HeaderParseError):
-        return text
-    return _readable("".join(_decode_part(chunk, charset) for chunk, charset in parts))
-
-
-def _decode_part(chunk: bytes | str, charset: str | None) -> str:
-    if isinstance(chunk, str):
-        return chunk
-    try:
-        return chunk.decode(charset or "ascii", "replace")
-    except LookupError:  # an unknown charset: UTF-8 is the best guess today
-        return chunk.decode("utf-8", "replace")
-
-
-def _readable(text: str) -> str:
-    """Undo surrogate escapes (undecodable bytes) so the text can be encoded again."""
-    if _SURROGATES.search(text):
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
-
-
-def clean(text: str) -> str:
-    """No control characters (CR/LF included), single spaces: safe to put into an outgoing header."""
-    if text.isprintable() and "  " not in text:
-        return text.strip()  # the common case, checked at C speed
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
 def message_ids(value) -> list[str]:
