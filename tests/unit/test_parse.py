@@ -9,7 +9,9 @@ import pytest
 
 from mailesc.errors import ParseError
 from mailesc.model import RawMessage
-from mailesc.parse import parse_message
+from mailesc.headertext import clean, decode
+from mailesc.parse import addresses, parse_message
+from tests.support import CORPORA
 
 SEEN = datetime(2024, 3, 4, 12, 0, tzinfo=timezone.utc)
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -250,3 +252,54 @@ def test_empty_input_raises_parse_error(data):
 def test_text_without_any_header_raises_parse_error():
     with pytest.raises(ParseError):
         parse_message(RawMessage("1", "INBOX", b"just some words, no header at all\r\n", None), SEEN)
+
+
+ADDRESS_FORMS = [
+    "pat@customer.example",
+    "Pat Customer <pat@customer.example>",
+    "  Pat   Customer\r\n\t <Pat@Customer.Example>  ",
+    "=?utf-8?q?J=C3=BCrgen?= <j@x.example>",
+    "a@x.example, B <b@x.example>,c@x.example",
+    "a@x.example,, ,b@x.example",
+    '"Customer, Pat" <pat@customer.example>',        # quoted: the library's job
+    "pat@customer.example (Pat Customer)",            # comment
+    "undisclosed-recipients:;",                       # group
+    "Pat <pat@customer.example",                      # broken
+    "no address here",
+    "<pat@customer.example>",
+    "pat@@customer.example",
+    "Pat <a@x.example> <b@x.example>",
+]
+
+
+@pytest.mark.parametrize("value", ADDRESS_FORMS)
+def test_the_address_fast_path_reads_what_getaddresses_reads(value):
+    from email.utils import getaddresses
+
+    from mailesc.parse import _plain_addresses
+
+    fast = _plain_addresses([value])
+    if fast is not None:
+        assert [p for p in fast if "@" in p[1]] == [p for p in getaddresses([value]) if "@" in p[1]]
+    assert addresses([value]) == [(clean(decode(n)), a.strip().lower()) for n, a in getaddresses([value])
+                                  if "@" in a]
+
+
+def test_the_address_fast_path_agrees_with_getaddresses_on_the_corpora():
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.utils import getaddresses
+
+    from mailesc.parse import _plain_addresses
+
+    if not CORPORA.is_dir():
+        pytest.skip(f"no corpora at {CORPORA} (they come with ../shared)")
+    parser, checked = BytesHeaderParser(policy=compat32), 0
+    for path in (p for p in CORPORA.rglob("*") if p.is_file()):
+        headers = parser.parsebytes(path.read_bytes())
+        for value in (str(v) for name in ("from", "to", "cc", "reply-to") for v in headers.get_all(name) or []):
+            fast = _plain_addresses([value])
+            if fast is not None:
+                checked += 1
+                assert [p for p in fast if "@" in p[1]] == [p for p in getaddresses([value]) if "@" in p[1]], value
+    assert checked > 100
