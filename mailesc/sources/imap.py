@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import re
 import socket
 import ssl
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Generator, Iterable, Iterator, MutableMapping
 
 import imapclient
@@ -182,11 +183,25 @@ class ImapSource:
         uids = [uid for uid in self.client().search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid]
         for start in range(0, len(uids), BATCH):
             batch = uids[start:start + BATCH]
-            for uid, data in sorted(self.client().fetch(batch, HEADER_ITEMS).items()):
-                yield RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder,
-                                 data=data.get(b"BODY[HEADER]", b""),
-                                 arrived=_aware(data.get(b"INTERNALDATE")), size=data.get(b"RFC822.SIZE"))
+            for uid, (header, arrived, size) in sorted(self._fetch_headers(batch).items()):
+                yield RawMessage(key=f"imap:{validity}:{uid}:{folder}", folder=folder, data=header,
+                                 arrived=arrived, size=size)
         return {"uidvalidity": validity, "last_uid": max(uids, default=last_uid)}
+
+    def _fetch_headers(self, uids: list[int]) -> dict[int, tuple[bytes, datetime | None, int | None]]:
+        """UID -> (header, INTERNALDATE, size) of a batch.
+
+        The hot command of a first sync: imapclient's pure-Python response parser took most of its time
+        (17 of 24 s for 100k messages), so its response is read from imaplib directly, and any answer that
+        does not have the expected shape is asked again through imapclient, which parses everything."""
+        client = self.client()
+        typ, data = client._imap.uid("FETCH", ",".join(map(str, uids)), f"({' '.join(HEADER_ITEMS)})")
+        found = _header_fetch_response(data) if typ == "OK" else None
+        if found is None or not set(uids) <= found.keys():
+            log.debug("unexpected FETCH response shape; parsing it with imapclient")
+            return {uid: (data.get(b"BODY[HEADER]", b""), _aware(data.get(b"INTERNALDATE")),
+                          data.get(b"RFC822.SIZE")) for uid, data in client.fetch(uids, HEADER_ITEMS).items()}
+        return found
 
     # -- waiting for new mail -----------------------------------------------------------------------------------
 
@@ -274,6 +289,43 @@ class ImapSource:
 def _is_new_mail(response) -> bool:
     """An untagged `* n EXISTS` (the folder grew); EXPUNGE, FETCH flag changes and keep-alives are not."""
     return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"
+
+
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "\s?(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+_HEADER_LITERAL = re.compile(rb"\bBODY\[HEADER\] \{\d+\}$")
+_MONTHS = {m.encode(): n for n, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                                                   "Oct", "Nov", "Dec"), start=1)}
+
+
+def _header_fetch_response(data: list) -> dict[int, tuple[bytes, datetime | None, int | None]] | None:
+    """imaplib's answer to UID FETCH (UID INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER]): a (prefix, literal)
+    pair per message, then the rest of its line. None when anything looks different (the caller then lets
+    imapclient parse it); answers without a header literal (unsolicited FLAGS updates) are skipped."""
+    found = {}
+    for number, item in enumerate(data):
+        if not isinstance(item, tuple):
+            continue
+        prefix, header = item
+        rest = data[number + 1] if number + 1 < len(data) and isinstance(data[number + 1], bytes) else b""
+        if not _HEADER_LITERAL.search(prefix):
+            return None
+        line = prefix + b" " + rest
+        uid, size, date = _UID.search(line), _SIZE.search(line), _INTERNALDATE.search(line)
+        if uid is None:
+            return None
+        found[int(uid.group(1))] = (header, _internaldate(date), int(size.group(1)) if size else None)
+    return found
+
+
+def _internaldate(match: re.Match | None) -> datetime | None:
+    if match is None or match.group(2) not in _MONTHS:
+        return None
+    day, month, year, hour, minute, second, sign, off_h, off_m = match.groups()
+    offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == b"-" else 1)
+    return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+                    tzinfo=timezone(offset))
 
 
 def _aware(when: datetime | None) -> datetime | None:
