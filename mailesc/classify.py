@@ -46,7 +46,7 @@ def _header_is(name: str, pattern: str):
 
 def _header_present(name: str):
     def check(message: Message) -> str | None:
-        return f"{name} present" if message.header(name) is not None else None
+        return f"{name} present" if message.has_header(name) else None
 
     return check
 
@@ -106,7 +106,7 @@ class People:
 
 
 def classify(message: Message, people: People) -> Kind:
-    if message.header(OWN_HEADER) is not None or (people.own_address and message.sender == people.own_address):
+    if message.has_header(OWN_HEADER) or (people.own_address and message.sender == people.own_address):
         return Kind.OWN
     if auto_generated_reason(message):
         return Kind.AUTO

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from enum import StrEnum
 
@@ -42,12 +43,22 @@ class Message:
     size: int = 0  # bytes of the whole message
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((header_text(value) for key, value in self.headers if key == name), None)
+        values = self._by_name.get(name.lower())
+        return header_text(values[0]) if values else None
 
     def header_values(self, name: str) -> list[str]:
-        name = name.lower()
-        return [header_text(value) for key, value in self.headers if key == name]
+        return [header_text(value) for value in self._by_name.get(name.lower(), ())]
+
+    def has_header(self, name: str) -> bool:
+        return name.lower() in self._by_name
+
+    @cached_property
+    def _by_name(self) -> dict[str, list[str]]:
+        """Raw values by lower-case name, built at the first lookup (classification asks for many)."""
+        by_name: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            by_name.setdefault(key, []).append(value)
+        return by_name
 
 
 class Kind(StrEnum):
