@@ -195,8 +195,11 @@ class ImapSource:
         (17 of 24 s for 100k messages), so its response is read from imaplib directly, and any answer that
         does not have the expected shape is asked again through imapclient, which parses everything."""
         client = self.client()
-        typ, data = client._imap.uid("FETCH", ",".join(map(str, uids)), f"({' '.join(HEADER_ITEMS)})")
-        found = _header_fetch_response(data) if typ == "OK" else None
+        imap = getattr(client, "_imap", None)  # imapclient's imaplib connection (not public API: checked)
+        found = None
+        if isinstance(imap, imaplib.IMAP4):
+            typ, data = imap.uid("FETCH", ",".join(map(str, uids)), f"({' '.join(HEADER_ITEMS)})")
+            found = _header_fetch_response(data) if typ == "OK" else None
         if found is None or not set(uids) <= found.keys():
             log.debug("unexpected FETCH response shape; parsing it with imapclient")
             return {uid: (data.get(b"BODY[HEADER]", b""), _aware(data.get(b"INTERNALDATE")),
