@@ -269,7 +269,7 @@ def report_of(setup: Setup, path: Path, now: datetime, **period_and_grouping) ->
 
 def status(config: Config, *, replay: bool = False) -> dict:
     """How the watch is going, from the store alone (the daemon need not be asked)."""
-    path = config.replay_store_path if replay else config.store_path
+    path = store_path(config, replay)
     with Store(path, readonly=True) as store:
         mailbox = dict(store.health.get("mailbox", {}))
         records = [r for b in store.breaches.values() for r in b.escalations] + [

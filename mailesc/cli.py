@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import itertools
 import json
 import logging
 import sys
@@ -150,7 +151,7 @@ def _formats(parser: argparse.ArgumentParser, csv: bool = False) -> None:
 
 
 def _setup(args) -> app.Setup:
-    return app.load_setup(load_config(find_config_file(args.config)))
+    return app.load_setup(_config(args))
 
 
 def cmd_run(args) -> int:
@@ -216,9 +217,7 @@ def cmd_replay(args) -> int:
 
 
 def _open_store(args) -> Store:
-    config = load_config(find_config_file(args.config))
-    path = config.replay_store_path if getattr(args, "replay", False) else config.store_path
-    return Store(path, readonly=True)
+    return Store(app.store_path(_config(args), getattr(args, "replay", False)), readonly=True)
 
 
 def cmd_breaches_list(args) -> int:
@@ -238,7 +237,8 @@ def cmd_breaches_list(args) -> int:
         print("No breaches match." if len(history.breaches) else "No breaches recorded.")
     else:
         rows = (table_row(b, history.reviews, now, period) for b in selected)
-        print_table(TABLE_COLUMNS, rows, lambda rows: plain_table([TABLE_COLUMNS, *rows]), expected=len(selected))
+        print_table(TABLE_COLUMNS, rows, lambda rows: plain_table(itertools.chain([TABLE_COLUMNS], rows)),
+                    expected=len(selected))
     return 0
 
 
@@ -318,7 +318,7 @@ def _login_name() -> str:
 
 
 def cmd_status(args) -> int:
-    result = app.status(load_config(find_config_file(args.config)), replay=args.replay)
+    result = app.status(_config(args), replay=args.replay)
     if args.json:
         print(json.dumps(result))
     else:
@@ -344,7 +344,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_breaches_resend(args) -> int:
-    message_ids = app.resend(load_config(find_config_file(args.config)), args.id, args.level)
+    message_ids = app.resend(_config(args), args.id, args.level)
     print(f"{len(message_ids)} escalation(s) back in the outbox, sent at the next cycle: {', '.join(message_ids)}")
     return 0
 
