@@ -12,12 +12,10 @@ from datetime import date, datetime, timedelta
 from mailesc.clock import isoformat
 from mailesc.config import DailyDigestConfig
 from mailesc.errors import PermanentTransportError, TransportError
-from mailesc.history import History
+from mailesc.history import load_history
 from mailesc.model import Breach
-from mailesc.outbox import RETRY_FIRST, RETRY_MOST
+from mailesc.outbox import retry_time
 from mailesc.render import Templates, build_mail
-from mailesc.reviews import Reviews
-from mailesc.store import read_archive
 
 log = logging.getLogger("mailesc.daily")
 RECORD = "daily_digest"  # its record in the store's health table
@@ -68,7 +66,7 @@ class DailyDigest:
 
     def context(self, day: date, now: datetime) -> dict:
         """What the template gets: yesterday's breaches (by deadline, local time) and the unreviewed ones."""
-        history = self._history()
+        history = load_history(self.store.path, threads=False, live=self.store)
         zone = self.config.timezone
         start = datetime.combine(day - timedelta(days=1), datetime.min.time(), tzinfo=zone)
         end = datetime.combine(day, datetime.min.time(), tzinfo=zone)
@@ -80,13 +78,6 @@ class DailyDigest:
                 "unreviewed": [_summary(b, now) for b in unreviewed[:LISTED]],
                 "unreviewed_count": len(unreviewed), "overdue_count": len(overdue),
                 "review_period_days": self.review_period.days}
-
-    def _history(self) -> History:
-        history = History(reviews=Reviews.load(self.store.path))
-        for _thread, breaches in read_archive(self.store.path):
-            history.breaches.update((b.id, b) for b in breaches)
-        history.breaches.update(self.store.breaches)
-        return history
 
     def _message_id(self, day: date) -> str:
         domain = self.sender.rpartition("@")[2].rstrip(">") or "mailesc.invalid"
@@ -106,6 +97,6 @@ def _outcome(error: Exception | None, attempts: int, now: datetime) -> dict:
     if isinstance(error, PermanentTransportError):
         log.error("the daily digest was refused for good: %s", error)
         return {"delivery": "failed", "error": str(error), "retry_at": None}
-    retry = now + min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MOST)
+    retry = retry_time(attempts, now)
     log.warning("the daily digest is not sent yet, will retry at %s: %s", isoformat(retry), error)
     return {"error": str(error) if isinstance(error, TransportError) else repr(error), "retry_at": isoformat(retry)}

@@ -4,6 +4,7 @@ The daemon may be running: the store is only read (its writes are atomic renames
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,15 +26,16 @@ class History:
         return self.threads.get(breach.thread)
 
 
-def load_history(store_path: Path, threads: bool = True) -> History:
-    """With `threads=False`, breaches and reviews only (a breach list does not need the threads)."""
+def load_history(store_path: Path, threads: bool = True, live: Store | None = None) -> History:
+    """With `threads=False`, breaches and reviews only (a breach list does not need the threads). `live`: the
+    store already open in this process (the daemon's), read instead of the file."""
     history = History(reviews=Reviews.load(store_path))
     for thread, breaches in read_archive(store_path, threads):
         if thread is not None:
             history.threads[thread.id] = thread
         history.breaches.update((breach.id, breach) for breach in breaches)
-    with Store(store_path, readonly=True, threads=threads) as store:  # live records win over archived copies
-        history.threads.update(store.threads)
+    with nullcontext(live) if live is not None else Store(store_path, readonly=True, threads=threads) as store:
+        history.threads.update(store.threads if threads else {})  # live records win over archived copies
         history.breaches.update(store.breaches)
     return history
 

@@ -197,10 +197,9 @@ class Outbox:
         self._save(item)
 
     def _retry_later(self, item: _Pending, error: str, now: datetime) -> None:
-        """Back off: 30 s after the first failed try, doubling up to 30 minutes."""
         record = item.record
         record.error = error
-        record.retry_at = now + min(RETRY_FIRST * 2 ** max(record.attempts - 1, 0), RETRY_MOST)
+        record.retry_at = retry_time(record.attempts, now)
         self._save(item)
 
     def _save(self, item: _Pending) -> None:
@@ -241,6 +240,11 @@ class Outbox:
         return build_mail(sender=self.sender, to=record.to, subject=subject, text=text, html=html,
                           message_id=record.message_id, references=references, date=now, attachments=attachments,
                           headers=headers, envelope_sender=envelope_sender)
+
+
+def retry_time(attempts: int, now: datetime) -> datetime:
+    """Back off after `attempts` failed tries: 30 s after the first, doubling up to 30 minutes."""
+    return now + min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MOST)
 
 
 def digest_message_id(items: list[_Pending], sender: str) -> str:
