@@ -9,16 +9,16 @@ import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, TypeVar
 from email.utils import getaddresses, parseaddr
+from typing import Iterable, Iterator, TypeVar
 
 from mailesc import sla
 from mailesc.agenda import Agenda
 from mailesc.classify import People, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
-from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status, Thread,
-                           ThreadMessage)
+from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status,
+                           Thread, ThreadMessage)
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
@@ -65,7 +65,7 @@ class Engine:
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
-        self.agenda = Agenda(store.threads)  # every thread is looked at once, then only when due or changed
+        self.agenda = Agenda(store.threads.keys())  # every thread is looked at once, then only when due or changed
         self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable)
 
     def cycle(self, now: datetime) -> CycleReport:
@@ -229,8 +229,8 @@ class Engine:
         `now` itself when new mail changed a thread that has not been looked at yet."""
         retry = self.outbox.next_retry()
         daily = self.daily.due_at(now) if self.daily is not None else None
-        later = [when for when in (retry, daily) if when and when > now]
-        return min([when for when in [self.agenda.next_at(now)] if when] + later, default=None)
+        times = [self.agenda.next_at(now)] + [when for when in (retry, daily) if when and when > now]
+        return min((when for when in times if when), default=None)
 
     def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
         if verdict.clock in thread.breach_ids:

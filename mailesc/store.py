@@ -107,7 +107,8 @@ class NamedRecords(MutableMapping):
 
 
 class Store:
-    """A small repository API over TinyDB: threads, breaches, sync bookmarks, health, quarantine."""
+    """A small repository API over one file in TinyDB's layout: threads, breaches, sync bookmarks, health,
+    counters and quarantine."""
 
     def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True):
         """`threads=False` (read-only only) skips reading the threads: breach lists do not need them."""
@@ -197,9 +198,8 @@ class Store:
         months: dict[str, list[str]] = {}
         for thread in threads:
             breaches = [self.breaches[i] for i in thread.breach_ids.values() if i in self.breaches]
-            months.setdefault(_month(thread), []).append(json.dumps(
-                {"thread": _thread_doc(thread), "breaches": [_breach_doc(b) for b in breaches]},
-                ensure_ascii=False, separators=(",", ":")))
+            months.setdefault(_month(thread), []).append(
+                _text({"thread": _thread_doc(thread), "breaches": [_breach_doc(b) for b in breaches]}))
         for month, lines in months.items():
             _append_lines(archive_folder(self.path) / f"{month}.jsonl", lines)
         for thread in threads:
