@@ -174,16 +174,22 @@ def test_old_mail_found_on_a_first_run_gets_no_acknowledgement(ack_config, mailb
     assert smtp_sink.messages == []
 
 
-def test_a_storm_of_escalations_becomes_one_digest_and_every_breach_is_recorded(tmp_path, mailbox, smtp_sink,
-                                                                                 monkeypatch, capsys):
+def storm(tmp_path, mailbox, smtp_sink, monkeypatch, hours_ago: float):
+    """A config with storm control at 3, and four customers who wrote `hours_ago` (one at a time, 1h rule)."""
     monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
     config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink),
                           rules=RULES.replace('warn_before = "{warn}"\nnotify = ["team-leads@example.test"]\n', ""),
                           extra="[daemon]\ndigest_after = 3")
-    when = datetime.now(timezone.utc) - timedelta(hours=2)
+    when = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
     for number in range(4):
         raw, _ = make_mail(sender=f"customer{number}@customer.example", subject=f"Problem {number}", date=when)
         mailbox.append("INBOX", raw, when)
+    return config, when
+
+
+def test_a_storm_of_escalations_becomes_one_digest_and_every_breach_is_recorded(tmp_path, mailbox, smtp_sink,
+                                                                                 monkeypatch, capsys):
+    config, when = storm(tmp_path, mailbox, smtp_sink, monkeypatch, hours_ago=2)
     once(config, capsys)
 
     [digest] = smtp_sink.wait_for(1)
@@ -206,14 +212,7 @@ def test_a_digest_interrupted_by_a_crash_goes_out_again_as_the_same_mail(tmp_pat
     from mailesc.model import Delivery
     from mailesc.store import Store
 
-    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
-    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink),
-                          rules=RULES.replace('warn_before = "{warn}"\nnotify = ["team-leads@example.test"]\n', ""),
-                          extra="[daemon]\ndigest_after = 3")
-    when = datetime.now(timezone.utc) - timedelta(hours=1.5)
-    for number in range(4):
-        raw, _ = make_mail(sender=f"customer{number}@customer.example", subject=f"Problem {number}", date=when)
-        mailbox.append("INBOX", raw, when)
+    config, when = storm(tmp_path, mailbox, smtp_sink, monkeypatch, hours_ago=1.5)
     once(config, capsys)
     [digest] = smtp_sink.wait_for(1)
 
