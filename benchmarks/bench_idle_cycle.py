@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, BenchDovecot, generate, save, table, write_config  # noqa: E402
+from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate, save, table,  # noqa: E402
+                    write_config)
 
 GOAL = 1.2
 
@@ -81,12 +82,11 @@ def measure(config: Path, box, rounds: int, profile_to: Path | None) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,100000")
-    parser.add_argument("--quick", action="store_true", help="1k and 10k messages")
+    add_size_arguments(parser, "1000,100000")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--profile", action="store_true", help="cProfile the idle wake-ups of the largest size")
     args = parser.parse_args(argv)
-    sizes = [1000, 10000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = chosen_sizes(args)
     dovecot = BenchDovecot()
     rows = []
     try:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (RESULTS, BenchDovecot, generate, raw_imaplib_limit, run_mailesc, save,  # noqa: E402
-                    table, write_config)
+from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate,  # noqa: E402
+                    raw_imaplib_limit, run_mailesc, save, table, write_config)
 
 GOAL = 0.5
 
@@ -49,11 +49,10 @@ def profile_sync(config: Path, box, out: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--quick", action="store_true", help="1k and 10k messages")
+    add_size_arguments(parser, "10000,100000")
     parser.add_argument("--profile", action="store_true", help="also cProfile a sync of the largest size")
     args = parser.parse_args(argv)
-    sizes = [1000, 10000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = chosen_sizes(args)
     dovecot = BenchDovecot()
     rows = []
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import REPO, generate, save, table  # noqa: E402
+from common import add_size_arguments, chosen_sizes, REPO, generate, save, table  # noqa: E402
 
 CONFIG = """[mailbox]
 kind = "maildir"
@@ -87,11 +87,10 @@ def replay(work: Path, mbox: Path, timeout: float) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--quick", action="store_true", help="1k and 10k messages")
+    add_size_arguments(parser, "10000,100000")
     parser.add_argument("--timeout", type=float, default=300)
     args = parser.parse_args(argv)
-    sizes = [1000, 10000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    sizes = chosen_sizes(args)
     rows = []
     for size in sizes:
         work = Path(tempfile.mkdtemp(prefix=f"mesc-replay-{size}-"))

@@ -292,6 +292,16 @@ def run_mailesc(config: Path, box, *args: str, timeout: float = 3600) -> dict:
 # -- output -----------------------------------------------------------------------------------------------------
 
 
+def add_size_arguments(parser, default: str) -> None:
+    """--sizes N,N and --quick (1k and 10k messages), shared by the benchmarks that run at several sizes."""
+    parser.add_argument("--sizes", default=default, help=f"message counts, comma-separated (default {default})")
+    parser.add_argument("--quick", action="store_true", help="1k and 10k messages")
+
+
+def chosen_sizes(args) -> list[int]:
+    return [1000, 10000] if args.quick else [int(size) for size in args.sizes.split(",")]
+
+
 def stop_daemon(process: subprocess.Popen, timeout: float = 60) -> None:
     """SIGTERM, as an operator would; SIGKILL if it does not stop in time."""
     process.send_signal(signal.SIGTERM)

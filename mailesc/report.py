@@ -74,7 +74,8 @@ def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta
             breach.subject[:60])
 
 
-def plain_table(rows: Iterable[tuple[str, ...]], widths: tuple[int, ...] = (5, 14, 25, 10, 6, 22, 12, 28)) -> Iterable[str]:
+def plain_table(rows: Iterable[tuple[str, ...]],
+                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 22, 12, 28)) -> Iterable[str]:
     """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
     for row in rows:
         yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]

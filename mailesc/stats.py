@@ -188,4 +188,5 @@ def _causes(breaches: list[Breach], history: History) -> list[dict]:
         current = history.reviews.current(breach.id)
         cause = current.cause if current else UNREVIEWED
         counts[cause] = counts.get(cause, 0) + 1
-    return [{"cause": cause, "breaches": n} for cause, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+    most_first = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"cause": cause, "breaches": n} for cause, n in most_first]
