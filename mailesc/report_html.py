@@ -21,6 +21,8 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from mailesc.stats import METRICS
+
 TEMPLATE = "report_page.html.j2"
 
 # One palette for charts and page (the browser test looks for these colours in the screenshot).
@@ -30,25 +32,6 @@ RATE_COLOUR = "#2d3142"
 HISTOGRAM_COLOUR = "#3a7ca5"
 CAUSES_COLOUR = "#e09f3e"
 INK = "#333333"
-
-# (key, label, kind) in the order the totals show them.
-METRICS = (
-    ("threads", "Threads opened by customers", "count"),
-    ("responded", "Responded", "count"),
-    ("responded_on_time", "Responded on time", "count"),
-    ("responded_late", "Responded late", "count"),
-    ("unanswered", "Unanswered", "count"),
-    ("breaches", "Breaches (first and next responses)", "count"),
-    ("breach_rate", "First-response breach rate", "percent"),
-    ("first_response_p50_hours", "First response, median (business hours)", "hours"),
-    ("first_response_p90_hours", "First response, 90th percentile (business hours)", "hours"),
-    ("first_response_p95_hours", "First response, 95th percentile (business hours)", "hours"),
-    ("acknowledged", "Breaches acknowledged by a manager", "count"),
-    ("acknowledgement_p50_hours", "Deadline to acknowledgement, median", "hours"),
-    ("acknowledgement_p90_hours", "Deadline to acknowledgement, 90th percentile", "hours"),
-    ("unreviewed", "Breaches without a root cause", "count"),
-    ("overdue_reviews", "Reviews overdue", "count"),
-)
 
 BREACH_METRICS = ("breaches", "breach_rate", "acknowledged", "acknowledgement_p50_hours", "acknowledgement_p90_hours",
                   "unreviewed", "overdue_reviews")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import csv
 from typing import IO
 
+from mailesc import stats
 from mailesc.terminal import print_table
 
-METRICS = ("threads", "responded", "responded_on_time", "responded_late", "unanswered", "breaches", "breach_rate",
-           "first_response_p50_hours", "first_response_p90_hours", "first_response_p95_hours", "acknowledged",
-           "acknowledgement_p50_hours", "acknowledgement_p90_hours", "unreviewed", "overdue_reviews")
+METRICS = tuple(key for key, _label, _kind in stats.METRICS)
 HEADINGS = ("THREADS", "ANSWERED", "ON TIME", "LATE", "UNANSWERED", "BREACHES", "RATE", "P50 H", "P90 H", "P95 H",
             "ACKED", "ACK P50 H", "ACK P90 H", "UNREVIEWED", "OVERDUE")
 TOTAL = "(total)"

@@ -20,6 +20,26 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 HISTOGRAM_EDGES = (0, 0.5, 1, 2, 4, 8, 16, 24, 48)  # business hours; the last bin is "48 and more"
 NO_BREACH, UNREVIEWED = "(no breach)", "unreviewed"
 
+# Every figure of a report's totals and groups: (key, label, kind), in the order reports show them.
+METRICS = (
+    ("threads", "Threads opened by customers", "count"),
+    ("responded", "Responded", "count"),
+    ("responded_on_time", "Responded on time", "count"),
+    ("responded_late", "Responded late", "count"),
+    ("unanswered", "Unanswered", "count"),
+    ("breaches", "Breaches (first and next responses)", "count"),
+    ("breach_rate", "First-response breach rate", "percent"),
+    ("first_response_p50_hours", "First response, median (business hours)", "hours"),
+    ("first_response_p90_hours", "First response, 90th percentile (business hours)", "hours"),
+    ("first_response_p95_hours", "First response, 95th percentile (business hours)", "hours"),
+    ("acknowledged", "Breaches acknowledged by a manager", "count"),
+    ("acknowledgement_p50_hours", "Deadline to acknowledgement, median", "hours"),
+    ("acknowledgement_p90_hours", "Deadline to acknowledgement, 90th percentile", "hours"),
+    ("unreviewed", "Breaches without a root cause", "count"),
+    ("overdue_reviews", "Reviews overdue", "count"),
+)
+
+
 
 @dataclass(frozen=True)
 class ThreadFacts:
