@@ -19,7 +19,7 @@ from mailesc.durations import format_duration
 from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
 from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
 from mailesc.parse import clean
-from mailesc.render import ATTACHMENT_BUDGET, Attachment, OutgoingMail, Templates, build_mail
+from mailesc.render import ATTACHMENT_BUDGET, Attachment, ComposeError, OutgoingMail, Templates, build_mail
 
 log = logging.getLogger("mailesc.outbox")
 logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
@@ -111,11 +111,7 @@ class Outbox:
                 mails[mail_id] = (self._digest(mail_id, items, now) if mail_id in digests
                                   else self._compose(items[0], now))
             except Exception as error:  # one thread's odd message must not hold back the other mails
-                for item in items:
-                    item.record.attempts += 1
-                    self._retry_later(item, f"could not compose the mail: {type(error).__name__}: {error}", now)
-                log.error("mail %s not composed, will retry: %s: %s", mail_id, type(error).__name__, error)
-                log.debug("composing %s failed", mail_id, exc_info=True)
+                self._not_composed(mail_id, items, error)
         for mail_id in mails:
             for item in envelopes[mail_id]:
                 item.record.attempts += 1
@@ -195,6 +191,19 @@ class Outbox:
                         isoformat(record.retry_at), error)
             return
         self._save(item)
+
+    def _not_composed(self, mail_id: str, items: list[_Pending], error: Exception) -> None:
+        """A mail that cannot be composed fails for good, with the reason: trying again composes the same
+        mail from the same records and fails the same way (it stayed pending for ever before). `status`
+        shows it; `breaches resend` tries again once the cause (a template, say) is fixed. The reason never
+        quotes the exception's text, which may hold what the customer wrote."""
+        reason = str(error) if isinstance(error, ComposeError) else f"{type(error).__name__} while composing"
+        for item in items:
+            item.record.attempts += 1
+            item.record.delivery, item.record.error = Delivery.FAILED, f"could not compose the mail: {reason}"
+            item.record.retry_at = None
+            self._save(item)
+        log.error("the mail %s could not be composed and is recorded as failed: %s", mail_id, reason)
 
     def _retry_later(self, item: _Pending, error: str, now: datetime) -> None:
         record = item.record

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from io import BytesIO
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
-from email import message_from_bytes
 from email.generator import BytesGenerator
-from email.policy import SMTP, compat32
+from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
 
@@ -20,8 +20,35 @@ from mailesc.errors import ConfigError
 from mailesc.parse import clean
 
 ATTACHMENT_BUDGET = 20 * 1024 * 1024  # bytes of thread messages attached to one escalation at most
-_LINE_ENDINGS = re.compile(rb"\r\n|\r(?!\n)")
-_ORIGINAL = compat32.clone(linesep="\r\n")  # attached originals: parsed leniently, written back as they were
+_LINE_ENDINGS = re.compile(rb"\r\n|\r(?!\n)|\n")
+HEADER_TEXT_LIMIT = 200  # characters of customer text (a subject, a name) in one header at most
+MSG_ID_LIMIT = 250  # a longer Message-ID is not referenced (RFC 5322 lines end at 998)
+REFERENCES_LIMIT = 20  # Message-IDs in References at most
+_MSG_ID = re.compile(r"<[!-;=?-~]+>")  # printable ASCII, no spaces, no brackets inside
+_ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]+@[A-Za-z0-9.\-\[\]:]+")  # a plain addr-spec, nothing to quote
+_ID_HEADERS = frozenset({"message-id", "in-reply-to", "references"})
+# Never in a header: controls, line and paragraph separators, lone surrogates, private use, bidi overrides.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+class ComposeError(Exception):
+    """A mail cannot be composed at all. The message names the problem and never quotes customer data."""
+
+
+class _OutgoingPolicy(EmailPolicy):
+    """The SMTP policy, except that Message-ID, In-Reply-To and References are written as build_mail folds them.
+
+    The standard folder turns a long Message-ID into RFC 2047 words (which breaks threading in every mail
+    client) and fails outright on odd ones (thousands of "<"); build_mail only lets well-formed ids through."""
+
+    def header_store_parse(self, name, value):
+        if name.lower() in _ID_HEADERS:
+            return name, value
+        return super().header_store_parse(name, value)
+
+
+_OUTGOING = _OutgoingPolicy(linesep="\r\n", refold_source="none")
 
 
 @dataclass(frozen=True)
@@ -82,50 +109,110 @@ class Templates:
 def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str | None, message_id: str,
                references: list[str], date: datetime, headers: dict[str, str],
                attachments: list[Attachment], envelope_sender: str | None = None) -> OutgoingMail:
-    """A MIME message ready for the transport. Every value put in a header is cleaned of control characters.
+    """A MIME message ready for the transport. Whatever a customer could have written is made safe first:
+    header values lose control characters and line breaks and are shortened, recipients that are not plain
+    addresses and Message-IDs that are not well formed are left out. Raises ComposeError only when the mail
+    cannot exist at all (no sender, no recipient, a broken Message-ID of our own).
     The envelope sender is the From address unless given ("" is the null sender of RFC 3834 auto-replies)."""
-    mail = EmailMessage(policy=SMTP)
-    mail["From"] = clean(sender)
-    mail["To"] = ", ".join(clean(address) for address in to)
-    mail["Subject"] = clean(subject)
+    if not _MSG_ID.fullmatch(message_id or "") or len(message_id) > MSG_ID_LIMIT:
+        raise ComposeError("the mail's own Message-ID is not well formed")
+    recipients = [address for _, address in getaddresses([header_safe(a, 400) for a in to])
+                  if _ADDRESS.fullmatch(address)]
+    if not recipients:
+        raise ComposeError("no recipient is a usable mail address")
+    mail = EmailMessage(policy=_OUTGOING)
+    try:
+        mail["From"] = header_safe(sender, 400)
+    except (ValueError, TypeError, IndexError) as error:
+        raise ComposeError(f"the sender address cannot be written ({type(error).__name__})") from None
+    mail["To"] = ", ".join(recipients)
+    mail["Subject"] = header_safe(subject)
     mail["Date"] = format_datetime(date)
     mail["Message-ID"] = message_id
-    if references:
-        mail["In-Reply-To"] = references[-1]
-        mail["References"] = " ".join(references)
+    ids = usable_message_ids(references)
+    if ids:
+        mail["In-Reply-To"] = ids[-1]
+        mail["References"] = fold_ids(ids)
     for name, value in headers.items():
-        mail[name] = clean(value)
-    mail.set_content(text)
+        try:
+            mail[name] = header_safe(value, 900)
+        except (ValueError, TypeError, IndexError):
+            continue  # an optional header that cannot be written is left out, not the mail
+    mail.set_content(body_safe(text))
     if html is not None:
-        mail.add_alternative(html, subtype="html")
+        mail.add_alternative(body_safe(html), subtype="html")
     if attachments:
         mail.make_mixed()
         for attachment in attachments:
             mail.attach(_rfc822_part(attachment))
     if envelope_sender is None:
-        envelope_sender = getaddresses([clean(sender)])[0][1]
-    return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(to), data=_flatten(mail))
+        envelope_sender = getaddresses([header_safe(sender, 400)])[0][1]
+    return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(recipients),
+                        data=_flatten(mail))
+
+
+def header_safe(text, limit: int = HEADER_TEXT_LIMIT) -> str:
+    """`text` as one line that is safe in any header: control characters, line and paragraph separators,
+    lone surrogates and bidi overrides become spaces (runs of spaces one), and at most `limit` characters."""
+    text = str(text)
+    if not (text.isprintable() and text.isascii()):
+        text = "".join(" " if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in _BIDI_CONTROLS else ch
+                       for ch in text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "\u2026"
+
+
+def body_safe(text: str) -> str:
+    """A body text that can be encoded: lone surrogates replaced, NULs removed."""
+    return str(text).encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def usable_message_ids(ids) -> list[str]:
+    """The well-formed, not absurdly long Message-IDs of `ids`, without repeats, the newest REFERENCES_LIMIT."""
+    usable = [i for i in dict.fromkeys(str(i).strip() for i in ids) if len(i) <= MSG_ID_LIMIT and _MSG_ID.fullmatch(i)]
+    return usable[:1] + usable[1:][-(REFERENCES_LIMIT - 1):] if len(usable) > REFERENCES_LIMIT else usable
+
+
+def fold_ids(ids: list[str]) -> str:
+    """Message-IDs separated by folding white space, lines kept under 78 characters where the ids allow."""
+    lines, line = [], "References:"
+    for message_id in ids:
+        if len(line) + 1 + len(message_id) > 76 and line != "References:":
+            lines.append(line)
+            line = ""
+        line += " " + message_id
+    lines.append(line)
+    return "\r\n".join(lines)[len("References: "):]
+
+
+class _OwnPolicyGenerator(BytesGenerator):
+    """Writes every part with its own policy: the standard generator hands its policy down to attached
+    messages, and the SMTP policy would re-fold their headers (and choke on what real mail holds)."""
+
+    def clone(self, fp):
+        return self.__class__(fp, self._mangle_from_, None, policy=None)
+
+    def _encode(self, s):
+        return s.encode("ascii", "surrogateescape")  # an attached original's 8-bit bytes, as they were
 
 
 def _flatten(mail) -> bytes:
-    """Serialise with each part's own policy, so attached originals are written as they were parsed
-    (the SMTP policy would re-fold their headers and choke on the odd encodings found in real mail)."""
     buffer = BytesIO()
-    BytesGenerator(buffer, mangle_from_=False, policy=None).flatten(mail)
+    _OwnPolicyGenerator(buffer, mangle_from_=False, policy=None).flatten(mail, linesep="\r\n")
     return buffer.getvalue()
 
 
 def _rfc822_part(attachment: Attachment) -> MIMEPart:
-    """The original message as a message/rfc822 attachment, parsed leniently so 8-bit bytes survive.
+    """The original message as a message/rfc822 attachment, its bytes as they were (line endings made CRLF):
+    nothing in it is parsed or re-folded, so no header in it can break the escalation.
 
-    A message too broken to be written back (say, a multipart without a usable boundary holding
-    8-bit text) is attached as it is, base64-encoded, instead: the manager still gets it."""
-    data = _LINE_ENDINGS.sub(b"\n", attachment.data)
-    original = message_from_bytes(data, policy=_ORIGINAL)
-    part = MIMEPart(policy=SMTP)
-    try:
-        _flatten(original)
-    except (UnicodeError, LookupError, ValueError, TypeError):
+    A message that cannot travel as message/rfc822 (NUL bytes, lines over 998 bytes) is attached as
+    application/octet-stream, base64-encoded, instead: the manager still gets it."""
+    data = _LINE_ENDINGS.sub(b"\r\n", attachment.data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    part = MIMEPart(policy=_OUTGOING)
+    if b"\x00" in data or any(len(line) > 998 for line in data.split(b"\r\n")):
         part.set_content(attachment.data, maintype="application", subtype="octet-stream",
                          disposition="attachment", filename=attachment.name)
         return part
@@ -133,5 +220,5 @@ def _rfc822_part(attachment: Attachment) -> MIMEPart:
     part["Content-Disposition"] = f'attachment; filename="{attachment.name}"'
     if not data.isascii():
         part["Content-Transfer-Encoding"] = "8bit"
-    part.set_payload([original])
+    part.set_payload(data.decode("ascii", "surrogateescape"))
     return part
