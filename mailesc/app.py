@@ -23,6 +23,7 @@ from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, record_review, reviews_path
 from mailesc.stats import build_report
+from mailesc.signing import installation_secret
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.store import Store, archive_folder
@@ -78,7 +79,8 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
     return Engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable,
-                  archive_after=config.archive_after if durable else None, daily=daily)
+                  archive_after=config.archive_after if durable else None, daily=daily,
+                  secret=installation_secret(store.path))
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:

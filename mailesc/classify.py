@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from mailesc.model import Kind, Message
+from mailesc.signing import marker_is_ours
 
-OWN_HEADER = "X-Mailesc"  # set on every mail mailesc sends; how it recognises its own mail
+OWN_HEADER = "X-Mailesc"  # set on every mail mailesc sends, signed: how it recognises its own mail
 
 # Subjects that machines write. Only the fixed forms: a customer may well write "Delivery failure for my order".
 _AUTO_SUBJECT = re.compile(
@@ -97,6 +98,7 @@ class People:
     team: tuple[str, ...]
     managers: tuple[str, ...] = ()  # escalation recipients: mail only to them is internal
     own_address: str = ""
+    secret: bytes = field(default=b"", repr=False)  # signs the X-Mailesc marker (signing.py)
 
     def is_team(self, address: str) -> bool:
         return any(fnmatchcase(address.lower(), pattern) for pattern in self.team)
@@ -105,8 +107,18 @@ class People:
         return self.is_team(address) or address.lower() in self.managers or address.lower() == self.own_address
 
 
+def is_own(message: Message, people: People) -> bool:
+    """mailesc's own mail: an X-Mailesc marker signed with this installation's secret (anybody can write
+    the header; only mailesc can sign it), or mail from mailesc's own address (which also keeps the mails
+    sent with an older, unsigned marker recognised)."""
+    if people.own_address and message.sender == people.own_address:
+        return True
+    marker = message.header(OWN_HEADER)
+    return marker is not None and marker_is_ours(people.secret, marker, message.message_id)
+
+
 def classify(message: Message, people: People) -> Kind:
-    if message.has_header(OWN_HEADER) or (people.own_address and message.sender == people.own_address):
+    if is_own(message, people):
         return Kind.OWN
     if auto_generated_reason(message):
         return Kind.AUTO

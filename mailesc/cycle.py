@@ -4,7 +4,6 @@ This is the only module that knows the order of the steps; `once`, `run` and `re
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, No
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
+from mailesc.signing import mail_message_id
 from mailesc.threads import ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
@@ -56,17 +56,18 @@ class CycleReport:
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
-                 archive_after: timedelta | None = None, daily=None):
+                 archive_after: timedelta | None = None, daily=None, secret: bytes):
         self.policies, self.store, self.source = policies, store, source
         self.archive_after, self.daily, self._archived_at = archive_after, daily, None
-        self.people = who_is_who(policies, team, sender)
+        self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
+        self.people = who_is_who(policies, team, sender, secret)
         self.own_address = self.people.own_address
         self.index = ThreadIndex(list(store.threads.values()))
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
         self.agenda = Agenda(store.threads.keys())  # every thread is looked at once, then only when due or changed
-        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable)
+        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable, secret)
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
@@ -143,15 +144,24 @@ class Engine:
         report.messages += 1
 
     def _acknowledge(self, message: Message, report: CycleReport) -> None:
-        """A reply to an escalation mail acknowledges that breach: its ladder stops."""
+        """A reply to an escalation mail acknowledges that breach: its ladder stops. Only a reply from one of
+        the escalation's recipients or from the team counts: knowing a Message-ID is not having the mail."""
         for parent in message.parents:
             breach = self._escalations.get(parent)
             if breach is not None and breach.acknowledged_at is None:
+                if not self._may_acknowledge(message.sender, breach):
+                    log.info("a reply to an escalation of breach %d came from neither its recipients nor the "
+                             "team: not an acknowledgement", breach.id)
+                    continue
                 breach.acknowledged_by, breach.acknowledged_at = message.sender, message.arrived
                 self.store.put_breach(breach)
                 self.agenda.changed(breach.thread)
                 report.acknowledged += 1
                 log.info("breach %d acknowledged by %s", breach.id, message.sender)
+
+    def _may_acknowledge(self, sender: str, breach: Breach) -> bool:
+        return self.people.is_team(sender) or any(sender == address.lower() for record in breach.escalations
+                                                   for address in record.to)
 
     def _acknowledge_customer(self, thread: Thread, message: Message, now: datetime, report: CycleReport) -> None:
         """Tell the customer we have the message: once per thread, once per sender and period, and only
@@ -165,7 +175,7 @@ class Engine:
         if last is not None and now - last < rule.acknowledge_every:
             return
         thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
-                                     message_id=mail_message_id(thread.id, "A", self.own_address)))
+                                     message_id=mail_message_id(self.secret, thread.id, "A", self.own_address)))
         self._acknowledged[message.sender] = now
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
@@ -206,7 +216,7 @@ class Engine:
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
         thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
-                                     message_id=mail_message_id(thread.id, "W", self.own_address)))
+                                     message_id=mail_message_id(self.secret, thread.id, "W", self.own_address)))
         self.store.put_thread(thread)
         self.outbox.expect(thread)
         report.warnings_recorded += 1
@@ -216,7 +226,7 @@ class Engine:
             if step.level.number not in breach.escalated_levels():
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
-                                          message_id=mail_message_id(thread.id, _clock_mark(breach.clock)
+                                          message_id=mail_message_id(self.secret, thread.id, _clock_mark(breach.clock)
                                                                      + f"L{step.level.number}", self.own_address))
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
@@ -313,19 +323,13 @@ def reply_address(message: Message) -> str:
     return return_path if "@" in return_path else message.sender
 
 
-def who_is_who(policies: Policies, team: tuple[str, ...], sender: str) -> People:
-    """The team, the escalation recipients and mailesc's own address, for classifying messages."""
-    return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower())
+def who_is_who(policies: Policies, team: tuple[str, ...], sender: str, secret: bytes = b"") -> People:
+    """The team, the escalation recipients, mailesc's own address and secret, for classifying messages."""
+    return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower(),
+                  secret=secret)
 
 
 def _clock_mark(clock: int) -> str:
     """"" for the first-response clock (its mails keep the simplest ids), "N2" for the second next response."""
     return f"N{clock}" if clock else ""
 
-
-def mail_message_id(thread_id: str, what: str, own_address: str) -> str:
-    """Stable: the same thread and mail ("L1", "W") always give the same Message-ID, so a resend is
-    recognisable."""
-    digest = hashlib.sha256(thread_id.encode("utf-8", "surrogateescape")).hexdigest()[:20]
-    domain = own_address.rpartition("@")[2] or "mailesc.invalid"
-    return f"<mailesc.{digest}.{what}@{domain}>"

@@ -19,6 +19,7 @@ from mailesc.durations import format_duration
 from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
 from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
 from mailesc.parse import clean
+from mailesc.signing import signed_marker
 from mailesc.render import ATTACHMENT_BUDGET, Attachment, ComposeError, OutgoingMail, Templates, build_mail
 
 log = logging.getLogger("mailesc.outbox")
@@ -53,8 +54,9 @@ class _Pending:
 
 class Outbox:
     def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
-                 digest_after: int = DIGEST_AFTER, durable: bool = True):
+                 digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b""):
         self.store, self.source, self.transport, self.templates = store, source, transport, templates
+        self.secret = secret  # signs the X-Mailesc marker, so that nobody else can write one that counts
         self.sender, self.reply_to, self.digest_after, self.durable = sender, reply_to, digest_after, durable
         # Where unsent records may be, so that a cycle does not walk every breach and thread to find them.
         self._waiting: set[tuple[str, int | None]] = {
@@ -168,7 +170,7 @@ class Outbox:
         subject, text, html = self.templates.render("digest", {"escalations": escalations, "count": len(items),
                                                               "recipients": recipients, "now": isoformat(now)})
         headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
-                   "X-Mailesc": f"digest; escalations={len(items)}"}
+                   "X-Mailesc": signed_marker(self.secret, f"digest; escalations={len(items)}", mail_id)}
         if self.reply_to:
             headers["Reply-To"] = self.reply_to
         return build_mail(sender=self.sender, to=recipients, subject=subject, text=text, html=html,
@@ -232,8 +234,9 @@ class Outbox:
         context = thread_context(thread, now, raws.get(quote.key) if raws and quote else None, omitted)
         context["recipients"] = list(record.to)
         references = [thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id]
-        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "X-Mailesc": record.kind
-                   if not item.breach else f"escalation; level={record.level}; breach={item.breach.id}"}
+        marker = record.kind if not item.breach else f"escalation; level={record.level}; breach={item.breach.id}"
+        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
+                   "X-Mailesc": signed_marker(self.secret, marker, record.message_id)}
         envelope_sender = None
         if item.breach:
             context.update(level=record.level, overdue_by=format_duration(now - item.breach.due_at),

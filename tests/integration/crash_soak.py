@@ -58,7 +58,7 @@ to = ["{DIRECTOR}"]
 # Storm control would bundle a backlog of more than `digest_after` escalations into one digest mail (with its
 # own Message-ID); this scenario checks the one-mail-per-thread-and-level promise, so bundling is switched off.
 DAEMON = "[daemon]\npoll_seconds = 1\ndigest_after = 100000"
-X_MAILESC = re.compile(r"escalation;\s*level=(\d+);\s*breach=(\d+)")
+X_MAILESC = re.compile(r"escalation;\s*level=(\d+);\s*breach=(\d+)(?:;\s*sig=[0-9a-f]+)?")
 KILL_AFTER = (0.05, 1.5)  # seconds after the start
 # An aimed kill lands this long after a deadline (L1 or L2) that falls within KILL_AFTER: the daemon wakes for it,
 # records the level (~5 ms), sends the mail (~50 ms) and marks it sent (a few ms more).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -107,6 +108,66 @@ def test_a_manager_replying_to_the_escalation_acknowledges_it_and_stops_the_ladd
     assert [e["level"] for e in breach["escalations"]] == [1]
     assert main(["-c", str(config), "breaches", "show", str(breach["id"])]) == 0
     assert "acknowledged by manager@example.test" in capsys.readouterr().out
+
+
+def test_a_forged_reply_from_a_customer_does_not_acknowledge_the_escalation(config, mailbox, smtp_sink, capsys):
+    """Whoever knows the customer's Message-ID cannot compute the escalation's (it carries an HMAC of the
+    installation's secret), and even a reply that names it counts only from a recipient or the team."""
+    thread = customer_writes(mailbox, minutes_ago=90)
+    once(config, capsys)
+    [escalation] = smtp_sink.wait_for(1)
+    escalation_id = escalation.message["Message-ID"]
+    old_style = "<mailesc.%s.L1@example.test>" % hashlib.sha256(thread.encode()).hexdigest()[:20]
+    assert escalation_id != old_style  # what anybody could compute before
+
+    now = datetime.now(timezone.utc)
+    # The customer learnt the real id (say, a manager forwarded the escalation) and replies "to" it.
+    raw, _ = make_mail(sender=CUSTOMER, subject="Re: Cannot log in", in_reply_to=escalation_id,
+                       references=[thread, escalation_id], body="I acknowledge this for you.", date=now)
+    mailbox.append("INBOX", raw, now)
+    once(config, capsys, now=now + timedelta(hours=3))  # level 2 is due
+
+    [breach] = breaches(config, capsys)
+    assert breach["acknowledged_by"] is None and breach["acknowledged_at"] is None
+    assert [e["level"] for e in breach["escalations"]] == [1, 2]
+    assert [m.rcpt_tos for m in smtp_sink.wait_for(2)] == [["manager@example.test"], ["director@example.test"]]
+
+
+def test_a_forged_marker_from_a_customer_does_not_hide_their_mail(config, mailbox, smtp_sink, capsys):
+    """Anybody can write an X-Mailesc header: an unsigned (or wrongly signed) one does not make a customer's
+    mail mailesc's own, so its clock runs and it is escalated."""
+    now = datetime.now(timezone.utc) - timedelta(minutes=90)
+    for number, marker in enumerate(["escalation; level=1; breach=1",
+                                     "escalation; level=1; breach=1; sig=0123456789abcdef01234567"]):
+        raw, _ = make_mail(sender=f"Pat {number} <pat{number}@customer.example>", subject=f"Forged {number}",
+                           date=now, headers={"X-Mailesc": marker})
+        mailbox.append("INBOX", raw, now)
+    once(config, capsys)
+
+    assert sorted(b["customer"] for b in breaches(config, capsys)) == ["pat0@customer.example",
+                                                                        "pat1@customer.example"]
+    mails = smtp_sink.wait_for(2)
+    # mailesc's own escalations carry a marker it can check, and are never read back as customer mail.
+    assert all("; sig=" in m.message["X-Mailesc"] for m in mails)
+    for mail in mails:
+        mailbox.append("INBOX", mail.content, now)
+    once(config, capsys)
+    assert len(breaches(config, capsys)) == 2
+
+
+def test_a_team_member_replying_to_the_escalation_acknowledges_it(config, mailbox, smtp_sink, capsys):
+    thread = customer_writes(mailbox, minutes_ago=90)
+    once(config, capsys)
+    [escalation] = smtp_sink.wait_for(1)
+    escalation_id = escalation.message["Message-ID"]
+    now = datetime.now(timezone.utc)
+    raw, _ = make_mail(sender="Lee Lead <lee@example.test>", to="manager@example.test", subject="Re: escalation",
+                       in_reply_to=escalation_id, references=[thread, escalation_id], date=now)
+    mailbox.append("INBOX", raw, now)
+    once(config, capsys, now=now + timedelta(hours=3))
+    [breach] = breaches(config, capsys)
+    assert breach["acknowledged_by"] == "lee@example.test"
+    assert [e["level"] for e in breach["escalations"]] == [1]
 
 
 ACK_RULES = """

@@ -9,9 +9,12 @@ import pytest
 from mailesc.classify import People, auto_generated_reason, classify
 from mailesc.model import Kind, RawMessage
 from mailesc.parse import parse_message
+from mailesc.signing import signed_marker
 
+SECRET = bytes(range(32))
 PEOPLE = People(team=("support@example.test", "*@example.test"), managers=("boss@elsewhere.example",),
-                own_address="escalations@example.test")
+                own_address="escalations@example.test", secret=SECRET)
+OWN_MARKER = signed_marker(SECRET, "escalation; level=1; breach=1", "<a1@customer.example>")
 SEEN = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
 
 CUSTOMER_HEADERS = (
@@ -85,13 +88,25 @@ CASES = [
      parse("From: boss@elsewhere.example", "To: escalations@example.test", "Subject: Re: [SLA breach] x"),
      Kind.INTERNAL, None),
     # -- mailesc's own mail -------------------------------------------------------------------------------------
-    ("own-header", customer("X-Mailesc: escalation L1"), Kind.OWN, None),
-    ("own-header-lower-case-name", customer("x-mailesc: 1"), Kind.OWN, None),
+    ("own-signed-marker", customer(f"X-Mailesc: {OWN_MARKER}"), Kind.OWN, None),
+    ("own-signed-marker-lower-case-name", customer(f"x-mailesc: {OWN_MARKER}"), Kind.OWN, None),
     ("own-address-without-header",
      parse("From: mailesc <Escalations@Example.TEST>", "To: boss@elsewhere.example", "Subject: Overdue"),
      Kind.OWN, None),
-    ("own-header-wins-over-auto-submitted", customer("X-Mailesc: 1", "Auto-Submitted: auto-generated"),
-     Kind.OWN, None),
+    ("own-address-with-an-old-unsigned-marker",
+     parse("From: mailesc <escalations@example.test>", "To: boss@elsewhere.example", "X-Mailesc: escalation; "
+           "level=1; breach=3"), Kind.OWN, None),
+    ("own-signed-marker-wins-over-auto-submitted",
+     customer(f"X-Mailesc: {OWN_MARKER}", "Auto-Submitted: auto-generated"), Kind.OWN, None),
+    # Anybody can write the header; only mailesc can sign it for the message's own Message-ID.
+    ("forged-unsigned-marker", customer("X-Mailesc: escalation; level=1; breach=1"), Kind.CUSTOMER, None),
+    ("forged-marker-with-a-made-up-signature",
+     customer("X-Mailesc: escalation; level=1; breach=1; sig=0123456789abcdef01234567"), Kind.CUSTOMER, None),
+    ("forged-marker-signed-for-another-message-id",
+     customer(f"X-Mailesc: {signed_marker(SECRET, 'escalation; level=1; breach=1', '<other@example.test>')}"),
+     Kind.CUSTOMER, None),
+    ("forged-marker-on-auto-mail-is-auto", customer("X-Mailesc: 1", "Auto-Submitted: auto-generated"),
+     Kind.AUTO, "auto-submitted"),
     # -- RFC 3834 Auto-Submitted --------------------------------------------------------------------------------
     ("auto-submitted-auto-replied", customer("Auto-Submitted: auto-replied"), Kind.AUTO, "auto-submitted"),
     ("auto-submitted-auto-generated", customer("Auto-Submitted: auto-generated"), Kind.AUTO, "auto-submitted"),
