@@ -41,8 +41,18 @@ SAMPLE_CONTEXT = {
     "messages": [{"from": "customer@example.com", "subject": "Cannot log in",
                   "arrived": "2026-01-05T09:00:00+00:00", "kind": "customer"}],
     "omitted": [], "time_left": "15m",
+    "clock": "first_response", "first_received": "2026-01-05T09:00:00+00:00", "waiting_for": "5h 00m",
+    "received_iso": "2026-01-05T09:00:00+00:00", "due_iso": "2026-01-05T13:00:00+00:00",
+    "now_iso": "2026-01-05T14:00:00+00:00", "timezone": "UTC", "answers": [], "last_answer_excerpt": None,
 }
+SAMPLE_CONTEXT["messages"][0]["arrived_iso"] = SAMPLE_CONTEXT["messages"][0]["arrived"]
 SAMPLE_CONTEXT["escalations"], SAMPLE_CONTEXT["count"] = [dict(SAMPLE_CONTEXT)], 1
+# The same for a next-response breach: the customer wrote again after the team's answer.
+NEXT_RESPONSE_SAMPLE = {**SAMPLE_CONTEXT, "clock": "next_response", "received": "Tue 6 Jan 10:00 UTC",
+                        "answers": [{"from": "agent@example.com", "name": "Sam Agent", "arrived": "Mon 5 Jan 15:00 UTC",
+                                     "subject": "Re: Cannot log in"}],
+                        "last_answer_excerpt": "Please try again now."}
+NEXT_RESPONSE_SAMPLE["escalations"] = [dict(NEXT_RESPONSE_SAMPLE, escalations=None)]
 _SAMPLE_BREACH = {"id": 1, "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
                   "status": "open", "due": "2026-01-05T13:00:00+00:00", "received": "2026-01-05T09:00:00+00:00",
                   "levels": [1], "age_days": 1}
@@ -64,9 +74,14 @@ def load_setup(config: Config) -> Setup:
     policies = load_policies(config.policies_path)
     templates = Templates(config.templates_path)
     templates.check(policies.templates() | {"escalation", "digest"}, SAMPLE_CONTEXT)
+    templates.check(_escalation_templates(policies) | {"digest"}, NEXT_RESPONSE_SAMPLE)
     if config.daily_digest.at is not None:
         templates.check({config.daily_digest.template}, DAILY_SAMPLE)
     return Setup(config, policies, templates)
+
+
+def _escalation_templates(policies: Policies) -> set[str]:
+    return {level.template for rule in policies.rules for level in rule.escalate} | {"escalation"}
 
 
 def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
@@ -80,7 +95,7 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable,
                   archive_after=config.archive_after if durable else None, daily=daily,
-                  secret=installation_secret(store.path))
+                  secret=installation_secret(store.path), mail_zone=config.templates_timezone)
 
 
 def run_once(setup: Setup, now: datetime) -> CycleReport:

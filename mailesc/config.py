@@ -150,6 +150,7 @@ class Config:
     archive_after: timedelta | None  # threads closed this long ago move to the archive; None: never
     review: ReviewConfig
     daily_digest: DailyDigestConfig
+    templates_timezone: ZoneInfo | None = None  # times in mails; None: each policy's calendar zone
 
     @property
     def replay_store_path(self) -> Path:
@@ -295,7 +296,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     team = reader.section("team", ("addresses",))
     store = reader.section("store", ("path", "archive_after"))
     policies = reader.section("policies", ("path",))
-    templates = reader.section("templates", ("path",))
+    templates = reader.section("templates", ("path", "timezone"))
     daemon = reader.section("daemon", ("poll_seconds", "digest_after"))
     config = Config(
         file=file,
@@ -310,6 +311,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         archive_after=store.duration("archive_after", "90d", allow_never=True),
         review=_review(reader.section("review", ("period", "causes"))),
         daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
+        templates_timezone=_zone(templates, "") or None,
     )
     if problems:
         raise ConfigError.many(problems)
@@ -321,6 +323,18 @@ def _review(section: _Section) -> ReviewConfig:
     if not causes or any(not cause or cause != cause.strip() or "," in cause for cause in causes):
         section.problem("causes", "must be a non-empty list of names without commas or surrounding spaces")
     return ReviewConfig(period=section.duration("period", "30d"), causes=causes or CAUSES)
+
+
+def _zone(section: _Section, default: str) -> ZoneInfo | None:
+    """The IANA zone named by `timezone` (a problem if it is unknown); None when not given and no default."""
+    zone = section.text("timezone", default)
+    if not zone:
+        return None
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        section.problem("timezone", f"is not a known time zone (like Europe/Berlin): {zone!r}")
+        return ZoneInfo("UTC")
 
 
 def _daily_digest(section: _Section) -> DailyDigestConfig:

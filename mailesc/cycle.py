@@ -56,7 +56,7 @@ class CycleReport:
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
-                 archive_after: timedelta | None = None, daily=None, secret: bytes):
+                 archive_after: timedelta | None = None, daily=None, secret: bytes, mail_zone=None):
         self.policies, self.store, self.source = policies, store, source
         self.archive_after, self.daily, self._archived_at = archive_after, daily, None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
@@ -67,7 +67,8 @@ class Engine:
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
         self.agenda = Agenda(store.threads.keys())  # every thread is looked at once, then only when due or changed
-        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable, secret)
+        self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable, secret,
+                             policies, mail_zone)
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
