@@ -11,7 +11,8 @@ from email.header import decode_header
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPACES = re.compile(r"\s{2,}")
-_SURROGATES = re.compile("[\udc80-\udcff]")  # undecodable bytes, as surrogate escapes
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATES = re.compile("[\ud800-\udc7f\udd00-\udfff]")  # from odd charsets (UTF-7): never encodable
 
 
 def header_text(value: str) -> str:
@@ -41,8 +42,10 @@ def _decode_part(chunk: bytes | str, charset: str | None) -> str:
 
 
 def readable(text: str) -> str:
-    """Undo surrogate escapes (undecodable bytes) so the text can be encoded again."""
+    """Undo surrogate escapes (undecodable bytes) and replace lone surrogates, so the text can be encoded
+    again (a name decoded from UTF-7 could otherwise not even be written to the store)."""
     if _SURROGATES.search(text):
+        text = _LONE_SURROGATES.sub("\ufffd", text)
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return text
 
