@@ -303,6 +303,7 @@ def status(config: Config, *, replay: bool = False) -> dict:
             "oldest_pending": isoformat(min((r.at for r in pending), default=None)),
             "last_pending_error": next((r.error for r in pending if r.error), None),
             "failed_mails": len(failed),
+            "last_failed_error": max(failed, key=lambda r: r.at).error if failed else None,
             "quarantined": len(store.quarantine),
             "daily_digest": store.health.get("daily_digest"),
         }

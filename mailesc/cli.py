@@ -331,8 +331,8 @@ def cmd_status(args) -> int:
               f"{result['breaches']})")
         print(f"mails waiting    {result['pending_mails']}" + (f" (oldest {result['oldest_pending']}; "
               f"{result['last_pending_error']})" if result["pending_mails"] else ""))
-        print(f"mails failed     {result['failed_mails']}" + ("  (see mailesc breaches list)"
-                                                             if result["failed_mails"] else ""))
+        print(f"mails failed     {result['failed_mails']}" + (f"  (last: {result['last_failed_error']}; see mailesc "
+                                                              f"breaches list)" if result["failed_mails"] else ""))
         print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
                                                             if result["quarantined"] else ""))
         if result["daily_digest"]:

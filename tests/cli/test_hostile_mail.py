@@ -129,6 +129,9 @@ def test_a_mail_that_cannot_be_composed_is_recorded_failed_with_the_reason_and_s
     assert main(["-c", str(config), "status", "--json"]) == 1  # not healthy
     status = json.loads(capsys.readouterr().out)
     assert status["failed_mails"] == 1 and status["pending_mails"] == 0 and status["healthy"] is False
+    assert status["last_failed_error"] == "could not compose the mail: UndefinedError while composing"
+    assert main(["-c", str(config), "status"]) == 1
+    assert "could not compose the mail" in capsys.readouterr().out
 
     main(["-c", str(config), "once", "--now", (T0 + timedelta(hours=6)).isoformat()])
     assert len(outbox_mails(outbox)) == 1  # not tried again and again: `breaches resend` does that
