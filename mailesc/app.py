@@ -55,7 +55,8 @@ NEXT_RESPONSE_SAMPLE = {**SAMPLE_CONTEXT, "clock": "next_response", "received": 
 NEXT_RESPONSE_SAMPLE["escalations"] = [dict(NEXT_RESPONSE_SAMPLE, escalations=None)]
 _SAMPLE_BREACH = {"id": 1, "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
                   "status": "open", "due": "2026-01-05T13:00:00+00:00", "received": "2026-01-05T09:00:00+00:00",
-                  "levels": [1], "age_days": 1}
+                  "levels": [1], "age_days": 1, "due_iso": "2026-01-05T13:00:00+00:00",
+                  "received_iso": "2026-01-05T09:00:00+00:00"}
 DAILY_SAMPLE = {"date": "2026-01-06", "yesterday": "2026-01-05", "now": "2026-01-06T08:00:00+00:00",
                 "breaches": [_SAMPLE_BREACH], "unreviewed": [_SAMPLE_BREACH], "unreviewed_count": 1,
                 "overdue_count": 0, "review_period_days": 30}
@@ -90,7 +91,7 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
     daily = None
     if durable and config.daily_digest.at is not None:
         daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
-                            config.review.period)
+                            config.review.period, config.templates_timezone)
     return Engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable,

@@ -13,6 +13,7 @@ from mailesc.clock import isoformat
 from mailesc.config import DailyDigestConfig
 from mailesc.errors import PermanentTransportError, TransportError
 from mailesc.history import load_history
+from mailesc.humane import human_time
 from mailesc.model import Breach
 from mailesc.outbox import retry_time
 from mailesc.render import Templates, build_mail
@@ -24,9 +25,10 @@ LISTED = 50  # unreviewed breaches named one by one; the rest are counted
 
 class DailyDigest:
     def __init__(self, config: DailyDigestConfig, store, templates: Templates, transport, sender: str,
-                 review_period: timedelta):
+                 review_period: timedelta, mail_zone=None):
         self.config, self.store, self.templates, self.transport = config, store, templates, transport
         self.sender, self.review_period = sender, review_period
+        self.mail_zone = mail_zone or config.timezone  # [templates] timezone, else the digest's own zone
 
     def due_at(self, now: datetime) -> datetime | None:
         """When the next digest should go: today's time if today's is not sent yet, else tomorrow's."""
@@ -74,8 +76,8 @@ class DailyDigest:
         unreviewed = [b for b in ordered if history.reviews.current(b.id) is None]
         overdue = [b for b in unreviewed if history.reviews.overdue(b, now, self.review_period)]
         return {"date": day.isoformat(), "yesterday": (day - timedelta(days=1)).isoformat(), "now": isoformat(now),
-                "breaches": [_summary(b, now) for b in ordered if start <= b.due_at < end],
-                "unreviewed": [_summary(b, now) for b in unreviewed[:LISTED]],
+                "breaches": [_summary(b, now, self.mail_zone) for b in ordered if start <= b.due_at < end],
+                "unreviewed": [_summary(b, now, self.mail_zone) for b in unreviewed[:LISTED]],
                 "unreviewed_count": len(unreviewed), "overdue_count": len(overdue),
                 "review_period_days": self.review_period.days}
 
@@ -84,9 +86,12 @@ class DailyDigest:
         return f"<mailesc.daily.{day.isoformat()}@{domain}>"
 
 
-def _summary(breach: Breach, now: datetime) -> dict:
+def _summary(breach: Breach, now: datetime, zone) -> dict:
+    """One breach as the digest lists it; times as people read them (`due_iso`, `received_iso` for ISO)."""
     return {"id": breach.id, "customer": breach.customer, "subject": breach.subject, "policy": breach.policy,
-            "status": str(breach.status), "due": isoformat(breach.due_at), "received": isoformat(breach.received_at),
+            "status": str(breach.status), "due": human_time(breach.due_at, zone, now),
+            "received": human_time(breach.received_at, zone, now), "due_iso": isoformat(breach.due_at),
+            "received_iso": isoformat(breach.received_at),
             "levels": [e.level for e in breach.escalations], "age_days": (now - breach.due_at).days}
 
 

@@ -268,6 +268,7 @@ class Outbox:
         elif record.kind == "ack":  # to the customer: an RFC 3834 auto-reply, with a null envelope sender
             references = list(dict.fromkeys([thread.id, first.message_id]))
             headers["Auto-Submitted"], envelope_sender = "auto-replied", ""
+            headers["X-Mailesc"] = marker  # never a signature the customer could copy onto a mail of theirs
         else:
             context.update(time_left=format_span(max(thread.due_at - now, timedelta(0))))
         if self.reply_to:

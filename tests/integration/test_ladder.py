@@ -198,6 +198,7 @@ def test_a_customer_gets_one_polite_acknowledgement_and_it_is_not_a_response(ack
     assert ack.message["Auto-Submitted"] == "auto-replied"
     assert ack.message["In-Reply-To"] == first and ack.message["Subject"] == "Re: Cannot log in"
     assert ack.message["Reply-To"] == "support@example.test"
+    assert ack.message["X-Mailesc"] == "ack"  # no signed marker the customer could copy onto a mail of theirs
 
     mailbox.append("Sent", ack.content, datetime.now(timezone.utc))  # as a server that keeps sent mail would
     raw, _ = make_mail(sender=CUSTOMER, subject="Re: Cannot log in", in_reply_to=first, references=[first],
