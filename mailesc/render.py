@@ -25,7 +25,7 @@ HEADER_TEXT_LIMIT = 200  # characters of customer text (a subject, a name) in on
 MSG_ID_LIMIT = 250  # a longer Message-ID is not referenced (RFC 5322 lines end at 998)
 REFERENCES_LIMIT = 20  # Message-IDs in References at most
 _MSG_ID = re.compile(r"<[!-;=?-~]+>")  # printable ASCII, no spaces, no brackets inside
-_ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]+@[A-Za-z0-9.\-\[\]:]+")  # a plain addr-spec, nothing to quote
+_ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]+@(?:[A-Za-z0-9.\-]+|\[[A-Za-z0-9.:\-]+\])")  # plain, nothing to quote
 _ID_HEADERS = frozenset({"message-id", "in-reply-to", "references"})
 # Never in a header: controls, line and paragraph separators, lone surrogates, private use, bidi overrides.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -116,14 +116,13 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
     The envelope sender is the From address unless given ("" is the null sender of RFC 3834 auto-replies)."""
     if not _MSG_ID.fullmatch(message_id or "") or len(message_id) > MSG_ID_LIMIT:
         raise ComposeError("the mail's own Message-ID is not well formed")
-    recipients = [address for _, address in getaddresses([header_safe(a, 400) for a in to])
-                  if _ADDRESS.fullmatch(address)]
+    recipients = [address for address in map(plain_address, to) if address]
     if not recipients:
         raise ComposeError("no recipient is a usable mail address")
     mail = EmailMessage(policy=_OUTGOING)
     try:
         mail["From"] = header_safe(sender, 400)
-    except (ValueError, TypeError, IndexError) as error:
+    except Exception as error:  # the header parser raises many kinds on odd input
         raise ComposeError(f"the sender address cannot be written ({type(error).__name__})") from None
     mail["To"] = ", ".join(recipients)
     mail["Subject"] = header_safe(subject)
@@ -136,7 +135,7 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
     for name, value in headers.items():
         try:
             mail[name] = header_safe(value, 900)
-        except (ValueError, TypeError, IndexError):
+        except Exception:  # the header parser raises many kinds on odd input
             continue  # an optional header that cannot be written is left out, not the mail
     mail.set_content(body_safe(text))
     if html is not None:
@@ -149,6 +148,16 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
         envelope_sender = getaddresses([header_safe(sender, 400)])[0][1]
     return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(recipients),
                         data=_flatten(mail))
+
+
+def plain_address(entry: str) -> str | None:
+    """The address of `addr` or `Name <addr>` when it is a plain one (nothing to quote or fold), else None."""
+    entry = header_safe(entry, 400)
+    if _ADDRESS.fullmatch(entry):
+        return entry
+    name, angled, rest = entry.rpartition("<")
+    address = rest[:-1].strip() if rest.endswith(">") and angled else ""
+    return address if _ADDRESS.fullmatch(address) and "<" not in name and ">" not in name else None
 
 
 def header_safe(text, limit: int = HEADER_TEXT_LIMIT) -> str:

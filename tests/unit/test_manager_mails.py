@@ -107,3 +107,51 @@ def test_excerpts_keep_paragraph_breaks(body, expected):
 def test_a_long_excerpt_is_cut_and_says_so():
     excerpt, _ = body_excerpt(_mail(("word " * 50 + "\n\n") * 10))
     assert excerpt.endswith(" ...") and len(excerpt) <= 604 and "\n\n" in excerpt
+
+
+def _build(**overrides):
+    from mailesc.render import build_mail
+    args = dict(sender="Escalations <escalations@example.test>", to=["manager@example.test"], subject="s", text="t",
+                html=None, message_id="<e1@example.test>", references=["<root@customer.example>"], date=NOW,
+                headers={}, attachments=[])
+    return build_mail(**{**args, **overrides})
+
+
+@pytest.mark.parametrize("to, expected", [
+    (["manager@example.test"], ("manager@example.test",)),
+    (["Mia Manager <mia@example.test>", "o'brien@example.test"], ("mia@example.test", "o'brien@example.test")),
+    (["ok@example.test", "=?utf-8?q?Evil=0D=0ABcc:_x@y?= <m@x.test>", "a b@x", "x@y z", "<<a@x>", "a@x>"],
+     ("ok@example.test", "m@x.test")),  # only the address of a named entry is written
+    (["ok@example.test", "ops@[192.0.2.1]"], ("ok@example.test", "ops@[192.0.2.1]")),
+], ids=["plain", "named-and-apostrophe", "hostile-left-out", "domain-literal"])
+def test_only_plain_recipient_addresses_are_written(to, expected):
+    assert _build(to=to).recipients == expected
+
+
+@pytest.mark.parametrize("overrides, problem", [
+    ({"to": ["not an address"]}, "no recipient is a usable mail address"),
+    ({"message_id": "<" * 5000}, "the mail's own Message-ID is not well formed"),
+    ({"message_id": "no-brackets@example.test"}, "the mail's own Message-ID is not well formed"),
+], ids=["no-recipient", "own-id-brackets", "own-id-malformed"])
+def test_a_mail_that_cannot_exist_is_a_compose_error_without_the_data(overrides, problem):
+    from mailesc.render import ComposeError
+    with pytest.raises(ComposeError) as error:
+        _build(**overrides)
+    assert str(error.value) == problem
+
+
+@pytest.mark.parametrize("original", [
+    b"From: =?utf-8?q?Evil=0D=0ABcc=3A_x=40y?= <a@customer.example>\r\nMessage-ID: <" + b"<" * 900 + b">\r\n\r\nhi\r\n",
+    b"From: a@customer.example\nSubject: \xff\xfe 8-bit\nReferences: " + b"<" * 500 + b"\n\nbody\n",
+    b"From: a@customer.example\r\nContent-Type: multipart/mixed\r\n\r\nno boundary at all \xe4\r\n",
+], ids=["encoded-crlf-and-brackets", "raw-8bit-and-bad-references", "multipart-without-boundary"])
+def test_originals_with_hostile_headers_are_attached_byte_for_byte(original):
+    import email
+    import email.policy
+    from mailesc.render import Attachment
+    mail = _build(attachments=[Attachment("01-customer.eml", original)])
+    parsed = email.message_from_bytes(mail.data, policy=email.policy.default)
+    [attached] = parsed.iter_attachments()
+    assert attached.get_content_type() == "message/rfc822"
+    assert original.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") in mail.data
+    assert parsed["Bcc"] is None
