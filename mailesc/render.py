@@ -1,4 +1,5 @@
-"""Escalation mails: Jinja2 templates rendered in a sandbox, the thread attached as message/rfc822 parts."""
+"""Escalation mails: Jinja2 templates rendered in a sandbox, what customers wrote made safe for headers, and
+the thread attached byte for byte as message/rfc822 parts."""
 
 from __future__ import annotations
 
