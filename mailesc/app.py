@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mailesc import sla
 from mailesc.classify import auto_generated_reason, classify
-from mailesc.clock import SimulatedClock, isoformat
+from mailesc.clock import SimulatedClock, isoformat, parse_iso
 from mailesc.durations import format_duration
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine, who_is_who
@@ -26,7 +26,7 @@ from mailesc.stats import build_report
 from mailesc.signing import installation_secret
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
-from mailesc.store import Store, archive_folder
+from mailesc.store import Store, archive_folder, read_heartbeat
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 
@@ -285,8 +285,11 @@ def report_of(setup: Setup, path: Path, now: datetime, **period_and_grouping) ->
 # -- status ---------------------------------------------------------------------------------------------------
 
 
-def status(config: Config, *, replay: bool = False) -> dict:
-    """How the watch is going, from the store alone (the daemon need not be asked)."""
+def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
+    """How the watch is going, from the store and its heartbeat alone (the daemon need not be asked).
+
+    Healthy means: no problem listed. A daemon that stopped, was killed or never started shows as a last
+    successful poll older than `daemon.stale_after` (or none at all)."""
     path = store_path(config, replay)
     with Store(path, readonly=True) as store:
         mailbox = dict(store.health.get("mailbox", {}))
@@ -308,10 +311,37 @@ def status(config: Config, *, replay: bool = False) -> dict:
             "quarantined": len(store.quarantine),
             "daily_digest": store.health.get("daily_digest"),
         }
-    digest_failed = (result["daily_digest"] or {}).get("delivery") == "failed"
-    result["healthy"] = (not result["mailbox"]["error"] and not failed and not result["last_pending_error"]
-                         and not digest_failed)
+    result["last_poll_at"] = None  # a replay has no daemon: its liveness is not judged
+    problems = [] if replay else _liveness(config, path, mailbox.get("ok_at"), now, result)
+    result["stale_after_seconds"] = int(config.stale_after.total_seconds())
+    if result["mailbox"]["error"]:
+        problems.append(f"the mailbox is failing since {result['mailbox']['failing_since']}: "
+                        f"{result['mailbox']['error']}")
+    if failed:
+        problems.append(f"{len(failed)} mail(s) refused for good (see mailesc breaches list)")
+    if result["last_pending_error"]:
+        problems.append(f"{len(pending)} mail(s) waiting for a retry: {result['last_pending_error']}")
+    digest = result["daily_digest"] or {}
+    if digest.get("delivery") == "failed":
+        problems.append(f"the daily digest of {digest.get('date')} was refused for good: {digest.get('error')}")
+    result["problems"] = problems
+    result["healthy"] = not problems
     return result
+
+
+def _liveness(config: Config, path: Path, store_ok_at: str | None, now: datetime, result: dict) -> list[str]:
+    """Sets result["last_poll_at"]; the problems if the daemon has not polled successfully for too long."""
+    beat, unreadable = read_heartbeat(path)
+    known = [when for when in (beat, parse_iso(store_ok_at) if store_ok_at else None) if when is not None]
+    last = max(known, default=None)
+    result["last_poll_at"] = isoformat(last)
+    problems = [unreadable] if unreadable else []
+    if last is None:
+        problems.append("no successful poll on record: mailesc run has not polled the mailbox yet (is it running?)")
+    elif now - last > config.stale_after:
+        problems.append(f"no successful poll since {isoformat(last)} ({format_duration(now - last)} ago, longer "
+                        f"than daemon.stale_after {format_duration(config.stale_after)}): is mailesc run running?")
+    return problems
 
 
 # -- check ----------------------------------------------------------------------------------------------------

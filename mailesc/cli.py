@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from mailesc import __version__, app
@@ -318,13 +318,15 @@ def _login_name() -> str:
 
 
 def cmd_status(args) -> int:
-    result = app.status(_config(args), replay=args.replay)
+    result = app.status(_config(args), SystemClock().now(), replay=args.replay)
     if args.json:
         print(json.dumps(result))
     else:
         mailbox = result["mailbox"]
         print(f"store            {result['store']}")
-        print(f"last good poll   {mailbox['ok_at'] or 'never'}")
+        if not args.replay:
+            print(f"last good poll   {result['last_poll_at'] or 'never'} (stale after "
+                  f"{format_duration(timedelta(seconds=result['stale_after_seconds']))})")
         if mailbox["error"]:
             print(f"mailbox failing  since {mailbox['failing_since']}: {mailbox['error']}")
         print(f"threads          {result['threads']} ({result['open_breaches']} open breach(es) of "
@@ -339,7 +341,8 @@ def cmd_status(args) -> int:
             digest = result["daily_digest"]
             print(f"daily digest     {digest['date']}: {digest['delivery']}"
                   + (f" ({digest['error']})" if digest.get("error") else ""))
-        print("healthy" if result["healthy"] else "NOT healthy")
+        print("healthy" if result["healthy"] else "NOT healthy:\n" + "\n".join(
+            f"  - {problem}" for problem in result["problems"]))
     return 0 if result["healthy"] else 1
 
 

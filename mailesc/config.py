@@ -20,6 +20,7 @@ from mailesc.errors import ConfigError
 DEFAULT_FILE = "mailesc.toml"
 ENV_VAR = "MAILESC_CONFIG"
 SECURITY = ("tls", "starttls", "plain")
+STALE_AFTER_AT_LEAST = timedelta(minutes=2)
 CAUSES = ("staffing", "misrouted", "waiting-on-third-party", "policy-too-tight", "tooling", "other")
 
 
@@ -146,6 +147,7 @@ class Config:
     policies_path: Path
     templates_path: Path
     poll_seconds: float
+    stale_after: timedelta  # `status` is unhealthy when the last successful poll is older than this
     digest_after: int  # storm control: more escalations than this to the same recipients at once become a digest
     archive_after: timedelta | None  # threads closed this long ago move to the archive; None: never
     review: ReviewConfig
@@ -297,7 +299,8 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     store = reader.section("store", ("path", "archive_after"))
     policies = reader.section("policies", ("path",))
     templates = reader.section("templates", ("path", "timezone"))
-    daemon = reader.section("daemon", ("poll_seconds", "digest_after"))
+    daemon = reader.section("daemon", ("poll_seconds", "digest_after", "stale_after"))
+    poll_seconds = daemon.number("poll_seconds", 30, minimum=1)
     config = Config(
         file=file,
         mailbox=mailbox,
@@ -306,7 +309,8 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         store_path=store.path("path", "var/mailesc.json"),
         policies_path=policies.path("path", "policies"),
         templates_path=templates.path("path", "templates"),
-        poll_seconds=daemon.number("poll_seconds", 30, minimum=1),
+        poll_seconds=poll_seconds,
+        stale_after=_stale_after(daemon, poll_seconds),
         digest_after=int(daemon.number("digest_after", 5, minimum=1)),
         archive_after=store.duration("archive_after", "90d", allow_never=True),
         review=_review(reader.section("review", ("period", "causes"))),
@@ -316,6 +320,20 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     if problems:
         raise ConfigError.many(problems)
     return config
+
+
+def _stale_after(daemon: _Section, poll_seconds: float) -> timedelta:
+    """How old the last successful poll may be before `status` calls the daemon dead: by default three
+    polls, but at least 2 minutes (a slow poll or a short IMAP hiccup is not a dead daemon)."""
+    default = max(3 * timedelta(seconds=poll_seconds), STALE_AFTER_AT_LEAST)
+    if "stale_after" not in daemon.table:
+        return default
+    stale_after = daemon.duration("stale_after", "2m")
+    if stale_after <= timedelta(seconds=poll_seconds):
+        daemon.problem("stale_after", f"must be longer than poll_seconds ({poll_seconds:g}s): every poll "
+                                      f"would find the daemon stale")
+        return default
+    return stale_after
 
 
 def _review(section: _Section) -> ReviewConfig:

@@ -89,9 +89,12 @@ class Engine:
 
     def _record_poll(self, now: datetime, error: str | None) -> None:
         """The mailbox's health for `mailesc status`: written when it changes, and a success at most every
-        few minutes (every write rewrites the store file)."""
+        few minutes (every write rewrites the store file); every success also beats the heartbeat, a small
+        file beside the store, so that `status` sees a stopped daemon."""
         before = self.store.health.get("mailbox", {})
         if error is None:
+            if self.outbox.durable:  # a replay has no daemon to watch
+                self.store.record_poll(now)
             last_ok = before.get("ok_at")
             if before.get("error") or not last_ok or now - parse_iso(last_ok) >= HEALTH_EVERY:
                 self.store.health["mailbox"] = {"ok_at": isoformat(now), "error": None, "failing_since": None}

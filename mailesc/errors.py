@@ -3,6 +3,7 @@
 EX_CONFIG = 78  # sysexits.h EX_CONFIG
 EX_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 EX_DATAERR = 65  # sysexits.h EX_DATAERR
+EX_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL
 
 
 class MailescError(Exception):
@@ -64,9 +65,15 @@ class PartiallyRefused(TransportError):
 
 
 class StoreError(MailescError):
-    """The store file cannot be read, written or locked."""
+    """The store (or its reviews or archive) cannot be read or written: damaged, empty, unreadable."""
 
     exit_code = EX_DATAERR
+
+
+class StoreBusy(StoreError):
+    """Another mailesc process holds the store's lock: nothing is wrong with the data, try again later."""
+
+    exit_code = EX_TEMPFAIL
 
 
 class ParseError(MailescError):

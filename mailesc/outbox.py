@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -280,8 +281,15 @@ class Outbox:
 
 
 def retry_time(attempts: int, now: datetime) -> datetime:
-    """Back off after `attempts` failed tries: 30 s after the first, doubling up to 30 minutes."""
-    return now + min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MOST)
+    """Back off after `attempts` failed tries: 30 s after the first, doubling up to 30 minutes.
+
+    The number of doublings is capped before the power is taken: 2 ** (attempts - 1) itself overflows a
+    timedelta at the 43rd try, and that error would then fail every cycle and stop all mail."""
+    doublings = min(max(attempts - 1, 0), _DOUBLINGS_TO_MOST)
+    return now + min(RETRY_FIRST * 2 ** doublings, RETRY_MOST)
+
+
+_DOUBLINGS_TO_MOST = math.ceil(math.log2(RETRY_MOST / RETRY_FIRST))  # 6: 30 s * 64 is past 30 minutes
 
 
 def digest_message_id(items: list[_Pending], sender: str) -> str:

@@ -14,9 +14,10 @@ from tinydb import TinyDB
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreError, UsageError
 from mailesc.model import Breach
-from mailesc.store import AtomicJSONStorage, file_lock
+from mailesc.store import AtomicJSONStorage, damaged, file_lock, record_problem
 
 REVIEWED, REOPENED, UNREVIEWED = "reviewed", "reopened", "unreviewed"
+REVIEW_FILE = "the review file"
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,15 @@ class Reviews:
         path = reviews_path(store_path)
         if not path.exists():
             return cls()
-        db = TinyDB(str(path), storage=AtomicJSONStorage)
-        try:
-            return cls([_entry_from(doc) for doc in db.table("reviews").all()])
-        except (KeyError, TypeError, ValueError) as error:
-            raise StoreError(f"the review file {path} has a record mailesc cannot read ({error!r})") from None
+        db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)
+        entries = []
+        for doc in db.table("reviews").all():
+            try:
+                entries.append(_entry_from(doc))
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise StoreError(damaged(REVIEW_FILE, path, f"in review record {doc.doc_id}",
+                                         record_problem(error))) from None
+        return cls(entries)
 
     def history(self, breach_id: int) -> list[ReviewEntry]:
         return list(self._by_breach.get(breach_id, []))
@@ -89,7 +94,7 @@ def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...])
                          f"(configure them in [review] causes)")
     path = reviews_path(store_path)
     with file_lock(path):
-        db = TinyDB(str(path), storage=AtomicJSONStorage)
+        db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)  # a damaged file is refused, not replaced
         db.table("reviews").insert({**entry.as_json()})
     return entry
 

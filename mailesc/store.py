@@ -26,34 +26,34 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
-from mailesc.errors import StoreError
+from mailesc.errors import StoreBusy, StoreError
 from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status, Thread,
                            ThreadMessage)
 
 
 class AtomicJSONStorage(Storage):
-    """TinyDB storage that never leaves a half-written file: temp file, fsync, rename; mode 0600."""
+    """TinyDB storage that never leaves a half-written file: temp file, fsync, rename; mode 0600.
 
-    def __init__(self, path: str):
-        self.path = Path(path)
+    It refuses what it cannot trust (an empty file, broken JSON, the wrong shape) instead of reading it as
+    "nothing yet": TinyDB would then write a new file over the old one, losing what was in it."""
+
+    def __init__(self, path: str, what: str = "the store"):
+        self.path, self.what = Path(path), what
 
     def read(self):
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None  # the only case that starts afresh: no file at all
         except OSError as error:
-            raise StoreError(f"cannot read the store {self.path}: {error.strerror}") from None
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise StoreError(f"the store {self.path} is damaged ({error}); it was left untouched. "
-                             f"Restore it from a backup or move it aside to start afresh.") from None
+            raise StoreError(f"cannot read {self.what} {self.path}: {error.strerror}; it was left untouched") from None
+        return parse_tables(data, self.path, self.what)
 
     def write(self, data) -> None:
-        self.write_with(lambda handle: json.dump(data, handle, ensure_ascii=False, separators=(",", ":")))
+        try:
+            self.write_with(lambda handle: json.dump(data, handle, ensure_ascii=False, separators=(",", ":")))
+        except OSError as error:
+            raise StoreError(f"cannot write {self.what} {self.path}: {error.strerror}") from None
 
     def write_with(self, write) -> None:
         """Call `write(handle)` on a temp file beside the store, then fsync and rename it into place."""
@@ -149,8 +149,9 @@ class Store:
                    "quarantine": lambda doc: (doc["key"], _quarantined_from(doc), self.quarantine)}
         for records in (self.sync, self.health, self.meta):
             readers[records.table] = lambda doc, records=records: (doc["name"], doc["state"], records.data)
+        place = "at its start"
         try:
-            for table, doc_id, doc in _documents_of(self._storage):
+            for table, doc_id, doc, place in _documents_of(self._storage):
                 if table not in readers or (table == "threads" and not self._with_threads):
                     continue
                 key, record, into = readers[table](doc)
@@ -159,8 +160,7 @@ class Store:
                 if not self.readonly:
                     self._texts[table][int(doc_id)] = _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise StoreError(f"the store {self.path} has a record mailesc cannot read ({error!r}); "
-                             f"it was left untouched") from None
+            raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
 
     # -- changing -----------------------------------------------------------------------------------------------
 
@@ -252,6 +252,12 @@ class Store:
                 handle.write(("\n" if position == 0 else ",\n") + f'"{doc_id}":{text}')
         handle.write("\n}}\n")
 
+    def record_poll(self, at: datetime) -> None:
+        """A successful poll, for `status` to tell a live daemon from a dead one (see write_heartbeat)."""
+        if self.readonly:
+            raise StoreError(f"the store {self.path} was opened read-only")
+        write_heartbeat(self.path, at)
+
     def close(self) -> None:
         if self._lock:
             self._lock.close()
@@ -267,21 +273,74 @@ class Store:
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """A short exclusive lock beside `path`, waited for (for small files many processes write)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except OSError as error:
+        raise StoreError(f"cannot open the lock file {lock}: {error.strerror}") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
 def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path.with_name(path.name + ".lock"), "a")
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except OSError as error:
+        raise StoreError(f"cannot open the lock file {lock} of the store: {error.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise StoreError(f"another mailesc process is using {path}; stop it first") from None
+        raise StoreBusy(f"another mailesc process is using {path}; stop it first, or try again when it is "
+                        f"done") from None
     return handle
+
+
+# -- heartbeat ----------------------------------------------------------------------------------------------------
+
+
+def heartbeat_path(store_path: Path) -> Path:
+    return store_path.with_name(store_path.stem + "-heartbeat.json")
+
+
+def write_heartbeat(store_path: Path, at: datetime) -> None:
+    """Record the time of the last successful poll in a tiny file beside the store, replaced atomically at
+    every poll. The store itself records a success at most every few minutes (a write rewrites the whole
+    file); this file costs one small write, so `status` can tell a stopped daemon within one poll.
+
+    The file data is fsynced before the rename, so a crash never leaves it empty; the folder is not (a
+    power cut may bring back the previous beat, which only makes the daemon look older than it is)."""
+    path = heartbeat_path(store_path)
+    temp = path.with_name(f".{path.name}.tmp")  # one writer (the lock holder): a fixed name leaves no litter
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps({"last_poll_at": isoformat(at)}).encode("ascii") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except OSError as error:
+        raise StoreError(f"cannot write the heartbeat file {path}: {error.strerror}") from None
+
+
+def read_heartbeat(store_path: Path) -> tuple[datetime | None, str | None]:
+    """(time of the last successful poll or None, why it could not be read or None). A damaged heartbeat is
+    no loss (the next poll rewrites it), so it is reported as a problem, not refused like the store."""
+    path = heartbeat_path(store_path)
+    try:
+        doc = json.loads(path.read_bytes())
+        return parse_iso(doc["last_poll_at"]), None
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"cannot read the heartbeat file {path}: {error.strerror}"
+    except (ValueError, KeyError, TypeError):
+        return None, f"the heartbeat file {path} is damaged (the next successful poll replaces it)"
 
 
 # -- archive ------------------------------------------------------------------------------------------------------
@@ -294,16 +353,20 @@ def archive_folder(store_path: Path) -> Path:
 def read_archive(store_path: Path, threads: bool = True) -> Iterator[tuple[Thread | None, list[Breach]]]:
     """Every archived thread with its breaches, the latest copy of each (a crash may have written two);
     with `threads=False`, None instead of each thread (quicker, for breach lists)."""
-    latest: dict[str, dict] = {}
+    latest: dict[str, tuple[dict, str]] = {}
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
-        for doc in _documents(path):
+        for doc, where in _documents(path):
             latest.pop(doc["thread"]["id"], None)  # re-insert: the dict keeps archive order, latest copy last
-            latest[doc["thread"]["id"]] = doc
+            latest[doc["thread"]["id"]] = doc, where
+    for doc, where in latest.values():
+        yield _archived(doc, where, threads)
+
+
+def _archived(doc: dict, where: tuple[Path, str], threads: bool = True) -> tuple[Thread | None, list[Breach]]:
     try:
-        for doc in latest.values():
-            yield _thread_from(doc["thread"]) if threads else None, [_breach_from(b) for b in doc["breaches"]]
+        return _thread_from(doc["thread"]) if threads else None, [_breach_from(b) for b in doc["breaches"]]
     except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise StoreError(f"the archive of {store_path} has a record mailesc cannot read ({error!r})") from None
+        raise StoreError(damaged("the archive file", *where, record_problem(error))) from None
 
 
 def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach | None]:
@@ -311,52 +374,78 @@ def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach
     db = TinyDB(str(store_path), storage=AtomicJSONStorage) if store_path.exists() else None
     doc = db.table("breaches").get(doc_id=breach_id) if db is not None else None
     if doc is not None:
-        thread = next((t for t in db.table("threads").all() if t["id"] == doc["thread"]), None)
-        return (_thread_from(thread) if thread else None), _breach_from(doc)
+        try:
+            thread = next((t for t in db.table("threads").all() if t["id"] == doc["thread"]), None)
+            return (_thread_from(thread) if thread else None), _breach_from(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(damaged("the store", store_path, f"near breach {breach_id}",
+                                     record_problem(error))) from None
     marker = f'"id":{breach_id},'
     found = (None, None)
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
-        for line in _lines_containing(path, marker):
-            record = json.loads(line)
-            breach = next((b for b in record["breaches"] if b["id"] == breach_id), None)
+        for doc, where in _documents(path, marker):
+            thread, breaches = _archived(doc, where)
+            breach = next((b for b in breaches if b.id == breach_id), None)
             if breach is not None:
-                found = _thread_from(record["thread"]), _breach_from(breach)  # the latest copy wins
+                found = thread, breach  # the latest copy wins
     return found
 
 
-def _lines_containing(path: Path, marker: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if marker in line and line.endswith("\n"):
-                yield line
+_CUT_RECORD = b'{"thread":'  # how every archive line starts: a line that does, but does not parse, was cut short
 
 
-def _documents(path: Path) -> Iterator[dict]:
-    """The records of an archive file. A line cut short by a crash is skipped: its thread was still in the
-    live store (which is only written after the archive line is safe), and is archived again later."""
+def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tuple[Path, str]]]:
+    """The records of an archive file, each with its place (the file, "line N"); with `marker`, only the lines
+    holding it (parsed, the others skipped unread). A line cut short by a crash is skipped: its thread was
+    still in the live store (which is only written after the archive line is safe), and is archived again
+    later. Anything else that is not a record (an empty file, garbage, another shape) is refused."""
+    wanted = marker.encode("utf-8") if marker else None
     try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
+        with open(path, "rb") as handle:
+            empty = True
+            for number, line in enumerate(handle, start=1):
+                empty = False
+                if wanted is not None and wanted not in line:
                     continue
+                place = f"line {number}"
+                try:
+                    doc = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise StoreError(damaged("the archive file", path, place, "it is not UTF-8 text")) from None
+                except json.JSONDecodeError as error:
+                    if line.startswith(_CUT_RECORD):
+                        continue
+                    raise StoreError(damaged("the archive file", path, place, f"not JSON ({error.msg})")) from None
+                if not (isinstance(doc, dict) and isinstance(doc.get("thread"), dict) and "id" in doc["thread"]
+                        and isinstance(doc.get("breaches"), list)):
+                    raise StoreError(damaged("the archive file", path, place, "not an archived thread"))
+                yield doc, (path, place)
     except OSError as error:
-        raise StoreError(f"cannot read the archive {path}: {error.strerror}") from None
+        raise StoreError(f"cannot read the archive file {path}: {error.strerror}; it was left untouched") from None
+    if empty:
+        raise StoreError(damaged("the archive file", path, "", "it is empty (0 bytes), but mailesc never writes "
+                                                              "an empty archive file"))
 
 
 def _append_lines(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    """Append to this month's archive file; a new file is written whole and renamed into place, so an
+    archive file is never empty (an empty one is damage, and refused)."""
+    data = ("\n".join(lines) + "\n").encode("utf-8")
     try:
-        if os.fstat(fd).st_size and not _ends_with_newline(path):
-            os.write(fd, b"\n")  # a crash cut the last line short: start afresh after it
-        os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
-        os.fsync(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            AtomicJSONStorage(str(path)).write_with(lambda handle: handle.write(data.decode("utf-8")))
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            if os.fstat(fd).st_size and not _ends_with_newline(path):
+                os.write(fd, b"\n")  # a crash cut the last line short: start afresh after it
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     except OSError as error:
-        raise StoreError(f"cannot write the archive {path}: {error.strerror}") from None
-    finally:
-        os.close(fd)
+        raise StoreError(f"cannot write the archive file {path}: {error.strerror}") from None
     _fsync_folder(path.parent)
 
 
@@ -378,43 +467,114 @@ TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine")
 _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 
 
-def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, str, dict]]:
-    """(table, document id, document) of every record. A file mailesc wrote has one document a line and is
-    parsed a line at a time, so the whole parsed file never sits in memory; any other (TinyDB's own single
-    line, an older mailesc) is parsed whole."""
+def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, str]]:
+    """(table, document id, document, where it is) of every record. A file mailesc wrote has one document a
+    line and is parsed a line at a time, so the whole parsed file never sits in memory; any other (TinyDB's own
+    single line, an older mailesc) is parsed whole. Whatever is not such a file is refused (see damaged())."""
     try:
-        handle = open(storage.path, encoding="utf-8")
+        handle = open(storage.path, "rb")
     except FileNotFoundError:
         return
     except OSError as error:
-        raise StoreError(f"cannot read the store {storage.path}: {error.strerror}") from None
+        raise StoreError(f"cannot read the store {storage.path}: {error.strerror}; it was left untouched") from None
     with handle:
-        first = handle.readline()
-        if not _TABLE_LINE.fullmatch(first.rstrip("\n")):
-            for table, documents in (storage.read() or {}).items():
-                while documents:
-                    yield (table, *documents.popitem())
-            return
-        table, complete = _TABLE_LINE.fullmatch(first.rstrip("\n")).group(1), False
-        for number, line in enumerate(handle, start=2):
-            line = line.rstrip("\n")
-            if header := _TABLE_LINE.fullmatch(line):
-                table = header.group(1)
-            elif line == "}}":
-                complete = True
-            else:
-                doc_id, _, text = line.rstrip(",").partition(":")
+        try:
+            first = _table_header(handle.readline())
+            if first is None:
+                for table, documents in (storage.read() or {}).items():
+                    while documents:
+                        doc_id, doc = documents.popitem()
+                        yield table, int(doc_id), doc, f"in record {doc_id} of table {table!r}"
+                return
+            table, complete = first, False
+            for number, raw in enumerate(handle, start=2):
+                where = f"at line {number}"
                 try:
-                    yield table, json.loads(doc_id), json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise StoreError(_damaged(storage.path, f"at line {number} ({error})")) from None
+                    line = raw.decode("utf-8").rstrip("\n")
+                except UnicodeDecodeError:
+                    raise StoreError(damaged("the store", storage.path, where, "it is not UTF-8 text")) from None
+                if complete:
+                    if line.strip():
+                        raise StoreError(damaged("the store", storage.path, where, "there is more after its end"))
+                    continue
+                if header := _TABLE_LINE.fullmatch(line):
+                    table = header.group(1)
+                elif line == "}}":
+                    complete = True
+                else:
+                    doc_id, _, text = line.rstrip(",").partition(":")
+                    try:
+                        doc_id, doc = json.loads(doc_id), json.loads(text)
+                    except json.JSONDecodeError as error:
+                        raise StoreError(damaged("the store", storage.path, where, f"not JSON ({error.msg})")) from None
+                    if not isinstance(doc_id, str) or not doc_id.isdigit() or not isinstance(doc, dict):
+                        raise StoreError(damaged("the store", storage.path, where, "not a numbered record"))
+                    yield table, int(doc_id), doc, where
+        except OSError as error:
+            raise StoreError(f"cannot read the store {storage.path}: {error.strerror}; it was left untouched") from None
         if not complete:
-            raise StoreError(_damaged(storage.path, "(it ends too early)"))
+            raise StoreError(damaged("the store", storage.path, "at its end", "it ends too early (cut short?)"))
 
 
-def _damaged(path: Path, where: str) -> str:
-    return (f"the store {path} is damaged {where}; it was left untouched. "
+def _table_header(line: bytes) -> str | None:
+    """The table a line of mailesc's layout opens, or None when the file is in another layout."""
+    try:
+        header = _TABLE_LINE.fullmatch(line.decode("utf-8").rstrip("\n"))
+    except UnicodeDecodeError:
+        return None  # the whole-file reader says where
+    return header.group(1) if header else None
+
+
+def parse_tables(data: bytes, path: Path, what: str = "the store") -> dict:
+    """A whole file in TinyDB's layout, {"table": {"document id": {document}}}, checked for that shape."""
+    if not data.strip():
+        raise StoreError(damaged(what, path, "", f"it is empty ({len(data)} bytes), but mailesc never writes an "
+                                                f"empty file (a new one is made only where there is none)"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StoreError(damaged(what, path, f"at byte {error.start}", "it is not UTF-8 text")) from None
+    try:
+        tables = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StoreError(damaged(what, path, f"at line {error.lineno}, column {error.colno}",
+                                 f"not JSON ({error.msg})")) from None
+    except RecursionError:
+        raise StoreError(damaged(what, path, "", "not JSON (nested too deeply)")) from None
+    if not isinstance(tables, dict):
+        raise StoreError(damaged(what, path, "at the top", f"a JSON object of tables was expected, not "
+                                                           f"{_json_kind(tables)}"))
+    for name, documents in tables.items():
+        if not isinstance(documents, dict):
+            raise StoreError(damaged(what, path, _table_place(name), f"an object of records was expected, not "
+                                                                     f"{_json_kind(documents)}"))
+        for doc_id, doc in documents.items():
+            if not doc_id.isdigit() or not isinstance(doc, dict):
+                raise StoreError(damaged(what, path, _table_place(name), "a record is not a numbered object"))
+    return tables
+
+
+def damaged(what: str, path: Path, where: str, problem: str) -> str:
+    """Why a file is refused: which file, where in it, what is wrong, never what it holds (customer names,
+    subjects and addresses must not reach a terminal or the journal)."""
+    return (f"{what} {path} is damaged{' ' + where if where else ''}: {problem}; it was left untouched. "
             f"Restore it from a backup or move it aside to start afresh.")
+
+
+def record_problem(error: Exception) -> str:
+    """What is wrong with a record, said without its values (exception texts quote them)."""
+    if isinstance(error, KeyError) and error.args and isinstance(error.args[0], str) and error.args[0].isidentifier():
+        return f"a record lacks the field {error.args[0]!r}"  # a name from mailesc's own code, not from the file
+    return "a record has a field mailesc cannot read (missing, or of the wrong type or form)"
+
+
+def _table_place(name: str) -> str:
+    return f"in table {name!r}" if name in TABLES or name == "reviews" else "in a table mailesc does not know"
+
+
+def _json_kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true or false", type(None): "null"}.get(
+        type(value), "a number")
 
 
 def _text(doc: dict) -> str:

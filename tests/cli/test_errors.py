@@ -106,6 +106,6 @@ def test_a_second_mailesc_on_the_same_store_is_refused(tmp_path):
     config = write_config(tmp_path, mailbox="", smtp="", rules=ONE_HOUR_RULE)
     with Store(tmp_path / "var" / "mailesc.json"):  # a daemon holds the store
         result = mailesc("-c", str(config), "once")
-        assert_clean_failure(result, 65, "another mailesc process is using", "mailesc.json")
+        assert_clean_failure(result, 75, "another mailesc process is using", "mailesc.json")  # EX_TEMPFAIL
         listed = mailesc("-c", str(config), "breaches", "list")  # reading needs no lock
         assert listed.returncode == 0 and "No breaches recorded." in listed.stdout

@@ -153,11 +153,11 @@ def test_a_damaged_store_raises_and_is_left_byte_for_byte_untouched(tmp_path, da
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mailesc.json", "mailesc.json.lock"]  # no temp files
 
 
-def test_an_empty_file_is_an_empty_store(tmp_path):
+def test_only_a_missing_file_is_a_new_store(tmp_path):
     path = tmp_path / "mailesc.json"
-    path.write_bytes(b"")
     with Store(path) as store:
         assert store.threads == {} and store.breaches == {}
+    assert not path.exists()  # nothing is written before there is something to keep
 
 
 def test_the_store_file_is_private_and_no_temporary_file_is_left(tmp_path):
