@@ -7,6 +7,8 @@ import getpass
 import itertools
 import json
 import logging
+import os
+import select
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -25,10 +27,14 @@ from mailesc.terminal import busy, print_table, progress
 
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
+EX_USAGE = 64
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version (0) or a usage error (64)
+        return stop.code if isinstance(stop.code, int) else EX_USAGE
     args.config, args.verbose = getattr(args, "config", None), getattr(args, "verbose", 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
                         logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -41,19 +47,50 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if _output_closed():  # `mailesc breaches list | head -1`: the reader has what it wanted
+            return 0
+        logging.getLogger("mailesc").debug("internal error", exc_info=True)
+        print("mailesc: internal error: BrokenPipeError (run with -vv for details)", file=sys.stderr)
+        return EX_SOFTWARE
     except Exception as error:  # the last guard: a user sees one line, never a traceback
         logging.getLogger("mailesc").debug("internal error", exc_info=True)
         print(f"mailesc: internal error: {type(error).__name__}: {error} (run with -vv for details)", file=sys.stderr)
         return EX_SOFTWARE
 
 
+def _output_closed() -> bool:
+    """True when stdout is a pipe (or socket) nobody reads any more; stdout then goes to /dev/null, so that
+    Python's own flush at exit does not print a second BrokenPipeError."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        closed = any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured in tests): it cannot be closed
+        return False
+    if closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return closed
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 64 (EX_USAGE, as documented) instead of 2."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-c", "--config", default=argparse.SUPPRESS,
                         help="config file (default: $MAILESC_CONFIG, else ./mailesc.toml, else the embedded default)")
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="more log output (-vv for debug)")
-    parser = argparse.ArgumentParser(prog="mailesc", parents=[common],
+    parser = _Parser(prog="mailesc", parents=[common],
                                      description="First-response clocks and escalations for a support mailbox.")
     parser.add_argument("--version", action="version", version=f"mailesc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

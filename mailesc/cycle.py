@@ -85,6 +85,9 @@ class Engine:
         self.archive(now)
         if self.daily is not None:
             self.daily.run(now)
+            if (waiting := self.daily.waiting()) is not None:
+                report.mails_waiting += 1
+                report.transport_error = report.transport_error or waiting
         return report
 
     def _record_poll(self, now: datetime, error: str | None) -> None:

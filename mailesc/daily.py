@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from mailesc.clock import isoformat
 from mailesc.config import DailyDigestConfig
-from mailesc.errors import PermanentTransportError, TransportError
+from mailesc.errors import PermanentTransportError, StoreError, TransportError
 from mailesc.history import load_history
 from mailesc.humane import human_time
 from mailesc.model import Breach
@@ -54,9 +54,20 @@ class DailyDigest:
         record = {**record, "attempts": record["attempts"] + 1}
         self.store.health[RECORD] = record
         self.store.flush()  # on disk before it goes out: a crash resends this very mail
-        error = self.transport.send([self._compose(record, now)]).get(record["message_id"])
+        try:
+            error = self.transport.send([self._compose(record, now)]).get(record["message_id"])
+        except StoreError:
+            raise
+        except Exception as fault:  # a template or transport fault is retried later; it never stops the daemon
+            log.debug("the daily digest could not be sent", exc_info=True)
+            error = fault
         self.store.health[RECORD] = {**record, **_outcome(error, record["attempts"], now)}
         self.store.flush()
+
+    def waiting(self) -> str | None:
+        """Why the day's digest is recorded but not sent yet (it waits for a retry), or None."""
+        record = self.store.health.get(RECORD, {})
+        return (record.get("error") or "not sent yet") if record.get("delivery") == "pending" else None
 
     def _compose(self, record: dict, now: datetime):
         day = date.fromisoformat(record["date"])

@@ -36,7 +36,7 @@ class Delivered:
     mails: int = 0  # mails the server accepted (a digest is one mail for many records)
     sent: int = 0  # records (escalation levels, warnings, acknowledgements) that went out
     failed: int = 0  # refused for good
-    waiting: int = 0  # still pending: retried next cycle
+    waiting: int = 0  # still pending (tried now or inside their retry pause): retried later
     last_error: str | None = None
 
 
@@ -133,12 +133,14 @@ class Outbox:
 
         results = self.transport.send(list(mails.values()), settle) if mails else {}
         records = [item.record for item in pending]
+        waiting = [item.record for item in self.pending()]  # also those still inside their retry pause
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
             failed=sum(1 for r in records if r.delivery is Delivery.FAILED),
-            waiting=sum(1 for r in records if r.delivery is Delivery.PENDING),
-            last_error=next((r.error for r in reversed(records) if r.delivery is Delivery.PENDING), None),
+            waiting=len(waiting),
+            last_error=next((r.error for r in reversed(records) if r.delivery is Delivery.PENDING),
+                            next((r.error for r in waiting if r.error), None)),
         )
 
     def _envelopes(self, pending: list[_Pending]) -> list[tuple[str, list[_Pending], bool]]:
