@@ -94,7 +94,8 @@ def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...])
                          f"(configure them in [review] causes)")
     path = reviews_path(store_path)
     with file_lock(path):
-        db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)  # a damaged file is refused, not replaced
+        Reviews.load(store_path)  # every entry must be readable: a damaged file is refused, never rewritten
+        db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)
         db.table("reviews").insert({**entry.as_json()})
     return entry
 

@@ -528,8 +528,9 @@ def _table_header(line: bytes) -> str | None:
 def parse_tables(data: bytes, path: Path, what: str = "the store") -> dict:
     """A whole file in TinyDB's layout, {"table": {"document id": {document}}}, checked for that shape."""
     if not data.strip():
-        raise StoreError(damaged(what, path, "", f"it is empty ({len(data)} bytes), but mailesc never writes an "
-                                                f"empty file (a new one is made only where there is none)"))
+        emptiness = "it is empty (0 bytes)" if not data else f"it holds only blank space ({len(data)} bytes)"
+        raise StoreError(damaged(what, path, "", f"{emptiness}, but mailesc never writes an empty file (a new one "
+                                                f"is made only where there is none)"))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
