@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="more log output (-vv for debug)")
     parser = _Parser(prog="mailesc", parents=[common],
-                                     description="First-response clocks and escalations for a support mailbox.")
+                     description="First-response clocks and escalations for a support mailbox.")
     parser.add_argument("--version", action="version", version=f"mailesc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -413,8 +413,8 @@ def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tu
                 except UnicodeDecodeError:
                     raise StoreError(damaged("the archive file", path, place, "it is not UTF-8 text")) from None
                 except json.JSONDecodeError as error:
-                    if line.startswith(_CUT_RECORD):
-                        continue
+                    if line.startswith(_CUT_RECORD) or _CUT_RECORD.startswith(line.rstrip(b"\n")):
+                        continue  # cut short by a crash (see above)
                     raise StoreError(damaged("the archive file", path, place, f"not JSON ({error.msg})")) from None
                 if not (isinstance(doc, dict) and isinstance(doc.get("thread"), dict) and "id" in doc["thread"]
                         and isinstance(doc.get("breaches"), list)):

@@ -200,7 +200,9 @@ def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_bac
     assert breach["escalations"][0]["delivery"] == "pending"
 
     setup.sink.start()
-    setup.once(capsys)  # retries back off: 30 s after the first failure
+    # retries back off: 30 s after the first failure; meanwhile the mail still waits, and `once` says so (69)
+    assert main(["-c", str(setup.config), "once"]) == 69
+    assert "1 mail(s) not sent yet" in capsys.readouterr().err
     assert setup.sink.messages == []
     setup.once(capsys, now=datetime.now(timezone.utc) + timedelta(seconds=31))
     [mail] = setup.sink.wait_for(1)

@@ -240,13 +240,16 @@ def test_a_damaged_archive_file_is_refused_and_never_quoted(folder, how):
     assert path.read_bytes() == bad and files_in(folder) == before
 
 
-def test_an_archive_line_cut_by_a_crash_is_skipped_not_refused(folder):
-    """The one cut the archive expects: its thread was still in the live store when the write broke off."""
+@pytest.mark.parametrize("keep", [0.5, 4 / 1000], ids=["half-a-line", "a-few-bytes"])
+@pytest.mark.parametrize("then_appended", [False, True])
+def test_an_archive_line_cut_by_a_crash_is_skipped_not_refused(folder, keep, then_appended):
+    """The one cut the archive expects: its thread was still in the live store when the write broke off (and
+    the next archiving starts a new line after it)."""
     store_path = folder / "mailesc.json"
     good = write_archive(store_path)
     [path] = archive_folder(store_path).glob("*.jsonl")
     first, second = good.splitlines(keepends=True)
-    path.write_bytes(first + second[:len(second) // 2])
+    path.write_bytes(first + second[:max(1, int(len(second) * keep))] + (b"\n" + first if then_appended else b""))
     [(thread, _)] = list(read_archive(store_path))
     assert thread.id == json.loads(first)["thread"]["id"]
 
