@@ -318,7 +318,8 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         problems.append(f"the mailbox is failing since {result['mailbox']['failing_since']}: "
                         f"{result['mailbox']['error']}")
     if failed:
-        problems.append(f"{len(failed)} mail(s) refused for good (see mailesc breaches list)")
+        problems.append(f"{len(failed)} mail(s) refused for good (last: {result['last_failed_error']}; see mailesc "
+                        f"breaches list)")
     if result["last_pending_error"]:
         problems.append(f"{len(pending)} mail(s) waiting for a retry: {result['last_pending_error']}")
     digest = result["daily_digest"] or {}
