@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import shutil
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +29,7 @@ from mailesc.stats import build_report
 from mailesc.signing import installation_secret
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
-from mailesc.store import Store, archive_folder, read_heartbeat
+from mailesc.store import DryRunStore, Store, archive_folder, read_heartbeat
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 
@@ -85,29 +88,66 @@ def _escalation_templates(policies: Policies) -> set[str]:
     return {level.template for rule in policies.rules for level in rule.escalate} | {"escalation"}
 
 
-def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
-    """The engine for `run` and `once`; a replay (not durable) keeps everything live and sends no daily digest."""
+def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True,
+                 dry_run: bool = False) -> Engine:
+    """The engine for `run` and `once`; a replay (not durable) keeps everything live, sends no daily digest and
+    counts all of its mail (no `since`); a dry run (a DryRunStore, a DryRunTransport) neither archives nor
+    sends a daily digest."""
     config = setup.config
     daily = None
-    if durable and config.daily_digest.at is not None:
+    if durable and not dry_run and config.daily_digest.at is not None:
         daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
                             config.review.period, config.templates_timezone)
     return Engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
-                  reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable,
-                  archive_after=config.archive_after if durable else None, daily=daily,
-                  secret=installation_secret(store.path), mail_zone=config.templates_timezone)
+                  reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
+                  archive_after=config.archive_after if durable and not dry_run else None, daily=daily,
+                  secret=installation_secret(store.path), mail_zone=config.templates_timezone,
+                  since=config.mailbox.since if durable else None)
 
 
-def run_once(setup: Setup, now: datetime) -> CycleReport:
+def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = None) -> CycleReport:
+    """One cycle. With `dry_run` (a DryRunTransport, which collects the mails instead of sending them) the store
+    is read but never written, and nothing is sent."""
     config = setup.config
     source = open_source(config.mailbox)
     try:
-        with Store(config.store_path) as store:
-            engine = build_engine(setup, store, source, open_transport(config.smtp))
+        with open_store(config.store_path, dry_run is not None) as store:
+            transport = dry_run if dry_run is not None else open_transport(config.smtp)
+            engine = build_engine(setup, store, source, transport, dry_run=dry_run is not None)
             return engine.cycle(now)
     finally:
         source.close()
+
+
+def open_store(path: Path, dry_run: bool = False) -> Store:
+    return DryRunStore(path) if dry_run else Store(path)
+
+
+class DryRunTransport:
+    """--dry-run: the mails a cycle would send are described to `say` and counted as accepted (so the cycle
+    goes on as it would), and none is sent."""
+
+    def __init__(self, say):
+        self.say = say
+
+    def send(self, mails, settle=None) -> dict:
+        for mail in mails:
+            self.say(describe_mail(mail))
+            if settle:
+                settle(mail.message_id, None)
+        return {mail.message_id: None for mail in mails}
+
+    def describe(self) -> dict:
+        return {"kind": "dry run: nothing is sent"}
+
+
+def describe_mail(mail) -> str:
+    """One line for a mail a dry run would send: what it is, to whom, its subject and Message-ID."""
+    headers = BytesHeaderParser(policy=email.policy.default).parsebytes(mail.data)
+    what = str(headers.get("X-Mailesc", "mail")).replace("; ", ", ")
+    return (f"would send {what} to {', '.join(mail.recipients)}: {str(headers.get('Subject', ''))!r} "
+            f"{mail.message_id}")
 
 
 # -- replay ---------------------------------------------------------------------------------------------------
@@ -229,21 +269,58 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
 # -- resend -------------------------------------------------------------------------------------------------
 
 
-def resend(config: Config, breach_id: int, level: int | None) -> list[str]:
-    """Put escalations that failed for good back into the outbox (the operator fixed the cause).
-    Returns their Message-IDs; they keep them, and the next cycle sends them."""
+def resend(config: Config, breach_id: int, level: int | None, to: list[str] | None = None,
+           now: datetime | None = None) -> list[str]:
+    """Put escalations that failed for good back into the outbox (the operator fixed the cause), or, with `to`,
+    send one elsewhere: the failed ones (or the one at `level`, whatever became of it) go to these addresses
+    instead. Each resend is kept in the escalation's history. Returns their Message-IDs; they keep them, and
+    the next cycle sends them."""
+    addresses = [_address(text) for text in to or []]
     with Store(config.store_path) as store:
         breach = store.breaches.get(breach_id)
         if breach is None:
             raise UsageError(f"no breach with id {breach_id}")
         again = [r for r in breach.escalations if r.delivery is Delivery.FAILED and level in (None, r.level)]
+        if not again and addresses and level is not None:
+            again = [r for r in breach.escalations if r.level == level]
         if not again:
-            raise UsageError(f"breach {breach_id} has no failed escalation" + (f" at level {level}" if level else ""))
+            raise UsageError(f"breach {breach_id} has no failed escalation" + (f" at level {level}" if level else "")
+                             + ("" if addresses else " (give --level N --to ADDR to send one elsewhere)"))
         for record in again:
+            record.resent.append({"at": isoformat(now or datetime.now(timezone.utc)), "to": addresses or list(record.to),
+                                  "was": list(record.to), "delivery": str(record.delivery)})
+            if addresses:
+                record.to, record.digest = list(addresses), None  # new recipients: a mail of its own
             record.delivery, record.error, record.attempts, record.retry_at = Delivery.PENDING, None, 0, None
         store.put_breach(breach)
         store.flush()
         return [record.message_id for record in again]
+
+
+def _address(text: str) -> str:
+    address = parseaddr(text)[1]
+    local, _, domain = address.rpartition("@")
+    if not local or "." not in domain or any(c.isspace() for c in address):
+        raise UsageError(f"--to wants a mail address like manager@example.com, not {text!r}")
+    return address.lower()
+
+
+# -- quarantine -----------------------------------------------------------------------------------------------
+
+
+def quarantine_retry(config: Config, keys: list[str] | None) -> list[str]:
+    """Mark quarantined messages (these keys, or all with None) to be read again at the next cycle, which takes
+    them in like new mail; those that fail again are quarantined again. Returns the keys marked."""
+    with Store(config.store_path) as store:
+        unknown = [key for key in keys or [] if key not in store.quarantine]
+        if unknown:
+            raise UsageError(f"not in quarantine: {', '.join(unknown)} (mailesc quarantine lists the ids)")
+        marked = sorted(store.quarantine) if keys is None else list(dict.fromkeys(keys))
+        for key in marked:
+            store.quarantine[key].retry = True
+            store.put_quarantined(store.quarantine[key])
+        store.flush()
+        return marked
 
 
 # -- breach review and reports -----------------------------------------------------------------------------
@@ -309,6 +386,8 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             "failed_mails": len(failed),
             "last_failed_error": max(failed, key=lambda r: r.at).error if failed else None,
             "quarantined": len(store.quarantine),
+            "untimed_threads": sum(1 for t in store.threads.values() if t.clock_error),
+            "untimed_reason": next((t.clock_error for t in store.threads.values() if t.clock_error), None),
             "daily_digest": store.health.get("daily_digest"),
         }
     result["last_poll_at"] = None  # a replay has no daemon: its liveness is not judged
@@ -325,6 +404,10 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     digest = result["daily_digest"] or {}
     if digest.get("delivery") == "failed":
         problems.append(f"the daily digest of {digest.get('date')} was refused for good: {digest.get('error')}")
+    if result["untimed_threads"]:
+        problems.append(f"{result['untimed_threads']} thread(s) without a clock: a policy cannot time them "
+                        f"({result['untimed_reason']}); fix it (mailesc policies check), then the next start or "
+                        f"reload times them")
     result["problems"] = problems
     result["healthy"] = not problems
     return result

@@ -28,6 +28,7 @@ from mailesc.terminal import busy, print_table, progress
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69
 EX_USAGE = 64
+DRY_RUN_HELP = "print what would be escalated, recorded and sent; write nothing, send nothing"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,10 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", parents=[common], help="the daemon: poll, escalate, repeat")
+    run.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     run.set_defaults(handler=cmd_run)
 
     once = commands.add_parser("once", parents=[common], help="one full cycle, then exit")
     once.add_argument("--now", help="evaluate deadlines at this ISO 8601 time (with offset) instead of now")
+    once.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     once.set_defaults(handler=cmd_once)
 
     replay = commands.add_parser("replay", parents=[common], help="backtest the policies on a mailbox file")
@@ -158,11 +161,19 @@ def _parser() -> argparse.ArgumentParser:
                                         help="send escalations that failed for good again (after fixing the cause)")
     resend.add_argument("id", type=int)
     resend.add_argument("--level", type=int, help="only this level")
+    resend.add_argument("--to", nargs="+", metavar="ADDR",
+                        help="send it to these addresses instead (kept in the breach's history)")
     resend.set_defaults(handler=cmd_breaches_resend)
 
     quarantine = commands.add_parser("quarantine", parents=[common], help="messages mailesc could not read")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(handler=cmd_quarantine)
+    quarantine_commands = quarantine.add_subparsers(dest="quarantine_command", metavar="ACTION")
+    retry = quarantine_commands.add_parser("retry", parents=[common],
+                                           help="read quarantined messages again at the next cycle")
+    retry.add_argument("id", nargs="*", help="the message's id, as mailesc quarantine lists it")
+    retry.add_argument("--all", action="store_true", help="every quarantined message")
+    retry.set_defaults(handler=cmd_quarantine_retry)
 
     policies = commands.add_parser("policies", parents=[common], help="check and explain the policies")
     policy_commands = policies.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
@@ -200,8 +211,11 @@ def cmd_run(args) -> int:
     config = setup.config
     source = open_source(config.mailbox)
     try:
-        with Store(config.store_path) as store:
-            engine = app.build_engine(setup, store, source, open_transport(config.smtp))
+        with app.open_store(config.store_path, args.dry_run) as store:
+            transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
+            engine = app.build_engine(setup, store, source, transport, dry_run=args.dry_run)
+            if args.dry_run:
+                print("dry run: nothing is written to the store and no mail is sent", flush=True)
             Daemon(engine, SystemClock(), config.poll_seconds).run()
     finally:
         source.close()
@@ -211,9 +225,19 @@ def cmd_run(args) -> int:
 def cmd_once(args) -> int:
     setup = _setup(args)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
-    report = app.run_once(setup, clock.now())
+    report = app.run_once(setup, clock.now(), app.DryRunTransport(_say) if args.dry_run else None)
+    if args.dry_run:
+        print(f"dry run, nothing was written or sent: {report.fetched} new message(s), {report.threads_opened} "
+              f"thread(s) would be opened, {report.breaches} breach(es) and {report.escalations_recorded} "
+              f"escalation(s), {report.warnings_recorded} warning(s), {report.acknowledgements_recorded} "
+              f"acknowledgement(s) would be recorded, {report.mails_sent} mail(s) sent, {report.quarantined} "
+              f"quarantined")
+        return 0
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
           f"breach(es), {report.mails_sent} mail(s) sent, {report.quarantined} quarantined")
+    if report.untimed:
+        print(f"mailesc: {report.untimed} thread(s) taken in without a clock: a policy cannot time them "
+              f"(see mailesc status)", file=sys.stderr)
     problems = [report.source_error]
     if report.mails_waiting:
         problems.append(f"{report.mails_waiting} mail(s) not sent yet, retried next time: "
@@ -223,6 +247,10 @@ def cmd_once(args) -> int:
     for problem in filter(None, problems):
         print(f"mailesc: {problem}", file=sys.stderr)
     return EX_UNAVAILABLE if any(problems) else 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def cmd_replay(args) -> int:
@@ -374,6 +402,8 @@ def cmd_status(args) -> int:
                                                               f"breaches list)" if result["failed_mails"] else ""))
         print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
                                                             if result["quarantined"] else ""))
+        if result["untimed_threads"]:
+            print(f"no clock         {result['untimed_threads']} thread(s): a policy cannot time them")
         if result["daily_digest"]:
             digest = result["daily_digest"]
             print(f"daily digest     {digest['date']}: {digest['delivery']}"
@@ -384,8 +414,18 @@ def cmd_status(args) -> int:
 
 
 def cmd_breaches_resend(args) -> int:
-    message_ids = app.resend(_config(args), args.id, args.level)
-    print(f"{len(message_ids)} escalation(s) back in the outbox, sent at the next cycle: {', '.join(message_ids)}")
+    message_ids = app.resend(_config(args), args.id, args.level, args.to, SystemClock().now())
+    where = f" to {', '.join(args.to)}" if args.to else ""
+    print(f"{len(message_ids)} escalation(s) back in the outbox, sent{where} at the next cycle: "
+          f"{', '.join(message_ids)}")
+    return 0
+
+
+def cmd_quarantine_retry(args) -> int:
+    if bool(args.id) == args.all:
+        raise UsageError("give the ids of the messages to read again (see mailesc quarantine), or --all")
+    keys = app.quarantine_retry(_config(args), None if args.all else args.id)
+    print(f"{len(keys)} message(s) will be read again at the next cycle" if keys else "Nothing in quarantine.")
     return 0
 
 

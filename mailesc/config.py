@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -112,6 +112,7 @@ class MailboxConfig:
     server: ServerConfig
     folders: tuple[str, ...]
     sent_folder: str  # "auto" = SPECIAL-USE \Sent, a folder name, or "" for none
+    since: timedelta | datetime = timedelta(days=7)  # older mail is history: threads and responses, no clock
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 
 _SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
                 "allow_insecure", "ca_file", "auth", "token_command", "token_file")
-_MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder") + _SERVER_KEYS
+_MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder", "since") + _SERVER_KEYS
 _SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
 
 
@@ -386,7 +387,34 @@ def _mailbox(section: _Section) -> MailboxConfig:
         server=server,
         folders=section.strings("folders", ("INBOX",)),
         sent_folder=section.text("sent_folder", "auto"),
+        since=_since(section),
     )
+
+
+def _since(section: _Section) -> timedelta | datetime:
+    """`since`: a span back from the store's first start ("7d"), or a date (local midnight) or a time with offset
+    (a TOML date/time or an ISO 8601 string). Mail that arrived before it starts no clock."""
+    value = section.table.get("since", "7d")
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError:
+            pass
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                pass
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time()).astimezone()
+    section.problem("since", f'must be a span back from the first start like "7d", a date like "2026-11-01" or a '
+                             f'time with offset like "2026-11-01T09:00:00+01:00", not '
+                             f'{value.isoformat() + " (no offset)" if isinstance(value, datetime) else repr(value)}')
+    return timedelta(days=7)
 
 
 def _smtp(section: _Section) -> SmtpConfig:

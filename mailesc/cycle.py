@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
@@ -40,7 +41,9 @@ class CycleReport:
     ignored_auto: int = 0
     ignored_own: int = 0
     quarantined: int = 0
+    reread: int = 0  # quarantined messages read again (`mailesc quarantine retry`, or the policies changed)
     threads_opened: int = 0
+    untimed: int = 0  # threads taken in without a clock: their policy cannot time them (see Thread.clock_error)
     breaches: int = 0  # new breach records
     escalations_recorded: int = 0
     warnings_recorded: int = 0
@@ -56,8 +59,15 @@ class CycleReport:
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
-                 archive_after: timedelta | None = None, daily=None, secret: bytes, mail_zone=None):
+                 archive_after: timedelta | None = None, daily=None, secret: bytes, mail_zone=None,
+                 since: timedelta | datetime | None = None):
+        """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
+        history: it threads and answers, but starts no clock. None (a replay): every message counts."""
         self.policies, self.store, self.source = policies, store, source
+        self.since, self._history_before = since, None
+        self._timed_with = None  # the policies the untimed threads were last tried with
+        self._untimed = {thread.id for thread in store.threads.values() if thread.clock_error}
+        self._untimed_logged: set[str | None] = set()
         self.archive_after, self.daily, self._archived_at = archive_after, daily, None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
         self.people = who_is_who(policies, team, sender, secret)
@@ -72,6 +82,13 @@ class Engine:
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
+        if self.since is not None and self._history_before is None:
+            self._history_before = history_cutoff(self.since, self.store.first_start(now))
+        if self.policies is not self._timed_with:  # a start, or the policies were reloaded: try again what failed
+            self._timed_with = self.policies
+            self._retime(now)
+            self._reread_later(lambda item: not is_message_problem(item.reason))
+        self._reread(now, report)
         try:
             for chunk in _chunks(self.source.poll(self.store.sync), INGEST_CHUNK):
                 self.ingest(chunk, now, report)
@@ -115,7 +132,8 @@ class Engine:
                 self._take(message, classify(message, self.people), now, report)
             except Exception as error:  # a broken message goes to quarantine and never stops the others
                 reason = str(error) if isinstance(error, ParseError) else f"{type(error).__name__}: {error}"
-                self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now))
+                self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now,
+                                                       arrived=raw.arrived))
                 report.quarantined += 1
                 log.warning("quarantined %s: %s", raw.key, reason)
 
@@ -143,7 +161,7 @@ class Engine:
                                              size=message.size))
         report.threads_opened += opens
         if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
-            self._start_clock(thread, message)  # the first customer message, even if it came in late
+            self._start_clock(thread, message, report)  # the first customer message, even if it came in late
             self._acknowledge_customer(thread, message, now, report)
         self.index.add(thread)
         self.store.put_thread(thread)
@@ -187,12 +205,112 @@ class Engine:
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
 
-    def _start_clock(self, thread: Thread, message: Message) -> None:
+    def _start_clock(self, thread: Thread, message: Message, report: CycleReport | None = None) -> None:
         if thread.breach_ids:
             return  # the clock already ran out; what was recorded stands
         rule = self.policies.first_match(message)
-        thread.policy = rule.name if rule else None
-        thread.due_at = rule.calendar.add(message.arrived, rule.first_response) if rule else None
+        thread.policy, thread.due_at, thread.clock_error = (rule.name if rule else None), None, None
+        self._untimed.discard(thread.id)
+        if rule is None:
+            return
+        try:
+            thread.due_at = rule.calendar.add(message.arrived, rule.first_response)
+        except ValueError as error:  # a calendar that never opens: the policy's problem, not the message's
+            self._cannot_time(thread, error, report)
+
+    def _cannot_time(self, thread: Thread, error: Exception, report: CycleReport | None) -> None:
+        """Keep the thread (and its message) without a clock, flagged for `status`; it is timed again when the
+        policies change. Logged once per rule, not once per message."""
+        thread.clock_error = str(error)
+        self._untimed.add(thread.id)
+        self.store.put_thread(thread)
+        if report is not None:
+            report.untimed += 1
+        if thread.policy not in self._untimed_logged:
+            self._untimed_logged.add(thread.policy)
+            log.error("policy %s cannot time a thread (%s): it is kept without a clock until the policy is fixed "
+                      "(mailesc policies check; mailesc status counts such threads)", thread.policy, error)
+
+    def _retime(self, now: datetime) -> None:
+        """Time again the threads their policy could not time, with the policies as they are now: their first
+        customer message is read again and matched afresh (by the rule's name if the mailbox cannot give it)."""
+        threads = [self.store.threads[i] for i in sorted(self._untimed) if i in self.store.threads]
+        self._untimed = {thread.id for thread in threads}
+        self._untimed_logged.clear()
+        if not threads:
+            return
+        firsts = {thread.id: thread.first_customer_message() for thread in threads}
+        try:
+            raws = self.source.fetch({first.key for first in firsts.values() if first is not None})
+        except SourceError:
+            raws = {}
+        for thread in threads:
+            first, before = firsts[thread.id], thread.clock_error
+            if first is None:
+                continue
+            if thread.breach_ids:  # its first deadline stands; a later clock failed: evaluate it again
+                thread.clock_error = None
+                self._untimed.discard(thread.id)
+            elif (message := self._reparse(first, raws.get(first.key), now)) is not None:
+                self._start_clock(thread, message)
+            else:
+                self._time_by_name(thread, first)
+            if thread.clock_error is None:
+                log.info("a thread its policy could not time before is timed again (policy %s)", thread.policy)
+            elif thread.clock_error == before:
+                continue
+            self.store.put_thread(thread)
+            self.agenda.changed(thread.id)
+
+    @staticmethod
+    def _reparse(first: ThreadMessage, data: bytes | None, now: datetime) -> Message | None:
+        if data is None:
+            return None
+        try:
+            return parse_message(RawMessage(key=first.key, folder=first.folder, data=data, arrived=first.arrived), now)
+        except ParseError:
+            return None
+
+    def _time_by_name(self, thread: Thread, first: ThreadMessage) -> None:
+        rule = self.policies.get(thread.policy)
+        if rule is None:
+            return  # the rule is gone and the message cannot be read: it stays flagged
+        try:
+            thread.due_at, thread.clock_error = rule.calendar.add(first.arrived, rule.first_response), None
+            self._untimed.discard(thread.id)
+        except ValueError as error:
+            self._cannot_time(thread, error, None)
+
+    # -- quarantine ---------------------------------------------------------------------------------------------
+
+    def _reread_later(self, wanted) -> None:
+        for item in self.store.quarantine.values():
+            if not item.retry and wanted(item):
+                item.retry = True
+                self.store.put_quarantined(item)
+
+    def _reread(self, now: datetime, report: CycleReport) -> None:
+        """Quarantined messages marked for another read are fetched again and taken in like new mail (with the
+        arrival time the source first gave them); what fails again goes back to quarantine, unmarked."""
+        marked = [item for item in self.store.quarantine.values() if item.retry]
+        if not marked:
+            return
+        try:
+            found = self.source.fetch({item.key for item in marked})
+        except SourceError as error:
+            log.warning("quarantined messages are not read again yet: %s", error)
+            return  # still marked: the next cycle tries again
+        raws = []
+        for item in marked:
+            if item.key in found:
+                self.store.drop_quarantined(item.key)
+                raws.append(RawMessage(key=item.key, folder=item.folder, data=found[item.key], arrived=item.arrived))
+            else:
+                item.retry = False
+                self.store.put_quarantined(item)
+                log.warning("quarantined %s is no longer in the mailbox: it stays in quarantine", item.key)
+        report.reread += len(raws)
+        self.ingest(raws, now, report)
 
     # -- deadlines ----------------------------------------------------------------------------------------------
 
@@ -201,9 +319,14 @@ class Engine:
         only at the threads whose time has come or that changed."""
         for thread in self._in_deadline_order(self.agenda.take_due(now)):
             rule = self.policies.get(thread.policy)
-            if rule is None:
-                continue  # a rule removed from the policies climbs no ladder
-            verdicts = sla.evaluate(thread, rule, now)
+            if rule is None or thread.clock_error:
+                continue  # a rule removed from the policies climbs no ladder; nor does one that cannot time it
+            try:
+                verdicts = sla.evaluate(thread, rule, now)
+            except ValueError as error:  # a level's time in a calendar that never opens again
+                self._cannot_time(thread, error, report)
+                continue
+            verdicts = [v for v in verdicts if not self._is_history(v.received_at)]
             self.agenda.wake(thread.id, min((v.next_at for v in verdicts if v.next_at), default=None))
             for verdict in verdicts:
                 if verdict.warn_due and not any(n.kind == "warning" for n in thread.notices):
@@ -215,6 +338,10 @@ class Engine:
                     self._close(breach, verdict.responded_at)
                 elif breach.acknowledged_at is None:  # a manager who answered an escalation stops the ladder
                     self._climb(thread, breach, verdict.due_steps, now, report)
+
+    def _is_history(self, received_at: datetime) -> bool:
+        """Mail from before `since`: read for threading and responses, but it starts no clock."""
+        return self._history_before is not None and received_at < self._history_before
 
     def _in_deadline_order(self, thread_ids: set[str]) -> list[Thread]:
         """The clocked ones of these threads, earliest deadline first (so breach ids follow deadlines)."""
@@ -229,8 +356,11 @@ class Engine:
         report.warnings_recorded += 1
 
     def _climb(self, thread: Thread, breach: Breach, steps, now: datetime, report: CycleReport) -> None:
-        for step in steps:
-            if step.level.number not in breach.escalated_levels():
+        """Record the current level: the highest one due. Lower levels that fell due at the same time (a first
+        start on old mail, a daemon that was down) are passed over: no level 1 and level 2 in one second."""
+        reached = max(breach.escalated_levels(), default=0)
+        for step in sorted(steps, key=lambda step: step.level.number)[-1:]:
+            if step.level.number > reached:
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
                                           message_id=mail_message_id(self.secret, thread.id, _clock_mark(breach.clock)
@@ -298,6 +428,8 @@ class Engine:
         if any(record.delivery is Delivery.PENDING for record in records):
             return False
         rule = self.policies.get(thread.policy)
+        if thread.clock_error:
+            return False  # kept live until its policy can time it
         return thread.due_at is None or rule is None or not any(
             verdict.next_at for verdict in sla.evaluate(thread, rule, now))
 
@@ -309,6 +441,20 @@ class Engine:
         report.mails_failed += delivered.failed
         report.mails_waiting = delivered.waiting
         report.transport_error = delivered.last_error
+
+
+def history_cutoff(since: timedelta | datetime, first_start: datetime) -> datetime:
+    """The moment before which mail is history: `since` itself, or that span back from the first start."""
+    return first_start - since if isinstance(since, timedelta) else since
+
+
+_EXCEPTION_REASON = re.compile(r"[A-Z]\w*(?:Error|Exception|Warning): ")
+
+
+def is_message_problem(reason: str) -> bool:
+    """A quarantine reason that says the message itself cannot be read (a ParseError's words), as opposed to
+    an error in mailesc or its policies (\"ValueError: ...\"), which is worth another read once that changes."""
+    return not _EXCEPTION_REASON.match(reason)
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -121,6 +121,8 @@ class Thread:
     due_at: datetime | None = None  # of the first response
     breach_ids: dict[int, int] = field(default_factory=dict)  # clock number (0: the first response) -> breach
     notices: list[Notice] = field(default_factory=list)
+    clock_error: str | None = None  # why its policy could not time it (a calendar that never opens): no clock
+    # until the policies change; then it is timed again. Never a reason to quarantine the customer's message.
 
     def first_customer_message(self) -> ThreadMessage | None:
         return self.first_customer_message_after(None)
@@ -149,6 +151,7 @@ class EscalationRecord:
     attempts: int = 0  # failed tries so far
     retry_at: datetime | None = None  # after a temporary failure: not before this
     digest: str | None = None  # the Message-ID of the digest it went out in (storm control), if any
+    resent: list[dict] = field(default_factory=list)  # `breaches resend`: {"at", "to", "was"} (ISO time, lists)
 
 
 @dataclass
@@ -177,3 +180,5 @@ class Quarantined:
     folder: str
     reason: str
     at: datetime
+    arrived: datetime | None = None  # as the source said, so that a message read again keeps its arrival time
+    retry: bool = False  # read it again at the next cycle (`mailesc quarantine retry`, or the policies changed)

@@ -8,14 +8,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Iterable
 
-from mailesc.clock import isoformat
+from mailesc.clock import isoformat, parse_iso
 from mailesc.durations import format_duration
 from mailesc.model import Breach, Delivery, Thread
 from mailesc.reviews import Reviews
 
 CSV_COLUMNS = ("id", "status", "clock", "policy", "customer", "subject", "received_at", "due_at", "responded_at",
                "late_by_seconds", "levels", "acknowledged_by", "acknowledged_at", "review_state", "cause", "note",
-               "reviewed_by", "reviewed_at", "review_overdue", "thread")
+               "reviewed_by", "reviewed_at", "review_overdue", "thread", "delivery")
+
+
+def level_delivery(breach: Breach) -> dict[str, str]:
+    """Level (as text, for JSON) -> its delivery state: sent, pending or failed."""
+    return {str(e.level): str(e.delivery) for e in breach.escalations}
+
+
+def delivery_text(breach: Breach) -> str:
+    """"1:sent 2:failed": each level's delivery state, for CSV cells and the table."""
+    return " ".join(f"{level}:{state}" for level, state in level_delivery(breach).items())
 
 
 def breach_json(breach: Breach, reviews: Reviews | None = None, now: datetime | None = None,
@@ -36,9 +46,10 @@ def breach_json(breach: Breach, reviews: Reviews | None = None, now: datetime | 
         "escalations": [
             {"level": e.level, "at": isoformat(e.at), "to": list(e.to), "message_id": e.message_id,
              "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error, "digest": e.digest,
-             "attempts": e.attempts, "retry_at": isoformat(e.retry_at)}
+             "attempts": e.attempts, "retry_at": isoformat(e.retry_at), "resent": list(e.resent)}
             for e in breach.escalations
         ],
+        "delivery": level_delivery(breach),
     }
     if reviews is not None:
         doc["review"] = reviews.summary(breach, now, period)
@@ -58,10 +69,10 @@ def write_csv(out: IO[str], breaches: Iterable[Breach], reviews: Reviews, now: d
                          isoformat(b.acknowledged_at) or "", reviews.state(b.id),
                          current.cause if current else "", (current.note or "") if current else "",
                          current.by if current else "", isoformat(current.at) if current else "",
-                         "yes" if reviews.overdue(b, now, period) else "no", b.thread))
+                         "yes" if reviews.overdue(b, now, period) else "no", b.thread, delivery_text(b)))
 
 
-TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "REVIEW", "POLICY", "CUSTOMER", "SUBJECT")
+TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW", "POLICY", "CUSTOMER", "SUBJECT")
 
 
 def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta) -> tuple[str, ...]:
@@ -70,12 +81,13 @@ def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta
     review = current.cause if current else ("OVERDUE" if reviews.overdue(breach, now, period)
                                             else reviews.state(breach.id))
     return (str(breach.id), str(breach.status), isoformat(breach.due_at), late,
-            ",".join(str(e.level) for e in breach.escalations) or "-", review, breach.policy, breach.customer,
+            ",".join(str(e.level) for e in breach.escalations) or "-", delivery_text(breach) or "-", review,
+            breach.policy, breach.customer,
             breach.subject[:60])
 
 
 def plain_table(rows: Iterable[tuple[str, ...]],
-                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 22, 12, 28)) -> Iterable[str]:
+                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 16, 22, 12, 28)) -> Iterable[str]:
     """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
     for row in rows:
         yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
@@ -103,6 +115,7 @@ def timeline(breach: Breach, thread: Thread | None, reviews: Reviews) -> list[Ev
     for e in breach.escalations:
         events.append(Event(e.at, "escalation", f"level {e.level} escalation to {', '.join(e.to)} recorded "
                                                 f"(Message-ID {e.message_id})"))
+        events += _resends(e)
         events += _delivery("escalation", f"level {e.level} escalation", e)
     if breach.acknowledged_at:
         events.append(Event(breach.acknowledged_at, "acknowledged",
@@ -116,6 +129,17 @@ def timeline(breach: Breach, thread: Thread | None, reviews: Reviews) -> list[Ev
             text = f"{entry.by} reopened the review" + (f": {entry.note}" if entry.note else "")
         events.append(Event(entry.at, entry.action, text))
     return sorted(events, key=lambda event: event.at)
+
+
+def _resends(record) -> list[Event]:
+    """`breaches resend`: when each resend was asked for, and to whom (new recipients are named with the old)."""
+    events = []
+    for resend in record.resent:
+        moved = resend["to"] != resend["was"]
+        text = (f"level {record.level} escalation put back to send to {', '.join(resend['to'])}"
+                + (f" instead of {', '.join(resend['was'])}" if moved else "") + f" (it was {resend['delivery']})")
+        events.append(Event(parse_iso(resend["at"]), "escalation_resent", text))
+    return events
 
 
 def _warnings(thread: Thread) -> list[Event]:

@@ -189,6 +189,20 @@ class Store:
         self.quarantine[item.key] = item
         self._dirty["quarantine"].add(item.key)
 
+    def drop_quarantined(self, key: str) -> None:
+        """Out of quarantine (it is being read again; a new failure puts it back)."""
+        if self.quarantine.pop(key, None) is not None:
+            self._dirty["quarantine"].add(key)
+
+    def first_start(self, now: datetime) -> datetime:
+        """When mailesc first ran on this store (`now`, remembered, if this is the first time): the anchor of
+        `[mailbox] since`, so that it stays put across restarts."""
+        known = self.meta.get("first_start")
+        if known is None:
+            self.meta["first_start"] = {"at": isoformat(now)}
+            return now
+        return parse_iso(known["at"])
+
     def archive(self, threads: list[Thread]) -> None:
         """Move `threads` and their breaches out of the live store: appended (and fsynced) to this month's
         archive file now, gone from the live file at the next flush. A crash in between leaves a thread in
@@ -268,6 +282,20 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class DryRunStore(Store):
+    """--dry-run: the store as it is on disk, read without taking its lock (a running daemon may hold it);
+    the cycle changes it in memory only, and nothing is ever written, archived or created."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, readonly=True)
+
+    def flush(self) -> None:
+        pass
+
+    def archive(self, threads: list[Thread]) -> None:
+        pass
 
 
 @contextmanager
@@ -610,6 +638,8 @@ def _thread_doc(thread: Thread) -> dict:
     doc["breach_ids"] = dict(thread.breach_ids)
     doc["messages"] = [_plain({name: getattr(m, name) for name in _MESSAGE_FIELDS}) for m in thread.messages]
     doc["notices"] = [{**_plain(vars(n)), "to": list(n.to)} for n in thread.notices]
+    if thread.clock_error is None:
+        del doc["clock_error"]  # written only when there is one: most threads never have it
     return doc
 
 
@@ -627,12 +657,15 @@ def _thread_from(doc: dict) -> Thread:
     return Thread(id=intern(doc["id"]), subject=doc["subject"], ids={intern(i) for i in doc["ids"]}, messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
-                  notices=notices)
+                  notices=notices, clock_error=doc.get("clock_error"))
 
 
 def _breach_doc(breach: Breach) -> dict:
     doc = _plain(asdict(breach))
     doc["escalations"] = [_plain(asdict(e)) for e in breach.escalations]
+    for escalation in doc["escalations"]:
+        if not escalation["resent"]:
+            del escalation["resent"]  # written only once `breaches resend` was used
     return doc
 
 
@@ -651,4 +684,5 @@ def _breach_from(doc: dict) -> Breach:
 
 
 def _quarantined_from(doc: dict) -> Quarantined:
-    return Quarantined(key=doc["key"], folder=doc["folder"], reason=doc["reason"], at=parse_iso(doc["at"]))
+    return Quarantined(key=doc["key"], folder=doc["folder"], reason=doc["reason"], at=parse_iso(doc["at"]),
+                       arrived=_time(doc.get("arrived")), retry=bool(doc.get("retry", False)))
