@@ -64,7 +64,7 @@ class Engine:
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
         self.policies, self.store, self.source = policies, store, source
-        self.since, self._history_before = since, None
+        self.since, self._history_before, self._first_start = since, None, None
         self._timed_with = None  # the policies the untimed threads were last tried with
         self._untimed = {thread.id for thread in store.threads.values() if thread.clock_error}
         self._untimed_logged: set[str | None] = set()
@@ -82,8 +82,10 @@ class Engine:
 
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
-        if self.since is not None and self._history_before is None:
-            self._history_before = history_cutoff(self.since, self.store.first_start(now))
+        if self.since is not None and self._first_start is None:
+            self._first_start = self.store.first_start(now)
+            self._history_before = history_cutoff(self.since, self._first_start)
+            self.store.flush()  # on disk before any mail is read: a crash must not move the anchor
         if self.policies is not self._timed_with:  # a start, or the policies were reloaded: try again what failed
             self._timed_with = self.policies
             self._retime(now)
@@ -356,11 +358,14 @@ class Engine:
         report.warnings_recorded += 1
 
     def _climb(self, thread: Thread, breach: Breach, steps, now: datetime, report: CycleReport) -> None:
-        """Record the current level: the highest one due. Lower levels that fell due at the same time (a first
-        start on old mail, a daemon that was down) are passed over: no level 1 and level 2 in one second."""
-        reached = max(breach.escalated_levels(), default=0)
-        for step in sorted(steps, key=lambda step: step.level.number)[-1:]:
-            if step.level.number > reached:
+        """Record every level due, except that a thread found overdue at the first start is escalated at its
+        current level only: a lower level that fell due before mailesc first watched the mailbox is passed over
+        when a higher one is due too (no level 1 and level 2 in one second). A level that fell due while the
+        daemon was down is owed, and goes out late."""
+        steps = sorted(steps, key=lambda step: step.level.number)
+        for step in steps:
+            passed_over = (step is not steps[-1] and self._first_start is not None and step.at < self._first_start)
+            if step.level.number not in breach.escalated_levels() and not passed_over:
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
                                           message_id=mail_message_id(self.secret, thread.id, _clock_mark(breach.clock)

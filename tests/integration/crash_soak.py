@@ -431,6 +431,7 @@ class CrashSoak:
         timed_out = False
         final = None
         try:
+            self.first_start()
             for number in range(1, self.rounds + 1):
                 self.one_round(number)
                 if number % 25 == 0:
@@ -452,6 +453,13 @@ class CrashSoak:
                        threads=list(self.threads), answered=set(self.answered), deliveries=self.deliveries(),
                        breaches=breaches, breaches_error=error, store_file=self.workdir / "var" / "mailesc.json",
                        seconds=time.monotonic() - began, final_wait_timed_out=timed_out)
+
+    def first_start(self) -> None:
+        """One `mailesc once` on the empty mailbox, so that the store's first start is on record before any mail
+        flows: a thread already overdue at a store's first start is escalated at its current level only (issue 11),
+        and this scenario is about crashes, not about first starts (most kills land before a daemon's first cycle)."""
+        subprocess.run([sys.executable, "-m", "mailesc", "-c", str(self.config), "once"], env=self.env,
+                       cwd=self.workdir, stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True)
 
     def expected(self) -> set[tuple[str, int]]:
         return {(t, level) for t in self.threads if t not in self.answered for level in LEVELS}
