@@ -433,10 +433,12 @@ def cmd_quarantine(args) -> int:
     with _open_store(args) as store:
         items = sorted(store.quarantine.values(), key=lambda q: q.at)
     if args.json:
-        print(json.dumps([{"key": q.key, "folder": q.folder, "reason": q.reason, "at": q.at.isoformat()}
-                          for q in items], indent=2))
+        print(json.dumps([{"key": q.key, "folder": q.folder, "reason": q.reason, "at": q.at.isoformat(),
+                           "retry": q.retry} for q in items], indent=2))
     else:
-        print("\n".join(f"{q.at.isoformat()}  {q.key}  {q.reason}" for q in items) or "Nothing in quarantine.")
+        print("\n".join(f"{q.at.isoformat()}  {q.key}  {q.reason}" + ("  (read again at the next cycle)"
+                                                                      if q.retry else "")
+                        for q in items) or "Nothing in quarantine.")
     return 0
 
 
