@@ -115,9 +115,28 @@ def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = No
         with open_store(config.store_path, dry_run is not None) as store:
             transport = dry_run if dry_run is not None else open_transport(config.smtp)
             engine = build_engine(setup, store, source, transport, dry_run=dry_run is not None)
-            return engine.cycle(now)
+            report = engine.cycle(now)
+            if dry_run is not None:
+                dry_run.recorded = recorded_at(store, now)
+            return report
     finally:
         source.close()
+
+
+def recorded_at(store: Store, now: datetime) -> list[str]:
+    """What a cycle at `now` recorded (for a dry run, which keeps it in memory only): one line per escalation
+    level, warning and acknowledgement."""
+    lines = [f"would record breach {breach.id} (policy {breach.policy}, due {isoformat(breach.due_at)}): level "
+             f"{record.level} escalation to {', '.join(record.to)}"
+             for breach in sorted(store.breaches.values(), key=lambda b: b.id) for record in breach.escalations
+             if record.at == now]
+    lines += [f"would record a {_notice_text(notice)} for a thread of policy {thread.policy}"
+              for thread in store.threads.values() for notice in thread.notices if notice.at == now]
+    return lines
+
+
+def _notice_text(notice) -> str:
+    return "acknowledgement to the customer" if notice.kind == "ack" else f"{notice.kind} to {', '.join(notice.to)}"
 
 
 def open_store(path: Path, dry_run: bool = False) -> Store:
@@ -129,7 +148,7 @@ class DryRunTransport:
     goes on as it would), and none is sent."""
 
     def __init__(self, say):
-        self.say = say
+        self.say, self.recorded = say, []
 
     def send(self, mails, settle=None) -> dict:
         for mail in mails:

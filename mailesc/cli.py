@@ -225,13 +225,16 @@ def cmd_run(args) -> int:
 def cmd_once(args) -> int:
     setup = _setup(args)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
-    report = app.run_once(setup, clock.now(), app.DryRunTransport(_say) if args.dry_run else None)
-    if args.dry_run:
+    mails: list[str] = []
+    dry_run = app.DryRunTransport(mails.append) if args.dry_run else None
+    report = app.run_once(setup, clock.now(), dry_run)
+    if dry_run is not None:
+        print("\n".join(dry_run.recorded + mails) or "nothing would be recorded or sent")
         print(f"dry run, nothing was written or sent: {report.fetched} new message(s), {report.threads_opened} "
               f"thread(s) would be opened, {report.breaches} breach(es) and {report.escalations_recorded} "
               f"escalation(s), {report.warnings_recorded} warning(s), {report.acknowledgements_recorded} "
-              f"acknowledgement(s) would be recorded, {report.mails_sent} mail(s) sent, {report.quarantined} "
-              f"quarantined")
+              f"acknowledgement(s) would be recorded, {report.mails_sent} mail(s) would be sent, "
+              f"{report.quarantined} quarantined")
         return 0
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
           f"breach(es), {report.mails_sent} mail(s) sent, {report.quarantined} quarantined")

@@ -66,6 +66,8 @@ def test_old_mail_sends_nothing_and_an_overdue_thread_gets_only_its_current_leve
     out = setup.run(capsys, "once", "--dry-run")
     assert "would send escalation, level=2" in out and "director@example.test" in out
     assert out.count("would send") == 1, out
+    assert "would record breach 1 (policy standard, due " in out and "level 2 escalation to director@" in out
+    assert "1 mail(s) would be sent" in out
     assert not setup.store.exists() and setup.sink.messages == []
 
     setup.run(capsys, "once")
