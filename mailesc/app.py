@@ -88,17 +88,18 @@ def _escalation_templates(policies: Policies) -> set[str]:
     return {level.template for rule in policies.rules for level in rule.escalate} | {"escalation"}
 
 
-def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True,
-                 dry_run: bool = False) -> Engine:
+def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
     """The engine for `run` and `once`; a replay (not durable) keeps everything live, sends no daily digest and
-    counts all of its mail (no `since`); a dry run (a DryRunStore, a DryRunTransport) neither archives nor
-    sends a daily digest."""
+    counts all of its mail (no `since`). With a DryRunTransport (and a DryRunStore) it is a dry run: it neither
+    archives nor sends a daily digest, and after each cycle says what it recorded and would send."""
     config = setup.config
+    dry_run = isinstance(transport, DryRunTransport)
     daily = None
     if durable and not dry_run and config.daily_digest.at is not None:
         daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
                             config.review.period, config.templates_timezone)
-    return Engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
+    engine = DryRunEngine if dry_run else Engine
+    return engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
                   archive_after=config.archive_after if durable and not dry_run else None, daily=daily,
@@ -114,13 +115,22 @@ def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = No
     try:
         with open_store(config.store_path, dry_run is not None) as store:
             transport = dry_run if dry_run is not None else open_transport(config.smtp)
-            engine = build_engine(setup, store, source, transport, dry_run=dry_run is not None)
-            report = engine.cycle(now)
-            if dry_run is not None:
-                dry_run.recorded = recorded_at(store, now)
-            return report
+            return build_engine(setup, store, source, transport).cycle(now)
     finally:
         source.close()
+
+
+class DryRunEngine(Engine):
+    """The engine of a dry run: after each cycle it says what the cycle recorded (in memory only) and would send."""
+
+    def __init__(self, *, transport: DryRunTransport, **everything_else):
+        super().__init__(transport=transport, **everything_else)
+        self.dry_run = transport
+
+    def cycle(self, now: datetime) -> CycleReport:
+        report = super().cycle(now)
+        self.dry_run.tell(recorded_at(self.store, now))
+        return report
 
 
 def recorded_at(store: Store, now: datetime) -> list[str]:
@@ -144,18 +154,23 @@ def open_store(path: Path, dry_run: bool = False) -> Store:
 
 
 class DryRunTransport:
-    """--dry-run: the mails a cycle would send are described to `say` and counted as accepted (so the cycle
-    goes on as it would), and none is sent."""
+    """--dry-run: the mails a cycle would send are counted as accepted (so the cycle goes on as it would) and
+    described to `say` after the cycle, with what it recorded (see DryRunEngine); none is sent."""
 
     def __init__(self, say):
-        self.say, self.recorded = say, []
+        self.say, self.mails = say, []
 
     def send(self, mails, settle=None) -> dict:
         for mail in mails:
-            self.say(describe_mail(mail))
+            self.mails.append(describe_mail(mail))
             if settle:
                 settle(mail.message_id, None)
         return {mail.message_id: None for mail in mails}
+
+    def tell(self, recorded: list[str]) -> None:
+        for line in recorded + self.mails:
+            self.say(line)
+        self.mails = []
 
     def describe(self) -> dict:
         return {"kind": "dry run: nothing is sent"}
@@ -294,7 +309,7 @@ def resend(config: Config, breach_id: int, level: int | None, to: list[str] | No
     send one elsewhere: the failed ones (or the one at `level`, whatever became of it) go to these addresses
     instead. Each resend is kept in the escalation's history. Returns their Message-IDs; they keep them, and
     the next cycle sends them."""
-    addresses = [_address(text) for text in to or []]
+    addresses = list(dict.fromkeys(_address(text) for text in to or []))
     with Store(config.store_path) as store:
         breach = store.breaches.get(breach_id)
         if breach is None:

@@ -213,7 +213,7 @@ def cmd_run(args) -> int:
     try:
         with app.open_store(config.store_path, args.dry_run) as store:
             transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
-            engine = app.build_engine(setup, store, source, transport, dry_run=args.dry_run)
+            engine = app.build_engine(setup, store, source, transport)
             if args.dry_run:
                 print("dry run: nothing is written to the store and no mail is sent", flush=True)
             Daemon(engine, SystemClock(), config.poll_seconds).run()
@@ -225,11 +225,8 @@ def cmd_run(args) -> int:
 def cmd_once(args) -> int:
     setup = _setup(args)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
-    mails: list[str] = []
-    dry_run = app.DryRunTransport(mails.append) if args.dry_run else None
-    report = app.run_once(setup, clock.now(), dry_run)
-    if dry_run is not None:
-        print("\n".join(dry_run.recorded + mails) or "nothing would be recorded or sent")
+    report = app.run_once(setup, clock.now(), app.DryRunTransport(_say) if args.dry_run else None)
+    if args.dry_run:
         print(f"dry run, nothing was written or sent: {report.fetched} new message(s), {report.threads_opened} "
               f"thread(s) would be opened, {report.breaches} breach(es) and {report.escalations_recorded} "
               f"escalation(s), {report.warnings_recorded} warning(s), {report.acknowledgements_recorded} "

@@ -126,4 +126,5 @@ def test_run_dry_run_prints_what_it_would_send_and_writes_nothing(maildir_setup,
     text = log.read_text()
     assert daemon.returncode == 0 and "manager@example.test" in text and "Traceback" not in text
     assert text.count("would send") == 1  # later cycles know (in memory) that it went
+    assert text.count("would record breach 1 (policy standard") == 1
     assert not (tmp_path / "var").exists() and outbox_mails(outbox) == []

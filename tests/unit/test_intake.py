@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailesc.app import DryRunTransport
+from mailesc.app import DryRunEngine, DryRunTransport
 from mailesc.cycle import Engine, history_cutoff, is_message_problem
 from mailesc.hours import Calendar, ClosedDays
 from mailesc.model import Quarantined
@@ -52,11 +52,12 @@ class World:
         os.utime(path, (arrived.timestamp(), arrived.timestamp()))
         return key
 
-    def engine(self, rules: Policies, since=None, store: Store | None = None, transport=None) -> Engine:
+    def engine(self, rules: Policies, since=None, store: Store | None = None, transport=None,
+               kind: type[Engine] = Engine) -> Engine:
         if self.store is not None:
             self.store.close()
         self.store = store or Store(self.store_path)
-        return Engine(policies=rules, team=("*@example.test",), store=self.store,
+        return kind(policies=rules, team=("*@example.test",), store=self.store,
                       source=MaildirSource(self.folder / "Maildir", sent_folder=""),
                       transport=transport or MaildirOutbox(self.outbox), templates=Templates(TEMPLATES),
                       sender="Escalations <escalations@example.test>", since=since)
@@ -264,10 +265,11 @@ def test_a_dry_run_writes_nothing_and_sends_nothing(world):
     world.deliver(T0 - 3 * H, subject="Second")
     said = []
     engine = world.engine(policies(), since=timedelta(days=7), store=DryRunStore(world.store_path),
-                          transport=DryRunTransport(said.append))
+                          transport=DryRunTransport(said.append), kind=DryRunEngine)
     report = engine.cycle(T0)
     assert report.escalations_recorded == 4 and report.mails_sent == 4  # both levels of both, in memory only
-    assert sorted(line.split(" to ")[0] for line in said) == [
+    assert sorted(line.split(" to ")[0] for line in said if line.startswith("would send")) == [
         f"would send escalation, level={level}, breach={breach}" for level in (1, 2) for breach in (1, 2)]
+    assert len([line for line in said if line.startswith("would record breach")]) == 4
     assert world.store_path.read_bytes() == before and outbox_mails(world.outbox) == []
     assert sorted(p.name for p in world.store_path.parent.iterdir()) == ["mailesc.json", "mailesc.json.lock"]
