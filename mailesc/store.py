@@ -196,12 +196,15 @@ class Store:
 
     def first_start(self, now: datetime) -> datetime:
         """When mailesc first ran on this store (`now`, remembered, if this is the first time): the anchor of
-        `[mailbox] since`, so that it stays put across restarts."""
+        `[mailbox] since`, so that it stays put across restarts. A store an older mailesc kept has no such
+        record; its earliest message stands in, so that nothing it already tracks becomes history."""
         known = self.meta.get("first_start")
-        if known is None:
-            self.meta["first_start"] = {"at": isoformat(now)}
-            return now
-        return parse_iso(known["at"])
+        if known is not None:
+            return parse_iso(known["at"])
+        start = min((m.arrived for thread in self.threads.values() for m in thread.messages), default=now)
+        start = min(start, now)
+        self.meta["first_start"] = {"at": isoformat(start)}
+        return start
 
     def archive(self, threads: list[Thread]) -> None:
         """Move `threads` and their breaches out of the live store: appended (and fsynced) to this month's

@@ -230,6 +230,19 @@ def test_the_first_start_is_remembered_and_later_levels_climb_as_usual(world):
     assert [e.level for e in world.store.breaches[1].escalations] == [1, 2]
 
 
+def test_a_store_kept_by_an_older_mailesc_keeps_every_clock_it_had(world):
+    """No first start on record, but threads: mailesc ran before, so nothing it tracks is history now."""
+    world.deliver(T0 - timedelta(days=10))
+    engine = world.engine(policies())  # an older mailesc: no `since`
+    engine.cycle(T0 - timedelta(days=10) + 90 * timedelta(minutes=1))
+    world.store.meta.data.pop("first_start", None)
+    world.store.flush()
+    engine = world.engine(policies(), since=timedelta(days=7))  # the upgrade
+    engine.cycle(T0)
+    assert world.store.meta["first_start"] == {"at": (T0 - timedelta(days=10)).isoformat()}
+    assert [e.level for e in world.store.breaches[1].escalations] == [1, 2]
+
+
 def test_a_level_owed_while_the_daemon_was_down_still_goes_out(world):
     engine = world.engine(policies(), since=timedelta(days=7))
     engine.cycle(T0)  # the first start, on an empty mailbox
