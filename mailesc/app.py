@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import logging
+import secrets
 import shutil
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
@@ -26,7 +27,7 @@ from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, record_review, reviews_path
 from mailesc.stats import build_report
-from mailesc.signing import installation_secret
+from mailesc.signing import installation_secret, secret_path
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.store import DryRunStore, Store, archive_folder, read_heartbeat
@@ -103,8 +104,16 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
                   archive_after=config.archive_after if durable and not dry_run else None, daily=daily,
-                  secret=installation_secret(store.path), mail_zone=config.templates_timezone,
+                  secret=_secret(store.path, dry_run), mail_zone=config.templates_timezone,
                   since=config.mailbox.since if durable else None)
+
+
+def _secret(store: Path, dry_run: bool) -> bytes:
+    """The installation's secret; a dry run before the first start creates none (it creates nothing), so its
+    Message-IDs, made with a throwaway secret, are not the ones the real first start will use."""
+    if dry_run and not secret_path(store).exists():
+        return secrets.token_bytes(32)
+    return installation_secret(store)
 
 
 def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = None) -> CycleReport:
@@ -179,7 +188,7 @@ class DryRunTransport:
 def describe_mail(mail) -> str:
     """One line for a mail a dry run would send: what it is, to whom, its subject and Message-ID."""
     headers = BytesHeaderParser(policy=email.policy.default).parsebytes(mail.data)
-    what = str(headers.get("X-Mailesc", "mail")).replace("; ", ", ")
+    what = str(headers.get("X-Mailesc", "mail")).partition("; sig=")[0].replace("; ", ", ")  # without its HMAC
     return (f"would send {what} to {', '.join(mail.recipients)}: {str(headers.get('Subject', ''))!r} "
             f"{mail.message_id}")
 

@@ -60,7 +60,7 @@ class World:
         return kind(policies=rules, team=("*@example.test",), store=self.store,
                       source=MaildirSource(self.folder / "Maildir", sent_folder=""),
                       transport=transport or MaildirOutbox(self.outbox), templates=Templates(TEMPLATES),
-                      sender="Escalations <escalations@example.test>", since=since)
+                      sender="Escalations <escalations@example.test>", since=since, secret=b"test secret")
 
     def close(self) -> None:
         if self.store is not None:
@@ -103,7 +103,7 @@ def test_a_calendar_that_never_opens_keeps_the_message_and_the_fixed_policy_time
     assert thread.clock_error is None and thread.due_at == T0 + H and thread.policy == fixed.rules[0].name
     assert report.breaches == 1  # both levels fell due while mailesc watched the thread: both are owed
     assert [e.level for e in world.store.breaches[1].escalations] == [1, 2]
-    assert sorted(m["X-Mailesc"] for m in outbox_mails(world.outbox)) == [
+    assert sorted(m["X-Mailesc"].partition("; sig=")[0] for m in outbox_mails(world.outbox)) == [
         "escalation; level=1; breach=1", "escalation; level=2; breach=1"]
 
 
