@@ -330,8 +330,9 @@ def resend(config: Config, breach_id: int, level: int | None, to: list[str] | No
             raise UsageError(f"breach {breach_id} has no failed escalation" + (f" at level {level}" if level else "")
                              + ("" if addresses else " (give --level N --to ADDR to send one elsewhere)"))
         for record in again:
-            record.resent.append({"at": isoformat(now or datetime.now(timezone.utc)), "to": addresses or list(record.to),
-                                  "was": list(record.to), "delivery": str(record.delivery)})
+            record.resent.append({"at": isoformat(now or datetime.now(timezone.utc)),
+                                  "to": addresses or list(record.to), "was": list(record.to),
+                                  "delivery": str(record.delivery)})
             if addresses:
                 record.to, record.digest = list(addresses), None  # new recipients: a mail of its own
             record.delivery, record.error, record.attempts, record.retry_at = Delivery.PENDING, None, 0, None
