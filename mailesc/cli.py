@@ -232,6 +232,9 @@ def cmd_once(args) -> int:
               f"escalation(s), {report.warnings_recorded} warning(s), {report.acknowledgements_recorded} "
               f"acknowledgement(s) would be recorded, {report.mails_sent} mail(s) would be sent, "
               f"{report.quarantined} quarantined")
+        if report.source_error:  # what it says would be done may be incomplete
+            print(f"mailesc: {report.source_error}", file=sys.stderr)
+            return EX_UNAVAILABLE
         return 0
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
           f"breach(es), {report.mails_sent} mail(s) sent, {report.quarantined} quarantined")

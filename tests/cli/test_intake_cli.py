@@ -128,3 +128,10 @@ def test_run_dry_run_prints_what_it_would_send_and_writes_nothing(maildir_setup,
     assert text.count("would send") == 1  # later cycles know (in memory) that it went
     assert text.count("would record breach 1 (policy standard") == 1
     assert not (tmp_path / "var").exists() and outbox_mails(outbox) == []
+
+
+def test_a_dry_run_that_cannot_read_the_mailbox_says_so(tmp_path):
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ONE_HOUR_RULE)  # no Maildir there
+    result = mailesc(config, "once", "--dry-run")
+    assert result.returncode == 69 and "is not a Maildir" in result.stderr
+    assert "dry run, nothing was written or sent" in result.stdout and not (tmp_path / "var").exists()
