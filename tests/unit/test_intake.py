@@ -254,7 +254,7 @@ def test_a_level_owed_while_the_daemon_was_down_still_goes_out(world):
 
 
 def test_old_mail_still_answers_and_threads(world):
-    """A team answer from the history stops a clock that started within `since`."""
+    """An old message still threads: the customer's follow-up joins it, and the thread's clock is history."""
     first, first_id = make_mail(sender="pat@customer.example", subject="Old question", date=T0 - timedelta(days=9))
     world.deliver(T0 - timedelta(days=9), raw=first)
     again, _ = make_mail(sender="pat@customer.example", subject="Re: Old question", date=T0 - 3 * H,
