@@ -300,6 +300,9 @@ class DryRunStore(Store):
     def archive(self, threads: list[Thread]) -> None:
         pass
 
+    def record_poll(self, at: datetime) -> None:
+        pass  # a dry run is not the daemon: it beats no heartbeat
+
 
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:

@@ -70,6 +70,7 @@ def test_status_is_not_healthy_while_a_policy_cannot_time_a_thread(maildir_setup
     doc = json.loads(result.stdout)
     assert result.returncode == 1 and doc["healthy"] is False and doc["untimed_threads"] == 1
     assert "no open time" in doc["untimed_reason"]
+    assert [p for p in doc["problems"] if "1 thread(s) without a clock: a policy cannot time them" in p]
     text = mailesc(config, "status").stdout
     assert "no clock         1 thread(s): a policy cannot time them" in text and "NOT healthy" in text
 

@@ -85,10 +85,12 @@ def test_old_mail_sends_nothing_and_an_overdue_thread_gets_only_its_current_leve
     # The fresh thread's deadline passes after the first start: its ladder runs as always, level 1 first.
     # A dry run of that moment leaves the store byte-identical and sends nothing.
     before, stamp = setup.store.read_bytes(), setup.store.stat().st_mtime_ns
+    files = {p.name: p.read_bytes() for p in setup.store.parent.iterdir()}  # heartbeat, secret, lock too
     later = (setup.start + timedelta(hours=1)).isoformat()
     out = setup.run(capsys, "once", "--dry-run", "--now", later)
     assert "would send escalation, level=1" in out and "manager@example.test" in out, out
     assert setup.store.read_bytes() == before and setup.store.stat().st_mtime_ns == stamp
+    assert {p.name: p.read_bytes() for p in setup.store.parent.iterdir()} == files
     assert len(setup.sink.messages) == 1
 
     setup.run(capsys, "once", "--now", later)
