@@ -1,9 +1,14 @@
-"""Who wrote a message, and does it count: customer, team, internal, auto-generated or our own."""
+"""Who wrote a message, and does it count: customer, team, internal, auto-generated, spam or our own.
+
+Everything here reads headers only (the hot path of a first sync), except bounce_in_body(), which looks at a
+body only when the headers already hint that a machine wrote the message."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import compat32
 from fnmatch import fnmatchcase
 
 from mailesc.model import Kind, Message
@@ -26,10 +31,33 @@ _AUTO_SUBJECT = re.compile(
     r"|message delivery failure|delivery notification: delivery has failed|non delivery report"
     r"|mail could not be delivered)\s*$"
     r"|complaint about message from \S+\s*$"
+    # variants: Exchange's "Undeliverable:" in other languages, and more whole subjects of MTAs
+    r"|(?:unzustellbar|nicht zustellbar|non remis|non distribuable|onbestelbaar|no se puede entregar"
+    r"|n[ãa]o [ée] poss[íi]vel entregar|impossibile recapitare|olevererbart|kan ikke leveres|ikke leveret"
+    r"|nie mo[żz]na dostarczy[ćc]|nedoru[čc]iteln[ée]|teslim edilemedi|配信不能|无法传递|無法傳遞|undeliverable mail"
+    r"|undelivered mail|delivery status notification|delivery notification|mail delivery failure"
+    r"|message delivery failure|permanent delivery failure|delivery failed|undeliverable message)\s*:"
+    r"|(?:delayed mail \(still being retried\)|undeliverable (?:mail|message|e-?mail)|message not delivered"
+    r"|mail not delivered|delivery status notification|permanent delivery failure|delivery failure notification"
+    r"|mail delivery problem|non[- ]?deliverable (?:mail|message)|message delivery (?:has )?failed"
+    r"|returned mail: .*|delivery (?:status )?notification(?: \([a-z ]+\))?|message delivery delayed"
+    r"|undeliverable mail returned to sender|undelivered message returned to sender)\s*$"
+    r"|warning: message \S+ delayed \d+ (?:hours?|days?|minutes?)\s*$"
     r")",
     re.IGNORECASE,
 )
-_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|post_?master|mail-daemon|bounces?|mailerdaemon)@", re.IGNORECASE)
+# Looser: bounce words anywhere. Only a hint (customers write "my delivery failed" too): the body must confirm.
+_BOUNCE_WORDS = re.compile(
+    r"undeliver|non[- ]?deliver|not (?:be )?delivered|delivery (?:status|fail|notification|report|problem|delay)"
+    r"|returned (?:mail|message)|failure notice|delayed mail|mail delivery|zustellbar|non remis|onbestelbaar",
+    re.IGNORECASE,
+)
+# Display names that MTAs give their notices.
+_MAIL_SYSTEM_NAME = re.compile(
+    r"^\s*(?:mail delivery (?:system|subsystem|sub-system|service)|mail ?administrator|mailer[- ]?daemon"
+    r"|post ?master|mail system|mail delivery)\s*$", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"^(?:mailer-daemon|post_?master|mail-daemon|bounces?|mailerdaemon"
+                            r"|microsoftexchange[0-9a-f]{32})@", re.IGNORECASE)
 _NOREPLY_SENDER = re.compile(r"^(?:no-?reply|do-?not-?reply|notifications?)[-+.@]", re.IGNORECASE)
 
 
@@ -61,6 +89,8 @@ def _sender_is_robot(message: Message) -> str | None:
         return "no sender address"  # From: <> or none at all: nobody to answer
     if _BOUNCE_SENDER.search(message.sender) or _NOREPLY_SENDER.search(message.sender):
         return f"From: {message.sender}"
+    if message.sender_name and _MAIL_SYSTEM_NAME.match(message.sender_name):
+        return f"From: {message.sender_name[:60]} (a mail system's name)"
     return None
 
 
@@ -86,9 +116,66 @@ AUTO_PREDICATES = (
 )
 
 
-def auto_generated_reason(message: Message) -> str | None:
-    """Why `message` was written by a machine, or None for a message a person wrote."""
-    return next((reason for check in AUTO_PREDICATES if (reason := check(message))), None)
+def auto_generated_reason(message: Message, data: bytes | None = None) -> str | None:
+    """Why `message` was written by a machine, or None for a message a person wrote.
+
+    From the headers; with the whole message in `data`, also from the body's structure, but only when the
+    headers already hint at a machine (a bounce forwarded or with an unusual subject): reading bodies is
+    slow and a person's mail never needs it."""
+    reason = next((reason for check in AUTO_PREDICATES if (reason := check(message))), None)
+    if reason is None and data is not None and _machine_hint(message):
+        reason = bounce_in_body(data)
+    return reason
+
+
+def _machine_hint(message: Message) -> bool:
+    return bool(_BOUNCE_WORDS.search(message.subject)) or message.has_header("x-auto-response-suppress")
+
+
+_REPORT_PARTS = ("message/delivery-status", "message/global-delivery-status", "message/feedback-report",
+                 "text/rfc822-headers", "message/global-headers")
+# What MTAs write into bounce and delay notices (Postfix, Exim, Sendmail, qmail, Exchange, Gmail, Domino...).
+_MTA_PHRASES = re.compile(
+    r"this is the mail system at host|i'?m sorry to have to inform you that your message could not"
+    r"|this message was created automatically by mail delivery software"
+    r"|a message that you sent could not be delivered to one or more of its"
+    r"|delivery to the following recipients? (?:failed|has been delayed)|the original message was received at"
+    r"|----- ?(?:the following addresses had permanent fatal errors|transcript of session follows)"
+    r"|hi\. this is the qmail-send program|your message (?:did not|couldn'?t|could not) (?:reach|be delivered)"
+    r"|(?:^|\n)\s*(?:final-recipient|diagnostic-code|original-recipient)\s*:\s*\S"
+    r"|smtp error from remote mail server after|retry (?:time(?:out)?|timeout) exceeded"
+    r"|message (?:will be|has been) (?:retried|returned)|unrouteable (?:mail )?domain|user unknown in (?:local|virtual)"
+    r"|delivery has failed to these recipients or groups|the following message to <[^>]*> was undeliverable"
+    r"|this is an automatically generated delivery status notification",
+    re.IGNORECASE,
+)
+BODY_BYTES = 256 * 1024  # a bounce says what it is at its start; a huge message is not read to its end
+_BODY_PARSER = BytesParser(policy=compat32)
+
+
+def bounce_in_body(data: bytes) -> str | None:
+    """Why the body shows a bounce or delay notice (also one forwarded inside another message), or None:
+    an RFC 3464 report part, or the wording of an MTA in a text part."""
+    try:
+        root = _BODY_PARSER.parsebytes(data[:BODY_BYTES])
+        parts = list(root.walk())
+    except Exception:  # a broken structure is no evidence either way
+        return None
+    for part in parts:
+        kind = part.get_content_type()
+        if kind in _REPORT_PARTS:
+            return f"a {kind} part in the body"
+    for part in parts:
+        if part.get_content_maintype() != "text" or part.is_multipart():
+            continue
+        try:
+            payload = part.get_payload(decode=True) or b""
+        except Exception:
+            continue
+        match = _MTA_PHRASES.search(payload[:32 * 1024].decode("utf-8", "replace"))
+        if match:
+            return f"a mail system's wording in the body: {' '.join(match.group(0).split())[:60]!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -117,13 +204,77 @@ def is_own(message: Message, people: People) -> bool:
     return marker is not None and marker_is_ours(people.secret, marker, message.message_id)
 
 
-def classify(message: Message, people: People) -> Kind:
+def classify(message: Message, people: People, spam: "SpamRules | None" = None, data: bytes | None = None) -> Kind:
+    """What `message` is; `data` (the whole message, where the source has it) lets a bounce be recognised
+    by its body when the headers hint at one."""
     if is_own(message, people):
         return Kind.OWN
-    if auto_generated_reason(message):
+    if (spam or DEFAULT_SPAM).reason(message):
+        return Kind.SPAM
+    if auto_generated_reason(message, data):
         return Kind.AUTO
     if not people.is_internal(message.sender):  # managers write as the team does
         return Kind.CUSTOMER
     if message.recipients and all(people.is_internal(address) for address in message.recipients):
         return Kind.INTERNAL
     return Kind.TEAM
+
+
+# -- spam -------------------------------------------------------------------------------------------------------
+
+_YES = re.compile(r"^\s*yes\b", re.IGNORECASE)
+# The verdicts spam filters write into a message they let through.
+_SPAM_VERDICTS = (
+    ("X-Spam-Flag", _YES),  # SpamAssassin
+    ("X-Spam-Status", _YES),  # SpamAssassin: "Yes, score=7.1 required=5.0 ..."
+    ("X-Spam", _YES),  # rspamd's milter headers
+    ("X-Rspamd-Action", re.compile(r"^\s*(?:reject|add[ _]header|rewrite[ _]subject)\s*$", re.IGNORECASE)),
+)
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)")
+_STATUS_SCORE = re.compile(r"\b(?:score|hits)=([-+]?\d+(?:\.\d+)?)", re.IGNORECASE)
+_STARS = re.compile(r"^\s*(\*+)\s*$")
+
+
+def _score(name: str, value: str) -> float | None:
+    """The spam score a header carries: a number, score= in X-Spam-Status, or X-Spam-Level's stars."""
+    if name == "X-Spam-Level":
+        match = _STARS.match(value)
+        return float(len(match.group(1))) if match else None
+    match = (_STATUS_SCORE.search if name == "X-Spam-Status" else _NUMBER.match)(value)
+    return float(match.group(1)) if match else None
+
+
+_SCORE_HEADERS = ("X-Spam-Score", "X-Spam-Level", "X-Spam-Status", "X-Rspamd-Score")
+
+
+@dataclass(frozen=True)
+class SpamRules:
+    """When a message the server let through counts as spam ([classify] in the config): a filter's verdict
+    header, a score at or above `threshold`, or one of the operator's (header name, pattern) pairs.
+
+    Scores count only with a threshold the operator chose: a filter that wrote "No, score=7.1 required=15.0"
+    decided, and a customer's mail is never dropped on a guess."""
+
+    threshold: float | None = None
+    headers: tuple[tuple[str, re.Pattern], ...] = ()
+
+    def reason(self, message: Message) -> str | None:
+        for name, pattern in (*_SPAM_VERDICTS, *self.headers):
+            for value in message.header_values(name) if message.has_header(name) else ():
+                if pattern.search(value):
+                    return f"{name}: {value[:60]}"
+        if self.threshold is not None:
+            for name in _SCORE_HEADERS:
+                for value in message.header_values(name) if message.has_header(name) else ():
+                    score = _score(name, value)
+                    if score is not None and score >= self.threshold:
+                        return f"{name}: {value[:60]} (score {score:g}, spam from {self.threshold:g})"
+        return None
+
+
+DEFAULT_SPAM = SpamRules()
+
+
+def spam_reason(message: Message, spam: SpamRules | None = None) -> str | None:
+    """Why `message` counts as spam, or None."""
+    return (spam or DEFAULT_SPAM).reason(message)

@@ -67,6 +67,7 @@ class Kind(StrEnum):
     INTERNAL = "internal"  # team mail that only goes to the team or managers (forwards)
     AUTO = "auto"  # auto-replies, bounces, lists: never a customer, never a response
     OWN = "own"  # mailesc's own escalations
+    SPAM = "spam"  # tagged as spam by the server's filter: never a customer, never a response
 
 
 @dataclass(slots=True)
