@@ -105,7 +105,8 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
                   archive_after=config.archive_after if durable and not dry_run else None, daily=daily,
                   secret=_secret(store.path, dry_run), mail_zone=config.templates_timezone,
-                  since=config.mailbox.since if durable else None)
+                  since=config.mailbox.since if durable else None, spam=config.spam,
+                  subject_window=config.subject_window)
 
 
 def _secret(store: Path, dry_run: bool) -> bytes:
@@ -208,6 +209,7 @@ class ReplaySummary:
     escalations: int  # escalation levels that went out (alone or in a digest)
     mails: int  # mails written to the outbox: escalations, digests, warnings, acknowledgements
     ignored_auto: int
+    ignored_spam: int
     quarantined: int
     duplicates: int
     start: str | None
@@ -269,7 +271,7 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         responded_on_time=len(responded) - late, responded_late=late, unanswered=len(clocked) - len(responded),
         breaches=len(store.breaches), mails=report.mails_sent,
         escalations=sum(1 for b in store.breaches.values() for e in b.escalations if e.delivery is Delivery.SENT),
-        ignored_auto=report.ignored_auto, quarantined=report.quarantined, duplicates=report.duplicates,
+        ignored_auto=report.ignored_auto, ignored_spam=report.ignored_spam, quarantined=report.quarantined, duplicates=report.duplicates,
         start=start.isoformat() if start else None, end=end.isoformat() if end else None,
         store=str(store_path), outbox=str(outbox_path))
 

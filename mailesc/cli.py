@@ -279,6 +279,7 @@ def cmd_replay(args) -> int:
           f"  escalations                  {s.escalations}\n"
           f"  mails written                {s.mails}  (to {s.outbox})\n"
           f"  auto-generated, ignored      {s.ignored_auto}\n"
+          f"  spam, ignored                {s.ignored_spam}\n"
           f"  quarantined                  {s.quarantined}\n"
           f"Breaches are in {s.store}: mailesc breaches list --replay")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -14,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailesc.classify import SpamRules
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
 
@@ -154,6 +156,8 @@ class Config:
     review: ReviewConfig
     daily_digest: DailyDigestConfig
     templates_timezone: ZoneInfo | None = None  # times in mails; None: each policy's calendar zone
+    spam: SpamRules = SpamRules()  # [classify]: when a message the server let through is spam
+    subject_window: timedelta = timedelta(days=30)  # [threads]: how far back an orphan reply may join by subject
 
     @property
     def replay_store_path(self) -> Path:
@@ -293,7 +297,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     problems: list = []
     reader = _Reader(file, base, data, problems)
     reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
-                             "digest"))
+                             "digest", "classify", "threads"))
     mailbox = _mailbox(reader.section("mailbox", _MAILBOX_KEYS))
     smtp = _smtp(reader.section("smtp", _SMTP_KEYS))
     team = reader.section("team", ("addresses",))
@@ -317,6 +321,8 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         review=_review(reader.section("review", ("period", "causes"))),
         daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
         templates_timezone=_zone(templates, "") or None,
+        spam=_spam(reader.section("classify", ("spam_score_threshold", "spam_headers"))),
+        subject_window=reader.section("threads", ("subject_window",)).duration("subject_window", "30d"),
     )
     if problems:
         raise ConfigError.many(problems)
@@ -354,6 +360,31 @@ def _zone(section: _Section, default: str) -> ZoneInfo | None:
     except (ZoneInfoNotFoundError, ValueError):
         section.problem("timezone", f"is not a known time zone (like Europe/Berlin): {zone!r}")
         return ZoneInfo("UTC")
+
+
+def _spam(section: _Section) -> SpamRules:
+    threshold = section.table.get("spam_score_threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        section.problem("spam_score_threshold", f"must be a number (a spam score like 5.0), not {threshold!r}")
+        threshold = None
+    headers = section.table.get("spam_headers", {})
+    if not isinstance(headers, dict):
+        section.problem("spam_headers", 'must be a table of header name = regular expression, like '
+                                        '{ "X-Barracuda-Spam-Status" = "^Yes" }')
+        headers = {}
+    patterns = []
+    for name, pattern in headers.items():
+        key = f"spam_headers.{name}"
+        if not re.fullmatch(r"[!-9;-~]+", name):
+            section.problem(key, "is not a header name")
+        elif not isinstance(pattern, str):
+            section.problem(key, f"must be a regular expression string, not {pattern!r}")
+        else:
+            try:
+                patterns.append((name, re.compile(pattern, re.IGNORECASE)))
+            except re.error as error:
+                section.problem(key, f"is not a valid regular expression: {error}")
+    return SpamRules(threshold=None if threshold is None else float(threshold), headers=tuple(patterns))
 
 
 def _daily_digest(section: _Section) -> DailyDigestConfig:

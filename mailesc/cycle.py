@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, TypeVar
 
 from mailesc import sla
 from mailesc.agenda import Agenda
-from mailesc.classify import People, classify
+from mailesc.classify import People, SpamRules, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
 from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status,
@@ -23,7 +23,7 @@ from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
 from mailesc.signing import mail_message_id
-from mailesc.threads import ThreadIndex
+from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
 T = TypeVar("T")
@@ -40,6 +40,7 @@ class CycleReport:
     duplicates: int = 0
     ignored_auto: int = 0
     ignored_own: int = 0
+    ignored_spam: int = 0  # tagged as spam by the server: no thread opened, no response counted
     quarantined: int = 0
     reread: int = 0  # quarantined messages read again (`mailesc quarantine retry`, or the policies changed)
     threads_opened: int = 0
@@ -60,7 +61,8 @@ class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
                  archive_after: timedelta | None = None, daily=None, secret: bytes, mail_zone=None,
-                 since: timedelta | datetime | None = None):
+                 since: timedelta | datetime | None = None, spam: SpamRules | None = None,
+                 subject_window: timedelta = SUBJECT_WINDOW):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
         self.policies, self.store, self.source = policies, store, source
@@ -71,8 +73,9 @@ class Engine:
         self.archive_after, self.daily, self._archived_at = archive_after, daily, None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
         self.people = who_is_who(policies, team, sender, secret)
-        self.own_address = self.people.own_address
-        self.index = ThreadIndex(list(store.threads.values()))
+        self.own_address, self.spam = self.people.own_address, spam
+        self.index = ThreadIndex(list(store.threads.values()), subject_window=subject_window,
+                                 is_internal=self.people.is_internal)
         self._escalations = {record.message_id: breach for breach in store.breaches.values()
                              for record in breach.escalations}
         self._acknowledged = last_acknowledgements(store.threads.values())
@@ -131,7 +134,8 @@ class Engine:
         for raw in sorted(raws, key=lambda r: (r.arrived or now, r.key)):
             try:
                 message = parse_message(raw, now)
-                self._take(message, classify(message, self.people), now, report)
+                whole = raw.data if raw.size is None else None  # IMAP hands over headers only
+                self._take(message, classify(message, self.people, self.spam, whole), now, report)
             except Exception as error:  # a broken message goes to quarantine and never stops the others
                 reason = str(error) if isinstance(error, ParseError) else f"{type(error).__name__}: {error}"
                 self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now,
@@ -144,11 +148,12 @@ class Engine:
             report.ignored_own += 1
             return
         report.ignored_auto += kind is Kind.AUTO
-        if kind is not Kind.AUTO:
+        report.ignored_spam += kind is Kind.SPAM
+        if kind not in (Kind.AUTO, Kind.SPAM):
             self._acknowledge(message, report)
-        thread = self.index.place(message, may_open=kind is not Kind.AUTO)
+        thread = self.index.place(message, may_open=kind not in (Kind.AUTO, Kind.SPAM))
         if thread is None:
-            return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
+            return  # auto-generated mail and spam never open a thread (in one, they are kept but never count)
         known = next((m for m in thread.messages if m.message_id == message.message_id), None)
         if known is not None:  # the same message again: in a second folder, or re-read after a UIDVALIDITY change
             if known.folder == message.folder and known.key != message.key:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 from mailesc.model import Message, Thread
 
@@ -16,6 +17,7 @@ _PREFIX = re.compile(
 )
 _TAG = re.compile(r"^\s*\[[^\]]{1,40}\]\s*")  # list or ticket tags: [Support], [Ticket#123]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+SUBJECT_WINDOW = timedelta(days=30)
 
 
 def normalize_subject(subject: str) -> tuple[str, bool]:
@@ -32,11 +34,21 @@ def normalize_subject(subject: str) -> tuple[str, bool]:
 
 
 class ThreadIndex:
-    """Finds the thread a new message belongs to. JWZ-style: unknown parents still join their children."""
+    """Finds the thread a new message belongs to. JWZ-style: unknown parents still join their children.
 
-    def __init__(self, threads: list[Thread] = ()):
+    An orphan reply (its References/In-Reply-To name only messages never seen here: a list or gateway
+    rewrote the parent's Message-ID, or the parent was deleted) joins by subject like JWZ's subject
+    gathering, but only a thread with a participant in common (outside the team: everybody writes to the
+    support address) that was active within `subject_window`."""
+
+    def __init__(self, threads: list[Thread] = (), *, subject_window: timedelta = SUBJECT_WINDOW,
+                 is_internal: Callable[[str], bool] = lambda address: False):
         self._by_id: dict[str, Thread] = {}
         self._by_subject: dict[str, Thread] = {}
+        # For orphans, every live thread per subject: the thread itself while it is the only one (most
+        # subjects; a dict each would cost megabytes in a big mailbox), a dict by thread id after that.
+        self._all_by_subject: dict[str, Thread | dict[str, Thread]] = {}
+        self.subject_window, self.is_internal = subject_window, is_internal
         for thread in threads:
             self.add(thread)
 
@@ -47,6 +59,11 @@ class ThreadIndex:
             latest = self._by_subject.get(thread.subject)
             if latest is None or _last_activity(thread) >= _last_activity(latest):
                 self._by_subject[thread.subject] = thread
+            same = self._all_by_subject.setdefault(thread.subject, thread)
+            if isinstance(same, Thread) and same is not thread:
+                self._all_by_subject[thread.subject] = same = {same.id: same}
+            if isinstance(same, dict):
+                same[thread.id] = thread
 
     def remove(self, thread: Thread) -> None:
         """Forget an archived thread: a later message about it opens a new one."""
@@ -55,15 +72,33 @@ class ThreadIndex:
                 del self._by_id[message_id]
         if self._by_subject.get(thread.subject) is thread:
             del self._by_subject[thread.subject]
+        same = self._all_by_subject.get(thread.subject)
+        if same is thread:
+            del self._all_by_subject[thread.subject]
+        elif isinstance(same, dict) and same.get(thread.id) is thread:
+            del same[thread.id]
 
     def find(self, message: Message) -> Thread | None:
         for message_id in (*message.parents, message.message_id):
             if message_id in self._by_id:
                 return self._by_id[message_id]
         subject, had_prefix = normalize_subject(message.subject)
-        if not message.parents and had_prefix and subject:
+        if not had_prefix or not subject:
+            return None
+        if not message.parents:
             return self._by_subject.get(subject)
-        return None
+        return self._orphan_home(message, subject)
+
+    def _orphan_home(self, message: Message, subject: str) -> Thread | None:
+        """The thread an orphan reply joins: same subject, someone outside the team in common, active within
+        the window (the latest such thread); None if there is none."""
+        people = {address for address in (message.sender, *message.recipients) if not self.is_internal(address)}
+        same = self._all_by_subject.get(subject)
+        candidates = same.values() if isinstance(same, dict) else [same] if same else []
+        fitting = [thread for thread in candidates
+                   if abs(message.arrived - _last_activity(thread)) <= self.subject_window
+                   and people & {m.sender for m in thread.messages}]
+        return max(fitting, key=_last_activity, default=None)
 
     def place(self, message: Message, may_open: bool = True) -> Thread | None:
         """The thread for `message` (a new one if none fits and `may_open`), now knowing the message's ids.

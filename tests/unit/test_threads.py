@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -159,14 +160,16 @@ def test_an_unrelated_reply_does_not_join():
     assert message_ids(first) == ["<a@x>"]
 
 
-# Subject fallback: only for a message without any References/In-Reply-To that carries a reply prefix.
+# Subject fallback: for a message with a reply prefix and no References/In-Reply-To, or whose parents are unknown.
 SUBJECT_FALLBACK = [
     # (id, later subject, later parents, joins the earlier "Login problem" thread?)
     ("Re-without-references-joins", "Re: Login problem", [], True),
     ("RE-case-and-spacing-joins", "RE:  login   PROBLEM", [], True),
     ("AW-without-references-joins", "AW: Login problem", [], True),
     ("same-subject-no-prefix-is-a-new-thread", "Login problem", [], False),
-    ("with-unknown-references-never-by-subject", "Re: Login problem", ["<elsewhere@x>"], False),
+    # An orphan reply (its parents never seen) from the same person joins: see ORPHANS below for the rules.
+    ("orphan-with-unknown-references-from-the-same-person-joins", "Re: Login problem", ["<elsewhere@x>"], True),
+    ("orphan-without-reply-prefix-is-a-new-thread", "Login problem", ["<elsewhere@x>"], False),
     ("different-subject-is-a-new-thread", "Re: Password reset", [], False),
     ("empty-subject-after-prefix-is-a-new-thread", "Re:", [], False),
 ]
@@ -242,3 +245,63 @@ def test_a_message_seen_twice_finds_its_own_thread():
     index = ThreadIndex()
     first = take(index, msg("<a@x>"))
     assert index.find(msg("<a@x>", "Login problem")) is first
+
+
+# Orphan replies: References/In-Reply-To name only messages never seen here (a gateway rewrote the parent's
+# Message-ID, the parent was deleted). The reply joins the live thread with the same normalised subject when
+# someone outside the team is in both, within the subject window (30 days by default).
+ORPHANS = [
+    # (id, reply subject, sender, recipients, days after the thread's last message, joins?)
+    ("customer-writes-again", "Re: Login problem", "alice@customer.example", ("support@example.test",), 1, True),
+    ("team-answers-the-customer", "RE: Login problem", "bob@example.test", ("alice@customer.example",), 2, True),
+    ("customer-in-cc-only", "AW: Login problem", "bob@example.test", ("carol@other.example", "alice@customer.example"),
+     0, True),
+    ("list-tag-and-prefix", "Re: [Support] Login problem", "alice@customer.example", ("support@example.test",), 0,
+     True),
+    ("just-inside-the-window", "Re: Login problem", "alice@customer.example", ("support@example.test",), 30, True),
+    ("different-people", "Re: Login problem", "mallory@elsewhere.example", ("support@example.test",), 1, False),
+    ("only-the-team-in-common", "Re: Login problem", "bob@example.test", ("support@example.test",), 1, False),
+    ("older-than-the-window", "Re: Login problem", "alice@customer.example", ("support@example.test",), 31, False),
+    ("no-reply-prefix", "Login problem", "alice@customer.example", ("support@example.test",), 1, False),
+    ("other-subject", "Re: Invoice", "alice@customer.example", ("support@example.test",), 1, False),
+]
+
+
+def is_team(address: str) -> bool:
+    return address.endswith("@example.test")
+
+
+@pytest.mark.parametrize("subject, sender, recipients, days, joins", [o[1:] for o in ORPHANS],
+                         ids=[o[0] for o in ORPHANS])
+def test_an_orphan_reply_joins_by_subject_and_participant_within_the_window(subject, sender, recipients, days,
+                                                                              joins):
+    index = ThreadIndex(is_internal=is_team)
+    first = take(index, msg("<a@x>", "Login problem"))
+    orphan = msg("<o@x>", subject, parents=["<rewritten-by-a-gateway@list.example>"], minutes=days * 24 * 60,
+                 sender=sender)
+    orphan = replace(orphan, recipients=recipients)
+    assert (take(index, orphan) is first) is joins
+    if joins:  # a later reply to the rewritten id finds the thread by id now
+        assert index.find(msg("<p@x>", "Re: x", parents=["<rewritten-by-a-gateway@list.example>"])) is first
+
+
+def test_the_subject_window_is_configurable():
+    index = ThreadIndex(subject_window=timedelta(days=2), is_internal=is_team)
+    first = take(index, msg("<a@x>", "Login problem"))
+    late = take(index, msg("<o@x>", "Re: Login problem", parents=["<gone@x>"], minutes=3 * 24 * 60))
+    assert late is not first
+
+
+def test_an_orphan_joins_the_thread_of_its_own_customer_among_several_with_the_subject():
+    index = ThreadIndex(is_internal=is_team)
+    alices = take(index, msg("<a@x>", "Login problem"))
+    bobs = take(index, msg("<b@x>", "Login problem", minutes=60, sender="bob@customer.example"))
+    assert take(index, msg("<o@x>", "Re: Login problem", parents=["<gone@x>"], minutes=90)) is alices
+    assert message_ids(bobs) == ["<b@x>"]
+
+
+def test_an_archived_thread_takes_no_orphans():
+    index = ThreadIndex(is_internal=is_team)
+    first = take(index, msg("<a@x>", "Login problem"))
+    index.remove(first)
+    assert index.find(msg("<o@x>", "Re: Login problem", parents=["<gone@x>"], minutes=5)) is None
