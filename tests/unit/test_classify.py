@@ -6,7 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mailesc.classify import People, auto_generated_reason, classify
+import re
+
+from mailesc.classify import People, SpamRules, auto_generated_reason, bounce_in_body, classify, spam_reason
 from mailesc.model import Kind, RawMessage
 from mailesc.parse import parse_message
 from mailesc.signing import signed_marker
@@ -183,3 +185,147 @@ def test_the_same_message_is_auto_for_anybody():
 ], ids=["bob-not-in-team", "bob-listed", "domain-wildcard", "other-domain-wildcard"])
 def test_team_membership_decides_team_or_customer(team, expected):
     assert classify(parse(*TEAM_REPLY_HEADERS), People(team=team)) is expected
+
+
+
+# -- spam -------------------------------------------------------------------------------------------------------
+
+SITE_RULES = SpamRules(threshold=5.0, headers=(("X-Barracuda-Spam-Status", re.compile("^yes", re.I)),))
+SPAM = [
+    # (id, extra headers, rules (None: defaults), spam?, a word the reason must contain)
+    ("spamassassin-flag", ("X-Spam-Flag: YES",), None, True, "x-spam-flag"),
+    ("spamassassin-flag-lower-case", ("X-Spam-Flag: yes",), None, True, "x-spam-flag"),
+    ("spamassassin-flag-no", ("X-Spam-Flag: NO",), None, False, None),
+    ("spamassassin-status-yes", ("X-Spam-Status: Yes, score=7.1 required=5.0 tests=BAYES_99",), None, True,
+     "x-spam-status"),
+    ("spamassassin-status-no", ("X-Spam-Status: No, score=-0.1 required=5.0",), None, False, None),
+    ("rspamd-milter-x-spam", ("X-Spam: Yes",), None, True, "x-spam"),
+    ("rspamd-action-reject", ("X-Rspamd-Action: reject",), None, True, "x-rspamd-action"),
+    ("rspamd-action-add-header", ("X-Rspamd-Action: add header",), None, True, "add header"),
+    ("rspamd-action-rewrite-subject", ("X-Rspamd-Action: rewrite subject",), None, True, "rewrite subject"),
+    ("rspamd-action-no-action", ("X-Rspamd-Action: no action",), None, False, None),
+    ("rspamd-action-greylist", ("X-Rspamd-Action: greylist",), None, False, None),
+    # Scores count only with a threshold the operator chose: the filter said "No" here.
+    ("score-without-threshold", ("X-Spam-Level: *******", "X-Spam-Status: No, score=7.1 required=15.0"), None,
+     False, None),
+    ("level-stars-at-threshold", ("X-Spam-Level: *****",), SITE_RULES, True, "x-spam-level"),
+    ("level-stars-below-threshold", ("X-Spam-Level: ****",), SITE_RULES, False, None),
+    ("level-not-stars", ("X-Spam-Level: high",), SITE_RULES, False, None),
+    ("score-header-above", ("X-Spam-Score: 12.5",), SITE_RULES, True, "x-spam-score"),
+    ("score-header-negative", ("X-Spam-Score: -3.2",), SITE_RULES, False, None),
+    ("status-score-above-threshold-though-filter-said-no", ("X-Spam-Status: No, score=7.1 required=15.0",),
+     SITE_RULES, True, "score 7.1"),
+    ("rspamd-score", ("X-Rspamd-Score: 9.02",), SITE_RULES, True, "x-rspamd-score"),
+    ("site-header-matches", ("X-Barracuda-Spam-Status: Yes, SCORE=3.1",), SITE_RULES, True, "barracuda"),
+    ("site-header-does-not-match", ("X-Barracuda-Spam-Status: No, SCORE=0.1",), SITE_RULES, False, None),
+    ("no-spam-headers", (), SITE_RULES, False, None),
+]
+
+
+@pytest.mark.parametrize("headers, rules, is_spam, word", [c[1:] for c in SPAM], ids=[c[0] for c in SPAM])
+def test_spam_verdicts(headers, rules, is_spam, word):
+    message = customer(*headers)
+    reason = spam_reason(message, rules)
+    assert classify(message, PEOPLE, rules) is (Kind.SPAM if is_spam else Kind.CUSTOMER)
+    if is_spam:
+        assert word in reason.lower(), reason  # the reason names the header that decided
+    else:
+        assert reason is None
+
+
+@pytest.mark.parametrize("message, expected", [
+    (parse(*TEAM_REPLY_HEADERS, "X-Spam-Flag: YES"), Kind.SPAM),  # a forged team address never stops a clock
+    (customer("X-Spam-Flag: YES", "Auto-Submitted: auto-generated"), Kind.SPAM),  # counted as spam, not auto
+    (customer("X-Spam-Flag: YES", "X-Mailesc: escalation L1"), Kind.OWN),  # our own mail stays ours
+], ids=["spam-from-a-team-address", "spam-that-is-also-auto", "own-mail-tagged-by-a-filter"])
+def test_spam_beats_team_and_auto_but_not_own_mail(message, expected):
+    assert classify(message, PEOPLE) is expected
+
+
+# -- bounces by their structure ---------------------------------------------------------------------------------
+
+def whole(headers: tuple[str, ...], body: str) -> tuple:
+    """(Message, raw bytes) of a message with a real body."""
+    raw = ("\r\n".join(headers) + "\r\n\r\n" + body).encode("utf-8")
+    return parse_message(RawMessage(key="1", folder="INBOX", data=raw, arrived=None), SEEN), raw
+
+
+DSN_BODY = """--b\r
+Content-Type: text/plain\r
+\r
+Your message could not be delivered.\r
+--b\r
+Content-Type: message/delivery-status\r
+\r
+Reporting-MTA: dns; mx.example.org\r
+\r
+Final-Recipient: rfc822; alice@customer.example\r
+Action: failed\r
+Status: 5.1.1\r
+--b--\r
+"""
+POSTFIX_TEXT = ("This is the mail system at host mx.example.org.\r\n\r\nI'm sorry to have to inform you that "
+                "your message could not\r\nbe delivered to one or more recipients.\r\n")
+FORWARDED_BOUNCE = """--f\r
+Content-Type: text/plain\r
+\r
+FYI, see below.\r
+--f\r
+Content-Type: message/rfc822\r
+\r
+From: MAILER-DAEMON@mx.example.org\r
+Subject: Undelivered Mail Returned to Sender\r
+Content-Type: text/plain\r
+\r
+This is the mail system at host mx.example.org.\r
+--f--\r
+"""
+CUSTOMER_ABOUT_A_PARCEL = "Hello,\r\nmy delivery failed again: the parcel was returned to sender. Please help.\r\n"
+BODIES = [
+    # (id, headers, body, auto?, a word the reason must contain)
+    ("dsn-part-behind-an-odd-subject", ("From: Mail Robot <robot@mx.example.org>", "Subject: Delivery report",
+                                        'Content-Type: multipart/mixed; boundary="b"'), DSN_BODY, True,
+     "message/delivery-status"),
+    ("postfix-wording-subject-variant", ("From: robot@mx.example.org", "Subject: Undelivered mail (2 recipients)"),
+     POSTFIX_TEXT, True, "mail system"),
+    ("forwarded-bounce", ("From: relay@forwarder.example", "Subject: Fwd: Undelivered Mail Returned to Sender",
+                          'Content-Type: multipart/mixed; boundary="f"'), FORWARDED_BOUNCE, True, "mail system"),
+    ("customer-about-a-failed-delivery", ("From: alice@customer.example", "Subject: Delivery failed again"),
+     CUSTOMER_ABOUT_A_PARCEL, False, None),
+    # No hint in the headers: the body is never read, whatever it says.
+    ("no-hint-body-not-read", ("From: alice@customer.example", "Subject: Question"), POSTFIX_TEXT, False, None),
+]
+
+
+@pytest.mark.parametrize("headers, body, auto, word", [b[1:] for b in BODIES], ids=[b[0] for b in BODIES])
+def test_bounces_recognised_by_body_structure_only_where_headers_hint(headers, body, auto, word):
+    message, raw = whole(headers + ("To: support@example.test", "Message-ID: <m@x>"), body)
+    assert classify(message, PEOPLE) is Kind.CUSTOMER  # headers alone (IMAP hands over no body)
+    assert classify(message, PEOPLE, data=raw) is (Kind.AUTO if auto else Kind.CUSTOMER)
+    reason = auto_generated_reason(message, raw)
+    assert (word in reason.lower()) if auto else reason is None, reason
+
+
+def test_a_broken_body_is_no_evidence():
+    assert bounce_in_body(b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n\x00\xff") is None
+
+
+HEADER_VARIANTS = [
+    # (id, From, Subject): bounce notices known by their headers alone
+    ("mail-delivery-subsystem-name", "Mail Delivery Subsystem <robot@mx.example.org>", "Returned"),
+    ("exchange-online-sender", "Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@x.example>",
+     "Hello"),
+    ("exchange-german", "robot@mx.example.org", "Unzustellbar: Login problem"),
+    ("exchange-french", "robot@mx.example.org", "Non remis : Login problem"),
+    ("exchange-dutch", "robot@mx.example.org", "Onbestelbaar: Login problem"),
+    ("exchange-spanish", "robot@mx.example.org", "No se puede entregar: Login problem"),
+    ("delayed-still-retried", "robot@mx.example.org", "Delayed Mail (still being retried)"),
+    ("sendmail-warning-delayed", "robot@mx.example.org", "Warning: message 1Abc-00 delayed 24 hours"),
+    ("undeliverable-mail", "robot@mx.example.org", "Undeliverable mail"),
+    ("dsn-plain", "robot@mx.example.org", "Delivery Status Notification"),
+]
+
+
+@pytest.mark.parametrize("sender_, subject", [v[1:] for v in HEADER_VARIANTS], ids=[v[0] for v in HEADER_VARIANTS])
+def test_bounce_variants_known_by_headers(sender_, subject):
+    assert classify(sender(sender_, subject), PEOPLE) is Kind.AUTO

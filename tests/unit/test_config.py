@@ -157,6 +157,25 @@ ERRORS = [
      "not both"),
     ("imap-without-username", "[mailbox]\nkind = 'imap'\nhost = 'imap.example.test'\n", "mailbox.username",
      "required"),
+    ("classify-unknown-key-did-you-mean", "[classify]\nspam_score_treshold = 5\n", "classify.spam_score_treshold",
+     "did you mean 'spam_score_threshold'?"),
+    ("spam-threshold-a-string", "[classify]\nspam_score_threshold = '5'\n", "classify.spam_score_threshold",
+     "must be a number"),
+    ("spam-threshold-a-bool", "[classify]\nspam_score_threshold = true\n", "classify.spam_score_threshold",
+     "must be a number"),
+    ("spam-headers-a-list", "[classify]\nspam_headers = ['X-Spam']\n", "classify.spam_headers",
+     "must be a table of header name = regular expression"),
+    ("spam-header-bad-regex", "[classify]\nspam_headers = { X-Junk = '(yes' }\n", "classify.spam_headers.X-Junk",
+     "is not a valid regular expression"),
+    ("spam-header-not-a-string", "[classify]\nspam_headers = { X-Junk = 1 }\n", "classify.spam_headers.X-Junk",
+     "must be a regular expression string"),
+    ("spam-header-bad-name", "[classify]\nspam_headers = { 'X Junk' = 'yes' }\n", "classify.spam_headers.X Junk",
+     "is not a header name"),
+    ("threads-unknown-key", "[threads]\nsubject_windows = '7d'\n", "threads.subject_windows",
+     "did you mean 'subject_window'?"),
+    ("subject-window-not-a-duration", "[threads]\nsubject_window = 'a month'\n", "threads.subject_window", "a month"),
+    ("subject-window-zero", "[threads]\nsubject_window = '0d'\n", "threads.subject_window", "longer than 0"),
+    ("classify-section-misspelt", "[clasify]\n", "clasify", "did you mean 'classify'?"),
 ]
 
 
@@ -255,3 +274,23 @@ def test_a_password_file_others_can_read_is_refused(tmp_path, mode):
         load_config(path).smtp.server.password.read()
     assert "smtp.password_file" in str(caught.value) and "chmod 600" in str(caught.value)
     assert SECRET not in str(caught.value)
+
+
+def test_classify_and_threads_settings_load(tmp_path):
+    config = load_config(write(tmp_path, """
+        [classify]
+        spam_score_threshold = 6.5
+        spam_headers = { "X-Barracuda-Spam-Status" = "^Yes", "X-Junk" = "(?i)junk" }
+        [threads]
+        subject_window = "14d"
+    """))
+    assert config.spam.threshold == 6.5
+    assert [(name, rx.pattern) for name, rx in config.spam.headers] == [
+        ("X-Barracuda-Spam-Status", "^Yes"), ("X-Junk", "(?i)junk")]
+    assert config.subject_window.days == 14
+
+
+def test_classify_and_threads_defaults(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config.spam.threshold is None and config.spam.headers == ()  # the filter's own verdict decides
+    assert config.subject_window.days == 30
