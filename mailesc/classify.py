@@ -12,6 +12,7 @@ from email.policy import compat32
 from fnmatch import fnmatchcase
 
 from mailesc.model import Kind, Message
+from mailesc.parse import readable_line_endings
 from mailesc.signing import marker_is_ours
 
 OWN_HEADER = "X-Mailesc"  # set on every mail mailesc sends, signed: how it recognises its own mail
@@ -157,7 +158,7 @@ def bounce_in_body(data: bytes) -> str | None:
     """Why the body shows a bounce or delay notice (also one forwarded inside another message), or None:
     an RFC 3464 report part, or the wording of an MTA in a text part."""
     try:
-        root = _BODY_PARSER.parsebytes(data[:BODY_BYTES])
+        root = _BODY_PARSER.parsebytes(readable_line_endings(data[:BODY_BYTES]))
         parts = list(root.walk())
     except Exception:  # a broken structure is no evidence either way
         return None

@@ -20,9 +20,10 @@ _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
     """Parse what mailesc needs. Without an arrival time from the source, the Date header stands in for it,
     unless it lies after `seen_at` (a sender's clock in the future): then `seen_at` is the arrival."""
-    if not raw.data.strip():
+    data = readable_line_endings(raw.data)
+    if not data.strip():
         raise ParseError("the message is empty")
-    headers = _Headers(_HEADER_PARSER.parsebytes(raw.data).raw_items())
+    headers = _Headers(_HEADER_PARSER.parsebytes(data).raw_items())
     if not headers.items:
         raise ParseError("no RFC 5322 header found")
     sender_name, sender = first_address(headers.all("from"))
@@ -30,7 +31,7 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
     return Message(
         key=raw.key,
         folder=raw.folder,
-        message_id=next(iter(message_ids(headers.first("message-id"))), None) or derived_message_id(raw.data),
+        message_id=next(iter(message_ids(headers.first("message-id"))), None) or derived_message_id(data),
         parents=parents(headers),
         subject=clean(decode(headers.first("subject") or "")),
         sender=sender,
@@ -41,6 +42,18 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
         headers=tuple((name.lower(), value) for name, value in headers.items),  # decoded when read
         size=raw.full_size,
     )
+
+
+def readable_line_endings(data: bytes) -> bytes:
+    """`data` with line endings the parser reads. It reads LF, CRLF and bare CR, also mixed line by line; it
+    does not read CR CR LF (a CRLF file converted once more) or LF CR (reversed): each is two line breaks
+    to it, a blank line after the first header that ends the header and loses the rest. Those become LF."""
+    if b"\r\r\n" in data:
+        data = data.replace(b"\r\r\n", b"\n")
+    first = data.find(b"\n")
+    if 0 < first and data[first - 1] != 13 and data[first + 1:first + 2] == b"\r" and data[first + 2:first + 3] != b"\n":
+        data = data.replace(b"\n\r", b"\n")  # the first line ends in LF CR: the whole message does
+    return data
 
 
 class _Headers:

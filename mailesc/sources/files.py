@@ -59,6 +59,9 @@ class FileMailbox:
 
 
 def _read_mbox(path: Path) -> Iterable[RawMessage]:
+    if _bare_cr(path):
+        yield from _read_bare_cr_mbox(path)
+        return
     box = mailbox.mbox(path, factory=None, create=False)
     try:
         for index, key in enumerate(box.iterkeys()):
@@ -70,6 +73,34 @@ def _read_mbox(path: Path) -> Iterable[RawMessage]:
         raise SourceError(f"cannot read the mbox {path}: {error}") from None
     finally:
         box.close()
+
+
+def _bare_cr(path: Path) -> bool:
+    """An mbox whose lines end in CR alone (old Mac tools): the mailbox module reads it as one line, the
+    From_ line, and every message in it as empty."""
+    try:
+        with path.open("rb") as file:
+            start = file.read(64 * 1024)
+    except OSError as error:
+        raise SourceError(f"cannot read the mbox {path}: {error.strerror}") from None
+    return b"\r" in start and b"\n" not in start
+
+
+_FROM_LINE = re.compile(rb"^From ", re.MULTILINE)
+
+
+def _read_bare_cr_mbox(path: Path) -> Iterable[RawMessage]:
+    try:
+        text = path.read_bytes().replace(b"\r", b"\n")
+    except OSError as error:
+        raise SourceError(f"cannot read the mbox {path}: {error.strerror}") from None
+    starts = [match.start() for match in _FROM_LINE.finditer(text)]
+    if not starts or starts[0] != 0:
+        raise SourceError(f"cannot read the mbox {path}: it does not start with a From_ line")
+    for index, (start, end) in enumerate(zip(starts, starts[1:] + [len(text)])):
+        from_line, _, data = text[start:end].partition(b"\n")
+        yield RawMessage(key=f"mbox:{index}", folder="INBOX", data=data,
+                         arrived=_from_line_time(from_line.decode("ascii", "replace")) or _received_time(data))
 
 
 def _read_eml_folder(path: Path) -> Iterable[RawMessage]:

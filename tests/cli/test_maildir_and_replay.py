@@ -97,3 +97,20 @@ def test_replay_agrees_with_the_example_inbox_ground_truth(tmp_path, capsys):
     assert (summary["threads"], summary["responded_on_time"], summary["responded_late"], summary["unanswered"]) == (
         142, 84, 37, 21)
     assert summary["ignored_auto"] == 19
+
+
+def test_a_bare_cr_mbox_replays_every_message(tmp_path, capsys):
+    """Old Mac tools end lines with CR alone; the mailbox module reads such an mbox as one empty message."""
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n')
+    first, _ = make_mail(sender="Pat <pat@customer.example>", subject="Cannot log in",
+                         date=datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc))
+    second, _ = make_mail(sender="kim@customer.example", subject="Invoice",
+                          date=datetime(2026, 10, 5, 10, 0, tzinfo=timezone.utc))
+    text = (b"From pat@customer.example Mon Oct  5 09:00:00 2026\n" + first + b"\n"
+            b"From kim@customer.example Mon Oct  5 10:00:00 2026\n" + second + b"\n")
+    (tmp_path / "cr.mbox").write_bytes(text.replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+
+    assert main(["-c", str(config), "replay", str(tmp_path / "cr.mbox"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["messages"], summary["threads"], summary["quarantined"]) == (2, 2, 0)
+    assert (summary["start"], summary["end"]) == ("2026-10-05T09:00:00+00:00", "2026-10-05T10:00:00+00:00")

@@ -303,3 +303,38 @@ def test_the_address_fast_path_agrees_with_getaddresses_on_the_corpora():
                 checked += 1
                 assert [p for p in fast if "@" in p[1]] == [p for p in getaddresses([value]) if "@" in p[1]], value
     assert checked > 100
+
+
+LINE_ENDINGS = [
+    # (id, line break between the lines, optional break of one line that differs)
+    ("lf", b"\n", None),
+    ("crlf", b"\r\n", None),
+    ("bare-cr", b"\r", None),
+    ("cr-cr-lf-converted-twice", b"\r\r\n", None),
+    ("lf-cr-reversed", b"\n\r", None),
+    ("crlf-with-one-bare-lf", b"\r\n", b"\n"),
+    ("crlf-with-one-bare-cr", b"\r\n", b"\r"),
+    ("lf-with-one-crlf", b"\n", b"\r\n"),
+    ("cr-with-one-cr-cr-lf", b"\r", b"\r\r\n"),
+]
+
+
+@pytest.mark.parametrize("newline, odd", [e[1:] for e in LINE_ENDINGS], ids=[e[0] for e in LINE_ENDINGS])
+def test_every_header_is_read_whatever_the_line_endings(newline, odd):
+    lines = [b"From: Alice <alice@customer.example>", b"To: support@example.test", b"Subject: Login problem",
+             b"Message-ID: <le@customer.example>", b"In-Reply-To: <parent@example.test>",
+             b"Date: Mon, 04 Mar 2024 09:00:00 +0000", b"", b"Hello,", b"please help.", b""]
+    data = newline.join(lines[:2]) + (odd or newline) + newline.join(lines[2:])
+    message = parse_message(RawMessage(key="1", folder="INBOX", data=data, arrived=None), SEEN)
+    assert (message.sender, message.recipients, message.subject) == (
+        "alice@customer.example", ("support@example.test",), "Login problem")
+    assert (message.message_id, message.parents) == ("<le@customer.example>", ("<parent@example.test>",))
+    assert message.date == datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r", b"\r\r\n"], ids=["lf", "crlf", "cr", "cr-cr-lf"])
+def test_a_message_without_message_id_gets_the_same_derived_id_whatever_its_line_endings(newline):
+    lines = [b"From: alice@customer.example", b"Subject: Login problem", b"", b"Hello", b""]
+    derived = parse_message(RawMessage(key="1", folder="INBOX", data=b"\n".join(lines), arrived=None), SEEN)
+    other = parse_message(RawMessage(key="1", folder="INBOX", data=newline.join(lines), arrived=None), SEEN)
+    assert other.message_id == derived.message_id
