@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mailesc import sla
-from mailesc.classify import auto_generated_reason, classify
+from mailesc.classify import auto_generated_reason, classify, spam_reason
 from mailesc.clock import SimulatedClock, isoformat, parse_iso
 from mailesc.durations import format_duration
 from mailesc.config import Config
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
-from mailesc.errors import SourceError, UsageError
+from mailesc.errors import MessageFileError, ParseError, SourceError, UsageError
 from mailesc.history import History, load_history
 from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
@@ -280,35 +280,63 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
 
 
 def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
-    """Which rule a message would get and why, with every deadline it would have."""
+    """What mailesc would do with a message: why it starts no clock, or which rule it gets (every rule tried)
+    with every deadline it would have. A message that starts no clock gets no rule, deadline or ladder."""
     try:
         data = eml.read_bytes()
     except OSError as error:
-        raise UsageError(f"cannot read {eml}: {error.strerror}") from None
-    message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _UNKNOWN)
-    if message.arrived == _UNKNOWN:
-        raise UsageError(f"{eml} has no usable Date header: give the time with --received")
-    kind = classify(message, who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address))
-    tried = [(rule, failures) for rule, failures in setup.policies.tried(message)]
-    rule = tried[-1][0] if tried and not tried[-1][1] else None
-    due = rule.calendar.add(message.arrived, rule.first_response) if rule else None
-    return {
-        "kind": str(kind),
-        "opens_thread": kind is Kind.CUSTOMER,
-        "auto_generated": auto_generated_reason(message),
-        "rule": rule.name if rule else None,
-        "calendar": rule.calendar.name if rule else None,
-        "received": isoformat(message.arrived),
-        "first_response": format_duration(rule.first_response) if rule else None,
-        "first_response_due": isoformat(due),
-        "warn_at": isoformat(rule.warn_at(message.arrived)) if rule else None,
-        "next_response": format_duration(rule.next_response) if rule and rule.next_response else None,
-        "acknowledge": rule.acknowledge if rule else None,
-        "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
-                         "template": step.level.template} for step in (sla.ladder(rule, due) if rule else [])],
-        "contract": setup.policies.contracts.of(message.sender),
-        "tried": [{"rule": r.name, "source": r.source, "matched": not failed, "failed": failed} for r, failed in tried],
+        raise MessageFileError(f"cannot read {eml}: {error.strerror}") from None
+    try:
+        message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _UNKNOWN)
+    except ParseError as error:
+        raise MessageFileError(f"{eml} is not a readable message: {error}") from None
+    people = who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address)
+    kind = classify(message, people, setup.config.spam, data)
+    arrived = None if message.arrived == _UNKNOWN else message.arrived
+    result = {
+        "kind": str(kind), "opens_thread": kind is Kind.CUSTOMER,
+        "reason": _no_clock_reason(kind, message, setup, data),
+        "auto_generated": auto_generated_reason(message, data) if kind is Kind.AUTO else None,
+        "spam": spam_reason(message, setup.config.spam) if kind is Kind.SPAM else None,
+        "rule": None, "calendar": None, "received": isoformat(arrived), "first_response": None,
+        "first_response_due": None, "warn_at": None, "warn_to": [], "next_response": None, "acknowledge": None,
+        "escalations": [], "contract": None, "tried": [],
     }
+    if kind is not Kind.CUSTOMER:
+        return result
+    if arrived is None:
+        raise UsageError(f"{eml} has no usable Date header: give the time with --received")
+    tried = list(setup.policies.tried(message))
+    rule = tried[-1][0] if tried and not tried[-1][1] else None
+    result["contract"] = setup.policies.contracts.of(message.sender)
+    result["tried"] = [{"rule": r.name, "source": r.source, "matched": not failed, "failed": failed}
+                       for r, failed in tried]
+    if rule is None:
+        return result
+    due = rule.calendar.add(arrived, rule.first_response)
+    return {**result,
+            "rule": rule.name, "calendar": rule.calendar.name, "first_response": format_duration(rule.first_response),
+            "first_response_due": isoformat(due), "warn_at": isoformat(rule.warn_at(arrived)),
+            "warn_to": list(rule.warning.to) if rule.warning else [],
+            "next_response": format_duration(rule.next_response) if rule.next_response else None,
+            "acknowledge": rule.acknowledge,
+            "escalations": [{"level": step.level.number, "at": isoformat(step.at), "to": list(step.level.to),
+                             "template": step.level.template} for step in sla.ladder(rule, due)]}
+
+
+def _no_clock_reason(kind: Kind, message, setup: Setup, data: bytes) -> str | None:
+    """Why a message starts no clock, in words; None for a customer message (it does)."""
+    if kind is Kind.OWN:
+        return "it is mailesc's own mail"
+    if kind is Kind.SPAM:
+        return f"the spam filter tagged it ({spam_reason(message, setup.config.spam)})"
+    if kind is Kind.AUTO:
+        return f"a machine wrote it ({auto_generated_reason(message, data)})"
+    if kind is Kind.INTERNAL:
+        return "it goes only to the team and the managers it escalates to"
+    if kind is Kind.TEAM:
+        return f"it comes from the team ({message.sender}): in a thread it is a response"
+    return None
 
 
 # -- resend -------------------------------------------------------------------------------------------------

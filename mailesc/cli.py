@@ -446,6 +446,10 @@ def cmd_quarantine(args) -> int:
     return 0
 
 
+_KIND_WORDS = {"customer": "a customer message", "team": "a team message", "internal": "an internal message",
+               "auto": "an auto-generated message", "own": "mailesc's own message", "spam": "a spam message"}
+
+
 def cmd_policies_explain(args) -> int:
     setup = _setup(args)
     received = _time(args.received, "--received") if args.received else None
@@ -453,9 +457,13 @@ def cmd_policies_explain(args) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"{args.eml}: a {result['kind']} message" + (f" ({result['auto_generated']})" if result["auto_generated"]
-                                                    else "") + ("" if result["opens_thread"] else
-                                                                ": it does not start a clock"))
+    kind = _KIND_WORDS.get(result["kind"], f"a {result['kind']} message")
+    if not result["opens_thread"]:
+        print(f"{args.eml}: {kind}: it starts no clock, because {result['reason']}.")
+        return 0
+    print(f"{args.eml}: {kind}: it starts a clock")
+    if result["contract"]:
+        print(f"  contract             {result['contract']}")
     for attempt in result["tried"]:
         verdict = "matches" if attempt["matched"] else "does not match: " + ", ".join(attempt["failed"])
         print(f"  rule {attempt['rule']!r} ({attempt['source']}) {verdict}")
@@ -463,10 +471,17 @@ def cmd_policies_explain(args) -> int:
         print("No rule matches: the thread would have no deadline.")
         return 0
     print(f"Rule {result['rule']!r}, calendar {result['calendar']!r}:\n"
-          f"  received             {result['received']}\n"
-          f"  first response due   {result['first_response_due']}  ({result['first_response']} of open time)")
+          f"  received             {result['received']}")
+    if result["warn_at"]:
+        print(f"  warning              {result['warn_at']}  to {', '.join(result['warn_to'])}")
+    print(f"  first response due   {result['first_response_due']}  ({result['first_response']} of open time)")
     for step in result["escalations"]:
         print(f"  level {step['level']} escalation   {step['at']}  to {', '.join(step['to'])}")
+    if result["next_response"]:
+        print(f"  next response        within {result['next_response']} of open time each time the customer "
+              f"writes again after an answer")
+    if result["acknowledge"]:
+        print(f"  acknowledgement      template {result['acknowledge']!r} to the customer, once per thread")
     return 0
 
 

@@ -80,6 +80,12 @@ class ParseError(MailescError):
     """A message could not be understood; it goes to quarantine."""
 
 
+class MessageFileError(MailescError):
+    """A message file given on the command line cannot be read as a message (`policies explain`)."""
+
+    exit_code = EX_DATAERR
+
+
 def connection_problem(kind: str, where: str, error: BaseException, reason: str) -> str:
     """One line on why a server could not be used; a rejected certificate is said as such."""
     certificate = _find_certificate_error(error)

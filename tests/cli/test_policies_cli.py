@@ -103,3 +103,87 @@ def test_policies_check_names_a_broken_calendar_and_exits_78(config, capsys):
     assert main(["-c", str(config), "policies", "check"]) == 78
     err = capsys.readouterr().err
     assert str(policy) in err and "calendars.office" in err and "Narnia" in err
+
+
+NO_CLOCK = [
+    # (id, make_mail arguments, kind, words of the reason, words of the text output)
+    ("auto-generated", dict(sender="kim@customer.example", subject="Automatic reply: hi",
+                            headers={"Auto-Submitted": "auto-replied"}),
+     "auto", "auto-submitted", "an auto-generated message: it starts no clock, because a machine wrote it"),
+    ("spam", dict(sender="kim@customer.example", subject="Cheap watches", headers={"X-Spam-Flag": "YES"}),
+     "spam", "x-spam-flag", "a spam message: it starts no clock, because the spam filter tagged it"),
+    ("team", dict(sender="bob@example.test", to="kim@customer.example", subject="Re: Invoice question"),
+     "team", "from the team", "a team message: it starts no clock"),
+    ("internal", dict(sender="bob@example.test", to="carol@example.test", subject="Fwd: Invoice question"),
+     "internal", "only to the team", "an internal message: it starts no clock"),
+    ("own", dict(sender="kim@customer.example", subject="[SLA breach] x", headers={"X-Mailesc": "escalation L1"}),
+     "own", "mailesc's own mail", "mailesc's own message: it starts no clock"),
+]
+
+
+@pytest.mark.parametrize("mail, kind, reason, text", [n[1:] for n in NO_CLOCK], ids=[n[0] for n in NO_CLOCK])
+def test_explain_of_a_message_that_starts_no_clock_says_why_and_nothing_else(config, tmp_path, capsys, mail, kind,
+                                                                            reason, text):
+    result = explain(config, tmp_path, capsys, "--received", "2026-10-23T16:00:00+02:00", **mail)
+    assert (result["kind"], result["opens_thread"]) == (kind, False)
+    assert reason in result["reason"].lower()
+    assert result["rule"] is None and result["first_response_due"] is None and result["calendar"] is None
+    assert result["escalations"] == [] and result["tried"] == [] and result["warn_at"] is None
+
+    assert main(["-c", str(config), "policies", "explain", str(tmp_path / "message.eml")]) == 0
+    out = capsys.readouterr().out
+    assert text in out
+    assert len(out.splitlines()) == 1, out  # no rule tried, no deadline, no ladder
+    for word in ("rule", "due", "level", "calendar"):
+        assert word not in out.lower(), out
+
+
+FULL_RULES = """
+[customers]
+"bigcorp.example" = "gold"
+"""
+FULL_RULE = """
+[[rule]]
+name = "gold"
+match = { contract = "gold" }
+first_response = "1h"
+warn_before = "15m"
+notify = ["leads@example.test"]
+acknowledge = "ack"
+next_response = "8h"
+[[rule.escalate]]
+after = "0m"
+to = ["manager@example.test"]
+"""
+
+
+def test_explain_in_text_shows_everything_the_json_has(tmp_path, capsys):
+    config = write_config(tmp_path, mailbox="", smtp="", rules=FULL_RULE)
+    (tmp_path / "policies" / "customers.toml").write_text(FULL_RULES)
+    result = explain(config, tmp_path, capsys, "--received", "2026-10-23T16:00:00+00:00",
+                     sender="ceo@bigcorp.example", subject="Outage")
+    assert (result["rule"], result["contract"], result["acknowledge"], result["next_response"]) == (
+        "gold", "gold", "ack", "8h")
+    assert result["warn_at"] == "2026-10-23T16:45:00+00:00" and result["warn_to"] == ["leads@example.test"]
+
+    assert main(["-c", str(config), "policies", "explain", str(tmp_path / "message.eml"),
+                 "--received", "2026-10-23T16:00:00+00:00"]) == 0
+    out = capsys.readouterr().out
+    assert "a customer message: it starts a clock" in out
+    assert "contract             gold" in out
+    assert "warning              2026-10-23T16:45:00+00:00  to leads@example.test" in out
+    assert "first response due   2026-10-23T17:00:00+00:00" in out
+    assert "level 1 escalation   2026-10-23T17:00:00+00:00  to manager@example.test" in out
+    assert "next response        within 8h" in out
+    assert "acknowledgement      template 'ack'" in out
+
+
+@pytest.mark.parametrize("content", [None, b"", b"\r\n\r\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00binary"],
+                         ids=["missing-file", "empty-file", "only-blank-lines", "outlook-msg-not-rfc5322"])
+def test_explain_of_an_unreadable_message_exits_65(config, tmp_path, capsys, content):
+    eml = tmp_path / "broken.eml"
+    if content is not None:
+        eml.write_bytes(content)
+    assert main(["-c", str(config), "policies", "explain", str(eml)]) == 65
+    err = capsys.readouterr().err
+    assert str(eml) in err and "Traceback" not in err
