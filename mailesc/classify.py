@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.parser import BytesParser
 from email.policy import compat32
 from fnmatch import fnmatchcase
 
-from mailesc.model import Kind, Message
-from mailesc.parse import readable_line_endings
+from mailesc.model import Kind, Message, RawMessage
+from mailesc.parse import parse_message, readable_line_endings
 from mailesc.signing import marker_is_ours
 
 OWN_HEADER = "X-Mailesc"  # set on every mail mailesc sends, signed: how it recognises its own mail
@@ -50,7 +51,9 @@ _AUTO_SUBJECT = re.compile(
 # Looser: bounce words anywhere. Only a hint (customers write "my delivery failed" too): the body must confirm.
 _BOUNCE_WORDS = re.compile(
     r"undeliver|non[- ]?deliver|not (?:be )?delivered|delivery (?:status|fail|notification|report|problem|delay)"
-    r"|returned (?:mail|message)|failure notice|delayed mail|mail delivery|zustellbar|non remis|onbestelbaar",
+    r"|returned (?:mail|message)|failure notice|delayed mail|mail delivery|zustellbar|non remis|onbestelbaar"
+    r"|deliver\w* (?:has |have )?fail|mail (?:failure|failed|error|system error)|error mail|postmaster notify"
+    r"|see transcript|could not send|error (?:sending|delivering)|недостав|не доставлено",
     re.IGNORECASE,
 )
 # Display names that MTAs give their notices.
@@ -124,34 +127,55 @@ def auto_generated_reason(message: Message, data: bytes | None = None) -> str | 
     headers already hint at a machine (a bounce forwarded or with an unusual subject): reading bodies is
     slow and a person's mail never needs it."""
     reason = next((reason for check in AUTO_PREDICATES if (reason := check(message))), None)
-    if reason is None and data is not None and _machine_hint(message):
+    if reason is None and data is not None and machine_hint(message):
         reason = bounce_in_body(data)
     return reason
 
 
-def _machine_hint(message: Message) -> bool:
+def machine_hint(message: Message) -> bool:
+    """Whether the headers hint that a machine wrote `message` without saying so for sure: a bounce's words
+    in the subject, or Exchange's X-Auto-Response-Suppress. Only then is the body worth reading."""
     return bool(_BOUNCE_WORDS.search(message.subject)) or message.has_header("x-auto-response-suppress")
 
 
 _REPORT_PARTS = ("message/delivery-status", "message/global-delivery-status", "message/feedback-report",
                  "text/rfc822-headers", "message/global-headers")
-# What MTAs write into bounce and delay notices (Postfix, Exim, Sendmail, qmail, Exchange, Gmail, Domino...).
+# What MTAs write into bounce and delay notices (Postfix, Exim, Sendmail, qmail, Exchange, Gmail, Domino, ...),
+# and SMTP replies with an enhanced status code ("550 5.1.1", "550-5.7.26"). Looked for only after the headers
+# hinted at a bounce, and never phrases a person writes about a parcel ("could not be delivered to my door").
 _MTA_PHRASES = re.compile(
-    r"this is the mail system at host|i'?m sorry to have to inform you that your message could not"
-    r"|this message was created automatically by mail delivery software"
-    r"|a message that you sent could not be delivered to one or more of its"
+    r"\b[45]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}\b"
+    r"|this is the (?:mail system|postfix program|mailer-daemon|qmail-send program|dragonfly mail agent)"
+    r"|i'?m sorry to have to inform you that (?:your message|the message)|mail delivery software"
+    r"|a message that you sent (?:could not be delivered|contained one or more recipient)"
     r"|delivery to the following recipients? (?:failed|has been delayed)|the original message was received at"
-    r"|----- ?(?:the following addresses had permanent fatal errors|transcript of session follows)"
-    r"|hi\. this is the qmail-send program|your message (?:did not|couldn'?t|could not) (?:reach|be delivered)"
-    r"|(?:^|\n)\s*(?:final-recipient|diagnostic-code|original-recipient)\s*:\s*\S"
-    r"|smtp error from remote mail server after|retry (?:time(?:out)?|timeout) exceeded"
-    r"|message (?:will be|has been) (?:retried|returned)|unrouteable (?:mail )?domain|user unknown in (?:local|virtual)"
+    r"|the following addresses had (?:permanent )?fatal errors|transcript of session follows"
+    r"|there was an error delivering your mail|error has occurred while attempting to deliver"
+    r"|unable to deliver (?:the )?message to|delivery failed for the following reason|no further delivery attempts"
+    r"|did not reach the following recipient|could not be delivered to one or more (?:recipients|destinations)"
+    r"|rejected by a remote mail server|smtp error from remote mail server|retry (?:time(?:out)?|timeout) exceeded"
+    r"|unrouteable (?:mail )?domain|user unknown in (?:local|virtual)|(?:^|\n)\s*unknown user:"
     r"|delivery has failed to these recipients or groups|the following message to <[^>]*> was undeliverable"
-    r"|this is an automatically generated delivery status notification",
+    r"|automatically generated delivery status notification|this is an automated (?:alert|message|notification)"
+    r"|(?:original message|message headers) follows?\b|below is a copy of the original message"
+    r"|this is a copy of (?:your|the) message|-{3,} ?(?:returned message|failure reasons) ?-{3,}"
+    r"|(?:^|\n)\s*(?:final-recipient|diagnostic-code|original-recipient)\s*:\s*\S",
     re.IGNORECASE,
 )
 BODY_BYTES = 256 * 1024  # a bounce says what it is at its start; a huge message is not read to its end
 _BODY_PARSER = BytesParser(policy=compat32)
+
+
+def _forwarded_notice(part) -> str | None:
+    """Why the message attached in `part` (a forward) was written by a machine, from its headers; or None."""
+    inner = part.get_payload()
+    inner = inner[0] if isinstance(inner, list) and inner else inner
+    try:
+        message = parse_message(RawMessage(key="attached", folder="", data=inner.as_bytes(), arrived=None),
+                                datetime.now(timezone.utc))
+    except Exception:  # an attachment that is no message is no evidence
+        return None
+    return next((reason for check in AUTO_PREDICATES if (reason := check(message))), None)
 
 
 def bounce_in_body(data: bytes) -> str | None:
@@ -166,6 +190,8 @@ def bounce_in_body(data: bytes) -> str | None:
         kind = part.get_content_type()
         if kind in _REPORT_PARTS:
             return f"a {kind} part in the body"
+        if kind == "message/rfc822" and (reason := _forwarded_notice(part)):
+            return f"a forwarded notice ({reason})"
     for part in parts:
         if part.get_content_maintype() != "text" or part.is_multipart():
             continue

@@ -114,3 +114,24 @@ def test_a_bare_cr_mbox_replays_every_message(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert (summary["messages"], summary["threads"], summary["quarantined"]) == (2, 2, 0)
     assert (summary["start"], summary["end"]) == ("2026-10-05T09:00:00+00:00", "2026-10-05T10:00:00+00:00")
+
+
+def test_replay_counts_spam_apart_and_opens_no_thread_for_it(tmp_path, capsys):
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n',
+                          extra='[classify]\nspam_headers = { "X-Barracuda-Spam-Status" = "^yes" }\n')
+    folder = tmp_path / "mails"
+    folder.mkdir()
+    start = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)
+    mails = [dict(sender="pat@customer.example", subject="Cannot log in"),
+             dict(sender="deals@spam.example", subject="Watches", headers={"X-Spam-Flag": "YES"}),
+             dict(sender="win@spam.example", subject="Prize", headers={"X-Barracuda-Spam-Status": "Yes, SCORE=9"}),
+             dict(sender="bounce@mx.example", subject="x", headers={"Auto-Submitted": "auto-generated"})]
+    for number, mail in enumerate(mails):
+        raw, _ = make_mail(date=start + timedelta(minutes=number), **mail)
+        (folder / f"{number}.eml").write_bytes(raw)
+
+    assert main(["-c", str(config), "replay", str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["messages"], summary["threads"], summary["ignored_spam"], summary["ignored_auto"]) == (4, 1, 2, 1)
+    assert main(["-c", str(config), "replay", str(folder)]) == 0
+    assert "spam, ignored                2" in capsys.readouterr().out

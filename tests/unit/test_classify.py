@@ -289,7 +289,8 @@ BODIES = [
     ("postfix-wording-subject-variant", ("From: robot@mx.example.org", "Subject: Undelivered mail (2 recipients)"),
      POSTFIX_TEXT, True, "mail system"),
     ("forwarded-bounce", ("From: relay@forwarder.example", "Subject: Fwd: Undelivered Mail Returned to Sender",
-                          'Content-Type: multipart/mixed; boundary="f"'), FORWARDED_BOUNCE, True, "mail system"),
+                          'Content-Type: multipart/mixed; boundary="f"'), FORWARDED_BOUNCE, True,
+     "forwarded notice (from: mailer-daemon"),
     ("customer-about-a-failed-delivery", ("From: alice@customer.example", "Subject: Delivery failed again"),
      CUSTOMER_ABOUT_A_PARCEL, False, None),
     # No hint in the headers: the body is never read, whatever it says.
