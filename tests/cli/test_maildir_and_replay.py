@@ -6,6 +6,8 @@ import json
 import mailbox
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from mailesc.cli import main
 from tests.support import MAILDIR, OUTBOX, REPO, deliver, make_mail, outbox_mails, write_config
 
@@ -135,3 +137,22 @@ def test_replay_counts_spam_apart_and_opens_no_thread_for_it(tmp_path, capsys):
     assert (summary["messages"], summary["threads"], summary["ignored_spam"], summary["ignored_auto"]) == (4, 1, 2, 1)
     assert main(["-c", str(config), "replay", str(folder)]) == 0
     assert "spam, ignored                2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("window, threads", [("", 1), ('[threads]\nsubject_window = "1d"\n', 2)],
+                         ids=["default-30-days-joins", "window-of-a-day-does-not"])
+def test_replay_joins_an_orphan_reply_by_subject_within_the_configured_window(tmp_path, capsys, window, threads):
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n',
+                          extra=window)
+    folder = tmp_path / "mails"
+    folder.mkdir()
+    start = datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc)
+    first, _ = make_mail(sender="pat@customer.example", subject="Cannot log in", date=start)
+    # Pat answers a copy whose Message-ID a list gateway rewrote: the reference leads nowhere.
+    orphan, _ = make_mail(sender="pat@customer.example", subject="Re: Cannot log in", date=start + timedelta(days=3),
+                          in_reply_to="<rewritten@lists.example>", references=["<rewritten@lists.example>"])
+    (folder / "1.eml").write_bytes(first)
+    (folder / "2.eml").write_bytes(orphan)
+
+    assert main(["-c", str(config), "replay", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == threads
