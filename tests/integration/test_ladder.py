@@ -221,7 +221,8 @@ def test_a_customer_gets_one_polite_acknowledgement_and_it_is_not_a_response(ack
     {"Auto-Submitted": "auto-replied"},
     {"List-Id": "<users.lists.example>", "Precedence": "list"},
     {"Return-Path": "<>"},
-], ids=["auto-reply", "mailing-list", "bounce"])
+    {"X-Spam-Flag": "YES"},
+], ids=["auto-reply", "mailing-list", "bounce", "spam"])
 def test_no_acknowledgement_for_machines_lists_or_bounces(ack_config, mailbox, smtp_sink, capsys, headers):
     when = datetime.now(timezone.utc) - timedelta(minutes=2)
     raw, _ = make_mail(sender=CUSTOMER, subject="Re: something", date=when, headers=headers)

@@ -49,3 +49,25 @@ def test_tagged_spam_in_inbox_leads_to_no_escalation(tmp_path, mailbox, smtp_sin
     assert sorted((b["customer"], b["subject"], b["responded_at"]) for b in breaches) == [
         ("kim@customer.example", "Re: Invoice", None), ("pat@customer.example", "Cannot log in", None)]
     assert mailbox.flags("INBOX") == before  # left where the server put it, unmarked
+
+
+def test_spam_answering_an_escalation_does_not_stop_the_ladder(tmp_path, mailbox, smtp_sink, monkeypatch, capsys):
+    monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ONE_HOUR_RULE)
+    now = datetime.now(timezone.utc)
+    raw, _ = make_mail(sender=CUSTOMER, subject="Cannot log in", date=now - timedelta(hours=1.5))
+    mailbox.append("INBOX", raw, now - timedelta(hours=1.5))
+    assert main(["-c", str(config), "once"]) == 0, capsys.readouterr().err
+    [level_one] = smtp_sink.wait_for(1)
+    # A reply to the escalation "from the manager", tagged as spam (a forged sender): no acknowledgement.
+    raw, _ = make_mail(sender="manager@example.test", to="support@example.test", subject="Re: escalation",
+                       in_reply_to=level_one.message["Message-ID"], references=[level_one.message["Message-ID"]],
+                       headers={"X-Spam-Flag": "YES"})
+    mailbox.append("INBOX", raw, now)
+
+    assert main(["-c", str(config), "once", "--now", (now + timedelta(hours=2)).isoformat()]) == 0
+    capsys.readouterr()
+    assert smtp_sink.wait_for(2)[1].rcpt_tos == ["director@example.test"]  # level 2 went out
+    assert main(["-c", str(config), "breaches", "list", "--json"]) == 0
+    [breach] = json.loads(capsys.readouterr().out)
+    assert breach["acknowledged_by"] is None
