@@ -271,7 +271,8 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         responded_on_time=len(responded) - late, responded_late=late, unanswered=len(clocked) - len(responded),
         breaches=len(store.breaches), mails=report.mails_sent,
         escalations=sum(1 for b in store.breaches.values() for e in b.escalations if e.delivery is Delivery.SENT),
-        ignored_auto=report.ignored_auto, ignored_spam=report.ignored_spam, quarantined=report.quarantined, duplicates=report.duplicates,
+        ignored_auto=report.ignored_auto, ignored_spam=report.ignored_spam, quarantined=report.quarantined,
+        duplicates=report.duplicates,
         start=start.isoformat() if start else None, end=end.isoformat() if end else None,
         store=str(store_path), outbox=str(outbox_path))
 

@@ -51,7 +51,8 @@ def readable_line_endings(data: bytes) -> bytes:
     if b"\r\r\n" in data:
         data = data.replace(b"\r\r\n", b"\n")
     first = data.find(b"\n")
-    if 0 < first and data[first - 1] != 13 and data[first + 1:first + 2] == b"\r" and data[first + 2:first + 3] != b"\n":
+    after = data[first + 1:first + 3]
+    if 0 < first and data[first - 1:first] != b"\r" and after[:1] == b"\r" and after != b"\r\n":
         data = data.replace(b"\n\r", b"\n")  # the first line ends in LF CR: the whole message does
     return data
 

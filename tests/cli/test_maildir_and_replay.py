@@ -11,6 +11,8 @@ import pytest
 from mailesc.cli import main
 from tests.support import MAILDIR, OUTBOX, REPO, deliver, make_mail, outbox_mails, write_config
 
+ANY_RULE = '[[rule]]\nname = "any"\nfirst_response = "1h"\n'
+
 
 def test_once_on_a_maildir_escalates_into_the_outbox_and_uses_file_times(maildir_setup, capsys):
     config, inbox, sent, outbox = maildir_setup
@@ -103,7 +105,7 @@ def test_replay_agrees_with_the_example_inbox_ground_truth(tmp_path, capsys):
 
 def test_a_bare_cr_mbox_replays_every_message(tmp_path, capsys):
     """Old Mac tools end lines with CR alone; the mailbox module reads such an mbox as one empty message."""
-    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n')
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ANY_RULE)
     first, _ = make_mail(sender="Pat <pat@customer.example>", subject="Cannot log in",
                          date=datetime(2026, 10, 5, 9, 0, tzinfo=timezone.utc))
     second, _ = make_mail(sender="kim@customer.example", subject="Invoice",
@@ -119,7 +121,7 @@ def test_a_bare_cr_mbox_replays_every_message(tmp_path, capsys):
 
 
 def test_replay_counts_spam_apart_and_opens_no_thread_for_it(tmp_path, capsys):
-    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n',
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ANY_RULE,
                           extra='[classify]\nspam_headers = { "X-Barracuda-Spam-Status" = "^yes" }\n')
     folder = tmp_path / "mails"
     folder.mkdir()
@@ -142,7 +144,7 @@ def test_replay_counts_spam_apart_and_opens_no_thread_for_it(tmp_path, capsys):
 @pytest.mark.parametrize("window, threads", [("", 1), ('[threads]\nsubject_window = "1d"\n', 2)],
                          ids=["default-30-days-joins", "window-of-a-day-does-not"])
 def test_replay_joins_an_orphan_reply_by_subject_within_the_configured_window(tmp_path, capsys, window, threads):
-    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules='[[rule]]\nname = "any"\nfirst_response = "1h"\n',
+    config = write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ANY_RULE,
                           extra=window)
     folder = tmp_path / "mails"
     folder.mkdir()
