@@ -134,8 +134,8 @@ def auto_generated_reason(message: Message, data: bytes | None = None) -> str | 
 
 def machine_hint(message: Message) -> bool:
     """Whether the headers hint that a machine wrote `message` without saying so for sure: a bounce's words
-    in the subject, or Exchange's X-Auto-Response-Suppress. Only then is the body worth reading."""
-    return bool(_BOUNCE_WORDS.search(message.subject)) or message.has_header("x-auto-response-suppress")
+    in the subject. Only then is the body worth reading."""
+    return bool(_BOUNCE_WORDS.search(message.subject))
 
 
 _REPORT_PARTS = ("message/delivery-status", "message/global-delivery-status", "message/feedback-report",
@@ -164,6 +164,7 @@ _MTA_PHRASES = re.compile(
 )
 BODY_BYTES = 256 * 1024  # a bounce says what it is at its start; a huge message is not read to its end
 _BODY_PARSER = BytesParser(policy=compat32)
+_ANY_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)  # an attached message's time decides nothing here
 
 
 def _forwarded_notice(part) -> str | None:
@@ -171,8 +172,8 @@ def _forwarded_notice(part) -> str | None:
     inner = part.get_payload()
     inner = inner[0] if isinstance(inner, list) and inner else inner
     try:
-        message = parse_message(RawMessage(key="attached", folder="", data=inner.as_bytes(), arrived=None),
-                                datetime.now(timezone.utc))
+        message = parse_message(RawMessage(key="attached", folder="", data=inner.as_bytes(), arrived=_ANY_TIME),
+                                _ANY_TIME)
     except Exception:  # an attachment that is no message is no evidence
         return None
     return next((reason for check in AUTO_PREDICATES if (reason := check(message))), None)

@@ -147,13 +147,15 @@ class Engine:
         if kind is Kind.OWN:
             report.ignored_own += 1
             return
+        if kind is Kind.SPAM:
+            report.ignored_spam += 1
+            return  # never a thread, a response or an acknowledgement; never attached to a manager's mail
         report.ignored_auto += kind is Kind.AUTO
-        report.ignored_spam += kind is Kind.SPAM
-        if kind not in (Kind.AUTO, Kind.SPAM):
+        if kind is not Kind.AUTO:
             self._acknowledge(message, report)
-        thread = self.index.place(message, may_open=kind not in (Kind.AUTO, Kind.SPAM))
+        thread = self.index.place(message, may_open=kind is not Kind.AUTO)
         if thread is None:
-            return  # auto-generated mail and spam never open a thread (in one, they are kept but never count)
+            return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
         known = next((m for m in thread.messages if m.message_id == message.message_id), None)
         if known is not None:  # the same message again: in a second folder, or re-read after a UIDVALIDITY change
             if known.folder == message.folder and known.key != message.key:
