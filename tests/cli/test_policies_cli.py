@@ -116,7 +116,7 @@ NO_CLOCK = [
      "team", "from the team", "a team message: it starts no clock"),
     ("internal", dict(sender="bob@example.test", to="carol@example.test", subject="Fwd: Invoice question"),
      "internal", "only to the team", "an internal message: it starts no clock"),
-    ("own", dict(sender="kim@customer.example", subject="[SLA breach] x", headers={"X-Mailesc": "escalation L1"}),
+    ("own", dict(sender="mailesc <mailesc@localhost>", to="manager@example.test", subject="[SLA breach] x"),
      "own", "mailesc's own mail", "mailesc's own message: it starts no clock"),
 ]
 

@@ -236,7 +236,7 @@ def test_spam_verdicts(headers, rules, is_spam, word):
 @pytest.mark.parametrize("message, expected", [
     (parse(*TEAM_REPLY_HEADERS, "X-Spam-Flag: YES"), Kind.SPAM),  # a forged team address never stops a clock
     (customer("X-Spam-Flag: YES", "Auto-Submitted: auto-generated"), Kind.SPAM),  # counted as spam, not auto
-    (customer("X-Spam-Flag: YES", "X-Mailesc: escalation L1"), Kind.OWN),  # our own mail stays ours
+    (customer("X-Spam-Flag: YES", f"X-Mailesc: {OWN_MARKER}"), Kind.OWN),  # our own mail stays ours
 ], ids=["spam-from-a-team-address", "spam-that-is-also-auto", "own-mail-tagged-by-a-filter"])
 def test_spam_beats_team_and_auto_but_not_own_mail(message, expected):
     assert classify(message, PEOPLE) is expected
