@@ -89,6 +89,16 @@ def _escalation_templates(policies: Policies) -> set[str]:
     return {level.template for rule in policies.rules for level in rule.escalate} | {"escalation"}
 
 
+def reload(config: Config, engine: Engine) -> str:
+    """SIGHUP: load the policies and templates again, checked as at start, and put them in use only when they
+    are valid: otherwise this raises (a ConfigError naming file, key and problem) and the engine keeps what it
+    has. The config file itself is read at start only. Returns what is in use now."""
+    fresh = load_setup(config)
+    engine.use(fresh.policies, fresh.templates)
+    return (f"{len(fresh.policies.rules)} rule(s) from {config.policies_path}: "
+            + ", ".join(rule.name for rule in fresh.policies.rules) + f"; templates from {config.templates_path}")
+
+
 def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
     """The engine for `run` and `once`; a replay (not durable) keeps everything live, sends no daily digest and
     counts all of its mail (no `since`). With a DryRunTransport (and a DryRunStore) it is a dry run: it neither

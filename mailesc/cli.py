@@ -13,7 +13,7 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from mailesc import __version__, app
+from mailesc import __version__, app, logs
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.config import find_config_file, load_config
 from mailesc.durations import format_duration, parse_duration
@@ -37,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version (0) or a usage error (64)
         return stop.code if isinstance(stop.code, int) else EX_USAGE
     args.config, args.verbose = getattr(args, "config", None), getattr(args, "verbose", 0)
-    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else
-                        logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.command in ("run",):
-        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    logs.configure(args.verbose, trace=getattr(args, "trace", False), log_format=getattr(args, "log_format", "text"),
+                   daemon=args.command == "run")
     try:
         return args.handler(args)
     except MailescError as error:
@@ -90,7 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-c", "--config", default=argparse.SUPPRESS,
                         help="config file (default: $MAILESC_CONFIG, else ./mailesc.toml, else the embedded default)")
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more log output (-vv for debug)")
+                        help="more log output: -v every cycle and decision, -vv also debug lines")
+    common.add_argument("--trace", action="store_true", default=argparse.SUPPRESS,
+                        help="also log the IMAP and SMTP protocol (shows addresses and headers: for debugging)")
+    common.add_argument("--log-format", choices=logs.FORMATS, default=argparse.SUPPRESS,
+                        help="text (default) or json: one JSON object per line, for log shippers")
     parser = _Parser(prog="mailesc", parents=[common],
                      description="First-response clocks and escalations for a support mailbox.")
     parser.add_argument("--version", action="version", version=f"mailesc {__version__}")
@@ -216,7 +218,7 @@ def cmd_run(args) -> int:
             engine = app.build_engine(setup, store, source, transport)
             if args.dry_run:
                 print("dry run: nothing is written to the store and no mail is sent", flush=True)
-            Daemon(engine, SystemClock(), config.poll_seconds).run()
+            Daemon(engine, SystemClock(), config.poll_seconds, reload=lambda: app.reload(config, engine)).run()
     finally:
         source.close()
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 from typing import Iterable, Iterator, TypeVar
@@ -17,6 +17,7 @@ from mailesc.agenda import Agenda
 from mailesc.classify import People, SpamRules, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
+from mailesc.logs import detail, fields
 from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status,
                            Thread, ThreadMessage)
 from mailesc.outbox import DIGEST_AFTER, Outbox
@@ -141,9 +142,10 @@ class Engine:
                 self.store.put_quarantined(Quarantined(key=raw.key, folder=raw.folder, reason=reason, at=now,
                                                        arrived=raw.arrived))
                 report.quarantined += 1
-                log.warning("quarantined %s: %s", raw.key, reason)
+                log.warning("quarantined %s: %s", raw.key, reason, extra=fields(key=raw.key))
 
     def _take(self, message: Message, kind: Kind, now: datetime, report: CycleReport) -> None:
+        log.debug("message %s (%s): %s", message.message_id, message.key, kind)
         if kind is Kind.OWN:
             report.ignored_own += 1
             return
@@ -169,6 +171,11 @@ class Engine:
                                              subject=message.subject, name=message.sender_name,
                                              size=message.size))
         report.threads_opened += opens
+        if opens:
+            log.info("thread %s opened by a customer message", thread.id, extra=detail(thread=thread.id))
+        elif kind is Kind.TEAM and thread.due_at is not None:
+            log.info("thread %s: team response seen", thread.id,
+                     extra=detail(thread=thread.id, at=isoformat(message.arrived)))
         if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
             self._start_clock(thread, message, report)  # the first customer message, even if it came in late
             self._acknowledge_customer(thread, message, now, report)
@@ -191,7 +198,8 @@ class Engine:
                 self.store.put_breach(breach)
                 self.agenda.changed(breach.thread)
                 report.acknowledged += 1
-                log.info("breach %d acknowledged by %s", breach.id, message.sender)
+                log.info("breach %d acknowledged by a reply to its escalation; its ladder stops", breach.id,
+                         extra=fields(breach=breach.id, thread=breach.thread))
 
     def _may_acknowledge(self, sender: str, breach: Breach) -> bool:
         return self.people.is_team(sender) or any(sender == address.lower() for record in breach.escalations
@@ -213,6 +221,7 @@ class Engine:
         self._acknowledged[message.sender] = now
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
+        log.info("thread %s: acknowledgement to the customer recorded", thread.id, extra=detail(thread=thread.id))
 
     def _start_clock(self, thread: Thread, message: Message, report: CycleReport | None = None) -> None:
         if thread.breach_ids:
@@ -221,11 +230,16 @@ class Engine:
         thread.policy, thread.due_at, thread.clock_error = (rule.name if rule else None), None, None
         self._untimed.discard(thread.id)
         if rule is None:
+            log.info("thread %s: no rule matches, no clock", thread.id, extra=detail(thread=thread.id))
             return
         try:
             thread.due_at = rule.calendar.add(message.arrived, rule.first_response)
         except ValueError as error:  # a calendar that never opens: the policy's problem, not the message's
             self._cannot_time(thread, error, report)
+            return
+        log.info("thread %s: clock started, rule %s, first response due %s", thread.id, rule.name,
+                 isoformat(thread.due_at), extra=detail(thread=thread.id, policy=rule.name,
+                                                        deadline=isoformat(thread.due_at)))
 
     def _cannot_time(self, thread: Thread, error: Exception, report: CycleReport | None) -> None:
         """Keep the thread (and its message) without a clock, flagged for `status`; it is timed again when the
@@ -326,7 +340,9 @@ class Engine:
     def escalate(self, now: datetime, report: CycleReport) -> None:
         """Record every warning and escalation level that is due at `now` (the outbox sends them), looking
         only at the threads whose time has come or that changed."""
-        for thread in self._in_deadline_order(self.agenda.take_due(now)):
+        due = self._in_deadline_order(self.agenda.take_due(now))
+        log.debug("evaluating the clocks of %d thread(s) at %s", len(due), isoformat(now))
+        for thread in due:
             rule = self.policies.get(thread.policy)
             if rule is None or thread.clock_error:
                 continue  # a rule removed from the policies climbs no ladder; nor does one that cannot time it
@@ -363,6 +379,8 @@ class Engine:
         self.store.put_thread(thread)
         self.outbox.expect(thread)
         report.warnings_recorded += 1
+        log.info("thread %s: warning recorded, first response due %s", thread.id, isoformat(thread.due_at),
+                 extra=detail(thread=thread.id, deadline=isoformat(thread.due_at)))
 
     def _climb(self, thread: Thread, breach: Breach, steps, now: datetime, report: CycleReport) -> None:
         """Record every level due, except that a thread found overdue at the first start is escalated at its
@@ -382,6 +400,8 @@ class Engine:
                 self.store.put_breach(breach)
                 self.outbox.expect(thread, breach)
                 report.escalations_recorded += 1
+                log.info("breach %d: level %d escalation recorded (thread %s)", breach.id, record.level, thread.id,
+                         extra=detail(breach=breach.id, thread=thread.id, escalation_level=record.level))
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time);
@@ -401,8 +421,10 @@ class Engine:
         thread.breach_ids[verdict.clock] = breach.id
         self.store.put_thread(thread)
         report.breaches += 1
-        log.info("breach %d: %s from %s missed its %s %s deadline", breach.id, thread.id, first.sender,
-                 thread.policy, "first-response" if verdict.clock == 0 else "next-response")
+        log.info("breach %d: thread %s missed its %s %s deadline %s", breach.id, thread.id, thread.policy,
+                 "first-response" if verdict.clock == 0 else "next-response", isoformat(verdict.due_at),
+                 extra=fields(breach=breach.id, thread=thread.id, policy=thread.policy, clock=verdict.clock,
+                              deadline=isoformat(verdict.due_at)))
         return breach
 
     def _close(self, breach: Breach, responded_at: datetime) -> None:
@@ -444,6 +466,19 @@ class Engine:
             return False  # kept live until its policy can time it
         return thread.due_at is None or rule is None or not any(
             verdict.next_at for verdict in sla.evaluate(thread, rule, now))
+
+    # -- reload -------------------------------------------------------------------------------------------------
+
+    def use(self, policies: Policies, templates) -> None:
+        """Put policies and templates loaded again (SIGHUP) in use: every thread is looked at again at the next
+        evaluation, so a changed ladder or warning applies at once. Deadlines already computed stay."""
+        self.policies = policies
+        self.people = replace(self.people, managers=policies.recipients())
+        self.outbox.templates = templates
+        if self.daily is not None:
+            self.daily.templates = templates
+        for thread_id in self.store.threads:
+            self.agenda.changed(thread_id)
 
     # -- outbox -------------------------------------------------------------------------------------------------
 

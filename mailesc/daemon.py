@@ -1,8 +1,9 @@
 """`mailesc run`: cycle on a schedule, wake early for the next deadline or when the mailbox reports new mail
-(IMAP IDLE), stop cleanly on SIGTERM/SIGINT.
+(IMAP IDLE), stop cleanly on SIGTERM/SIGINT, reload the policies and templates on SIGHUP.
 
 Between cycles the daemon sleeps in the source's wait() (IDLE where the server offers it, else a plain sleep)
-until the earliest of: the next poll, the next deadline or retry, new mail, a stop signal."""
+until the earliest of: the next poll, the next deadline or retry, new mail, a signal. Signal handlers only set
+flags; the loop does the work between two steps, so a reload never lands in the middle of a cycle."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import logging
 import random
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
+from typing import Callable
 
 import schedule
 
 from mailesc.clock import Clock
 from mailesc.cycle import Engine
 from mailesc.errors import MailescError, StoreError
+from mailesc.logs import detail, fields
 from mailesc.sources import wait_for_mail
 
 log = logging.getLogger("mailesc.daemon")
@@ -25,9 +29,13 @@ MAX_BACKOFF = 300.0  # seconds between polls of a mailbox that keeps failing
 
 
 class Daemon:
-    def __init__(self, engine: Engine, clock: Clock, poll_seconds: float):
-        self.engine, self.clock = engine, clock
+    def __init__(self, engine: Engine, clock: Clock, poll_seconds: float, reload: Callable[[], str] | None = None):
+        """`reload` loads the policies and templates again and puts them in use, returning what it loaded;
+        it raises a MailescError (and changes nothing) when they are not valid."""
+        self.engine, self.clock, self.reload = engine, clock, reload
         self.stopping = threading.Event()
+        self.hangup = threading.Event()  # SIGHUP came: reload between two steps
+        self.wake = threading.Event()  # set by every signal: ends the wait for mail early
         self.poll_seconds = poll_seconds
         self.failed_polls = 0
         self.scheduler = schedule.Scheduler()
@@ -39,12 +47,18 @@ class Daemon:
         self.cycle()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
+            self._reload_if_asked()
             if self.stopping.is_set():
                 break
             deadline = self.engine.next_deadline(self.clock.now())
-            news = wait_for_mail(self.engine.source, self._seconds_to_sleep(deadline), self.stopping)
+            seconds = self._seconds_to_sleep(deadline)
+            log.debug("waiting up to %.1f s for new mail (next deadline %s)", seconds,
+                      deadline.isoformat() if deadline else "none")
+            news = wait_for_mail(self.engine.source, seconds, self.wake)
             if self.stopping.is_set():
                 break
+            if self.hangup.is_set():
+                continue  # reload first; the loop comes back here for the deadline
             if news:
                 self.cycle()
                 if not self.failed_polls:  # the mailbox was just read: the next poll can wait its full interval
@@ -55,6 +69,7 @@ class Daemon:
 
     def cycle(self) -> None:
         now = self.clock.now()
+        started = time.monotonic()
         try:
             report = self.engine.cycle(now)
         except StoreError:
@@ -63,9 +78,41 @@ class Daemon:
             log.error("cycle failed: %s", error)
             return
         self._watch_mailbox(report.source_error)
-        if report.fetched or report.escalations_recorded or report.mails_sent:
-            log.info("cycle: %d new message(s), %d breach(es), %d mail(s) sent",
-                     report.fetched, report.breaches, report.mails_sent)
+        counts = {"fetched": report.fetched, "threads_opened": report.threads_opened, "breaches": report.breaches,
+                  "escalations_recorded": report.escalations_recorded, "mails_sent": report.mails_sent,
+                  "mails_waiting": report.mails_waiting, "quarantined": report.quarantined}
+        eventful = report.fetched or report.escalations_recorded or report.mails_sent
+        summary = fields if eventful else detail  # an idle cycle is one line from -v on, and none without it
+        log.info("cycle: %d new message(s), %d thread(s) opened, %d breach(es), %d escalation(s) recorded, "
+                 "%d mail(s) sent, %d waiting, %d quarantined", *counts.values(),
+                 extra=summary(**counts, seconds=round(time.monotonic() - started, 3)))
+
+    def _reload_if_asked(self) -> None:
+        """After SIGHUP: load the policies and templates again; the new ones are used only when valid,
+        otherwise the ones in use stay (and the log says why)."""
+        self.wake.clear()
+        if self.stopping.is_set():
+            self.wake.set()  # a stop that came meanwhile must still end the next wait at once
+        if not self.hangup.is_set():
+            return
+        self.hangup.clear()
+        if self.reload is None:
+            log.warning("received SIGHUP: this daemon has nothing to reload")
+            return
+        log.info("received SIGHUP: reloading the policies and templates")
+        try:
+            loaded = self.reload()
+        except MailescError as error:
+            for problem in str(error).splitlines():
+                log.error("reload refused, the policies and templates in use stay: %s", problem,
+                          extra=fields(reload="refused"))
+            return
+        except Exception as error:  # a reload must never end the daemon: what runs now keeps running
+            log.error("reload failed, the policies and templates in use stay: internal error: %s: %s",
+                      type(error).__name__, error, extra=fields(reload="failed"))
+            log.debug("reload failed", exc_info=True)
+            return
+        log.info("reloaded: %s", loaded, extra=fields(reload="done"))
 
     def _watch_mailbox(self, error: str | None) -> None:
         """One log line when the mailbox becomes unreachable and one when it is back; meanwhile polls back
@@ -91,8 +138,14 @@ class Daemon:
         def stop(signum, _frame):
             log.info("received %s, stopping after the current step", signal.Signals(signum).name)
             self.stopping.set()
+            self.wake.set()
+
+        def hangup(_signum, _frame):
+            self.hangup.set()
+            self.wake.set()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hangup)
 
 

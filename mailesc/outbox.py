@@ -18,6 +18,7 @@ import mailparser
 from mailesc.clock import isoformat
 from mailesc.humane import format_span, human_time
 from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
+from mailesc.logs import fields
 from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
 from mailesc.parse import clean
 from mailesc.signing import signed_marker
@@ -109,6 +110,8 @@ class Outbox:
         resends the very same mail, with the same Message-ID."""
         pending = self.pending(now)
         planned = self._envelopes(pending)
+        if planned:
+            log.debug("sending %d mail(s) for %d record(s)", len(planned), len(pending))
         envelopes = {mail_id: items for mail_id, items, _ in planned}
         digests = {mail_id for mail_id, _, is_digest in planned if is_digest}
         mails = {}
@@ -204,15 +207,16 @@ class Outbox:
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
             record.retry_at = None
-            log.info("sent the %s for %s to %s as %s", item.what, item.thread.id, ", ".join(record.to),
-                     record.message_id)
+            log.info("sent the %s for %s to %s as %s", item.what, _naming(item),
+                     "the customer" if _to_customer(item) else ", ".join(record.to), record.message_id,
+                     extra=_fields(item))
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
-            log.error("the %s %s failed for good: %s", item.what, record.message_id, error)
+            log.error("the %s %s failed for good: %s", item.what, record.message_id, error, extra=_fields(item))
         else:
             self._retry_later(item, str(error), now)
             log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
-                        isoformat(record.retry_at), error)
+                        isoformat(record.retry_at), error, extra=_fields(item))
             return
         self._save(item)
 
@@ -280,6 +284,23 @@ class Outbox:
         return build_mail(sender=self.sender, to=record.to, subject=subject, text=text, html=html,
                           message_id=record.message_id, references=references, date=now, attachments=attachments,
                           headers=headers, envelope_sender=envelope_sender)
+
+
+def _naming(item: _Pending) -> str:
+    return f"breach {item.breach.id} (thread {item.thread.id})" if item.breach else f"thread {item.thread.id}"
+
+
+def _to_customer(item: _Pending) -> bool:
+    return item.breach is None and item.record.kind == "ack"
+
+
+def _fields(item: _Pending) -> dict:
+    """The structured fields of a delivery line: ids only (an acknowledgement's recipient is a customer)."""
+    values = {"thread": item.thread.id, "mail": item.record.message_id,
+              "kind": "escalation" if item.breach else item.record.kind}
+    if item.breach:
+        values.update(breach=item.breach.id, escalation_level=item.record.level)
+    return fields(**values)
 
 
 def retry_time(attempts: int, now: datetime) -> datetime:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiosmtplib
 
 from mailesc.errors import PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
 from mailesc.render import OutgoingMail
+
+trace = logging.getLogger("mailesc.trace.smtp")  # the protocol, for --trace only (see mailesc.logs)
 
 
 class SmtpTransport:
@@ -40,7 +43,7 @@ class SmtpTransport:
 
     def _client(self) -> aiosmtplib.SMTP:
         server = self.server
-        return _Connection(aiosmtplib.SMTP(
+        return _Connection(_TracedSMTP(
             hostname=server.host, port=server.port, timeout=server.timeout,
             use_tls=server.security == "tls",
             start_tls=server.security == "starttls",  # True means required: never a silent downgrade
@@ -105,3 +108,39 @@ class _Connection:
             await self.client.quit()
         except (aiosmtplib.SMTPException, OSError):
             self.client.close()
+
+
+class _TracedSMTP(aiosmtplib.SMTP):
+    """The aiosmtplib client, logging each command and reply to the trace logger (only with --trace).
+    Credentials never: what follows AUTH, and every answer to the server's 334 challenges, is hidden."""
+
+    _authenticating = False
+
+    async def connect(self, **kwargs) -> aiosmtplib.SMTPResponse:
+        trace.debug("connecting to %s:%s", self.hostname, self.port)
+        response = await super().connect(**kwargs)
+        trace.debug("< %s", _reply(response))
+        return response
+
+    async def execute_command(self, *args: bytes, **kwargs) -> aiosmtplib.SMTPResponse:
+        if trace.isEnabledFor(logging.DEBUG):
+            words = b" ".join(args).decode("ascii", "replace").split(" ")
+            if words[0].upper() == "AUTH":
+                self._authenticating = True
+                words = words[:2] + (["****"] if len(words) > 2 else [])
+            elif self._authenticating:
+                words = ["****"]
+            trace.debug("> %s", " ".join(words))
+        response = await super().execute_command(*args, **kwargs)
+        self._authenticating = self._authenticating and response.code == 334
+        trace.debug("< %s", _reply(response))
+        return response
+
+    async def data(self, message, /, **kwargs) -> aiosmtplib.SMTPResponse:
+        response = await super().data(message, **kwargs)
+        trace.debug("> (the message, %d bytes) < %s", len(message), _reply(response))
+        return response
+
+
+def _reply(response: aiosmtplib.SMTPResponse) -> str:
+    return f"{response.code} " + " | ".join(response.message.splitlines())
