@@ -60,6 +60,7 @@ class ImapSource:
                 server.host, port=server.port, ssl=server.security == "tls", ssl_context=context,
                 timeout=imapclient.SocketTimeout(connect=server.timeout, read=server.timeout))
             client.normalise_times = False
+            client._imap.debug = 4  # --trace shows commands and replies, not imaplib's parsing of each line
             if server.security == "starttls":
                 client.starttls(context)
             if server.auth == "xoauth2":

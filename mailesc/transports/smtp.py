@@ -138,7 +138,7 @@ class _TracedSMTP(aiosmtplib.SMTP):
 
     async def data(self, message, /, **kwargs) -> aiosmtplib.SMTPResponse:
         response = await super().data(message, **kwargs)
-        trace.debug("> (the message, %d bytes) < %s", len(message), _reply(response))
+        trace.debug("> DATA and the message (%d bytes) < %s", len(message), _reply(response))
         return response
 
 
