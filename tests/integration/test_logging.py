@@ -3,7 +3,11 @@ format, no customer data in decision lines, and SIGHUP reloading the policies an
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from mailesc import logs
+from mailesc.transports.smtp import _TracedSMTP
 from tests.integration.servers import wait_until
 from tests.integration.test_xoauth2 import imap_xoauth2_section, smtp_xoauth2_section, token_command
 from tests.support import FIVE_SECOND_RULE, ONE_HOUR_RULE, imap_section, make_mail, smtp_section, write_config
@@ -105,6 +111,34 @@ def test_the_protocol_trace_never_shows_an_access_token(tmp_path, mailbox_oauth,
     assert "> AUTH XOAUTH2 ****" in done.stderr and "AUTHENTICATE" in done.stderr, done.stderr
     assert mailbox_oauth.access_token not in done.stderr and smtp_sink_xoauth2.valid_token not in done.stderr
     smtp_sink_xoauth2.wait_for(1)
+
+
+@pytest.mark.parametrize("mechanism", ["auth_plain", "auth_login"])
+def test_the_smtp_trace_hides_a_password_in_every_step_of_the_login(smtp_sink, mechanism):
+    secret = "hunter2-" + mechanism
+    trace = io.StringIO()
+    levels = {name: logging.getLogger(name).level for name in ("", "mailesc", "mailesc.trace", "imapclient")}
+    handlers = list(logging.getLogger().handlers)
+    logs.configure(trace=True, stream=trace)
+
+    async def log_in() -> None:
+        client = _TracedSMTP(hostname=smtp_sink.host, port=smtp_sink.port, timeout=10)
+        await client.connect()
+        await getattr(client, mechanism)("escalations@example.test", secret)
+        await client.noop()
+        await client.quit()
+
+    try:
+        asyncio.run(log_in())
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        logging.getLogger().handlers[:] = handlers
+    output = trace.getvalue()
+    assert f"> AUTH {mechanism[5:].upper()} " in output and "< 235" in output and "> NOOP" in output, output
+    encodings = {base64.b64encode(text.encode()).decode() for text in (
+        secret, f"\0escalations@example.test\0{secret}", f"escalations@example.test\0{secret}")}
+    assert not any(hidden in output for hidden in {secret, *encodings}), output
 
 
 # --------------------------------------------------------------------------- SIGHUP
