@@ -212,11 +212,12 @@ class Outbox:
                      extra=_fields(item))
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
-            log.error("the %s %s failed for good: %s", item.what, record.message_id, error, extra=_fields(item))
+            log.error("the %s %s failed for good: %s", item.what, record.message_id, _loggable(item, error),
+                      extra=_fields(item))
         else:
             self._retry_later(item, str(error), now)
             log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
-                        isoformat(record.retry_at), error, extra=_fields(item))
+                        isoformat(record.retry_at), _loggable(item, error), extra=_fields(item))
             return
         self._save(item)
 
@@ -292,6 +293,14 @@ def _naming(item: _Pending) -> str:
 
 def _to_customer(item: _Pending) -> bool:
     return item.breach is None and item.record.kind == "ack"
+
+
+def _loggable(item: _Pending, error: Exception) -> str:
+    """A delivery error for the log: a server's refusal of an acknowledgement names the customer's address."""
+    text = str(error)
+    for address in item.record.to if _to_customer(item) else ():
+        text = re.sub(re.escape(address), "the customer", text, flags=re.IGNORECASE)
+    return text
 
 
 def _fields(item: _Pending) -> dict:

@@ -113,6 +113,32 @@ def test_the_protocol_trace_never_shows_an_access_token(tmp_path, mailbox_oauth,
     smtp_sink_xoauth2.wait_for(1)
 
 
+ACK_RULE = """
+[[rule]]
+name = "standard"
+first_response = "4h"
+acknowledge = "ack"
+[[rule.escalate]]
+after = "0m"
+to = ["manager@example.test"]
+"""
+
+
+def test_a_refused_acknowledgement_is_logged_without_the_customers_address(tmp_path, mailbox, smtp_sink):
+    code, line = 550, "failed for good"
+    customer_writes(mailbox, datetime.now(timezone.utc) - timedelta(minutes=5))
+    smtp_sink.refuse_rcpt(CUSTOMER_ADDRESS.upper(), code)  # servers echo the address in any case
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ACK_RULE)
+
+    done = mailesc(config, "-v", "once", env={"MAILESC_IMAP_PASSWORD": mailbox.password})
+
+    [logged] = [entry for entry in done.stderr.splitlines() if line in entry]
+    assert "the ack <mailesc." in logged and "the customer" in logged and str(code) in logged, done.stderr
+    assert "acknowledgement to the customer recorded" in done.stderr
+    assert CUSTOMER_ADDRESS not in done.stderr.lower(), done.stderr
+    assert smtp_sink.messages == []
+
+
 @pytest.mark.parametrize("mechanism", ["auth_plain", "auth_login"])
 def test_the_smtp_trace_hides_a_password_in_every_step_of_the_login(smtp_sink, mechanism):
     secret = "hunter2-" + mechanism
