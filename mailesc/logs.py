@@ -11,6 +11,9 @@ Decision lines carry structured fields (thread, breach, escalation_level, deadli
 fields() or detail(); the JSON format writes them as keys beside time, level, logger and message. They name
 threads and breaches by id: never a subject, a customer's name or address.
 
+A traceback is shown from -vv on only, whichever library logged it: below that a line with an exception says
+its type and message (no traceback reaches an operator who did not ask for one).
+
 Everything is set up by configure(), once per command, on the root logger with one handler of ours."""
 
 from __future__ import annotations
@@ -36,17 +39,61 @@ def detail(**values) -> dict:
     return {"fields": values, "detail": True}
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT_FORMAT; a logged exception as a traceback only when `tracebacks`, else as "(Type: message)"."""
+
+    def __init__(self, tracebacks: bool = False):
+        super().__init__(TEXT_FORMAT)
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.tracebacks or not record.exc_info or record.exc_info[0] is None:
+            return super().format(record)
+        saved = record.exc_info, record.exc_text  # other handlers (and their caches) see the record unchanged
+        record.exc_info, record.exc_text = None, None
+        try:
+            return f"{super().format(record)} ({_exception(saved[0])})"
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, then the line's fields."""
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, then the line's fields; a logged
+    exception as "error" (type and message), with "traceback" only when `tracebacks`."""
+
+    def __init__(self, tracebacks: bool = False):
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         for key, value in (getattr(record, "fields", None) or {}).items():
             doc["field_" + key if key in BASE_KEYS else key] = value
-        if record.exc_info:
-            doc["traceback"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["error"] = _exception(record.exc_info)
+            if self.tracebacks:
+                doc["traceback"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=_plain, ensure_ascii=False)
+
+
+def _exception(exc_info) -> str:
+    return f"{exc_info[0].__name__}: {exc_info[1]}"
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each line (never to a stream replaced since)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
 
 
 def _plain(value) -> str:
@@ -61,8 +108,9 @@ def configure(verbosity: int = 0, *, trace: bool = False, log_format: str = "tex
               stream=None) -> logging.Handler:
     """Send log lines to `stream` (stderr) in `log_format`, showing what `verbosity` and `trace` ask for.
     Calling it again replaces what an earlier call set up (tests run several commands in one process)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
+    tracebacks = verbosity > 1
+    handler.setFormatter(JsonFormatter(tracebacks) if log_format == "json" else TextFormatter(tracebacks))
     if verbosity < 1:
         handler.addFilter(_no_details)
     handler.mailesc = True  # type: ignore[attr-defined]  # ours: the next configure() replaces it

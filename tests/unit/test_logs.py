@@ -47,7 +47,7 @@ def emit_all(**options) -> str:
 @pytest.fixture(autouse=True)
 def restore_logging():
     """configure() sets levels on shared loggers: put them back so other tests see the defaults."""
-    names = ["", "mailesc", "imapclient", "mailesc.trace"]
+    names = ["", "mailesc", "imapclient", "mailesc.trace", "mail.log"]
     levels = {name: logging.getLogger(name).level for name in names}
     handlers = list(logging.getLogger().handlers)
     yield
@@ -85,6 +85,26 @@ def test_json_carries_a_decision_lines_fields_and_never_lets_them_hide_the_base_
     assert (doc["breach"], doc["thread"], doc["escalation_level"]) == (3, "<a@b>", 2)
     assert doc["deadline"] == "2026-11-30T13:00:00+01:00"
     assert doc["field_level"] == "clash"
+
+
+@pytest.mark.parametrize("verbosity, log_format", [(0, "text"), (1, "text"), (2, "text"), (0, "json"), (1, "json"),
+                                                  (2, "json")])
+def test_a_traceback_shows_from_minus_vv_on_only_whoever_logged_it(verbosity, log_format):
+    stream = io.StringIO()
+    configure(verbosity, log_format=log_format, stream=stream)
+    try:
+        raise ConnectionResetError("peer went away")
+    except ConnectionResetError:
+        logging.getLogger("mail.log").exception("SMTP session exception")  # a library in the same process
+    output = stream.getvalue()
+    assert "peer went away" in output and "SMTP session exception" in output
+    assert ("Traceback (most recent call last)" in output) is (verbosity > 1), output
+    if log_format == "json":
+        [doc] = [json.loads(line) for line in output.splitlines()]
+        assert doc["error"] == "ConnectionResetError: peer went away"
+        assert ("traceback" in doc) is (verbosity > 1)
+    else:
+        assert ("(ConnectionResetError: peer went away)" in output) is (verbosity < 2), output
 
 
 def test_json_keeps_a_traceback_and_odd_text_on_one_line():
