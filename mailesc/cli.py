@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except MailescError as error:
-        print(f"mailesc: {error}", file=sys.stderr)
+        _last_word(args, str(error), error.exit_code)
         return error.exit_code
     except KeyboardInterrupt:
         return 130
@@ -50,12 +50,21 @@ def main(argv: list[str] | None = None) -> int:
         if _output_closed():  # `mailesc breaches list | head -1`: the reader has what it wanted
             return 0
         logging.getLogger("mailesc").debug("internal error", exc_info=True)
-        print("mailesc: internal error: BrokenPipeError (run with -vv for details)", file=sys.stderr)
+        _last_word(args, "internal error: BrokenPipeError (run with -vv for details)", EX_SOFTWARE)
         return EX_SOFTWARE
     except Exception as error:  # the last guard: a user sees one line, never a traceback
         logging.getLogger("mailesc").debug("internal error", exc_info=True)
-        print(f"mailesc: internal error: {type(error).__name__}: {error} (run with -vv for details)", file=sys.stderr)
+        _last_word(args, f"internal error: {type(error).__name__}: {error} (run with -vv for details)", EX_SOFTWARE)
         return EX_SOFTWARE
+
+
+def _last_word(args, text: str, status: int) -> None:
+    """Why the command failed, on stderr: "mailesc: ...", or with --log-format json one more JSON object (a log
+    shipper reading the daemon's stderr gets only JSON lines)."""
+    if getattr(args, "log_format", "text") == "json":
+        logging.getLogger("mailesc").error(text, extra=logs.fields(exit_status=status))
+    else:
+        print(f"mailesc: {text}", file=sys.stderr)
 
 
 def _output_closed() -> bool:

@@ -84,9 +84,6 @@ def _exception(exc_info) -> str:
 class _Stderr(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time of each line (never to a stream replaced since)."""
 
-    def __init__(self):
-        super().__init__()
-
     @property
     def stream(self):
         return sys.stderr
