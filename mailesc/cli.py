@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                         help="more log output: -v every cycle and decision, -vv also debug lines")
     common.add_argument("--trace", action="store_true", default=argparse.SUPPRESS,
-                        help="also log the IMAP and SMTP protocol (shows addresses and headers: for debugging)")
+                        help="also log the IMAP and SMTP protocol (secrets hidden, addresses shown: for debugging)")
     common.add_argument("--log-format", choices=logs.FORMATS, default=argparse.SUPPRESS,
                         help="text (default) or json: one JSON object per line, for log shippers")
     parser = _Parser(prog="mailesc", parents=[common],
