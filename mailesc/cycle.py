@@ -474,7 +474,7 @@ class Engine:
         evaluation, so a changed ladder or warning applies at once. Deadlines already computed stay."""
         self.policies = policies
         self.people = replace(self.people, managers=policies.recipients())
-        self.outbox.templates = templates
+        self.outbox.policies, self.outbox.templates = policies, templates  # rule order, zones; mails
         if self.daily is not None:
             self.daily.templates = templates
         for thread_id in self.store.threads:

@@ -33,9 +33,9 @@ class Daemon:
         """`reload` loads the policies and templates again and puts them in use, returning what it loaded;
         it raises a MailescError (and changes nothing) when they are not valid."""
         self.engine, self.clock, self.reload = engine, clock, reload
-        self.stopping = threading.Event()
+        self.wake = threading.Event()  # ends the wait for mail early: set by a stop and by SIGHUP
+        self.stopping = _Stop(self.wake)
         self.hangup = threading.Event()  # SIGHUP came: reload between two steps
-        self.wake = threading.Event()  # set by every signal: ends the wait for mail early
         self.poll_seconds = poll_seconds
         self.failed_polls = 0
         self.scheduler = schedule.Scheduler()
@@ -138,7 +138,6 @@ class Daemon:
         def stop(signum, _frame):
             log.info("received %s, stopping after the current step", signal.Signals(signum).name)
             self.stopping.set()
-            self.wake.set()
 
         def hangup(_signum, _frame):
             self.hangup.set()
@@ -149,3 +148,13 @@ class Daemon:
         signal.signal(signal.SIGHUP, hangup)
 
 
+class _Stop(threading.Event):
+    """The stop flag: setting it (a signal, or a caller) also ends a wait for mail at once."""
+
+    def __init__(self, wake: threading.Event):
+        super().__init__()
+        self._wake = wake
+
+    def set(self) -> None:
+        super().set()
+        self._wake.set()
