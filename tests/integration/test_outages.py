@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 RULE = """
 [[rule]]
 name = "fast"
-first_response = "4s"
+first_response = "12s"  # long enough that the outage begins first, even on a loaded machine
 [[rule.escalate]]
 after = "0m"
 to = ["manager@example.test"]
