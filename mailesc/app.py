@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import email.policy
 import logging
 import secrets
@@ -12,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mailesc import sla
+from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
 from mailesc.clock import SimulatedClock, isoformat, parse_iso
 from mailesc.durations import format_duration
-from mailesc.config import Config
+from mailesc.config import Config, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
-from mailesc.errors import MessageFileError, ParseError, SourceError, UsageError
+from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, UsageError
 from mailesc.history import History, load_history
 from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
@@ -73,16 +74,53 @@ class Setup:
     config: Config
     policies: Policies
     templates: Templates
+    policies_path: Path | None = None  # the folder the policies came from: the configured one or the shipped one
 
 
-def load_setup(config: Config) -> Setup:
-    policies = load_policies(config.policies_path)
-    templates = Templates(config.templates_path)
-    templates.check(policies.templates() | {"escalation", "digest"}, SAMPLE_CONTEXT)
-    templates.check(_escalation_templates(policies) | {"digest"}, NEXT_RESPONSE_SAMPLE)
+def load_setup(config: Config, *, starting: bool = False) -> Setup:
+    """Policies and templates for `config`, each problem found (all of them, one per line) in one ConfigError.
+
+    A policies or templates folder that does not exist is replaced by the ones shipped in the package.
+    `starting` (run, once, check) also looks for everything else that would stop the daemon later: passwords
+    and tokens that cannot be read, and policies without any rule."""
+    problems: list = []
+    policies_path = defaults.policies_folder(config.policies_path)
+    try:
+        policies = load_policies(policies_path)
+    except ConfigError as error:
+        problems += error.problems
+        policies = None
+    templates = Templates(config.templates_path, fallback=defaults.TEMPLATES)
+    wanted = {"escalation", "digest"}
+    if policies is not None:
+        for name, source, key in policies.template_uses():
+            if templates.home(name) is None:
+                problems.append((str(policies_path / source), key, _no_template(name, templates)))
+        wanted |= {name for name, _, _ in policies.template_uses() if templates.home(name) is not None}
+    escalations = _escalation_templates(policies) if policies else {"escalation"}
+    for name in sorted(wanted):  # a template that fails the first sample is not tried with the second
+        problems += (templates.problems({name}, SAMPLE_CONTEXT)
+                     or (templates.problems({name}, NEXT_RESPONSE_SAMPLE) if name in escalations | {"digest"} else []))
     if config.daily_digest.at is not None:
-        templates.check({config.daily_digest.template}, DAILY_SAMPLE)
-    return Setup(config, policies, templates)
+        if templates.home(config.daily_digest.template) is None:
+            problems.append((str(config.file), "digest.template", _no_template(config.daily_digest.template,
+                                                                               templates)))
+        else:
+            problems += templates.problems({config.daily_digest.template}, DAILY_SAMPLE)
+    if starting:
+        if policies is not None and not policies.rules:
+            problems.append((str(policies_path), "", "no [[rule]] in any policy file: no message would ever get a "
+                                                     "deadline (policies/default.toml is an example)"))
+        problems += credential_problems(config)
+    if problems:
+        raise ConfigError.many(problems)
+    return Setup(config, policies, templates, policies_path)
+
+
+def _no_template(name: str, templates: Templates) -> str:
+    close = difflib.get_close_matches(name, sorted(templates.names()), n=1)
+    return (f"no template {name!r}: {templates.folder / (name + '.txt.j2')} does not exist and mailesc ships none "
+            f"by that name" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _escalation_templates(policies: Policies) -> set[str]:
@@ -519,11 +557,15 @@ def _liveness(config: Config, path: Path, store_ok_at: str | None, now: datetime
 def check(setup: Setup, offline: bool) -> list[str]:
     """Lines describing what was checked; raises a MailescError on the first thing that is wrong."""
     config, policies = setup.config, setup.policies
+    names = sorted(policies.templates() | {"escalation", "digest"})
     lines = [f"config     {config.file}",
-             f"policies   {config.policies_path}: {len(policies.rules)} rule(s): "
+             f"policies   {setup.policies_path or config.policies_path}: {len(policies.rules)} rule(s): "
              + ", ".join(rule.name for rule in policies.rules),
-             f"templates  {config.templates_path}: {', '.join(sorted(policies.templates()))} render",
+             f"templates  {config.templates_path}: " + ", ".join(
+                 name + ("" if setup.templates.home(name) == config.templates_path else " (shipped)") for name in names)
+             + " render",
              f"store      {config.store_path}"]
+    lines += shipped_notes(setup)
     if offline:
         return lines + ["servers    not contacted (--offline)"]
     source = open_source(config.mailbox)
@@ -535,6 +577,18 @@ def check(setup: Setup, offline: bool) -> list[str]:
     described = transport.check() if hasattr(transport, "check") else transport.describe()
     lines.append(f"sending    {_describe(described)}")
     return lines
+
+
+def shipped_notes(setup: Setup) -> list[str]:
+    """What is taken from the package because the configured folder does not exist (for check and run)."""
+    config, notes = setup.config, []
+    if setup.policies_path is not None and setup.policies_path != config.policies_path:
+        notes.append(f"note: policies.path {config.policies_path} does not exist: using the example policy shipped "
+                     f"with mailesc (mailesc init writes a copy to edit)")
+    if not config.templates_path.is_dir():
+        notes.append(f"note: templates.path {config.templates_path} does not exist: using the templates shipped "
+                     f"with mailesc")
+    return notes
 
 
 def _describe(info: dict) -> str:

@@ -196,6 +196,10 @@ def _parser() -> argparse.ArgumentParser:
     policy_check = policy_commands.add_parser("check", parents=[common], help="validate policies and calendars")
     policy_check.set_defaults(handler=cmd_policies_check)
 
+    init = commands.add_parser("init", parents=[common], help="write a starter config, policy and templates to edit")
+    init.add_argument("dir", nargs="?", default=".", help="the folder to write them into (default: here)")
+    init.set_defaults(handler=cmd_init)
+
     check = commands.add_parser("check", parents=[common], help="validate config, policies and templates")
     check.add_argument("--offline", action="store_true", help="do not contact the IMAP and SMTP servers")
     check.set_defaults(handler=cmd_check)
@@ -209,8 +213,8 @@ def _formats(parser: argparse.ArgumentParser, csv: bool = False) -> None:
     parser.add_argument("--replay", action="store_true", help="read the replay store instead")
 
 
-def _setup(args) -> app.Setup:
-    return app.load_setup(_config(args))
+def _setup(args, starting: bool = False) -> app.Setup:
+    return app.load_setup(_config(args), starting=starting)
 
 
 def cmd_run(args) -> int:
@@ -218,8 +222,10 @@ def cmd_run(args) -> int:
     from mailesc.sources import open_source
     from mailesc.transports import open_transport
 
-    setup = _setup(args)
+    setup = _setup(args, starting=True)  # a config problem stops here, with exit 78, not at every cycle
     config = setup.config
+    for note in app.shipped_notes(setup):
+        logging.getLogger("mailesc").warning("%s", note.removeprefix("note: "))
     source = open_source(config.mailbox)
     try:
         with app.open_store(config.store_path, args.dry_run) as store:
@@ -234,7 +240,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_once(args) -> int:
-    setup = _setup(args)
+    setup = _setup(args, starting=True)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
     report = app.run_once(setup, clock.now(), app.DryRunTransport(_say) if args.dry_run else None)
     if args.dry_run:
@@ -508,9 +514,19 @@ def cmd_policies_check(args) -> int:
 
 
 def cmd_check(args) -> int:
-    setup = _setup(args)
+    setup = _setup(args, starting=True)
     print("\n".join(app.check(setup, args.offline)))
     print("OK")
+    return 0
+
+
+def cmd_init(args) -> int:
+    from mailesc.defaults import init
+
+    written = init(Path(args.dir))
+    print("\n".join(f"wrote {path}" for path in written))
+    print(f"Next: edit {written[0]} (servers, team) and {Path(args.dir) / 'policies'} (deadlines, managers), "
+          f"then run: mailesc -c {written[0]} check")
     return 0
 
 

@@ -486,6 +486,39 @@ def _server(section: _Section, *, used: bool, default_security: str, tls_port: i
     return server
 
 
+def credential_problems(config: Config) -> list[tuple[str, str, str]]:
+    """What is wrong with the passwords and tokens the servers in use will ask for, found without contacting
+    them: a variable that is not set, a file that is missing, unreadable or readable by others, a token
+    command that is not there. `run`, `once` and `check` refuse to start on any of these (exit 78) instead of
+    failing at every poll."""
+    problems = []
+    for server, used in ((config.mailbox.server, config.mailbox.kind == "imap"),
+                         (config.smtp.server, config.smtp.kind == "smtp")):
+        if used:
+            problems += _server_credential_problems(config.file, server)
+    return problems
+
+
+def _server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[str, str, str]]:
+    section = server.password.section
+    try:
+        if server.auth == "xoauth2":
+            if server.token.file or server.token.command:
+                server.token.read()  # a command is run, as at every login: one that fails is found now
+            return []
+        if not server.password.env and not server.password.file:
+            if section == "mailbox" or server.username:
+                return [(str(file), f"{section}.password_env", f"the login as {server.username or '?'} needs a "
+                                                               "password: give password_env or password_file")]
+            return []
+        if server.password.read() == "":
+            key = f"{section}.password_env" if server.password.env else f"{section}.password_file"
+            return [(str(file), key, f"the password in {server.password.env or server.password.file} is empty")]
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

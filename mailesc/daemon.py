@@ -38,6 +38,7 @@ class Daemon:
         self.hangup = threading.Event()  # SIGHUP came: reload between two steps
         self.poll_seconds = poll_seconds
         self.failed_polls = 0
+        self.failed_cycles, self.last_failure = 0, None  # cycles that failed as a whole, and the last reason
         self.scheduler = schedule.Scheduler()
         self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)
 
@@ -75,8 +76,11 @@ class Daemon:
         except StoreError:
             raise  # the store cannot be written: running on would lose records
         except MailescError as error:
-            log.error("cycle failed: %s", error)
+            self._cycle_failed(str(error))
             return
+        if self.failed_cycles:
+            log.warning("a cycle succeeded again after %d failed one(s)", self.failed_cycles)
+            self.failed_cycles, self.last_failure = 0, None
         self._watch_mailbox(report.source_error)
         counts = {"fetched": report.fetched, "threads_opened": report.threads_opened, "breaches": report.breaches,
                   "escalations_recorded": report.escalations_recorded, "mails_sent": report.mails_sent,
@@ -113,6 +117,15 @@ class Daemon:
             log.debug("reload failed", exc_info=True)
             return
         log.info("reloaded: %s", loaded, extra=fields(reload="done"))
+
+    def _cycle_failed(self, error: str) -> None:
+        """A cycle that failed as a whole is logged once (again only when the reason changes) and waited out
+        with a growing pause: a deadline that stays due must not make the daemon spin."""
+        self.failed_cycles += 1
+        if error != self.last_failure:
+            log.error("cycle failed: %s; retrying with backoff", error)
+            self.last_failure = error
+        self.stopping.wait(min(self.poll_seconds * 2 ** self.failed_cycles, MAX_BACKOFF))
 
     def _watch_mailbox(self, error: str | None) -> None:
         """One log line when the mailbox becomes unreachable and one when it is back; meanwhile polls back

@@ -42,6 +42,11 @@ class Calendar:
     def always_open(self) -> bool:
         return self.hours is None and self.closed is None
 
+    @property
+    def never_open(self) -> bool:
+        """Opening hours on no day (`hours = {}`): no deadline in this calendar could ever fall due."""
+        return self.hours is not None and not any(self.hours.values())
+
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of open time after `start`, at the calendar's offset.
 
@@ -107,15 +112,60 @@ class Calendar:
 ALWAYS_OPEN = Calendar()
 
 
+class CalendarError(ValueError):
+    """Every problem found in one calendar's values, each as (key, what is wrong), so that a policy file's
+    author sees them all at once."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{key}: {text}" if key else text for key, text in problems))
+
+
 def make_calendar(name: str, zone: str = "UTC", hours: dict[str, str] | None = None, holidays_list=(),
                   country: str | None = None, subdivision: str | None = None) -> Calendar:
-    """A calendar from policy-file values; raises ValueError saying what is wrong."""
+    """A calendar from policy-file values; raises CalendarError (a ValueError) naming every problem by key."""
+    problems: list[tuple[str, str]] = []
+
+    def attempt(key: str, make, *args):
+        try:
+            return make(*args)
+        except (ValueError, TypeError, AttributeError) as error:
+            problems.append((key, str(error)))
+            return None
+
+    timezone_ = attempt("timezone", _zone, zone)
+    parsed = None if hours is None else attempt("hours", _hours_table, hours, problems)
+    if not isinstance(holidays_list, (list, tuple)):
+        problems.append(("holidays", 'must be a list like ["12-24", "2026-04-03"]'))
+        holidays_list = ()
+    days = [day for text in holidays_list if (day := attempt("holidays", _holiday, text)) is not None]
+    public = None
+    if country is not None:
+        public = attempt("holidays_country", _public_holidays, country, None)
+        if public is not None and subdivision is not None:
+            public = attempt("holidays_subdiv", _public_holidays, country, subdivision)
+    elif subdivision is not None:
+        problems.append(("holidays_subdiv", "only means something with holidays_country"))
+    if problems:
+        raise CalendarError(problems)
     closed = None
-    if holidays_list or country:
-        closed = ClosedDays(once=frozenset(d for d in map(_holiday, holidays_list) if isinstance(d, date)),
-                            yearly=frozenset(d for d in map(_holiday, holidays_list) if isinstance(d, tuple)),
-                            public=_public_holidays(country, subdivision) if country else None)
-    return Calendar(name=name, zone=_zone(zone), hours=None if hours is None else parse_hours(hours), closed=closed)
+    if days or country:
+        closed = ClosedDays(once=frozenset(d for d in days if isinstance(d, date)),
+                            yearly=frozenset(d for d in days if isinstance(d, tuple)), public=public)
+    return Calendar(name=name, zone=timezone_, hours=parsed, closed=closed)
+
+
+def _hours_table(hours, problems: list[tuple[str, str]]) -> dict[int, tuple[Interval, ...]] | None:
+    """`hours` day by day, so that every bad day is named (each as `hours.DAY`)."""
+    if not isinstance(hours, dict):
+        raise TypeError('must be a table like { mon = "08:00-18:00" }')
+    parsed = {}
+    for day, text in hours.items():
+        try:
+            parsed.update(parse_hours({day: text}))
+        except (ValueError, TypeError) as error:
+            problems.append((f"hours.{day}", str(error)))
+    return parsed
 
 
 def _holiday(text: str | date) -> date | tuple[int, int]:
@@ -137,7 +187,7 @@ def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayB
         raise ValueError(f"the holidays package knows no country {country!r} "
                          f"(use an ISO 3166 code such as DE, US, AU)")
     if subdivision is not None and subdivision not in supported[country]:
-        raise ValueError(f"holidays_subdiv: {country} has no subdivision {subdivision!r} "
+        raise ValueError(f"{country} has no subdivision {subdivision!r} "
                          f"(it has: {', '.join(supported[country])})")
     return holidays.country_holidays(country, subdiv=subdivision)
 
@@ -145,7 +195,7 @@ def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayB
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ValueError, KeyError, OSError):
+    except (ValueError, KeyError, OSError, TypeError):
         raise ValueError(f"{name!r} is not an IANA time zone name (like Europe/Berlin)") from None
 
 

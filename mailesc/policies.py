@@ -14,7 +14,7 @@ from mailesc.contracts import FILES as CONTRACT_FILES
 from mailesc.contracts import Contracts, load_contracts
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
-from mailesc.hours import ALWAYS_OPEN, Calendar, make_calendar
+from mailesc.hours import ALWAYS_OPEN, Calendar, CalendarError, make_calendar
 from mailesc.model import Message
 
 MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract")
@@ -122,6 +122,17 @@ class Policies:
         escalated = {a for rule in self.rules for level in rule.escalate for a in level.to}
         return tuple(sorted(a.lower() for a in notified | escalated))
 
+    def template_uses(self) -> list[tuple[str, str, str]]:
+        """(template name, rule source, key) for every template a rule names, to report a missing one there."""
+        uses = []
+        for rule in self.rules:
+            uses += [(level.template, rule.source, f"escalate[{level.number}].template") for level in rule.escalate]
+            if rule.warning:
+                uses.append((rule.warning.template, rule.source, "warn_template"))
+            if rule.acknowledge:
+                uses.append((rule.acknowledge, rule.source, "acknowledge"))
+        return uses
+
     def templates(self) -> set[str]:
         return ({level.template for rule in self.rules for level in rule.escalate}
                 | {rule.warning.template for rule in self.rules if rule.warning}
@@ -137,9 +148,10 @@ def load_policies(folder: Path) -> Policies:
              if path.name not in CONTRACT_FILES and (data := _read(path, problems)) is not None]
     contracts = load_contracts(folder, problems)
     calendars = {"always": ALWAYS_OPEN}
+    broken: set[str] = set()  # calendars defined with problems: already reported, so not "unknown" in rules
     for path, data in files:
-        calendars.update(_calendars(path, data.get("calendars", {}), calendars, problems))
-    rules = [rule for path, data in files for rule in _rules(path, data, calendars, problems)]
+        calendars.update(_calendars(path, data.get("calendars", {}), calendars, problems, broken))
+    rules = [rule for path, data in files for rule in _rules(path, data, calendars, problems, broken)]
     seen: dict[str, str] = {}
     for rule in rules:
         if rule.name in seen:
@@ -165,18 +177,19 @@ def _read(path: Path, problems: list) -> dict | None:
     return data
 
 
-def _calendars(path: Path, tables, known: dict[str, Calendar], problems: list) -> dict[str, Calendar]:
+def _calendars(path: Path, tables, known: dict[str, Calendar], problems: list, broken: set[str]) -> dict[str, Calendar]:
     if not isinstance(tables, dict):
         problems.append((str(path), "calendars", "write calendars as [calendars.NAME] tables"))
         return {}
     found = {}
     for name, table in tables.items():
         key = f"calendars.{name}"
-        if name in known:
+        if name in known or name in broken:
             problems.append((str(path), key, f"calendar {name!r} is defined twice"))
             continue
         if not isinstance(table, dict):
             problems.append((str(path), key, "must be a table"))
+            broken.add(name)
             continue
         for unknown in set(table) - set(CALENDAR_KEYS):
             problems.append((str(path), f"{key}.{unknown}", f"unknown key (known: {', '.join(CALENDAR_KEYS)})"))
@@ -185,12 +198,19 @@ def _calendars(path: Path, tables, known: dict[str, Calendar], problems: list) -
                 name, zone=table.get("timezone", "UTC"), hours=table.get("hours"),
                 holidays_list=table.get("holidays", ()), country=table.get("holidays_country"),
                 subdivision=table.get("holidays_subdiv"))
-        except (ValueError, TypeError, AttributeError) as error:
-            problems.append((str(path), key, str(error)))
+        except CalendarError as error:
+            problems.extend((str(path), f"{key}.{sub}", text) for sub, text in error.problems)
+            broken.add(name)
+            continue
+        if found[name].never_open:
+            problems.append((str(path), f"{key}.hours", "opens on no day, so no deadline in this calendar could ever "
+                                                        "fall due (leave `hours` out for a calendar always open)"))
+            broken.add(name)
+            del found[name]
     return found
 
 
-def _rules(path: Path, data: dict, calendars: dict[str, Calendar], problems: list) -> list[Rule]:
+def _rules(path: Path, data: dict, calendars: dict[str, Calendar], problems: list, broken: set[str]) -> list[Rule]:
     tables = data.get("rule", [])
     if not isinstance(tables, list):
         problems.append((str(path), "rule", "write rules as [[rule]] tables"))
@@ -198,7 +218,7 @@ def _rules(path: Path, data: dict, calendars: dict[str, Calendar], problems: lis
     rules = []
     for index, table in enumerate(tables, start=1):
         report = _Problems(problems, f"{path} rule {index}", f"{path.name} rule {index}")
-        rule = _rule(table, calendars, report)
+        rule = _rule(table, calendars, broken, report)
         if rule and not report.found:
             rules.append(rule)
     return rules
@@ -213,7 +233,7 @@ class _Problems:
         self.problems.append((self.where, key, text))
 
 
-def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Rule | None:
+def _rule(table: dict, calendars: dict[str, Calendar], broken: set[str], problem: _Problems) -> Rule | None:
     if not isinstance(table, dict):
         problem("", "must be a table")
         return None
@@ -223,8 +243,10 @@ def _rule(table: dict, calendars: dict[str, Calendar], problem: _Problems) -> Ru
         problem("name", "every rule needs a name")
         name = "?"
     calendar = calendars.get(table.get("calendar", "always"))
-    if calendar is None:
+    if calendar is None and table["calendar"] not in broken:  # a broken calendar's problems are reported already
         problem("calendar", f"unknown calendar {table['calendar']!r} (defined: {', '.join(sorted(calendars))})")
+    elif calendar is None:
+        problem.found = True  # the rule cannot be built without its calendar, and was reported with it
     levels = table.get("escalate", [])
     if not isinstance(levels, list):
         problem("escalate", "write escalation levels as [[rule.escalate]] tables")

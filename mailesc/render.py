@@ -67,44 +67,73 @@ class OutgoingMail:
 
 
 class Templates:
-    """The templates folder: NAME.txt.j2 is required for every template used, NAME.html.j2 is optional."""
+    """The templates folder: NAME.txt.j2 is required for every template used, NAME.html.j2 is optional.
 
-    def __init__(self, folder: Path):
+    With a `fallback` folder (the templates shipped in the package), a name the folder does not have is taken
+    from there: the folder overrides the shipped templates one name at a time, and NAME.html.j2 always comes
+    from the same folder as NAME.txt.j2, so a custom text never goes out beside a stock HTML part."""
+
+    def __init__(self, folder: Path, fallback: Path | None = None):
         self.folder = Path(folder)
-        self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(self.folder)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
+        self.fallback = Path(fallback) if fallback else None
+        self._envs: dict[Path, SandboxedEnvironment] = {}
+
+    def home(self, name: str) -> Path | None:
+        """The folder NAME comes from, or None when no folder has it."""
+        for folder in filter(None, (self.folder, self.fallback)):
+            if (folder / f"{name}.txt.j2").is_file():
+                return folder
+        return None
+
+    def names(self) -> set[str]:
+        """Every template name on offer (for did-you-mean)."""
+        return {path.name[:-len(".txt.j2")] for folder in filter(None, (self.folder, self.fallback))
+                if folder.is_dir() for path in folder.glob("*.txt.j2")}
 
     def render(self, name: str, context: dict) -> tuple[str, str, str | None]:
         """(subject, text, html or None). The text template sets the subject: `{% set mail_subject = ... %}`."""
-        text_module = self._template(f"{name}.txt.j2").make_module(context)
+        home = self.home(name) or self.folder
+        text_module = self._template(home, f"{name}.txt.j2").make_module(context)
         subject = clean(str(getattr(text_module, "mail_subject", "")) or f"Escalation: {context.get('subject', '')}")
         html = None
-        if (self.folder / f"{name}.html.j2").exists():
-            html = str(self._template(f"{name}.html.j2").make_module(context))
+        if (home / f"{name}.html.j2").exists():
+            html = str(self._template(home, f"{name}.html.j2").make_module(context))
         return subject, str(text_module), html
 
     def check(self, names, sample: dict) -> None:
-        """Load and render each template with `sample`, raising ConfigError naming the first problem."""
-        if not self.folder.is_dir():
-            raise ConfigError(self.folder, "", "the templates folder does not exist")
+        """Load and render each template with `sample`, raising one ConfigError naming every problem."""
+        problems = self.problems(names, sample)
+        if problems:
+            raise ConfigError.many(problems)
+
+    def problems(self, names, sample: dict) -> list[tuple[str, str, str]]:
+        """(file, key, problem) for each template in `names` that is missing or does not render with `sample`."""
+        if not self.folder.is_dir() and self.fallback is None:
+            return [(str(self.folder), "", "the templates folder does not exist")]
+        problems = []
         for name in sorted(names):
+            home = self.home(name) or self.folder
             try:
                 self.render(name, sample)
             except jinja2.TemplateNotFound as error:
-                raise ConfigError(self.folder / str(error), "", "template not found") from None
+                problems.append((str(home / str(error)), "", "template not found"))
             except jinja2.TemplateSyntaxError as error:
-                raise ConfigError(error.filename or self.folder, f"line {error.lineno}", error.message) from None
+                problems.append((str(error.filename or home), f"line {error.lineno}", error.message))
             except (jinja2.TemplateError, TypeError, ValueError) as error:
-                raise ConfigError(self.folder / f"{name}.txt.j2", "", f"cannot be rendered: {error}") from None
+                problems.append((str(home / f"{name}.txt.j2"), "", f"cannot be rendered: {error}"))
+        return problems
 
-    def _template(self, filename: str) -> jinja2.Template:
-        return self.env.get_template(filename)
+    def _template(self, folder: Path, filename: str) -> jinja2.Template:
+        if folder not in self._envs:
+            self._envs[folder] = SandboxedEnvironment(
+                loader=jinja2.FileSystemLoader(str(folder)),
+                undefined=jinja2.StrictUndefined,
+                autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=True,
+            )
+        return self._envs[folder].get_template(filename)
 
 
 def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str | None, message_id: str,

@@ -19,7 +19,7 @@ import imapclient
 from imapclient.imapclient import SENT
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from mailesc.errors import SourceError, connection_problem
+from mailesc.errors import ConfigError, SourceError, connection_problem
 from mailesc.model import RawMessage
 
 BATCH = 500  # UIDs per FETCH command
@@ -53,7 +53,11 @@ class ImapSource:
 
     def _connect(self) -> imapclient.IMAPClient:
         server = self.server
-        password = server.password.read() if server.auth == "password" else None
+        try:
+            password = server.password.read() if server.auth == "password" else None
+            token = server.token.read() if server.auth == "xoauth2" else None
+        except ConfigError as error:  # checked at start; gone since (a password file removed): the poll fails,
+            raise SourceError(str(error)) from None  # is logged once, backs off and shows in `mailesc status`
         context = server.tls_context()
         try:
             client = imapclient.IMAPClient(
@@ -64,7 +68,7 @@ class ImapSource:
             if server.security == "starttls":
                 client.starttls(context)
             if server.auth == "xoauth2":
-                client.oauth2_login(server.username, server.token.read())
+                client.oauth2_login(server.username, token)
             else:
                 client.login(server.username, password or "")
         except LoginError:

@@ -7,7 +7,7 @@ import logging
 
 import aiosmtplib
 
-from mailesc.errors import PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
+from mailesc.errors import ConfigError, PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
 from mailesc.render import OutgoingMail
 
 trace = logging.getLogger("mailesc.trace.smtp")  # the protocol, for --trace only (see mailesc.logs)
@@ -54,10 +54,14 @@ class SmtpTransport:
         if not self.server.username:
             return
         try:
+            secret = self.server.token.read() if self.server.auth == "xoauth2" else self.server.password.read()
+        except ConfigError as error:  # checked at start; gone since (a password file removed): the mails wait
+            raise TemporaryTransportError(str(error)) from None  # and are retried with backoff, seen in status
+        try:
             if self.server.auth == "xoauth2":
-                await client.auth_xoauth2(self.server.username, self.server.token.read())
+                await client.auth_xoauth2(self.server.username, secret)
             else:
-                await client.login(self.server.username, self.server.password.read() or "")
+                await client.login(self.server.username, secret or "")
         except aiosmtplib.SMTPAuthenticationError as error:  # fixing the credentials must let the mail go out
             what = "access token" if self.server.auth == "xoauth2" else "password"
             raise TemporaryTransportError(f"SMTP login refused for {self.server.username}: {error.code} "
