@@ -86,18 +86,18 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
     problems: list = []
     policies_path = defaults.policies_folder(config.policies_path)
     try:
-        policies = load_policies(policies_path)
+        policies = checked = load_policies(policies_path)
     except ConfigError as error:
         problems += error.problems
-        policies = None
+        policies, checked = None, getattr(error, "partial", None)  # the rules that are fine are checked on
     templates = Templates(config.templates_path, fallback=defaults.TEMPLATES)
     wanted = {"escalation", "digest"}
-    if policies is not None:
-        for name, source, key in policies.template_uses():
-            if templates.home(name) is None:
-                problems.append((str(policies_path / source), key, _no_template(name, templates)))
-        wanted |= {name for name, _, _ in policies.template_uses() if templates.home(name) is not None}
-    escalations = _escalation_templates(policies) if policies else {"escalation"}
+    for name, source, key in checked.template_uses() if checked else ():
+        if templates.home(name) is None:
+            problems.append((str(policies_path / source), key, _no_template(name, templates)))
+        else:
+            wanted.add(name)
+    escalations = _escalation_templates(checked) if checked else {"escalation"}
     for name in sorted(wanted):  # a template that fails the first sample is not tried with the second
         problems += (templates.problems({name}, SAMPLE_CONTEXT)
                      or (templates.problems({name}, NEXT_RESPONSE_SAMPLE) if name in escalations | {"digest"} else []))

@@ -160,9 +160,12 @@ def load_policies(folder: Path) -> Policies:
     for rule in rules:
         for name in set(rule.match.contract) - {n.lower() for n in contracts.names()}:
             problems.append((rule.source, "match.contract", f"no customer has the contract {name!r}"))
+    policies = Policies(tuple(rules), calendars, contracts)
     if problems:
-        raise ConfigError.many(problems)
-    return Policies(tuple(rules), calendars, contracts)
+        error = ConfigError.many(problems)
+        error.partial = policies  # the rules without problems, so that their templates can be checked too
+        raise error
+    return policies
 
 
 def _read(path: Path, problems: list) -> dict | None:

@@ -163,14 +163,15 @@ def test_smtp_xoauth2_refuses_a_token_file_others_can_read(smtp_setup, smtp_sink
     assert_clean_error(err, smtp_sink_xoauth2.valid_token)
     assert str(path) in err and "chmod 600" in err, err
     assert smtp_sink_xoauth2.xoauth2_attempts == [] and smtp_sink_xoauth2.messages == []
-    [breach] = breaches(config, capsys)
-    assert breach["escalations"][0]["delivery"] == "pending"
+    assert breaches(config, capsys) == []  # refused at start (exit 78): nothing read, nothing recorded
 
-    path.chmod(0o600)  # the operator fixes it: the waiting escalation goes out
+    path.chmod(0o600)  # the operator fixes it: the escalation goes out
     code, out, err = once(config, capsys)
     assert code == 0, err
     [mail] = smtp_sink_xoauth2.wait_for(1)
+    [breach] = breaches(config, capsys)
     assert mail.message["Message-ID"] == breach["escalations"][0]["message_id"]
+    assert breach["escalations"][0]["delivery"] == "sent"
 
 
 def test_smtp_xoauth2_with_a_failing_token_command(smtp_setup, smtp_sink_xoauth2, capsys):

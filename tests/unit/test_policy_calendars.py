@@ -72,3 +72,23 @@ def test_calendar_problems_name_file_and_key(tmp_path, files, key, problem):
     with pytest.raises(ConfigError) as raised:
         load_policies(tmp_path)
     assert any(key in p_key and problem in text for _, p_key, text in raised.value.problems), raised.value
+
+
+def test_every_calendar_problem_is_reported_at_once_without_a_false_unknown_calendar(tmp_path):
+    broken = (OFFICE.replace("Europe/Berlin", "Europe/Atlantis").replace('mon = "08:00-18:00"', 'monday = "08:00"')
+              .replace('"12-24"', '"24.12."').replace('"BE"', '"XX"'))
+    (tmp_path / "p.toml").write_text(broken + RULE)
+    with pytest.raises(ConfigError) as raised:
+        load_policies(tmp_path)
+    assert sorted(key for _, key, _ in raised.value.problems) == [
+        "calendars.office.holidays", "calendars.office.holidays_subdiv", "calendars.office.hours.monday",
+        "calendars.office.timezone"], raised.value.problems
+    assert "unknown calendar" not in str(raised.value)
+
+
+def test_a_calendar_that_never_opens_is_refused(tmp_path):
+    (tmp_path / "p.toml").write_text('[calendars.office]\ntimezone = "Europe/Berlin"\nhours = {}\n' + RULE)
+    with pytest.raises(ConfigError) as raised:
+        load_policies(tmp_path)
+    [(file, key, problem)] = raised.value.problems
+    assert (file, key) == (str(tmp_path / "p.toml"), "calendars.office.hours") and "opens on no day" in problem
