@@ -275,3 +275,27 @@ def test_imap_xoauth2_with_a_refused_token(whose, tmp_path, mailbox_oauth, dovec
     assert not any("method=XOAUTH2" in line for line in dovecot_oauth.logins(mailbox_oauth.username))
     assert smtp_sink.messages == []
     assert breaches(config, capsys) == []
+
+
+def test_an_smtp_token_command_that_starts_failing_after_start_keeps_the_escalation_waiting(
+        smtp_setup, smtp_sink_xoauth2, tmp_path, capsys):
+    """The start check runs the command once (fine); at the login it fails: the mail waits with backoff and
+    `status` says why, instead of the cycle failing as a whole."""
+    runs = tmp_path / "token-runs"
+    script = (f"import pathlib, sys; p = pathlib.Path({str(runs)!r}); n = int(p.read_text() or 0) if p.exists() "
+              f"else 0; p.write_text(str(n + 1)); sys.exit(2) if n else print({smtp_sink_xoauth2.valid_token!r})")
+    config = smtp_setup(command=f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}".replace('"', '\\"'))
+
+    code, out, err = once(config, capsys)
+
+    assert code == 69, (out, err)  # a waiting escalation, not a config error at start
+    assert "1 new breach(es)" in out and "0 mail(s) sent" in out
+    assert_clean_error(err, smtp_sink_xoauth2.valid_token)
+    assert smtp_sink_xoauth2.messages == [] and runs.read_text() == "2"
+    [breach] = breaches(config, capsys)
+    [escalation] = breach["escalations"]
+    assert escalation["delivery"] == "pending" and escalation["retry_at"], escalation
+    assert "smtp.token_command" in escalation["error"] and "exited 2" in escalation["error"], escalation
+    assert main(["-c", str(config), "status", "--json"]) == 1
+    health = json.loads(capsys.readouterr().out)
+    assert "smtp.token_command" in health["last_pending_error"] and health["healthy"] is False
