@@ -3,6 +3,7 @@ the source reports new mail, and falls back to a plain sleep for sources that ca
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from mailesc.clock import SystemClock
 from mailesc.cycle import CycleReport
 from mailesc.daemon import Daemon
+from mailesc.errors import MailescError
 from mailesc.sources import wait_for_mail
 
 
@@ -97,3 +99,59 @@ def test_sources_without_wait_sleep_on_the_stop_event():
     started = time.monotonic()
     assert wait_for_mail(object(), 30, stop) is False
     assert time.monotonic() - started < 1
+
+
+class FailingEngine:
+    """A cycle that fails as a whole, with a deadline that stays due: the setting of the old hot loop."""
+
+    def __init__(self, reasons):
+        self.source, self.reasons, self.cycles = QuietSource(), list(reasons), 0
+
+    def cycle(self, now):
+        self.cycles += 1
+        reason = self.reasons[min(self.cycles, len(self.reasons)) - 1]
+        if reason is None:
+            return CycleReport()
+        raise MailescError(reason)
+
+    def next_deadline(self, now):
+        return now - timedelta(seconds=1)
+
+
+class CountingStop(threading.Event):
+    """Records every pause the daemon takes and stops it after `limit` of them (no real waiting)."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.pauses, self.limit = [], limit
+
+    def wait(self, timeout=None):
+        self.pauses.append(timeout)
+        if len(self.pauses) >= self.limit:
+            self.set()
+        return self.is_set()
+
+
+def test_a_failing_cycle_is_logged_once_and_backed_off(caplog):
+    engine = FailingEngine(["cannot read the password file"])
+    daemon = Daemon(engine, SystemClock(), poll_seconds=1)
+    daemon.stopping = CountingStop(limit=8)
+    with caplog.at_level(logging.INFO, logger="mailesc.daemon"):
+        daemon.run()
+    failures = [r.getMessage() for r in caplog.records if "cycle failed" in r.getMessage()]
+    assert failures == ["cycle failed: cannot read the password file; retrying with backoff"]
+    backoff = [pause for pause in daemon.stopping.pauses if pause]
+    assert backoff == [2, 4, 8, 16, 32, 64, 128, 256][:len(backoff)] and len(backoff) >= 4, daemon.stopping.pauses
+    assert engine.cycles == len(backoff)  # one cycle per pause: no spinning on the due deadline
+
+
+def test_a_new_reason_is_logged_and_success_is_logged_once(caplog):
+    engine = FailingEngine(["first reason", "first reason", "second reason", None])
+    daemon = Daemon(engine, SystemClock(), poll_seconds=1)
+    daemon.stopping = CountingStop(limit=12)
+    with caplog.at_level(logging.INFO, logger="mailesc.daemon"):
+        daemon.run()
+    messages = [r.getMessage() for r in caplog.records if "cycle" in r.getMessage()]
+    assert messages[:3] == ["cycle failed: first reason; retrying with backoff",
+                            "cycle failed: second reason; retrying with backoff",
+                            "a cycle succeeded again after 3 failed one(s)"], messages
