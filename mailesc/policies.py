@@ -245,9 +245,10 @@ def _rule(table: dict, calendars: dict[str, Calendar], broken: set[str], problem
     if not isinstance(name, str) or not name.strip():
         problem("name", "every rule needs a name")
         name = "?"
-    calendar = calendars.get(table.get("calendar", "always"))
-    if calendar is None and table["calendar"] not in broken:  # a broken calendar's problems are reported already
-        problem("calendar", f"unknown calendar {table['calendar']!r} (defined: {', '.join(sorted(calendars))})")
+    named = table.get("calendar", "always")
+    calendar = calendars.get(named) if isinstance(named, str) else None
+    if calendar is None and not (isinstance(named, str) and named in broken):  # a broken one is reported already
+        problem("calendar", f"unknown calendar {named!r} (defined: {', '.join(sorted(calendars))})")
     elif calendar is None:
         problem.found = True  # the rule cannot be built without its calendar, and was reported with it
     levels = table.get("escalate", [])
