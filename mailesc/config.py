@@ -488,9 +488,9 @@ def _server(section: _Section, *, used: bool, default_security: str, tls_port: i
 
 def credential_problems(config: Config) -> list[tuple[str, str, str]]:
     """What is wrong with the passwords and tokens the servers in use will ask for, found without contacting
-    them: a variable that is not set, a file that is missing, unreadable or readable by others, a token
-    command that fails (run once, as at every login). `run`, `once` and `check` refuse to start on any of these (exit 78) instead of
-    failing at every poll."""
+    them: a variable that is not set, a file that is missing, unreadable or readable by others, a token command
+    that fails (run once, as at every login). `run`, `once` and `check` refuse to start on any of these (exit 78)
+    instead of failing at every poll."""
     problems = []
     for server, used in ((config.mailbox.server, config.mailbox.kind == "imap"),
                          (config.smtp.server, config.smtp.kind == "smtp")):

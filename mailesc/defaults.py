@@ -85,4 +85,3 @@ def init(folder: Path) -> list[Path]:
     except OSError as error:
         raise UsageError(f"cannot write {error.filename}: {error.strerror}") from None
     return list(files)
-

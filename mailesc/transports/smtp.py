@@ -7,7 +7,8 @@ import logging
 
 import aiosmtplib
 
-from mailesc.errors import ConfigError, PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
+from mailesc.errors import ConfigError
+from mailesc.errors import PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
 from mailesc.render import OutgoingMail
 
 trace = logging.getLogger("mailesc.trace.smtp")  # the protocol, for --trace only (see mailesc.logs)
