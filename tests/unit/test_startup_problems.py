@@ -122,9 +122,10 @@ def test_each_startup_problem_names_its_file_and_key(tmp_path, monkeypatch, conf
 
 def test_every_problem_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.delenv("MAILESC_TEST_UNSET", raising=False)
-    policy = ('[calendars.office]\ntimezone = "Europe/Atlantis"\n'
-              'hours = { mon = "18:00-08:00", funday = "09:00-10:00" }\nholidays = ["24.12."]\nholidays_country = "XX"\n' + OFFICE_RULE + RULE.replace(
-                  '"standard"', '"other"') + 'template = "escalaton"\n')
+    calendar = ('[calendars.office]\ntimezone = "Europe/Atlantis"\n'
+                'hours = { mon = "18:00-08:00", funday = "09:00-10:00" }\n'
+                'holidays = ["24.12."]\nholidays_country = "XX"\n')
+    policy = calendar + OFFICE_RULE + RULE.replace('"standard"', '"other"') + 'template = "escalaton"\n'
     path = setup_files(tmp_path, IMAP + 'password_env = "MAILESC_TEST_UNSET"\n' + SMTP + 'password_file = "secret"\n',
                        policy)
     (tmp_path / "secret").chmod(0o644)
