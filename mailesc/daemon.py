@@ -37,7 +37,7 @@ class Daemon:
         self.stopping = _Stop(self.wake)
         self.hangup = threading.Event()  # SIGHUP came: reload between two steps
         self.poll_seconds = poll_seconds
-        self.failed_polls = 0
+        self.failed_polls, self.last_poll_error = 0, None
         self.failed_cycles, self.last_failure = 0, None  # cycles that failed as a whole, and the last reason
         self.scheduler = schedule.Scheduler()
         self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)
@@ -128,16 +128,20 @@ class Daemon:
         self.stopping.wait(min(self.poll_seconds * 2 ** self.failed_cycles, MAX_BACKOFF))
 
     def _watch_mailbox(self, error: str | None) -> None:
-        """One log line when the mailbox becomes unreachable and one when it is back; meanwhile polls back
-        off (with jitter, so many daemons do not hammer a recovering server in step)."""
+        """One log line when the mailbox becomes unreachable, one if the reason changes meanwhile (the server is
+        back but the password file is gone) and one when it is back; meanwhile polls back off (with jitter, so
+        many daemons do not hammer a recovering server in step)."""
         if error is None:
             if self.failed_polls:
                 log.warning("the mailbox is reachable again after %d failed poll(s)", self.failed_polls)
-            self.failed_polls = 0
+            self.failed_polls, self.last_poll_error = 0, None
             return
         self.failed_polls += 1
         if self.failed_polls == 1:
             log.warning("%s; retrying with backoff, deadlines are still checked on what is known", error)
+        elif error != self.last_poll_error:
+            log.warning("the mailbox still cannot be read, now: %s", error)
+        self.last_poll_error = error
         delay = min(self.poll_seconds * 2 ** self.failed_polls, MAX_BACKOFF) * random.uniform(0.8, 1.2)
         self.poll_job.next_run = datetime.now() + timedelta(seconds=delay)  # schedule works in local time
 

@@ -155,3 +155,30 @@ def test_a_new_reason_is_logged_and_success_is_logged_once(caplog):
     assert messages[:3] == ["cycle failed: first reason; retrying with backoff",
                             "cycle failed: second reason; retrying with backoff",
                             "a cycle succeeded again after 3 failed one(s)"], messages
+
+
+class PollingEngine:
+    """Cycles whose mailbox poll reports the given errors in turn (None: read fine)."""
+
+    def __init__(self, errors):
+        self.source, self.errors, self.cycles = QuietSource(), list(errors), 0
+
+    def cycle(self, now):
+        self.cycles += 1
+        return CycleReport(source_error=self.errors[min(self.cycles, len(self.errors)) - 1])
+
+    def next_deadline(self, now):
+        return None
+
+
+def test_a_mailbox_error_is_logged_once_per_reason_and_its_end_once(caplog):
+    errors = ["cannot reach the IMAP server", "cannot reach the IMAP server", "mailbox.password_file: cannot read",
+              "mailbox.password_file: cannot read", "mailbox.password_file: cannot read", None]
+    daemon = Daemon(PollingEngine(errors), SystemClock(), poll_seconds=1)
+    with caplog.at_level(logging.INFO, logger="mailesc.daemon"):
+        for _ in errors:
+            daemon.cycle()
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot reach the IMAP server; retrying with backoff, deadlines are still checked on what is known",
+        "the mailbox still cannot be read, now: mailbox.password_file: cannot read",
+        "the mailbox is reachable again after 5 failed poll(s)"]
