@@ -38,6 +38,7 @@ class Daemon:
         self.hangup = threading.Event()  # SIGHUP came: reload between two steps
         self.poll_seconds = poll_seconds
         self.failed_polls, self.last_poll_error = 0, None
+        self.backoff_until: datetime | None = None  # no poll before this while the mailbox keeps failing
         self.failed_cycles, self.last_failure = 0, None  # cycles that failed as a whole, and the last reason
         self.scheduler = schedule.Scheduler()
         self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)
@@ -48,6 +49,7 @@ class Daemon:
         self.cycle()
         while not self.stopping.is_set():
             self.scheduler.run_pending()
+            self._hold_back_poll()
             self._reload_if_asked()
             if self.stopping.is_set():
                 break
@@ -143,7 +145,14 @@ class Daemon:
             log.warning("the mailbox still cannot be read, now: %s", error)
         self.last_poll_error = error
         delay = min(self.poll_seconds * 2 ** self.failed_polls, MAX_BACKOFF) * random.uniform(0.8, 1.2)
-        self.poll_job.next_run = datetime.now() + timedelta(seconds=delay)  # schedule works in local time
+        self.backoff_until = datetime.now() + timedelta(seconds=delay)  # schedule works in local time
+        self._hold_back_poll()
+
+    def _hold_back_poll(self) -> None:
+        """Keep the next poll behind the backoff. Needed after every scheduled run too: `schedule` sets a job's
+        next run (a plain interval) after the job returns, over what the failed poll asked for."""
+        if self.failed_polls and self.backoff_until and self.poll_job.next_run < self.backoff_until:
+            self.poll_job.next_run = self.backoff_until
 
     def _seconds_to_sleep(self, deadline) -> float:
         until_poll = self.scheduler.idle_seconds

@@ -182,3 +182,17 @@ def test_a_mailbox_error_is_logged_once_per_reason_and_its_end_once(caplog):
         "cannot reach the IMAP server; retrying with backoff, deadlines are still checked on what is known",
         "the mailbox still cannot be read, now: mailbox.password_file: cannot read",
         "the mailbox is reachable again after 5 failed poll(s)"]
+
+
+def test_polls_of_a_failing_mailbox_really_back_off_when_the_scheduler_runs_them():
+    """`schedule` sets the next run after the job returns; the backoff the failed poll asked for must win."""
+    daemon = Daemon(PollingEngine(["cannot reach the IMAP server"]), SystemClock(), poll_seconds=1)
+    waits = []
+    for _ in range(4):
+        daemon.poll_job.next_run = datetime.now() - timedelta(seconds=1)  # the poll is due
+        daemon.scheduler.run_pending()
+        daemon._hold_back_poll()  # what run() does after every run_pending()
+        waits.append((daemon.poll_job.next_run - datetime.now()).total_seconds())
+    assert daemon.failed_polls == 4
+    for failed, wait in enumerate(waits, start=1):
+        assert 2 ** failed * 0.8 - 0.5 <= wait <= 2 ** failed * 1.2, waits  # 2 s, 4 s, 8 s, 16 s (with jitter)
