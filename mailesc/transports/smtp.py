@@ -81,7 +81,11 @@ async def _send_one(client: aiosmtplib.SMTP, mail: OutgoingMail) -> Exception | 
     try:
         refused, _ = await client.sendmail(mail.sender, list(mail.recipients), mail.data)
     except aiosmtplib.SMTPRecipientsRefused as error:
-        return PermanentTransportError("every recipient was refused: " + "; ".join(
+        # A 4xx at RCPT (greylisting, a full mailbox, a policy server that is down) says "try again later":
+        # the mail waits for its retry like any temporary failure; only 5xx for every recipient is final.
+        temporary = any(400 <= r.code < 500 for r in error.recipients)
+        kind = TemporaryTransportError if temporary else PermanentTransportError
+        return kind("every recipient was refused: " + "; ".join(
             f"{r.recipient}: {r.code} {r.message}" for r in error.recipients))
     except aiosmtplib.SMTPResponseException as error:
         kind = TemporaryTransportError if 400 <= error.code < 500 else PermanentTransportError

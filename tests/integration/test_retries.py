@@ -171,3 +171,21 @@ def test_once_exits_69_while_a_mail_waits_inside_its_retry_pause(tmp_path, smtp_
     done = mailesc("-c", str(config), "once", "--now", retry_at)
     assert done.returncode == 0, done.stderr
     assert len(smtp_sink.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize("code, delivery", [(450, Delivery.PENDING), (451, Delivery.PENDING),
+                                            (550, Delivery.FAILED), (553, Delivery.FAILED)])
+def test_a_recipient_refused_at_rcpt_waits_on_a_4xx_and_fails_for_good_on_a_5xx(engine_for, smtp_sink, code,
+                                                                                   delivery):
+    """Greylisting or a full mailbox answers 4xx at RCPT: the escalation waits for its retry (it was
+    recorded failed for good before); a 5xx for every recipient is final."""
+    engine, store, inbox = engine_for(smtp_section(smtp_sink))
+    customer_writes(inbox, T0, "pat@customer.example")
+    smtp_sink.refuse_rcpt("manager@example.test", code)
+    engine.cycle(T0 + timedelta(hours=1))
+    [record] = store.breaches[1].escalations
+    assert record.delivery is delivery and str(code) in record.error and smtp_sink.messages == []
+    if delivery is Delivery.PENDING:
+        smtp_sink.reset()  # the recipient's server takes mail again
+        engine.cycle(record.retry_at)
+        assert record.delivery is Delivery.SENT and len(smtp_sink.wait_for(1)) == 1
