@@ -32,6 +32,7 @@ username = "support@example.com"
 password_env = "MAILESC_IMAP_PASSWORD"   # or password_file = "/etc/mailesc/imap-password" (mode 600)
 folders = ["INBOX"]
 sent_folder = "auto"             # the SPECIAL-USE \\Sent folder, a folder name, or "" for none
+since = "7d"                     # older mail (back from the first start) threads but starts no clock
 
 [smtp]
 kind = "smtp"                    # smtp | outbox (then: path = "..." — a Maildir the mails are written to)
