@@ -307,24 +307,23 @@ class DryRunStore(Store):
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """A short exclusive lock beside `path`, waited for (for small files many processes write)."""
-    lock = path.with_name(path.name + ".lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a")
-    except OSError as error:
-        raise StoreError(f"cannot open the lock file {lock}: {error.strerror}") from None
-    with handle:
+    with _open_lock_file(path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
-def _lock(path: Path):
+def _open_lock_file(path: Path):
+    """The lock file beside `path` (`mailesc.json.lock`), opened for flock; its folder is made if missing."""
     lock = path.with_name(path.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a")
+        return open(lock, "a")
     except OSError as error:
-        raise StoreError(f"cannot open the lock file {lock} of the store: {error.strerror}") from None
+        raise StoreError(f"cannot open the lock file {lock}: {error.strerror}") from None
+
+
+def _lock(path: Path):
+    handle = _open_lock_file(path)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
