@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Iterator
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import holidays
+if TYPE_CHECKING:
+    import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CLOSED_STREAK = 3 * 366  # this many closed days in a row: the calendar never opens (again)
@@ -182,6 +184,8 @@ def _holiday(text: str | date) -> date | tuple[int, int]:
 
 
 def _public_holidays(country: str, subdivision: str | None) -> holidays.HolidayBase:
+    import holidays  # loads slowly (every country's rules): only for a calendar with holidays_country
+
     supported = holidays.list_supported_countries()
     if country not in supported:
         raise ValueError(f"the holidays package knows no country {country!r} "

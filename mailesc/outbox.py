@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
-import mailparser
-
 from mailesc.clock import isoformat
 from mailesc.humane import format_span, human_time
 from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
@@ -420,6 +418,8 @@ def body_excerpt(raw: bytes | None) -> tuple[str, list[str]]:
     lines left out), and the MIME defects mail-parser found in it."""
     if raw is None:
         return "(the message body is not available)", []
+    import mailparser  # loads slowly: only when an escalation quotes a message
+
     try:
         parsed = mailparser.parse_from_bytes(raw)
         text = "\n".join(parsed.text_plain) or _strip_tags("\n".join(parsed.text_html))

@@ -13,12 +13,14 @@ from email.generator import BytesGenerator
 from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from typing import TYPE_CHECKING
 
 from mailesc.errors import ConfigError
 from mailesc.parse import clean
+
+if TYPE_CHECKING:  # jinja2 itself loads when a template is first needed
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
 ATTACHMENT_BUDGET = 20 * 1024 * 1024  # bytes of thread messages attached to one escalation at most
 _LINE_ENDINGS = re.compile(rb"\r\n|\r(?!\n)|\n")
@@ -110,6 +112,8 @@ class Templates:
         """(file, key, problem) for each template in `names` that is missing or does not render with `sample`."""
         if not self.folder.is_dir() and self.fallback is None:
             return [(str(self.folder), "", "the templates folder does not exist")]
+        import jinja2  # loaded where templates are (see _template)
+
         problems = []
         for name in sorted(names):
             home = self.home(name) or self.folder
@@ -124,6 +128,9 @@ class Templates:
         return problems
 
     def _template(self, folder: Path, filename: str) -> jinja2.Template:
+        import jinja2  # loads slowly: only a command that renders a mail pays for it
+        from jinja2.sandbox import SandboxedEnvironment
+
         if folder not in self._envs:
             self._envs[folder] = SandboxedEnvironment(
                 loader=jinja2.FileSystemLoader(str(folder)),

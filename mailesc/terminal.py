@@ -6,9 +6,8 @@ import sys
 from contextlib import contextmanager, nullcontext
 from typing import Iterable, Iterator, TypeVar
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+# rich loads slowly: it is imported below only when the output really goes to a terminal, so a script or a
+# pipe never pays for it.
 
 T = TypeVar("T")
 RICH_ROWS = 2000  # longer lists stream as plain lines: a rich table measures every row before it prints
@@ -25,6 +24,9 @@ def print_table(columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], plain
         for line in plain_lines(rows):
             print(line)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title or None, header_style="bold", show_lines=False)
     for number, column in enumerate(columns):
         table.add_column(column, justify="right" if numbers_from is not None and number >= numbers_from else "left")
@@ -43,6 +45,9 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     if not interactive(sys.stderr):
         yield from items
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
@@ -54,6 +59,12 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
 @contextmanager
 def busy(what: str) -> Iterator[None]:
     """A spinner on stderr while something slow runs, when stderr is a terminal; nothing in scripts."""
-    status = Console(stderr=True).status(what) if interactive(sys.stderr) else nullcontext()
+    status = _console_status(what) if interactive(sys.stderr) else nullcontext()
     with status:
         yield
+
+
+def _console_status(what: str):
+    from rich.console import Console
+
+    return Console(stderr=True).status(what)
