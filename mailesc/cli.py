@@ -1,4 +1,7 @@
-"""The `mailesc` command: parse arguments, call mailesc.app, print, map errors to exit codes."""
+"""The `mailesc` command: parse arguments, call mailesc.app, print, map errors to exit codes.
+
+mailesc.app and mailesc.config are imported inside the commands that use them, not here: `mailesc --help` and
+the quick commands then do not pay for the modules a cycle needs (tests/cli/test_startup_imports.py pins it)."""
 
 from __future__ import annotations
 
@@ -13,9 +16,8 @@ import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from mailesc import __version__, app, logs
+from mailesc import __version__, logs
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
-from mailesc.config import find_config_file, load_config
 from mailesc.durations import format_duration, parse_duration
 from mailesc.errors import MailescError, UsageError
 from mailesc.history import STATUSES, BreachFilter, load_breach
@@ -214,10 +216,13 @@ def _formats(parser: argparse.ArgumentParser, csv: bool = False) -> None:
 
 
 def _setup(args, starting: bool = False) -> app.Setup:
+    from mailesc import app
+
     return app.load_setup(_config(args), starting=starting)
 
 
 def cmd_run(args) -> int:
+    from mailesc import app
     from mailesc.daemon import Daemon
     from mailesc.sources import open_source
     from mailesc.transports import open_transport
@@ -240,6 +245,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_once(args) -> int:
+    from mailesc import app
+
     setup = _setup(args, starting=True)
     clock = SimulatedClock(_time(args.now, "--now")) if args.now else SystemClock()
     report = app.run_once(setup, clock.now(), app.DryRunTransport(_say) if args.dry_run else None)
@@ -274,6 +281,8 @@ def _say(line: str) -> None:
 
 
 def cmd_replay(args) -> int:
+    from mailesc import app
+
     setup = _setup(args)
     config = setup.config
     store = Path(args.store) if args.store else config.replay_store_path
@@ -303,10 +312,14 @@ def cmd_replay(args) -> int:
 
 
 def _open_store(args) -> Store:
+    from mailesc import app
+
     return Store(app.store_path(_config(args), getattr(args, "replay", False)), readonly=True)
 
 
 def cmd_breaches_list(args) -> int:
+    from mailesc import app
+
     config, now = _config(args), SystemClock().now()
     with busy("reading the breaches"):
         history, period = app.history(config, args.replay, threads=False), config.review.period
@@ -329,6 +342,8 @@ def cmd_breaches_list(args) -> int:
 
 
 def cmd_breaches_show(args) -> int:
+    from mailesc import app
+
     config, now = _config(args), SystemClock().now()
     history = load_breach(app.store_path(config, args.replay), args.id)
     breach = history.breaches.get(args.id)
@@ -345,6 +360,8 @@ def cmd_breaches_show(args) -> int:
 
 
 def cmd_breaches_review(args) -> int:
+    from mailesc import app
+
     config = _config(args)
     entry = app.review(config, args.id, cause=args.cause, note=args.note, by=args.by or _login_name(),
                        reopen=args.reopen, now=SystemClock().now(), replay=args.replay)
@@ -359,6 +376,8 @@ def cmd_breaches_causes(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from mailesc import app
+
     setup, now = _setup(args), SystemClock().now()
     with busy("counting"):
         result = app.report(setup, now, since=_when(args.since, "--since", now),
@@ -393,6 +412,8 @@ def _stream_json_array(docs) -> None:
 
 
 def _config(args):
+    from mailesc.config import find_config_file, load_config
+
     return load_config(find_config_file(args.config))
 
 
@@ -404,6 +425,8 @@ def _login_name() -> str:
 
 
 def cmd_status(args) -> int:
+    from mailesc import app
+
     result = app.status(_config(args), SystemClock().now(), replay=args.replay)
     if args.json:
         print(json.dumps(result))
@@ -435,6 +458,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_breaches_resend(args) -> int:
+    from mailesc import app
+
     message_ids = app.resend(_config(args), args.id, args.level, args.to, SystemClock().now())
     where = f" to {', '.join(args.to)}" if args.to else ""
     print(f"{len(message_ids)} escalation(s) back in the outbox, sent{where} at the next cycle: "
@@ -443,6 +468,8 @@ def cmd_breaches_resend(args) -> int:
 
 
 def cmd_quarantine_retry(args) -> int:
+    from mailesc import app
+
     if bool(args.id) == args.all:
         raise UsageError("give the ids of the messages to read again (see mailesc quarantine), or --all")
     keys = app.quarantine_retry(_config(args), None if args.all else args.id)
@@ -468,6 +495,8 @@ _KIND_WORDS = {"customer": "a customer message", "team": "a team message", "inte
 
 
 def cmd_policies_explain(args) -> int:
+    from mailesc import app
+
     setup = _setup(args)
     received = _time(args.received, "--received") if args.received else None
     result = app.explain(setup, Path(args.eml), received)
@@ -514,6 +543,8 @@ def cmd_policies_check(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from mailesc import app
+
     setup = _setup(args, starting=True)
     print("\n".join(app.check(setup, args.offline)))
     print("OK")

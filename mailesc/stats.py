@@ -8,12 +8,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mailesc.clock import isoformat
 from mailesc.history import History
 from mailesc.model import Breach, Thread
-from mailesc.policies import Policies
+
+if TYPE_CHECKING:  # for the annotations only: the CLI reads GROUPINGS without loading the policy machinery
+    from mailesc.policies import Policies
 
 GROUPINGS = ("policy", "cause", "customer", "weekday", "week")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
