@@ -21,12 +21,13 @@ import bench_latency  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_replay  # noqa: E402
 import bench_review  # noqa: E402
+import bench_startup  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (1k/10k): a smoke run in minutes")
-    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay,review")
+    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay,review,startup")
     args = parser.parse_args(argv)
     quick = ["--quick"] if args.quick else []
     plan = {
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
         "memory": (bench_memory.main, quick),
         "replay": (bench_replay.main, quick + ([] if quick else ["--sizes", "10000,100000", "--timeout", "900"])),
         "review": (bench_review.main, quick),
+        "startup": (bench_startup.main, quick),
     }
     chosen = args.only.split(",") if args.only else list(plan)
     timings = {}
