@@ -8,6 +8,7 @@ flags; the loop does the work between two steps, so a reload never lands in the 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import signal
 import threading
@@ -120,6 +121,13 @@ class Daemon:
             return
         log.info("reloaded: %s", loaded, extra=fields(reload="done"))
 
+    def _backoff_seconds(self, failures: int) -> float:
+        """`poll_seconds` doubled per failure, at most MAX_BACKOFF. The doublings are capped before the power
+        (as in outbox.retry_time): a float poll_seconds times 2**1024 would raise OverflowError after days of a
+        mailbox that keeps failing."""
+        doublings = max(0, math.ceil(math.log2(MAX_BACKOFF / self.poll_seconds))) if self.poll_seconds > 0 else 0
+        return min(self.poll_seconds * 2 ** min(failures, doublings), MAX_BACKOFF)
+
     def _cycle_failed(self, error: str) -> None:
         """A cycle that failed as a whole is logged once (again only when the reason changes) and waited out
         with a growing pause: a deadline that stays due must not make the daemon spin."""
@@ -127,7 +135,7 @@ class Daemon:
         if error != self.last_failure:
             log.error("cycle failed: %s; retrying with backoff", error)
             self.last_failure = error
-        self.stopping.wait(min(self.poll_seconds * 2 ** self.failed_cycles, MAX_BACKOFF))
+        self.stopping.wait(self._backoff_seconds(self.failed_cycles))
 
     def _watch_mailbox(self, error: str | None) -> None:
         """One log line when the mailbox becomes unreachable, one if the reason changes meanwhile (the server is
@@ -144,7 +152,7 @@ class Daemon:
         elif error != self.last_poll_error:
             log.warning("the mailbox still cannot be read, now: %s", error)
         self.last_poll_error = error
-        delay = min(self.poll_seconds * 2 ** self.failed_polls, MAX_BACKOFF) * random.uniform(0.8, 1.2)
+        delay = self._backoff_seconds(self.failed_polls) * random.uniform(0.8, 1.2)
         self.backoff_until = datetime.now() + timedelta(seconds=delay)  # schedule works in local time
         self._hold_back_poll()
 

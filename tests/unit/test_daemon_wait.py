@@ -8,6 +8,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from mailesc.clock import SystemClock
 from mailesc.cycle import CycleReport
 from mailesc.daemon import Daemon
@@ -197,3 +199,14 @@ def test_polls_of_a_failing_mailbox_really_back_off_when_the_scheduler_runs_them
     assert daemon.failed_polls == 4
     for failed, wait in enumerate(waits, start=1):
         assert 2 ** failed * 0.8 - 0.5 <= wait <= 2 ** failed * 1.2, waits  # 2 s, 4 s, 8 s, 16 s (with jitter)
+
+
+
+@pytest.mark.parametrize("poll_seconds, failures, pause", [
+    (30, 0, 30), (30, 1, 60), (30, 3, 240), (30, 4, 300), (30, 5000, 300),
+    (1.5, 1, 3.0), (1.5, 1023, 300), (1.5, 5000, 300), (60.0, 100_000, 300), (600, 3, 300),
+])
+def test_the_backoff_pause_doubles_to_its_cap_and_never_overflows(poll_seconds, failures, pause):
+    """A float poll_seconds times 2**1024 raised OverflowError: days of a failing mailbox ended the daemon."""
+    daemon = Daemon(FakeEngine(source=None), SystemClock(), poll_seconds)
+    assert daemon._backoff_seconds(failures) == pause
