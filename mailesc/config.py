@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailesc.classify import SpamRules
+from mailesc.spam import SpamRules
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
 
