@@ -69,7 +69,6 @@ class Engine:
         self.policies, self.store, self.source = policies, store, source
         self.since, self._history_before, self._first_start = since, None, None
         self._timed_with = None  # the policies the untimed threads were last tried with
-        self._untimed = {thread.id for thread in store.threads.values() if thread.clock_error}
         self._untimed_logged: set[str | None] = set()
         self.archive_after, self.daily, self._archived_at = archive_after, daily, None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
@@ -228,7 +227,6 @@ class Engine:
             return  # the clock already ran out; what was recorded stands
         rule = self.policies.first_match(message)
         thread.policy, thread.due_at, thread.clock_error = (rule.name if rule else None), None, None
-        self._untimed.discard(thread.id)
         if rule is None:
             log.info("thread %s: no rule matches, no clock", thread.id, extra=detail(thread=thread.id))
             return
@@ -245,7 +243,6 @@ class Engine:
         """Keep the thread (and its message) without a clock, flagged for `status`; it is timed again when the
         policies change. Logged once per rule, not once per message."""
         thread.clock_error = str(error)
-        self._untimed.add(thread.id)
         self.store.put_thread(thread)
         if report is not None:
             report.untimed += 1
@@ -257,8 +254,7 @@ class Engine:
     def _retime(self, now: datetime) -> None:
         """Time again the threads their policy could not time, with the policies as they are now: their first
         customer message is read again and matched afresh (by the rule's name if the mailbox cannot give it)."""
-        threads = [self.store.threads[i] for i in sorted(self._untimed) if i in self.store.threads]
-        self._untimed = {thread.id for thread in threads}
+        threads = sorted((thread for thread in self.store.threads.values() if thread.clock_error), key=lambda t: t.id)
         self._untimed_logged.clear()
         if not threads:
             return
@@ -273,7 +269,6 @@ class Engine:
                 continue
             if thread.breach_ids:  # its first deadline stands; a later clock failed: evaluate it again
                 thread.clock_error = None
-                self._untimed.discard(thread.id)
             elif (message := self._reparse(first, raws.get(first.key), now)) is not None:
                 self._start_clock(thread, message)
             else:
@@ -300,7 +295,6 @@ class Engine:
             return  # the rule is gone and the message cannot be read: it stays flagged
         try:
             thread.due_at, thread.clock_error = rule.calendar.add(first.arrived, rule.first_response), None
-            self._untimed.discard(thread.id)
         except ValueError as error:
             self._cannot_time(thread, error, None)
 
