@@ -133,7 +133,7 @@ def reload(config: Config, engine: Engine) -> str:
     has. The config file itself is read at start only. Returns what is in use now."""
     fresh = load_setup(config)
     engine.use(fresh.policies, fresh.templates)
-    return (f"{len(fresh.policies.rules)} rule(s) from {config.policies_path}: "
+    return (f"{len(fresh.policies.rules)} rule(s) from {fresh.policies_path}: "
             + ", ".join(rule.name for rule in fresh.policies.rules) + f"; templates from {config.templates_path}")
 
 

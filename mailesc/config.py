@@ -320,7 +320,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         archive_after=store.duration("archive_after", "90d", allow_never=True),
         review=_review(reader.section("review", ("period", "causes"))),
         daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
-        templates_timezone=_zone(templates, "") or None,
+        templates_timezone=_zone(templates, ""),
         spam=_spam(reader.section("classify", ("spam_score_threshold", "spam_headers"))),
         subject_window=reader.section("threads", ("subject_window",)).duration("subject_window", "30d"),
     )
@@ -395,12 +395,7 @@ def _daily_digest(section: _Section) -> DailyDigestConfig:
             at = time.fromisoformat(text)
         except ValueError:
             section.problem("daily_at", f'must be a time of day like "08:00", not {text!r}')
-    zone = section.text("timezone", "UTC")
-    try:
-        timezone = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        section.problem("timezone", f"is not a known time zone (like Europe/Berlin): {zone!r}")
-        timezone = ZoneInfo("UTC")
+    timezone = _zone(section, "UTC")
     to = section.strings("to", ())
     if text and not to:
         section.problem("to", "a daily digest needs at least one recipient")

@@ -134,9 +134,7 @@ class Policies:
         return uses
 
     def templates(self) -> set[str]:
-        return ({level.template for rule in self.rules for level in rule.escalate}
-                | {rule.warning.template for rule in self.rules if rule.warning}
-                | {rule.acknowledge for rule in self.rules if rule.acknowledge})
+        return {name for name, _source, _key in self.template_uses()}
 
 
 def load_policies(folder: Path) -> Policies:
