@@ -440,8 +440,9 @@ def cmd_status(args) -> int:
             print(f"mailbox failing  since {mailbox['failing_since']}: {mailbox['error']}")
         print(f"threads          {result['threads']} ({result['open_breaches']} open breach(es) of "
               f"{result['breaches']})")
-        print(f"mails waiting    {result['pending_mails']}" + (f" (oldest {result['oldest_pending']}; "
-              f"{result['last_pending_error']})" if result["pending_mails"] else ""))
+        why = f"; {result['last_pending_error']}" if result["last_pending_error"] else ""  # none before a first try
+        print(f"mails waiting    {result['pending_mails']}"
+              + (f" (oldest {result['oldest_pending']}{why})" if result["pending_mails"] else ""))
         print(f"mails failed     {result['failed_mails']}" + (f"  (last: {result['last_failed_error']}; see mailesc "
                                                               f"breaches list)" if result["failed_mails"] else ""))
         print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
