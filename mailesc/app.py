@@ -22,7 +22,7 @@ from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, UsageError
 from mailesc.history import History, load_history
-from mailesc.model import Delivery, Kind, RawMessage, Status
+from mailesc.model import DEFAULT_MAILBOX, Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies
 from mailesc.render import Templates
@@ -187,20 +187,19 @@ class DryRunEngine(Engine):
 
     def cycle(self, now: datetime) -> CycleReport:
         report = super().cycle(now)
-        self.dry_run.tell(recorded_at(self.store, now))
+        self.dry_run.tell(recorded_at(self.store, now))  # this mailbox's
         return report
 
 
-def recorded_at(store: Store, now: datetime) -> list[str]:
+def recorded_at(store, now: datetime) -> list[str]:
     """What a cycle at `now` recorded (for a dry run, which keeps it in memory only): one line per escalation
     level, warning and acknowledgement."""
-    lines = [f"would record breach {breach.id} (policy {breach.policy}, due {isoformat(breach.due_at)}): level "
-             f"{record.level} escalation to {', '.join(record.to)}"
-             for breach in sorted(store.breaches.values(), key=lambda b: b.id) for record in breach.escalations
-             if record.at == now]
-    lines += [f"would record a {_notice_text(notice)} for a thread of policy {thread.policy}"
-              for thread in store.threads.values() for notice in thread.notices if notice.at == now]
-    return lines
+    return [f"would record breach {breach.id} (policy {breach.policy}, due {isoformat(breach.due_at)}): level "
+            f"{record.level} escalation to {', '.join(record.to)}"
+            for breach in sorted(store.breaches.values(), key=lambda b: b.id) for record in breach.escalations
+            if record.at == now] + [
+        f"would record a {_notice_text(notice)} for a thread of policy {thread.policy}"
+        for thread in store.threads.values() for notice in thread.notices if notice.at == now]
 
 
 def _notice_text(notice) -> str:
@@ -399,9 +398,10 @@ def resend(config: Config, breach_id: int, level: int | None, to: list[str] | No
     the next cycle sends them."""
     addresses = list(dict.fromkeys(_address(text) for text in to or []))
     with Store(config.store_path) as store:
-        breach = store.breaches.get(breach_id)
-        if breach is None:
+        box = next((box for box in store.mailboxes() if breach_id in box.breaches), None)
+        if box is None:
             raise UsageError(f"no breach with id {breach_id}")
+        breach = box.breaches[breach_id]
         again = [r for r in breach.escalations if r.delivery is Delivery.FAILED and level in (None, r.level)]
         if not again and addresses and level is not None:
             again = [r for r in breach.escalations if r.level == level]
@@ -415,8 +415,8 @@ def resend(config: Config, breach_id: int, level: int | None, to: list[str] | No
             if addresses:
                 record.to, record.digest = list(addresses), None  # new recipients: a mail of its own
             record.delivery, record.error, record.attempts, record.retry_at = Delivery.PENDING, None, 0, None
-        store.put_breach(breach)
-        store.flush()
+        box.put_breach(breach)
+        box.flush()
         return [record.message_id for record in again]
 
 
@@ -435,14 +435,16 @@ def quarantine_retry(config: Config, keys: list[str] | None) -> list[str]:
     """Mark quarantined messages (these keys, or all with None) to be read again at the next cycle, which takes
     them in like new mail; those that fail again are quarantined again. Returns the keys marked."""
     with Store(config.store_path) as store:
-        unknown = [key for key in keys or [] if key not in store.quarantine]
+        held = [(box, item) for box in store.mailboxes() for item in box.quarantine.values()]
+        unknown = [key for key in keys or [] if key not in {item.key for _, item in held}]
         if unknown:
             raise UsageError(f"not in quarantine: {', '.join(unknown)} (mailesc quarantine lists the ids)")
-        marked = sorted(store.quarantine) if keys is None else list(dict.fromkeys(keys))
-        for key in marked:
-            store.quarantine[key].retry = True
-            store.put_quarantined(store.quarantine[key])
+        for box, item in held:
+            if keys is None or item.key in keys:
+                item.retry = True
+                box.put_quarantined(item)
         store.flush()
+        marked = sorted({item.key for _, item in held}) if keys is None else list(dict.fromkeys(keys))
         return marked
 
 
@@ -492,33 +494,38 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     successful poll older than `daemon.stale_after` (or none at all)."""
     path = store_path(config, replay)
     with Store(path, readonly=True) as store:
-        mailbox = dict(store.health.get("mailbox", {}))
-        records = [r for b in store.breaches.values() for r in b.escalations] + [
-            n for t in store.threads.values() for n in t.notices]
+        boxes = store.mailboxes() or [store.box(DEFAULT_MAILBOX)]
+        mailboxes = [_mailbox_status(box) for box in boxes]
+        mailbox = dict(boxes[0].health.get("mailbox", {}))
+        threads = [thread for box in boxes for thread in box.threads.values()]
+        breaches = [breach for box in boxes for breach in box.breaches.values()]
+        records = [r for b in breaches for r in b.escalations] + [n for t in threads for n in t.notices]
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
         result = {
             "store": str(path),
-            "mailbox": {key: mailbox.get(key) for key in ("ok_at", "error", "error_at", "failing_since")},
-            "threads": len(store.threads),
-            "open_breaches": sum(1 for b in store.breaches.values() if b.status is Status.OPEN),
-            "breaches": len(store.breaches),
+            "mailbox": {key: mailbox.get(key) for key in _HEALTH_KEYS},
+            "mailboxes": mailboxes,
+            "threads": len(threads),
+            "open_breaches": sum(1 for b in breaches if b.status is Status.OPEN),
+            "breaches": len(breaches),
             "pending_mails": len(pending),
             "oldest_pending": isoformat(min((r.at for r in pending), default=None)),
             "last_pending_error": next((r.error for r in pending if r.error), None),
             "failed_mails": len(failed),
             "last_failed_error": max(failed, key=lambda r: r.at).error if failed else None,
-            "quarantined": len(store.quarantine),
-            "untimed_threads": sum(1 for t in store.threads.values() if t.clock_error),
-            "untimed_reason": next((t.clock_error for t in store.threads.values() if t.clock_error), None),
-            "daily_digest": store.health.get("daily_digest"),
+            "quarantined": sum(len(box.quarantine) for box in boxes),
+            "untimed_threads": sum(1 for t in threads if t.clock_error),
+            "untimed_reason": next((t.clock_error for t in threads if t.clock_error), None),
+            "daily_digest": store.installation.health.get("daily_digest"),
         }
     result["last_poll_at"] = None  # a replay has no daemon: its liveness is not judged
     problems = [] if replay else _liveness(config, path, mailbox.get("ok_at"), now, result)
     result["stale_after_seconds"] = int(config.stale_after.total_seconds())
-    if result["mailbox"]["error"]:
-        problems.append(f"the mailbox is failing since {result['mailbox']['failing_since']}: "
-                        f"{result['mailbox']['error']}")
+    for box in mailboxes:
+        if box["error"]:
+            which = "the mailbox" if len(mailboxes) == 1 else f"mailbox {box['name']}"
+            problems.append(f"{which} is failing since {box['failing_since']}: {box['error']}")
     if failed:
         problems.append(f"{len(failed)} mail(s) refused for good (last: {result['last_failed_error']}; see mailesc "
                         f"breaches list)")
@@ -534,6 +541,17 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     result["problems"] = problems
     result["healthy"] = not problems
     return result
+
+
+_HEALTH_KEYS = ("ok_at", "error", "error_at", "failing_since")
+
+
+def _mailbox_status(box) -> dict:
+    """One mailbox's part of `status`: its last poll and failure, its live threads, breaches and quarantine."""
+    health = box.health.get("mailbox", {})
+    return {"name": box.name, **{key: health.get(key) for key in _HEALTH_KEYS}, "threads": len(box.threads),
+            "open_breaches": sum(1 for b in box.breaches.values() if b.status is Status.OPEN),
+            "quarantined": len(box.quarantine)}
 
 
 def _liveness(config: Config, path: Path, store_ok_at: str | None, now: datetime, result: dict) -> list[str]:

@@ -480,10 +480,10 @@ def cmd_quarantine_retry(args) -> int:
 
 def cmd_quarantine(args) -> int:
     with _open_store(args) as store:
-        items = sorted(store.quarantine.values(), key=lambda q: q.at)
+        items = sorted((item for box in store.mailboxes() for item in box.quarantine.values()), key=lambda q: q.at)
     if args.json:
         print(json.dumps([{"key": q.key, "folder": q.folder, "reason": q.reason, "at": q.at.isoformat(),
-                           "retry": q.retry} for q in items], indent=2))
+                           "retry": q.retry, "mailbox": q.mailbox} for q in items], indent=2))
     else:
         print("\n".join(f"{q.at.isoformat()}  {q.key}  {q.reason}" + ("  (read again at the next cycle)"
                                                                       if q.retry else "")

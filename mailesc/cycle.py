@@ -18,8 +18,8 @@ from mailesc.classify import People, SpamRules, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
 from mailesc.logs import detail, fields
-from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined, RawMessage, Status,
-                           Thread, ThreadMessage)
+from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined,
+                           RawMessage, Status, Thread, ThreadMessage)
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
@@ -157,6 +157,7 @@ class Engine:
         thread = self.index.place(message, may_open=kind is not Kind.AUTO)
         if thread is None:
             return  # auto-generated mail never opens a thread (in one, it is kept but never counts)
+        thread.mailbox = self.store.name
         known = next((m for m in thread.messages if m.message_id == message.message_id), None)
         if known is not None:  # the same message again: in a second folder, or re-read after a UIDVALIDITY change
             if known.folder == message.folder and known.key != message.key:
@@ -216,7 +217,7 @@ class Engine:
         if last is not None and now - last < rule.acknowledge_every:
             return
         thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
-                                     message_id=mail_message_id(self.secret, thread.id, "A", self.own_address)))
+                                     message_id=self._mail_id(thread, "A")))
         self._acknowledged[message.sender] = now
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
@@ -369,7 +370,7 @@ class Engine:
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
         thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
-                                     message_id=mail_message_id(self.secret, thread.id, "W", self.own_address)))
+                                     message_id=self._mail_id(thread, "W")))
         self.store.put_thread(thread)
         self.outbox.expect(thread)
         report.warnings_recorded += 1
@@ -387,8 +388,8 @@ class Engine:
             if step.level.number not in breach.escalated_levels() and not passed_over:
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
-                                          message_id=mail_message_id(self.secret, thread.id, _clock_mark(breach.clock)
-                                                                     + f"L{step.level.number}", self.own_address))
+                                          message_id=self._mail_id(thread, _clock_mark(breach.clock)
+                                                                          + f"L{step.level.number}"))
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
                 self.store.put_breach(breach)
@@ -396,6 +397,12 @@ class Engine:
                 report.escalations_recorded += 1
                 log.info("breach %d: level %d escalation recorded (thread %s)", breach.id, record.level, thread.id,
                          extra=detail(breach=breach.id, thread=thread.id, escalation_level=record.level))
+
+    def _mail_id(self, thread: Thread, what: str) -> str:
+        """The signed Message-ID of a mail about `thread`: the same for the same mail whenever it is composed
+        (a resend after a crash is the same mail), different for each mailbox's thread of the same root id."""
+        ref = thread.id if thread.mailbox == DEFAULT_MAILBOX else f"{thread.mailbox}\n{thread.id}"
+        return mail_message_id(self.secret, ref, what, self.own_address)
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time);

@@ -34,7 +34,7 @@ class DailyDigest:
         """When the next digest should go: today's time if today's is not sent yet, else tomorrow's."""
         if self.config.at is None:
             return None
-        record = self.store.health.get(RECORD, {})
+        record = self.store.installation.health.get(RECORD, {})
         if record.get("delivery") == "pending":
             return datetime.fromisoformat(record["retry_at"]) if record.get("retry_at") else now
         today = now.astimezone(self.config.timezone).date()
@@ -46,13 +46,13 @@ class DailyDigest:
         due = self.due_at(now)
         if due is None or now < due:
             return
-        record = self.store.health.get(RECORD, {})
+        record = self.store.installation.health.get(RECORD, {})
         if record.get("delivery") != "pending":
             day = now.astimezone(self.config.timezone).date()
             record = {"date": day.isoformat(), "message_id": self._message_id(day), "delivery": "pending",
                       "attempts": 0, "retry_at": None, "error": None}
         record = {**record, "attempts": record["attempts"] + 1}
-        self.store.health[RECORD] = record
+        self.store.installation.health[RECORD] = record
         self.store.flush()  # on disk before it goes out: a crash resends this very mail
         try:
             error = self.transport.send([self._compose(record, now)]).get(record["message_id"])
@@ -61,12 +61,12 @@ class DailyDigest:
         except Exception as fault:  # a template or transport fault is retried later; it never stops the daemon
             log.debug("the daily digest could not be sent", exc_info=True)
             error = fault
-        self.store.health[RECORD] = {**record, **_outcome(error, record["attempts"], now)}
+        self.store.installation.health[RECORD] = {**record, **_outcome(error, record["attempts"], now)}
         self.store.flush()
 
     def waiting(self) -> str | None:
         """Why the day's digest is recorded but not sent yet (it waits for a retry), or None."""
-        record = self.store.health.get(RECORD, {})
+        record = self.store.installation.health.get(RECORD, {})
         return (record.get("error") or "not sent yet") if record.get("delivery") == "pending" else None
 
     def _compose(self, record: dict, now: datetime):

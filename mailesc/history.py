@@ -18,12 +18,17 @@ STATUSES = tuple(str(status) for status in Status)
 
 @dataclass
 class History:
-    threads: dict[str, Thread] = field(default_factory=dict)
+    threads: dict[tuple[str, str], Thread] = field(default_factory=dict)  # by (mailbox, thread id): see thread_key
     breaches: dict[int, Breach] = field(default_factory=dict)
     reviews: Reviews = field(default_factory=Reviews)
 
     def thread_of(self, breach: Breach) -> Thread | None:
-        return self.threads.get(breach.thread)
+        return self.threads.get((breach.mailbox, breach.thread))
+
+
+def thread_key(thread: Thread) -> tuple[str, str]:
+    """A thread's id is unique within its mailbox only (one customer mail to two support addresses)."""
+    return thread.mailbox, thread.id
 
 
 def load_history(store_path: Path, threads: bool = True, live: Store | None = None) -> History:
@@ -32,19 +37,21 @@ def load_history(store_path: Path, threads: bool = True, live: Store | None = No
     history = History(reviews=Reviews.load(store_path))
     for thread, breaches in read_archive(store_path, threads):
         if thread is not None:
-            history.threads[thread.id] = thread
+            history.threads[thread_key(thread)] = thread
         history.breaches.update((breach.id, breach) for breach in breaches)
     with nullcontext(live) if live is not None else Store(store_path, readonly=True, threads=threads) as store:
-        history.threads.update(store.threads if threads else {})  # live records win over archived copies
-        history.breaches.update(store.breaches)
+        for box in store.mailboxes():  # live records win over archived copies
+            if threads:
+                history.threads.update((thread_key(thread), thread) for thread in box.threads.values())
+            history.breaches.update(box.breaches)
     return history
 
 
 def load_breach(store_path: Path, breach_id: int) -> History:
     """Just one breach with its thread and reviews (empty if there is no such breach)."""
     thread, breach = find_breach(store_path, breach_id)
-    return History(threads={thread.id: thread} if thread else {}, breaches={breach.id: breach} if breach else {},
-                   reviews=Reviews.load(store_path))
+    return History(threads={thread_key(thread): thread} if thread else {},
+                   breaches={breach.id: breach} if breach else {}, reviews=Reviews.load(store_path))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from mailesc.headertext import header_text
 
+DEFAULT_MAILBOX = "default"  # the name of the mailbox of a config with a single, unnamed [mailbox] table
+
 
 @dataclass(frozen=True)
 class RawMessage:
@@ -124,6 +126,7 @@ class Thread:
     notices: list[Notice] = field(default_factory=list)
     clock_error: str | None = None  # why its policy could not time it (a calendar that never opens): no clock
     # until the policies change; then it is timed again. Never a reason to quarantine the customer's message.
+    mailbox: str = DEFAULT_MAILBOX  # the mailbox it was read from: a thread id is unique within its mailbox only
 
     def first_customer_message(self) -> ThreadMessage | None:
         return self.first_customer_message_after(None)
@@ -170,6 +173,7 @@ class Breach:
     acknowledged_by: str | None = None  # a manager who replied to an escalation: the ladder stops
     acknowledged_at: datetime | None = None
     clock: int = 0  # 0: the first response; 1, 2, ...: the next responses after the customer wrote again
+    mailbox: str = DEFAULT_MAILBOX  # its thread's mailbox (breach ids are unique in the whole installation)
 
     def escalated_levels(self) -> set[int]:
         return {record.level for record in self.escalations}
@@ -183,3 +187,4 @@ class Quarantined:
     at: datetime
     arrived: datetime | None = None  # as the source said, so that a message read again keeps its arrival time
     retry: bool = False  # read it again at the next cycle (`mailesc quarantine retry`, or the policies changed)
+    mailbox: str = DEFAULT_MAILBOX

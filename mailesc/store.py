@@ -27,8 +27,8 @@ from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
-from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status, Thread,
-                           ThreadMessage)
+from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status,
+                           Thread, ThreadMessage)
 
 
 class AtomicJSONStorage(Storage):
@@ -83,18 +83,18 @@ def _fsync_folder(folder: Path) -> None:
 
 
 class NamedRecords(MutableMapping):
-    """A table of small documents by name, written at the next flush when set: each source's bookmarks
-    per folder (UIDVALIDITY and last UID, or seen Maildir keys), and the daemon's health."""
+    """A table of small documents by name, written at the next flush when set: a mailbox's bookmarks per folder
+    (UIDVALIDITY and last UID, or seen Maildir keys), its health, its first start; or the installation's."""
 
-    def __init__(self, store: "Store", table: str):
-        self.store, self.table, self.data = store, table, {}
+    def __init__(self, store: "Store", table: str, mailbox: str):
+        self.store, self.table, self.mailbox, self.data = store, table, mailbox, {}
 
     def __getitem__(self, name: str) -> dict:
         return self.data[name]
 
     def __setitem__(self, name: str, state: dict) -> None:
         self.data[name] = state
-        self.store.mark_dirty(self.table, name)
+        self.store.mark_dirty(self.table, (self.mailbox, name))
 
     def __delitem__(self, name: str) -> None:
         raise StoreError(f"{self.table} records are replaced, never deleted")
@@ -106,96 +106,47 @@ class NamedRecords(MutableMapping):
         return len(self.data)
 
 
-class Store:
-    """A small repository API over one file in TinyDB's layout: threads, breaches, sync bookmarks, health,
-    counters and quarantine."""
+class FileBox:
+    """One mailbox's live records in the file store: what an engine works on (repository.MailboxStore).
 
-    def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True):
-        """`threads=False` (read-only only) skips reading the threads: breach lists do not need them."""
-        self.path = Path(path)
-        self.readonly, self._with_threads = readonly, threads or not readonly
-        self._lock = None if readonly else _lock(self.path)
-        if not readonly:
-            self._remove_stale_temp_files()
-        self._storage = AtomicJSONStorage(str(self.path))
+    Its changes are written with everything else in the store at the next flush of any box."""
+
+    def __init__(self, store: "Store", name: str):
+        self.store, self.name = store, name
         self.threads: dict[str, Thread] = {}
         self.breaches: dict[int, Breach] = {}
-        self.sync = NamedRecords(self, "sync")
-        self.health = NamedRecords(self, "health")
-        self.meta = NamedRecords(self, "meta")  # counters that must survive archiving: the last breach id
         self.quarantine: dict[str, Quarantined] = {}
-        self._last_breach_id: int | None = None
-        self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
-        self._texts: dict[str, dict[int, str]] = {table: {} for table in TABLES}  # document id -> its JSON
-        self._dirty: dict[str, set] = {table: set() for table in TABLES}
-        try:
-            self._load()
-        except StoreError:
-            self.close()
-            raise
-
-    def _remove_stale_temp_files(self) -> None:
-        """A write cut short by a crash leaves its temp file behind; with the lock held, none is in use."""
-        for temp in self.path.parent.glob(f".{self.path.name}.*"):
-            temp.unlink(missing_ok=True)
-
-    # -- reading ------------------------------------------------------------------------------------------------
-
-    def _load(self) -> None:
-        """Read the file once, turning each record into an object (and, unless read-only, keeping its JSON
-        text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
-        readers = {"threads": lambda doc: (doc["id"], _thread_from(doc), self.threads),
-                   "breaches": lambda doc: (doc["id"], _breach_from(doc), self.breaches),
-                   "quarantine": lambda doc: (doc["key"], _quarantined_from(doc), self.quarantine)}
-        for records in (self.sync, self.health, self.meta):
-            readers[records.table] = lambda doc, records=records: (doc["name"], doc["state"], records.data)
-        place = "at its start"
-        try:
-            for table, doc_id, doc, place in _documents_of(self._storage):
-                if table not in readers or (table == "threads" and not self._with_threads):
-                    continue
-                key, record, into = readers[table](doc)
-                into[key] = record
-                self._doc_ids[table][key] = int(doc_id)
-                if not self.readonly:
-                    self._texts[table][int(doc_id)] = _text(doc)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
-
-    # -- changing -----------------------------------------------------------------------------------------------
+        self.sync = NamedRecords(store, "sync", name)
+        self.health = NamedRecords(store, "health", name)
+        self.meta = NamedRecords(store, "meta", name)
 
     def put_thread(self, thread: Thread) -> None:
+        thread.mailbox = self.name
         self.threads[thread.id] = thread
-        self._dirty["threads"].add(thread.id)
+        self.store.mark_dirty("threads", (self.name, thread.id))
 
     def new_breach(self, **values) -> Breach:
-        """A breach with the next id: ids are never reused, not even those of archived breaches."""
-        if self._last_breach_id is None:
-            self._last_breach_id = max(self.meta.get("breach_ids", {}).get("last", 0), max(self.breaches, default=0))
-        self._last_breach_id += 1
-        breach = Breach(id=self._last_breach_id, **values)
-        self.meta["breach_ids"] = {"last": breach.id}
+        """A breach with the next id of the installation: ids are never reused, not even archived ones'."""
+        breach = Breach(id=self.store.next_breach_id(), mailbox=self.name, **values)
         self.put_breach(breach)
         return breach
 
     def put_breach(self, breach: Breach) -> None:
         self.breaches[breach.id] = breach
-        self._dirty["breaches"].add(breach.id)
-
-    def mark_dirty(self, table: str, name: str) -> None:
-        self._dirty[table].add(name)
+        self.store.mark_dirty("breaches", (self.name, breach.id))
 
     def put_quarantined(self, item: Quarantined) -> None:
+        item.mailbox = self.name
         self.quarantine[item.key] = item
-        self._dirty["quarantine"].add(item.key)
+        self.store.mark_dirty("quarantine", (self.name, item.key))
 
     def drop_quarantined(self, key: str) -> None:
         """Out of quarantine (it is being read again; a new failure puts it back)."""
         if self.quarantine.pop(key, None) is not None:
-            self._dirty["quarantine"].add(key)
+            self.store.mark_dirty("quarantine", (self.name, key))
 
     def first_start(self, now: datetime) -> datetime:
-        """When mailesc first ran on this store (`now`, remembered, if this is the first time): the anchor of
+        """When mailesc first watched this mailbox (`now`, remembered, if this is the first time): the anchor of
         `[mailbox] since`, so that it stays put across restarts. A store an older mailesc kept has no such
         record; its earliest message stands in, so that nothing it already tracks becomes history."""
         known = self.meta.get("first_start")
@@ -207,36 +158,179 @@ class Store:
         return start
 
     def archive(self, threads: list[Thread]) -> None:
-        """Move `threads` and their breaches out of the live store: appended (and fsynced) to this month's
-        archive file now, gone from the live file at the next flush. A crash in between leaves a thread in
-        both places, never in neither; readers take the archive's latest copy."""
+        self.store.archive_threads(self, threads)
+
+    def flush(self) -> None:
+        self.store.flush()
+
+    def record_poll(self, at: datetime) -> None:
+        self.store.record_poll(at)
+
+
+INSTALLATION = ""  # the box of the installation-wide records: the daily digest's delivery, the last breach id
+_INSTALLATION_RECORDS = {"health": {"daily_digest"}, "meta": {"breach_ids"}}  # kept without a mailbox before
+
+
+class Store:
+    """The embedded store: one file in TinyDB's layout holding every mailbox's threads, breaches, sync
+    bookmarks, health, counters and quarantine. `box(name)` is one mailbox's part, the installation's records
+    are in `installation`.
+
+    The attributes and methods of a box are also the store's own, meaning the default mailbox's: a shortcut
+    for a config with a single mailbox (and for tests)."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True):
+        """`threads=False` (read-only only) skips reading the threads: breach lists do not need them."""
+        self.path = Path(path)
+        self.readonly, self._with_threads = readonly, threads or not readonly
+        self._lock = None if readonly else _lock(self.path)
+        if not readonly:
+            self._remove_stale_temp_files()
+        self._storage = AtomicJSONStorage(str(self.path))
+        self.boxes: dict[str, FileBox] = {}
+        self.installation = self.box(INSTALLATION)
+        self._default = self.box(DEFAULT_MAILBOX)
+        self._last_breach_id: int | None = None
+        self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
+        self._texts: dict[str, dict[int, str]] = {table: {} for table in TABLES}  # document id -> its JSON
+        self._dirty: dict[str, set] = {table: set() for table in TABLES}
+        try:
+            self._load()
+        except StoreError:
+            self.close()
+            raise
+
+    def box(self, name: str) -> FileBox:
+        """The records of mailbox `name` (none yet for a mailbox never watched)."""
+        if name not in self.boxes:
+            self.boxes[name] = FileBox(self, name)
+        return self.boxes[name]
+
+    def mailboxes(self) -> list[FileBox]:
+        """Every mailbox with records, the installation's box left out."""
+        return [box for name, box in self.boxes.items() if name != INSTALLATION]
+
+    def _remove_stale_temp_files(self) -> None:
+        """A write cut short by a crash leaves its temp file behind; with the lock held, none is in use."""
+        for temp in self.path.parent.glob(f".{self.path.name}.*"):
+            temp.unlink(missing_ok=True)
+
+    # -- the default mailbox, for single-mailbox callers ----------------------------------------------------------
+
+    name = property(lambda self: self._default.name)
+    threads = property(lambda self: self._default.threads)
+    breaches = property(lambda self: self._default.breaches)
+    quarantine = property(lambda self: self._default.quarantine)
+    sync = property(lambda self: self._default.sync)
+    health = property(lambda self: self._default.health)
+    meta = property(lambda self: self._default.meta)
+
+    def put_thread(self, thread: Thread) -> None:
+        self._default.put_thread(thread)
+
+    def new_breach(self, **values) -> Breach:
+        return self._default.new_breach(**values)
+
+    def put_breach(self, breach: Breach) -> None:
+        self._default.put_breach(breach)
+
+    def put_quarantined(self, item: Quarantined) -> None:
+        self._default.put_quarantined(item)
+
+    def drop_quarantined(self, key: str) -> None:
+        self._default.drop_quarantined(key)
+
+    def first_start(self, now: datetime) -> datetime:
+        return self._default.first_start(now)
+
+    def archive(self, threads: list[Thread]) -> None:
+        self.archive_threads(self._default, threads)
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Read the file once, turning each record into an object (and, unless read-only, keeping its JSON
+        text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
+        place = "at its start"
+        try:
+            for table, doc_id, doc, place in _documents_of(self._storage):
+                if table not in TABLES or (table == "threads" and not self._with_threads):
+                    continue
+                key = self._take(table, doc)
+                self._doc_ids[table][key] = int(doc_id)
+                if not self.readonly:
+                    self._texts[table][int(doc_id)] = _text(doc)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+
+    def _take(self, table: str, doc: dict):
+        """Put a record read from the file into its mailbox's box; its key in the file's tables."""
+        if table == "threads":
+            thread = _thread_from(doc)
+            self.box(thread.mailbox).threads[thread.id] = thread
+            return thread.mailbox, thread.id
+        if table == "breaches":
+            breach = _breach_from(doc)
+            self.box(breach.mailbox).breaches[breach.id] = breach
+            return breach.id
+        if table == "quarantine":
+            item = _quarantined_from(doc)
+            self.box(item.mailbox).quarantine[item.key] = item
+            return item.mailbox, item.key
+        name = doc["name"]
+        mailbox = doc.get("mailbox", INSTALLATION if name in _INSTALLATION_RECORDS.get(table, ()) else DEFAULT_MAILBOX)
+        getattr(self.box(mailbox), table).data[name] = doc["state"]
+        return mailbox, name
+
+    # -- changing -----------------------------------------------------------------------------------------------
+
+    def next_breach_id(self) -> int:
+        if self._last_breach_id is None:
+            self._last_breach_id = max(self.installation.meta.get("breach_ids", {}).get("last", 0),
+                                       max((i for box in self.boxes.values() for i in box.breaches), default=0))
+        self._last_breach_id += 1
+        self.installation.meta["breach_ids"] = {"last": self._last_breach_id}
+        return self._last_breach_id
+
+    def mark_dirty(self, table: str, key) -> None:
+        self._dirty[table].add(key)
+
+    def archive_threads(self, box: FileBox, threads: list[Thread]) -> None:
+        """Move `threads` of `box` and their breaches out of the live store: appended (and fsynced) to this
+        month's archive file now, gone from the live file at the next flush. A crash in between leaves a thread
+        in both places, never in neither; readers take the archive's latest copy."""
         if not threads:
             return
         months: dict[str, list[str]] = {}
         for thread in threads:
-            breaches = [self.breaches[i] for i in thread.breach_ids.values() if i in self.breaches]
+            breaches = [box.breaches[i] for i in thread.breach_ids.values() if i in box.breaches]
             months.setdefault(_month(thread), []).append(
                 _text({"thread": _thread_doc(thread), "breaches": [_breach_doc(b) for b in breaches]}))
         for month, lines in months.items():
             _append_lines(archive_folder(self.path) / f"{month}.jsonl", lines)
         for thread in threads:
             for breach_id in thread.breach_ids.values():
-                self.breaches.pop(breach_id, None)
-                self._dirty["breaches"].add(breach_id)
-            del self.threads[thread.id]
-            self._dirty["threads"].add(thread.id)
+                box.breaches.pop(breach_id, None)
+                self.mark_dirty("breaches", (box.name, breach_id))
+            del box.threads[thread.id]
+            self.mark_dirty("threads", (box.name, thread.id))
 
     def flush(self) -> None:
-        """Write every change since the last flush in one atomic file write."""
+        """Write every change since the last flush, of every mailbox, in one atomic file write."""
         if self.readonly:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
-        self._write("threads", _docs(self.threads, self._dirty["threads"], _thread_doc))
-        for records in (self.sync, self.health, self.meta):
-            self._write(records.table, ((k, {"name": k, "state": records[k]}) for k in self._dirty[records.table]))
-        self._write("quarantine", _docs(self.quarantine, self._dirty["quarantine"], lambda q: _plain(asdict(q))))
-        self._write("breaches", _docs(self.breaches, self._dirty["breaches"], _breach_doc))
+        dirty = self._dirty
+        self._write("threads", ((key, _doc_of(self.boxes[key[0]].threads, key[1], _thread_doc))
+                                for key in dirty["threads"]))
+        for table in ("sync", "health", "meta"):
+            self._write(table, ((key, _named_doc(key, getattr(self.boxes[key[0]], table)[key[1]]))
+                                for key in dirty[table]))
+        self._write("quarantine", ((key, _doc_of(self.boxes[key[0]].quarantine, key[1], _quarantined_doc))
+                                   for key in dirty["quarantine"]))
+        self._write("breaches", ((key[1], _doc_of(self.boxes[key[0]].breaches, key[1], _breach_doc))
+                                 for key in dirty["breaches"]))
         try:
             self._storage.write_with(self._write_file)
         except OSError as error:
@@ -297,7 +391,7 @@ class DryRunStore(Store):
     def flush(self) -> None:
         pass
 
-    def archive(self, threads: list[Thread]) -> None:
+    def archive_threads(self, box: FileBox, threads: list[Thread]) -> None:
         pass
 
     def record_poll(self, at: datetime) -> None:
@@ -386,11 +480,12 @@ def archive_folder(store_path: Path) -> Path:
 def read_archive(store_path: Path, threads: bool = True) -> Iterator[tuple[Thread | None, list[Breach]]]:
     """Every archived thread with its breaches, the latest copy of each (a crash may have written two);
     with `threads=False`, None instead of each thread (quicker, for breach lists)."""
-    latest: dict[str, tuple[dict, str]] = {}
+    latest: dict[tuple[str, str], tuple[dict, tuple[Path, str]]] = {}
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
         for doc, where in _documents(path):
-            latest.pop(doc["thread"]["id"], None)  # re-insert: the dict keeps archive order, latest copy last
-            latest[doc["thread"]["id"]] = doc, where
+            key = doc["thread"].get("mailbox", DEFAULT_MAILBOX), doc["thread"]["id"]
+            latest.pop(key, None)  # re-insert: the dict keeps archive order, latest copy last
+            latest[key] = doc, where
     for doc, where in latest.values():
         yield _archived(doc, where, threads)
 
@@ -408,7 +503,9 @@ def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach
     doc = db.table("breaches").get(doc_id=breach_id) if db is not None else None
     if doc is not None:
         try:
-            thread = next((t for t in db.table("threads").all() if t["id"] == doc["thread"]), None)
+            mailbox = doc.get("mailbox", DEFAULT_MAILBOX)
+            thread = next((t for t in db.table("threads").all()
+                           if t["id"] == doc["thread"] and t.get("mailbox", DEFAULT_MAILBOX) == mailbox), None)
             return (_thread_from(thread) if thread else None), _breach_from(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", store_path, f"near breach {breach_id}",
@@ -615,9 +712,15 @@ def _text(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
-def _docs(records: dict, keys: set, to_doc) -> Iterator[tuple]:
-    """(key, document) for `keys`, one at a time; None for a key no longer in `records` (it was archived)."""
-    return ((k, to_doc(records[k]) if k in records else None) for k in keys)
+def _doc_of(records: dict, key, to_doc) -> dict | None:
+    """The document of `records[key]`; None for a key no longer there (archived, or out of quarantine)."""
+    return to_doc(records[key]) if key in records else None
+
+
+def _named_doc(key: tuple[str, str], state: dict) -> dict:
+    mailbox, name = key
+    return {"name": name, "state": state} if mailbox == DEFAULT_MAILBOX else {"name": name, "mailbox": mailbox,
+                                                                               "state": state}
 
 
 def _plain(values: dict) -> dict:
@@ -645,6 +748,8 @@ def _thread_doc(thread: Thread) -> dict:
     doc["notices"] = [{**_plain(vars(n)), "to": list(n.to)} for n in thread.notices]
     if thread.clock_error is None:
         del doc["clock_error"]  # written only when there is one: most threads never have it
+    if thread.mailbox == DEFAULT_MAILBOX:
+        del doc["mailbox"]  # a single-mailbox store stays as it was
     return doc
 
 
@@ -662,7 +767,7 @@ def _thread_from(doc: dict) -> Thread:
     return Thread(id=intern(doc["id"]), subject=doc["subject"], ids={intern(i) for i in doc["ids"]}, messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
-                  notices=notices, clock_error=doc.get("clock_error"))
+                  notices=notices, clock_error=doc.get("clock_error"), mailbox=doc.get("mailbox", DEFAULT_MAILBOX))
 
 
 def _breach_doc(breach: Breach) -> dict:
@@ -671,6 +776,8 @@ def _breach_doc(breach: Breach) -> dict:
     for escalation in doc["escalations"]:
         if not escalation["resent"]:
             del escalation["resent"]  # written only once `breaches resend` was used
+    if breach.mailbox == DEFAULT_MAILBOX:
+        del doc["mailbox"]
     return doc
 
 
@@ -688,6 +795,14 @@ def _breach_from(doc: dict) -> Breach:
                      "escalations": escalations})
 
 
+def _quarantined_doc(item: Quarantined) -> dict:
+    doc = _plain(asdict(item))
+    if item.mailbox == DEFAULT_MAILBOX:
+        del doc["mailbox"]
+    return doc
+
+
 def _quarantined_from(doc: dict) -> Quarantined:
     return Quarantined(key=doc["key"], folder=doc["folder"], reason=doc["reason"], at=parse_iso(doc["at"]),
-                       arrived=_time(doc.get("arrived")), retry=bool(doc.get("retry", False)))
+                       arrived=_time(doc.get("arrived")), retry=bool(doc.get("retry", False)),
+                       mailbox=doc.get("mailbox", DEFAULT_MAILBOX))

@@ -76,7 +76,7 @@ def _history():
                  "a@one.example")]
     breaches = [_breach(1, t[2]), _breach(2, t[3], acknowledged_after_h=2)]
     reviews = Reviews([ReviewEntry(breach=1, at=NOW, by="alice", action="review", cause="staffing")])
-    history = History(threads={x.id: x for x in t}, breaches={b.id: b for b in breaches}, reviews=reviews)
+    history = History(threads={(x.mailbox, x.id): x for x in t}, breaches={b.id: b for b in breaches}, reviews=reviews)
     return history, Policies(rules=(_rule("gold"), _rule("basic")), calendars={"office": OFFICE})
 
 
