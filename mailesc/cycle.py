@@ -61,7 +61,7 @@ class CycleReport:
 class Engine:
     def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
-                 archive_after: timedelta | None = None, daily=None, secret: bytes, mail_zone=None,
+                 archive_after: timedelta | None = None, secret: bytes, mail_zone=None,
                  since: timedelta | datetime | None = None, spam: SpamRules | None = None,
                  subject_window: timedelta = SUBJECT_WINDOW):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
@@ -70,7 +70,7 @@ class Engine:
         self.since, self._history_before, self._first_start = since, None, None
         self._timed_with = None  # the policies the untimed threads were last tried with
         self._untimed_logged: set[str | None] = set()
-        self.archive_after, self.daily, self._archived_at = archive_after, daily, None
+        self.archive_after, self._archived_at = archive_after, None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
         self.people = who_is_who(policies, team, sender, secret)
         self.own_address, self.spam = self.people.own_address, spam
@@ -105,11 +105,6 @@ class Engine:
         self.deliver(now, report)
         self.store.flush()
         self.archive(now)
-        if self.daily is not None:
-            self.daily.run(now)
-            if (waiting := self.daily.waiting()) is not None:
-                report.mails_waiting += 1
-                report.transport_error = report.transport_error or waiting
         return report
 
     def _record_poll(self, now: datetime, error: str | None) -> None:
@@ -408,9 +403,8 @@ class Engine:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time);
         `now` itself when new mail changed a thread that has not been looked at yet."""
         retry = self.outbox.next_retry()
-        daily = self.daily.due_at(now) if self.daily is not None else None
-        times = [self.agenda.next_at(now)] + [when for when in (retry, daily) if when and when > now]
-        return min((when for when in times if when), default=None)
+        return min((when for when in (self.agenda.next_at(now), retry if retry and retry > now else None) if when),
+                   default=None)
 
     def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
         if verdict.clock in thread.breach_ids:
@@ -476,8 +470,6 @@ class Engine:
         self.policies = policies
         self.people = replace(self.people, managers=policies.recipients())
         self.outbox.policies, self.outbox.templates = policies, templates  # rule order, zones; mails
-        if self.daily is not None:
-            self.daily.templates = templates
         for thread_id in self.store.threads:
             self.agenda.changed(thread_id)
 
