@@ -517,7 +517,8 @@ def _distinct_mailboxes(sections: list[_Section], boxes: list[MailboxConfig]) ->
         if "name" in section.table:
             first, name = names.setdefault(box.name.lower(), (section.name, box.name))
             if first != section.name:
-                case = "" if name == box.name else f" (as {name!r}: names must differ by more than upper and lower case)"
+                case = "" if name == box.name else \
+                    f" (as {name!r}: names must differ by more than upper and lower case)"
                 section.problem("name", f"{box.name!r} is already the name of {first}{case}")
         if box.kind == "maildir" and box.path is not None:
             what: tuple = ("maildir", box.path.resolve())
