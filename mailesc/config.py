@@ -723,7 +723,7 @@ def _server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[
                 server.token.read()  # a command is run, as at every login: one that fails is found now
             return []
         if not server.password.env and not server.password.file:
-            if section == "mailbox" or server.username:
+            if section.startswith("mailbox") or server.username:
                 return [(str(file), f"{section}.password_env", f"the login as {server.username or '?'} needs a "
                                                                "password: give password_env or password_file")]
             return []
