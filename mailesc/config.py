@@ -143,7 +143,8 @@ class StoreConfig:
         if self.url is None:
             raise ValueError("the store has no url: it is the embedded file store")
         parts = urlsplit(self.url)
-        args = {"host": parts.hostname, "port": parts.port or 5432, "dbname": unquote(parts.path.lstrip("/"))}
+        args = {"host": parts.hostname, "port": parts.port or 5432, "dbname": unquote(parts.path.lstrip("/")),
+                "application_name": "mailesc"}
         if parts.username:
             args["user"] = unquote(parts.username)
         password = self.password.read()
@@ -162,7 +163,8 @@ class StoreConfig:
         if self.url is None:
             return str(self.path)
         parts = urlsplit(self.url)
-        return f"{parts.hostname}:{parts.port or 5432}/{unquote(parts.path.lstrip('/'))}"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{host}:{parts.port or 5432}/{unquote(parts.path.lstrip('/'))}"
 
 
 def _system_ca_file() -> str:

@@ -250,7 +250,7 @@ def test_the_file_store_is_the_default(tmp_path):
      {"host": "db.example.test", "port": 5433, "dbname": "escalations", "user": "mailesc"}),
     ("postgres://db.example.test/mailesc", "db.example.test:5432/mailesc",
      {"host": "db.example.test", "port": 5432, "dbname": "mailesc"}),
-    ("postgresql://mail%40esc@[::1]/my%20db", "::1:5432/my db",
+    ("postgresql://mail%40esc@[::1]/my%20db", "[::1]:5432/my db",
      {"host": "::1", "port": 5432, "dbname": "my db", "user": "mail@esc"}),
 ], ids=["full", "postgres-scheme-no-user", "quoted-and-ipv6"])
 def test_a_postgresql_url_is_taken_apart_for_the_driver(tmp_path, url, where, args):
