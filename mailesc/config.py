@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -115,6 +116,60 @@ class MailboxConfig:
     folders: tuple[str, ...]
     sent_folder: str  # "auto" = SPECIAL-USE \Sent, a folder name, or "" for none
     since: timedelta | datetime = timedelta(days=7)  # older mail is history: threads and responses, no clock
+    name: str = "default"  # names its records, leases, logs and files: MAILBOX_NAME, unique in the config
+    team: tuple[str, ...] = ()  # addresses that are the team for this mailbox only, besides [team] addresses
+    policies_path: Path | None = None  # its own policies folder; None: [policies] path
+
+
+MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # safe in a log line, a file name and SQL
+STORE_SECURITY = ("tls", "plain")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the state lives: the embedded file at `path`, or a PostgreSQL database at `url` (then `path` is
+    still where the replay store and local lock files live). The password is never part of `url`."""
+
+    path: Path
+    url: str | None = None  # postgresql://user@host:port/dbname, without a password
+    password: Secret = Secret()
+    security: str = "tls"  # tls (certificate and host name verified) | plain
+    ca_file: Path | None = None  # trust this CA (a private one) instead of the system's
+
+    def connect_args(self) -> dict:
+        """Keyword arguments for psycopg.connect(): the URL's parts, the password (read now) and TLS settings
+        that always verify the server's certificate and name (`verify-full`, against `ca_file` or the system's
+        CA bundle)."""
+        if self.url is None:
+            raise ValueError("the store has no url: it is the embedded file store")
+        parts = urlsplit(self.url)
+        args = {"host": parts.hostname, "port": parts.port or 5432, "dbname": unquote(parts.path.lstrip("/")),
+                "application_name": "mailesc"}
+        if parts.username:
+            args["user"] = unquote(parts.username)
+        password = self.password.read()
+        if password is not None:
+            args["password"] = password
+        if self.security == "plain":
+            args["sslmode"] = "disable"
+        else:
+            args["sslmode"] = "verify-full"
+            args["sslrootcert"] = str(self.ca_file) if self.ca_file else _system_ca_file()
+        return args
+
+    @property
+    def where(self) -> str:
+        """host:port/dbname, for messages (never the user or a password)."""
+        if self.url is None:
+            return str(self.path)
+        parts = urlsplit(self.url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{host}:{parts.port or 5432}/{unquote(parts.path.lstrip('/'))}"
+
+
+def _system_ca_file() -> str:
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile or paths.openssl_cafile
 
 
 @dataclass(frozen=True)
@@ -143,10 +198,11 @@ class DailyDigestConfig:
 @dataclass(frozen=True)
 class Config:
     file: Path  # the file it came from, or "<embedded default>" in the working folder
-    mailbox: MailboxConfig
+    mailboxes: tuple[MailboxConfig, ...]  # [mailbox] or each [[mailbox]], in the order of the file
     smtp: SmtpConfig
     team_addresses: tuple[str, ...]
-    store_path: Path
+    store_path: Path  # = store.path
+    store: StoreConfig
     policies_path: Path
     templates_path: Path
     poll_seconds: float
@@ -158,6 +214,23 @@ class Config:
     templates_timezone: ZoneInfo | None = None  # times in mails; None: each policy's calendar zone
     spam: SpamRules = SpamRules()  # [classify]: when a message the server let through is spam
     subject_window: timedelta = timedelta(days=30)  # [threads]: how far back an orphan reply may join by subject
+    lease_seconds: float = 30.0  # [daemon]: a worker that stops renewing loses its mailboxes after this long
+
+    @property
+    def mailbox(self) -> MailboxConfig:
+        """The first mailbox (the only one, in a config with a single [mailbox] table)."""
+        return self.mailboxes[0]
+
+    def find_mailbox(self, name: str) -> MailboxConfig | None:
+        return next((box for box in self.mailboxes if box.name == name), None)
+
+    def team_of(self, mailbox: MailboxConfig) -> tuple[str, ...]:
+        """The team for one mailbox: [team] addresses, then the mailbox's own `team`."""
+        return tuple(dict.fromkeys(self.team_addresses + mailbox.team))
+
+    def policies_of(self, mailbox: MailboxConfig) -> Path:
+        """The policies folder for one mailbox: its own `policies`, else [policies] path."""
+        return mailbox.policies_path or self.policies_path
 
     @property
     def replay_store_path(self) -> Path:
@@ -177,7 +250,8 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return _build(Path.cwd() / "<embedded default>", {}, Path.cwd())
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(path, "", "no such file") from None
     except OSError as error:
@@ -185,8 +259,15 @@ def load_config(path: Path | None) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(path, "", "is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
+        if _SINGLE_MAILBOX.search(text) and _MAILBOX_ARRAY.search(text):  # TOML allows only one of the two
+            raise ConfigError(path, "mailbox", "give either one [mailbox] table or [[mailbox]] tables, not both "
+                                               f"(TOML: {error})") from None
         raise ConfigError(path, "", f"is not valid TOML: {error}") from None
     return _build(path, data, path.resolve().parent)
+
+
+_SINGLE_MAILBOX = re.compile(r"^[ \t]*\[[ \t]*mailbox[ \t]*\]", re.MULTILINE)
+_MAILBOX_ARRAY = re.compile(r"^[ \t]*\[\[[ \t]*mailbox[ \t]*\]\]", re.MULTILINE)
 
 
 class _Reader:
@@ -289,8 +370,11 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
 
 _SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
                 "allow_insecure", "ca_file", "auth", "token_command", "token_file")
-_MAILBOX_KEYS = ("kind", "path", "folders", "sent_folder", "since") + _SERVER_KEYS
+_MAILBOX_KEYS = ("name", "kind", "path", "folders", "sent_folder", "since", "team", "policies") + _SERVER_KEYS
 _SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
+_STORE_KEYS = ("path", "archive_after", "url", "password_env", "password_file", "security", "allow_insecure",
+               "ca_file")
+_DAEMON_KEYS = ("poll_seconds", "digest_after", "stale_after", "lease_seconds")
 
 
 def _build(file: Path, data: dict, base: Path) -> Config:
@@ -298,31 +382,34 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     reader = _Reader(file, base, data, problems)
     reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
                              "digest", "classify", "threads"))
-    mailbox = _mailbox(reader.section("mailbox", _MAILBOX_KEYS))
+    mailboxes = _mailboxes(reader)
     smtp = _smtp(reader.section("smtp", _SMTP_KEYS))
     team = reader.section("team", ("addresses",))
-    store = reader.section("store", ("path", "archive_after"))
+    store_section = reader.section("store", _STORE_KEYS)
+    store = _store(store_section)
     policies = reader.section("policies", ("path",))
     templates = reader.section("templates", ("path", "timezone"))
-    daemon = reader.section("daemon", ("poll_seconds", "digest_after", "stale_after"))
+    daemon = reader.section("daemon", _DAEMON_KEYS)
     poll_seconds = daemon.number("poll_seconds", 30, minimum=1)
     config = Config(
         file=file,
-        mailbox=mailbox,
+        mailboxes=mailboxes,
         smtp=smtp,
         team_addresses=tuple(a.lower() for a in team.strings("addresses", ())),
-        store_path=store.path("path", "var/mailesc.json"),
+        store_path=store.path,
+        store=store,
         policies_path=policies.path("path", "policies"),
         templates_path=templates.path("path", "templates"),
         poll_seconds=poll_seconds,
         stale_after=_stale_after(daemon, poll_seconds),
         digest_after=int(daemon.number("digest_after", 5, minimum=1)),
-        archive_after=store.duration("archive_after", "90d", allow_never=True),
+        archive_after=store_section.duration("archive_after", "90d", allow_never=True),
         review=_review(reader.section("review", ("period", "causes"))),
         daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
         templates_timezone=_zone(templates, ""),
         spam=_spam(reader.section("classify", ("spam_score_threshold", "spam_headers"))),
         subject_window=reader.section("threads", ("subject_window",)).duration("subject_window", "30d"),
+        lease_seconds=daemon.number("lease_seconds", 30, minimum=5),
     )
     if problems:
         raise ConfigError.many(problems)
@@ -402,11 +489,60 @@ def _daily_digest(section: _Section) -> DailyDigestConfig:
     return DailyDigestConfig(at=at, timezone=timezone, to=to, template=section.text("template", "daily"))
 
 
-def _mailbox(section: _Section) -> MailboxConfig:
+def _mailboxes(reader: _Reader) -> tuple[MailboxConfig, ...]:
+    """One [mailbox] table (named "default" unless it says otherwise) or several [[mailbox]] tables, each with
+    a unique `name` when there is more than one. Two of them reading the same mail is a problem: both would
+    start a clock, and escalate, for every message."""
+    value = reader.data.get("mailbox", {})
+    if isinstance(value, dict):
+        tables = [("mailbox", value)]
+    elif isinstance(value, list) and value:
+        tables = [(f"mailbox[{number}]", table) for number, table in enumerate(value, start=1)]
+    else:
+        reader.problem("mailbox", "must be one [mailbox] table or [[mailbox]] tables")
+        tables = [("mailbox", {})]
+    sections = []
+    for label, table in tables:
+        if isinstance(table, dict):
+            sections.append(_Section(reader, label, table, _MAILBOX_KEYS))
+        else:
+            reader.problem(label, "must be a table")
+    boxes = [_mailbox(section, needs_name=len(tables) > 1) for section in sections]
+    _distinct_mailboxes(sections, boxes)
+    return tuple(boxes) or (_mailbox(_Section(reader, "mailbox", {}, _MAILBOX_KEYS), needs_name=False),)
+
+
+def _distinct_mailboxes(sections: list[_Section], boxes: list[MailboxConfig]) -> None:
+    names: dict[str, tuple[str, str]] = {}  # lower-case name: (table, name); file systems may ignore case
+    reads: dict[tuple, str] = {}
+    for section, box in zip(sections, boxes):
+        if "name" in section.table:
+            first, name = names.setdefault(box.name.lower(), (section.name, box.name))
+            if first != section.name:
+                case = "" if name == box.name else \
+                    f" (as {name!r}: names must differ by more than upper and lower case)"
+                section.problem("name", f"{box.name!r} is already the name of {first}{case}")
+        if box.kind == "maildir" and box.path is not None:
+            what: tuple = ("maildir", box.path.resolve())
+            key, said = "path", f"the Maildir {box.path}"
+        elif box.server.username:
+            what = ("imap", box.server.username.lower(), box.server.host.lower())
+            key, said = "username", f"the IMAP account {box.server.username}@{box.server.host}"
+        else:
+            continue
+        first = reads.setdefault(what, section.name)
+        if first != section.name:
+            section.problem(key, f"{first} already reads {said}: each message would start two clocks")
+
+
+def _mailbox(section: _Section, needs_name: bool) -> MailboxConfig:
     kind = section.text("kind", "maildir", ("imap", "maildir"))
     server = _server(section, used=kind == "imap", default_security="tls", tls_port=993, other_port=143)
     if kind == "imap" and not server.username:
         section.problem("username", "is required for an IMAP mailbox")
+    policies = section.path("policies", "") if "policies" in section.table else None
+    if policies is not None and not policies.is_dir():
+        section.problem("policies", f"{policies} is not a folder")
     return MailboxConfig(
         kind=kind,
         path=section.path("path", "Maildir") if kind == "maildir" else None,
@@ -414,7 +550,23 @@ def _mailbox(section: _Section) -> MailboxConfig:
         folders=section.strings("folders", ("INBOX",)),
         sent_folder=section.text("sent_folder", "auto"),
         since=_since(section),
+        name=_mailbox_name(section, needs_name),
+        team=tuple(a.lower() for a in section.strings("team", ())),
+        policies_path=policies,
     )
+
+
+def _mailbox_name(section: _Section, needs_name: bool) -> str:
+    if "name" not in section.table:
+        if needs_name:
+            section.problem("name", "is required when there is more than one mailbox (like name = \"support\")")
+        return "default"
+    name = section.text("name", "default")
+    if not MAILBOX_NAME.fullmatch(name):
+        section.problem("name", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                                f"(it names records, logs and files), not {name[:70]!r}")
+        return "default"
+    return name
 
 
 def _since(section: _Section) -> timedelta | datetime:
@@ -454,6 +606,63 @@ def _smtp(section: _Section) -> SmtpConfig:
     )
 
 
+_URL_EXAMPLE = "postgresql://mailesc@db.example.com:5432/mailesc"
+
+
+def _store(section: _Section) -> StoreConfig:
+    """[store]: the file at `path`, or PostgreSQL at `url` with its password and TLS settings as for the
+    servers. No problem repeats the URL: it may hold a password that must not reach a log."""
+    url, host = _store_url(section)
+    security = section.text("security", "tls", STORE_SECURITY)
+    ca_file = section.path("ca_file", "") if section.table.get("ca_file") else None
+    allow_insecure = section.flag("allow_insecure", False)
+    password = section.secret()
+    if "url" not in section.table:
+        for key in ("password_env", "password_file", "security", "allow_insecure", "ca_file"):
+            if key in section.table:
+                section.problem(key, "only means something with url (a PostgreSQL store)")
+    elif host is not None and security == "plain" and not allow_insecure and not is_loopback(host):
+        section.problem("security", f'"plain" sends the password and every record in clear text; it is only allowed '
+                                    f"to a loopback host, not {host!r} (set allow_insecure = true to insist)")
+    if url and ca_file and security == "tls" and not ca_file.is_file():
+        section.problem("ca_file", f"{ca_file} does not exist")
+    return StoreConfig(path=section.path("path", "var/mailesc.json"), url=url, password=password,
+                       security=security, ca_file=ca_file)
+
+
+def _store_url(section: _Section) -> tuple[str | None, str | None]:
+    """The PostgreSQL URL and its host, or (None, None) when there is none or it is wrong (a problem then)."""
+    if "url" not in section.table:
+        return None, None
+    text = section.table["url"]
+    if not isinstance(text, str):
+        section.problem("url", f"must be a string like {_URL_EXAMPLE!r}")
+        return None, None
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number from 0 to 65535)
+    except ValueError:
+        section.problem("url", f"is not a URL like {_URL_EXAMPLE!r} (a port is a number up to 65535)")
+        return None, None
+    problems = []
+    if parts.password is not None:
+        problems.append("holds a password: put it in password_env or password_file")
+    if parts.scheme not in ("postgresql", "postgres"):
+        problems.append(f"must start with postgresql:// (like {_URL_EXAMPLE!r})")
+    elif not parts.hostname:
+        problems.append(f"names no host (like {_URL_EXAMPLE!r})")
+    elif not unquote(parts.path.lstrip("/")) or "/" in parts.path.lstrip("/"):
+        problems.append(f"names no database: end it with /DBNAME (like {_URL_EXAMPLE!r})")
+    if parts.query or parts.fragment:
+        problems.append("takes no ?parameters: TLS is set with security and ca_file, the password with "
+                        "password_env or password_file")
+    for problem in problems:
+        section.problem("url", problem)
+    if problems:
+        return None, None
+    return parts.geturl(), parts.hostname
+
+
 def _server(section: _Section, *, used: bool, default_security: str, tls_port: int, other_port: int) -> ServerConfig:
     security = section.text("security", default_security, SECURITY)
     ca_file = section.path("ca_file", "") if section.table.get("ca_file") else None
@@ -487,11 +696,25 @@ def credential_problems(config: Config) -> list[tuple[str, str, str]]:
     that fails (run once, as at every login). `run`, `once` and `check` refuse to start on any of these (exit 78)
     instead of failing at every poll."""
     problems = []
-    for server, used in ((config.mailbox.server, config.mailbox.kind == "imap"),
-                         (config.smtp.server, config.smtp.kind == "smtp")):
+    servers = [(box.server, box.kind == "imap") for box in config.mailboxes]
+    for server, used in servers + [(config.smtp.server, config.smtp.kind == "smtp")]:
         if used:
             problems += _server_credential_problems(config.file, server)
+    if config.store.url is not None:
+        problems += _store_credential_problems(config.file, config.store.password)
     return problems
+
+
+def _store_credential_problems(file: Path, password: Secret) -> list[tuple[str, str, str]]:
+    """A database password that is configured must be readable and not empty. None configured is no problem:
+    the server may trust the host, or libpq finds it in ~/.pgpass."""
+    try:
+        if password.read() == "":
+            key = "store.password_env" if password.env else "store.password_file"
+            return [(str(file), key, f"the password in {password.env or password.file} is empty")]
+    except ConfigError as error:
+        return error.problems
+    return []
 
 
 def _server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[str, str, str]]:
@@ -502,7 +725,7 @@ def _server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[
                 server.token.read()  # a command is run, as at every login: one that fails is found now
             return []
         if not server.password.env and not server.password.file:
-            if section == "mailbox" or server.username:
+            if section.startswith("mailbox") or server.username:
                 return [(str(file), f"{section}.password_env", f"the login as {server.username or '?'} needs a "
                                                                "password: give password_env or password_file")]
             return []

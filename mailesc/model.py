@@ -43,6 +43,7 @@ class Message:
     arrived: datetime
     headers: tuple[tuple[str, str], ...] = ()  # (lower-case name, raw value): header() decodes
     size: int = 0  # bytes of the whole message
+    mailbox: str = "default"  # the name of the configured mailbox it came from (set by the engine that read it)
 
     def header(self, name: str) -> str | None:
         values = self._by_name.get(name.lower())

@@ -17,7 +17,7 @@ from mailesc.errors import ConfigError
 from mailesc.hours import ALWAYS_OPEN, Calendar, CalendarError, make_calendar
 from mailesc.model import Message
 
-MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract")
+MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract", "mailbox")
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template",
              "acknowledge", "acknowledge_every", "next_response")
 LEVEL_KEYS = ("after", "to", "template")
@@ -43,6 +43,7 @@ class Match:
     header: tuple[tuple[str, re.Pattern], ...] = ()
     folder: tuple[str, ...] = ()
     contract: tuple[str, ...] = ()
+    mailbox: tuple[str, ...] = ()  # names of configured mailboxes (lower case), the [[mailbox]] `name`
 
     def failures(self, message: Message, contract: str | None = None) -> list[str]:
         """The match keys that `message` (from a customer with `contract`) fails, to explain a rule."""
@@ -55,6 +56,7 @@ class Match:
             "header": lambda: all(any(rx.search(v) for v in message.header_values(name)) for name, rx in self.header),
             "folder": lambda: message.folder.lower() in self.folder,
             "contract": lambda: contract is not None and contract.lower() in self.contract,
+            "mailbox": lambda: message.mailbox.lower() in self.mailbox,
         }
         return [key for key, test in tests.items() if getattr(self, key) and not test()]
 
@@ -135,6 +137,15 @@ class Policies:
 
     def templates(self) -> set[str]:
         return {name for name, _source, _key in self.template_uses()}
+
+
+def mailbox_problems(policies: Policies, folder: Path, names) -> list[tuple[str, str, str]]:
+    """Rules whose `match.mailbox` names no configured mailbox: they could never match (a typo, or a mailbox
+    renamed in the config). The policies do not know the config, so the caller gives the `names`."""
+    known = {name.lower() for name in names}
+    return [(str(folder / rule.source), "match.mailbox",
+             f"no mailbox is named {name!r} (configured: {', '.join(sorted(names))})")
+            for rule in policies.rules for name in rule.match.mailbox if name not in known]
 
 
 def load_policies(folder: Path) -> Policies:
@@ -349,6 +360,7 @@ def _match(table, problem: _Problems) -> Match:
                      if (rx := _regex(value, f"match.header.{name}", problem))),
         folder=words("folder"),
         contract=words("contract"),
+        mailbox=words("mailbox"),
     )
 
 
