@@ -9,7 +9,7 @@ import secrets
 import shutil
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
 from mailesc.clock import SimulatedClock, isoformat, parse_iso
 from mailesc.durations import format_duration
-from mailesc.config import Config, credential_problems
+from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, UsageError
@@ -34,6 +34,7 @@ from mailesc.sources.files import FileMailbox
 from mailesc.store import DryRunStore, Store, archive_folder, read_heartbeat
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
+from mailesc.worker import Worker
 
 log = logging.getLogger("mailesc")
 _UNKNOWN = datetime(9999, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
@@ -75,29 +76,30 @@ class Setup:
     policies: Policies
     templates: Templates
     policies_path: Path | None = None  # the folder the policies came from: the configured one or the shipped one
+    own_policies: dict[str, Policies] = field(default_factory=dict)  # mailbox name -> its own `policies` folder's
+
+    def policies_of(self, mailbox: str) -> Policies:
+        """The policies a mailbox's messages are timed by: its own folder's, else the common ones."""
+        return self.own_policies.get(mailbox, self.policies)
 
 
 def load_setup(config: Config, *, starting: bool = False) -> Setup:
-    """Policies and templates for `config`, each problem found (all of them, one per line) in one ConfigError.
+    """Policies (the common ones and each mailbox's own) and templates for `config`, each problem found (all of
+    them, one per line) in one ConfigError.
 
     A policies or templates folder that does not exist is replaced by the ones shipped in the package.
     `starting` (run, once, check) also looks for everything else that would stop the daemon later: passwords
     and tokens that cannot be read, and policies without any rule."""
     problems: list = []
-    policies_path = defaults.policies_folder(config.policies_path)
-    try:
-        policies = checked = load_policies(policies_path)
-    except ConfigError as error:
-        problems += error.problems
-        policies, checked = None, getattr(error, "partial", None)  # the rules that are fine are checked on
     templates = Templates(config.templates_path, fallback=defaults.TEMPLATES)
     wanted = {"escalation", "digest"}
-    for name, source, key in checked.template_uses() if checked else ():
-        if templates.home(name) is None:
-            problems.append((str(policies_path / source), key, _no_template(name, templates)))
-        else:
-            wanted.add(name)
-    escalations = _escalation_templates(checked) if checked else {"escalation"}
+    escalations = {"escalation"}
+    policies_path = defaults.policies_folder(config.policies_path)
+    policies = _policies_in(policies_path, templates, wanted, escalations, problems, starting)
+    own = {}
+    for mailbox in config.mailboxes:
+        if mailbox.policies_path is not None:  # its own folder, which must exist (no shipped stand-in)
+            own[mailbox.name] = _policies_in(mailbox.policies_path, templates, wanted, escalations, problems, starting)
     for name in sorted(wanted):  # a template that fails the first sample is not tried with the second
         problems += (templates.problems({name}, SAMPLE_CONTEXT)
                      or (templates.problems({name}, NEXT_RESPONSE_SAMPLE) if name in escalations | {"digest"} else []))
@@ -108,13 +110,33 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
         else:
             problems += templates.problems({config.daily_digest.template}, DAILY_SAMPLE)
     if starting:
-        if policies is not None and not policies.rules:
-            problems.append((str(policies_path), "", "no [[rule]] in any policy file: no message would ever get a "
-                                                     "deadline (policies/default.toml is an example)"))
         problems += credential_problems(config)
     if problems:
         raise ConfigError.many(problems)
-    return Setup(config, policies, templates, policies_path)
+    return Setup(config, policies, templates, policies_path, own)
+
+
+def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: set, problems: list,
+                 starting: bool) -> Policies | None:
+    """The policies in `folder` (None when they have problems, which are added to `problems`); the templates
+    its rules name are added to `wanted` (those of escalation levels also to `escalations`), each missing one
+    is a problem."""
+    try:
+        policies = checked = load_policies(folder)
+    except ConfigError as error:
+        problems += error.problems
+        policies, checked = None, getattr(error, "partial", None)  # the rules that are fine are checked on
+    for name, source, key in checked.template_uses() if checked else ():
+        if templates.home(name) is None:
+            problems.append((str(folder / source), key, _no_template(name, templates)))
+        else:
+            wanted.add(name)
+    if checked:
+        escalations |= _escalation_templates(checked)
+    if starting and policies is not None and not policies.rules:
+        problems.append((str(folder), "", "no [[rule]] in any policy file: no message would ever get a "
+                                          "deadline (policies/default.toml is an example)"))
+    return policies
 
 
 def _no_template(name: str, templates: Templates) -> str:
@@ -127,34 +149,55 @@ def _escalation_templates(policies: Policies) -> set[str]:
     return {level.template for rule in policies.rules for level in rule.escalate} | {"escalation"}
 
 
-def reload(config: Config, engine: Engine) -> str:
+def reload(config: Config, worker: Worker) -> str:
     """SIGHUP: load the policies and templates again, checked as at start, and put them in use only when they
-    are valid: otherwise this raises (a ConfigError naming file, key and problem) and the engine keeps what it
-    has. The config file itself is read at start only. Returns what is in use now."""
+    are valid: otherwise this raises (a ConfigError naming file, key and problem) and the engines keep what they
+    have. The config file itself is read at start only. Returns what is in use now."""
     fresh = load_setup(config)
-    engine.use(fresh.policies, fresh.templates)
+    worker.use(fresh.policies_of, fresh.templates)
+    own = "".join(f"; mailbox {name}: {len(policies.rules)} rule(s) of its own"
+                  for name, policies in fresh.own_policies.items())
     return (f"{len(fresh.policies.rules)} rule(s) from {fresh.policies_path}: "
-            + ", ".join(rule.name for rule in fresh.policies.rules) + f"; templates from {config.templates_path}")
+            + ", ".join(rule.name for rule in fresh.policies.rules) + own + f"; templates from {config.templates_path}")
 
 
-def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True) -> Engine:
-    """The engine for `run` and `once`; a replay (not durable) keeps everything live, sends no daily digest and
-    counts all of its mail (no `since`). With a DryRunTransport (and a DryRunStore) it is a dry run: it neither
-    archives nor sends a daily digest, and after each cycle says what it recorded and would send."""
+def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True,
+                 mailbox: MailboxConfig | None = None) -> Engine:
+    """The engine of one mailbox (the first configured one unless given) for `run` and `once`; a replay (not
+    durable) keeps everything live and counts all of its mail (no `since`). With a DryRunTransport (and a
+    DryRunStore) it is a dry run: it does not archive, and after each cycle says what it recorded and would send."""
     config = setup.config
+    mailbox = mailbox or config.mailbox
     dry_run = isinstance(transport, DryRunTransport)
+    engine = DryRunEngine if dry_run else Engine
+    return engine(policies=setup.policies_of(mailbox.name), team=config.team_of(mailbox), store=store.box(mailbox.name),
+                  source=source, transport=transport, templates=setup.templates, sender=config.smtp.from_address,
+                  reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
+                  archive_after=config.archive_after if durable and not dry_run else None,
+                  secret=_secret(store.path, dry_run), mail_zone=config.templates_timezone,
+                  since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
+
+
+def build_worker(setup: Setup, store: Store, sources: dict, transport) -> Worker:
+    """Every configured mailbox's engine (`sources`: mailbox name -> its open source) and the daily digest, as
+    one Worker for the daemon and for `once`. A dry run sends no daily digest."""
+    config = setup.config
     daily = None
-    if durable and not dry_run and config.daily_digest.at is not None:
+    if not isinstance(transport, DryRunTransport) and config.daily_digest.at is not None:
         daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
                             config.review.period, config.templates_timezone)
-    engine = DryRunEngine if dry_run else Engine
-    return engine(policies=setup.policies, team=config.team_addresses, store=store, source=source,
-                  transport=transport, templates=setup.templates, sender=config.smtp.from_address,
-                  reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
-                  archive_after=config.archive_after if durable and not dry_run else None, daily=daily,
-                  secret=_secret(store.path, dry_run), mail_zone=config.templates_timezone,
-                  since=config.mailbox.since if durable else None, spam=config.spam,
-                  subject_window=config.subject_window)
+    return Worker([build_engine(setup, store, sources[mailbox.name], transport, mailbox=mailbox)
+                   for mailbox in config.mailboxes], daily)
+
+
+def open_sources(config: Config) -> dict:
+    """A source per configured mailbox, by name (connections are made on first use); close with close_sources."""
+    return {mailbox.name: open_source(mailbox) for mailbox in config.mailboxes}
+
+
+def close_sources(sources: dict) -> None:
+    for source in sources.values():
+        source.close()
 
 
 def _secret(store: Path, dry_run: bool) -> bytes:
@@ -166,16 +209,16 @@ def _secret(store: Path, dry_run: bool) -> bytes:
 
 
 def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = None) -> CycleReport:
-    """One cycle. With `dry_run` (a DryRunTransport, which collects the mails instead of sending them) the store
-    is read but never written, and nothing is sent."""
+    """One cycle of every mailbox. With `dry_run` (a DryRunTransport, which collects the mails instead of sending
+    them) the store is read but never written, and nothing is sent."""
     config = setup.config
-    source = open_source(config.mailbox)
+    sources = open_sources(config)
     try:
         with open_store(config.store_path, dry_run is not None) as store:
             transport = dry_run if dry_run is not None else open_transport(config.smtp)
-            return build_engine(setup, store, source, transport).cycle(now)
+            return build_worker(setup, store, sources, transport).cycle(now)
     finally:
-        source.close()
+        close_sources(sources)
 
 
 class DryRunEngine(Engine):

@@ -224,23 +224,22 @@ def _setup(args, starting: bool = False) -> app.Setup:
 def cmd_run(args) -> int:
     from mailesc import app
     from mailesc.daemon import Daemon
-    from mailesc.sources import open_source
     from mailesc.transports import open_transport
 
     setup = _setup(args, starting=True)  # a config problem stops here, with exit 78, not at every cycle
     config = setup.config
     for note in app.shipped_notes(setup):
         logging.getLogger("mailesc").warning("%s", note.removeprefix("note: "))
-    source = open_source(config.mailbox)
+    sources = app.open_sources(config)
     try:
         with app.open_store(config.store_path, args.dry_run) as store:
             transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
-            engine = app.build_engine(setup, store, source, transport)
+            worker = app.build_worker(setup, store, sources, transport)
             if args.dry_run:
                 print("dry run: nothing is written to the store and no mail is sent", flush=True)
-            Daemon(engine, SystemClock(), config.poll_seconds, reload=lambda: app.reload(config, engine)).run()
+            Daemon(worker, SystemClock(), config.poll_seconds, reload=lambda: app.reload(config, worker)).run()
     finally:
-        source.close()
+        app.close_sources(sources)
     return 0
 
 

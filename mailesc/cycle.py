@@ -128,7 +128,7 @@ class Engine:
         report.fetched += len(raws)
         for raw in sorted(raws, key=lambda r: (r.arrived or now, r.key)):
             try:
-                message = parse_message(raw, now)
+                message = parse_message(raw, now, self.store.name)
                 whole = raw.data if raw.size is None else None  # IMAP hands over headers only
                 self._take(message, classify(message, self.people, self.spam, whole), now, report)
             except Exception as error:  # a broken message goes to quarantine and never stops the others
@@ -276,12 +276,12 @@ class Engine:
             self.store.put_thread(thread)
             self.agenda.changed(thread.id)
 
-    @staticmethod
-    def _reparse(first: ThreadMessage, data: bytes | None, now: datetime) -> Message | None:
+    def _reparse(self, first: ThreadMessage, data: bytes | None, now: datetime) -> Message | None:
         if data is None:
             return None
         try:
-            return parse_message(RawMessage(key=first.key, folder=first.folder, data=data, arrived=first.arrived), now)
+            return parse_message(RawMessage(key=first.key, folder=first.folder, data=data, arrived=first.arrived), now,
+                                 self.store.name)
         except ParseError:
             return None
 

@@ -20,6 +20,7 @@ import schedule
 
 from mailesc.clock import Clock
 from mailesc.cycle import Engine
+from mailesc.worker import Worker
 from mailesc.errors import MailescError, StoreError
 from mailesc.logs import detail, fields
 from mailesc.sources import wait_for_mail
@@ -30,8 +31,9 @@ MAX_BACKOFF = 300.0  # seconds between polls of a mailbox that keeps failing
 
 
 class Daemon:
-    def __init__(self, engine: Engine, clock: Clock, poll_seconds: float, reload: Callable[[], str] | None = None):
-        """`reload` loads the policies and templates again and puts them in use, returning what it loaded;
+    def __init__(self, engine: Engine | Worker, clock: Clock, poll_seconds: float,
+                 reload: Callable[[], str] | None = None):
+        """`engine`: what a cycle runs, an Engine or a Worker (every mailbox of the config). `reload` loads the policies and templates again and puts them in use, returning what it loaded;
         it raises a MailescError (and changes nothing) when they are not valid."""
         self.engine, self.clock, self.reload = engine, clock, reload
         self.wake = threading.Event()  # ends the wait for mail early: set by a stop and by SIGHUP

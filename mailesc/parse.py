@@ -11,15 +11,16 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from mailesc.errors import ParseError
 from mailesc.headertext import readable, clean, decode
-from mailesc.model import Message, RawMessage
+from mailesc.model import DEFAULT_MAILBOX, Message, RawMessage
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 
 
-def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
+def parse_message(raw: RawMessage, seen_at: datetime, mailbox: str = DEFAULT_MAILBOX) -> Message:
     """Parse what mailesc needs. Without an arrival time from the source, the Date header stands in for it,
-    unless it lies after `seen_at` (a sender's clock in the future): then `seen_at` is the arrival."""
+    unless it lies after `seen_at` (a sender's clock in the future): then `seen_at` is the arrival. `mailbox`:
+    the configured mailbox it was read from (policies may match on it)."""
     data = readable_line_endings(raw.data)
     if not data.strip():
         raise ParseError("the message is empty")
@@ -41,6 +42,7 @@ def parse_message(raw: RawMessage, seen_at: datetime) -> Message:
         arrived=raw.arrived or (date if date is not None and date <= seen_at else seen_at),
         headers=tuple((name.lower(), value) for name, value in headers.items),  # decoded when read
         size=raw.full_size,
+        mailbox=mailbox,
     )
 
 
