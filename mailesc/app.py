@@ -24,7 +24,7 @@ from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceErro
 from mailesc.history import History, load_history
 from mailesc.model import DEFAULT_MAILBOX, Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
-from mailesc.policies import Policies, load_policies
+from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, record_review, reviews_path
 from mailesc.stats import build_report
@@ -95,11 +95,13 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
     wanted = {"escalation", "digest"}
     escalations = {"escalation"}
     policies_path = defaults.policies_folder(config.policies_path)
-    policies = _policies_in(policies_path, templates, wanted, escalations, problems, starting)
+    names = [mailbox.name for mailbox in config.mailboxes]
+    policies = _policies_in(policies_path, templates, wanted, escalations, problems, starting, names)
     own = {}
     for mailbox in config.mailboxes:
         if mailbox.policies_path is not None:  # its own folder, which must exist (no shipped stand-in)
-            own[mailbox.name] = _policies_in(mailbox.policies_path, templates, wanted, escalations, problems, starting)
+            own[mailbox.name] = _policies_in(mailbox.policies_path, templates, wanted, escalations, problems, starting,
+                                             names)
     for name in sorted(wanted):  # a template that fails the first sample is not tried with the second
         problems += (templates.problems({name}, SAMPLE_CONTEXT)
                      or (templates.problems({name}, NEXT_RESPONSE_SAMPLE) if name in escalations | {"digest"} else []))
@@ -117,10 +119,10 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
 
 
 def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: set, problems: list,
-                 starting: bool) -> Policies | None:
+                 starting: bool, mailboxes: list[str]) -> Policies | None:
     """The policies in `folder` (None when they have problems, which are added to `problems`); the templates
     its rules name are added to `wanted` (those of escalation levels also to `escalations`), each missing one
-    is a problem."""
+    is a problem, and so is a `match.mailbox` naming none of `mailboxes`."""
     try:
         policies = checked = load_policies(folder)
     except ConfigError as error:
@@ -133,6 +135,7 @@ def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: s
             wanted.add(name)
     if checked:
         escalations |= _escalation_templates(checked)
+        problems += mailbox_problems(checked, folder, mailboxes)
     if starting and policies is not None and not policies.rules:
         problems.append((str(folder), "", "no [[rule]] in any policy file: no message would ever get a "
                                           "deadline (policies/default.toml is an example)"))
@@ -370,18 +373,26 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
 # -- explain --------------------------------------------------------------------------------------------------
 
 
-def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
-    """What mailesc would do with a message: why it starts no clock, or which rule it gets (every rule tried)
-    with every deadline it would have. A message that starts no clock gets no rule, deadline or ladder."""
+def explain(setup: Setup, eml: Path, received: datetime | None, mailbox: str | None = None) -> dict:
+    """What mailesc would do with a message read from `mailbox` (the first configured one unless named): why it
+    starts no clock, or which rule it gets (every rule tried) with every deadline it would have. A message that
+    starts no clock gets no rule, deadline or ladder."""
+    config = setup.config
+    box = config.mailbox if mailbox is None else config.find_mailbox(mailbox)
+    if box is None:
+        raise UsageError(f"no mailbox is named {mailbox!r}; the configured ones are: "
+                         + ", ".join(m.name for m in config.mailboxes))
+    policies = setup.policies_of(box.name)
     try:
         data = eml.read_bytes()
     except OSError as error:
         raise MessageFileError(f"cannot read {eml}: {error.strerror}") from None
     try:
-        message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _UNKNOWN)
+        message = parse_message(RawMessage(key=str(eml), folder="INBOX", data=data, arrived=received), _UNKNOWN,
+                                box.name)
     except ParseError as error:
         raise MessageFileError(f"{eml} is not a readable message: {error}") from None
-    people = who_is_who(setup.policies, setup.config.team_addresses, setup.config.smtp.from_address)
+    people = who_is_who(policies, config.team_of(box), config.smtp.from_address)
     kind = classify(message, people, setup.config.spam, data)
     arrived = None if message.arrived == _UNKNOWN else message.arrived
     result = {
@@ -397,9 +408,9 @@ def explain(setup: Setup, eml: Path, received: datetime | None) -> dict:
         return result
     if arrived is None:
         raise UsageError(f"{eml} has no usable Date header: give the time with --received")
-    tried = list(setup.policies.tried(message))
+    tried = list(policies.tried(message))
     rule = tried[-1][0] if tried and not tried[-1][1] else None
-    result["contract"] = setup.policies.contracts.of(message.sender)
+    result["contract"] = policies.contracts.of(message.sender)
     result["tried"] = [{"rule": r.name, "source": r.source, "matched": not failed, "failed": failed}
                        for r, failed in tried]
     if rule is None:
@@ -537,7 +548,8 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     successful poll older than `daemon.stale_after` (or none at all)."""
     path = store_path(config, replay)
     with Store(path, readonly=True) as store:
-        boxes = store.mailboxes() or [store.box(DEFAULT_MAILBOX)]
+        configured = [mailbox.name for mailbox in config.mailboxes]  # first, in the config's order; then any other
+        boxes = [store.box(name) for name in configured] + [b for b in store.mailboxes() if b.name not in configured]
         mailboxes = [_mailbox_status(box) for box in boxes]
         mailbox = dict(boxes[0].health.get("mailbox", {}))
         threads = [thread for box in boxes for thread in box.threads.values()]

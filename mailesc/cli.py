@@ -194,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("eml", help="a message file (.eml)")
     explain.add_argument("--received", help="its arrival time, ISO 8601 with offset (default: its Date header)")
     explain.add_argument("--json", action="store_true", help="print one JSON object")
+    explain.add_argument("--mailbox", metavar="NAME", help="the mailbox it arrives in (default: the first configured)")
     explain.set_defaults(handler=cmd_policies_explain)
     policy_check = policy_commands.add_parser("check", parents=[common], help="validate policies and calendars")
     policy_check.set_defaults(handler=cmd_policies_check)
@@ -499,7 +500,7 @@ def cmd_policies_explain(args) -> int:
 
     setup = _setup(args)
     received = _time(args.received, "--received") if args.received else None
-    result = app.explain(setup, Path(args.eml), received)
+    result = app.explain(setup, Path(args.eml), received, args.mailbox)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -120,6 +120,9 @@ class FileBox:
         self.health = NamedRecords(store, "health", name)
         self.meta = NamedRecords(store, "meta", name)
 
+    def empty(self) -> bool:
+        return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta)
+
     def put_thread(self, thread: Thread) -> None:
         thread.mailbox = self.name
         self.threads[thread.id] = thread
@@ -208,7 +211,7 @@ class Store:
 
     def mailboxes(self) -> list[FileBox]:
         """Every mailbox with records, the installation's box left out."""
-        return [box for name, box in self.boxes.items() if name != INSTALLATION]
+        return [box for name, box in self.boxes.items() if name != INSTALLATION and not box.empty()]
 
     def _remove_stale_temp_files(self) -> None:
         """A write cut short by a crash leaves its temp file behind; with the lock held, none is in use."""

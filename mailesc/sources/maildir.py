@@ -18,8 +18,10 @@ class MaildirSource:
         self.sent_folder = sent_folder
 
     def _root(self) -> mailbox.Maildir:
-        if not (self.path / "cur").is_dir() and not (self.path / "new").is_dir():
-            raise SourceError(f"{self.path} is not a Maildir (it has no cur/ or new/ folder)")
+        missing = [name for name in ("cur", "new") if not (self.path / name).is_dir()]
+        if missing:
+            raise SourceError(f"{self.path} is not a Maildir (it has no {' or '.join(m + '/' for m in missing)} "
+                              f"folder)")
         return mailbox.Maildir(self.path, factory=None, create=False)
 
     def watched(self) -> dict[str, mailbox.Maildir]:
@@ -49,7 +51,10 @@ class MaildirSource:
         for name, folder in self.watched().items():
             state = sync.get(f"maildir:{name}", {"seen": []})
             seen = set(state["seen"])
-            new_keys = [key for key in folder.iterkeys() if key not in seen]
+            try:
+                new_keys = [key for key in folder.iterkeys() if key not in seen]
+            except OSError as error:  # the folder went away or cannot be listed: a source problem, retried
+                raise SourceError(f"cannot list the Maildir folder {name!r} of {self.path}: {error.strerror}") from None
             for key in new_keys:
                 raw = self._read(name, folder, key)
                 if raw is not None:
