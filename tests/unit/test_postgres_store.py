@@ -275,3 +275,29 @@ def test_a_server_that_is_down_is_a_retryable_error_and_the_store_reconnects_whe
         store.close()
         with PostgresStore(cluster.url, cluster.password, security="plain") as reopened:
             assert set(reopened.box("default").threads) == {"<root1@customer.example>"}
+
+
+def test_many_changes_at_once_are_written_and_replaced_alike(pg_database):
+    """A first sync writes thousands of records at once (through COPY from COPY_FROM rows on): they must land
+    and be replaced exactly as a handful are."""
+    from mailesc.stores.postgres import COPY_FROM
+
+    count = COPY_FROM + 50
+    with open_store(pg_database) as store:
+        box = store.box("default")
+        breaches = [add_breach(box, make_thread(n)) for n in range(count)]
+        for breach in breaches:
+            escalate(box, breach, 1)
+        box.flush()
+        for breach in breaches:
+            breach.escalations[0].delivery = Delivery.SENT
+            box.put_breach(breach)
+        box.archive([box.threads[make_thread(n).id] for n in range(0, count, 2)])
+        box.flush()
+    assert sql(pg_database, "SELECT archived, count(*) FROM threads GROUP BY archived ORDER BY archived") == [
+        (False, count // 2), (True, count // 2)]
+    assert sql(pg_database, "SELECT delivery, count(*) FROM escalations GROUP BY delivery") == [("sent", count)]
+    with open_store(pg_database) as store:
+        box = store.box("default")
+        assert len(box.threads) == len(box.breaches) == count // 2
+        assert all(b.escalations[0].delivery == Delivery.SENT for b in box.breaches.values())
