@@ -22,18 +22,17 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
 from datetime import datetime
 from types import MappingProxyType
 from urllib.parse import quote, unquote, urlsplit
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreError, StoreUnavailable
-from mailesc.history import History
+from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
-from mailesc.store import (NamedRecords, _breach_doc, _breach_from, _plain, _quarantined_from, _thread_doc,
-                           _thread_from, record_problem)
+from mailesc.store import (INSTALLATION, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
+                           _thread_doc, _thread_from, record_problem)
 
 try:
     import psycopg
@@ -43,7 +42,6 @@ except ImportError:  # the embedded store needs none of this
 
 SCHEMA_VERSION = 1
 SCHEMA_LOCK = int.from_bytes(b"mailesc", "big")  # pg_advisory_xact_lock key while creating or migrating
-INSTALLATION = ""  # the box of installation-wide records
 NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'mailesc[postgresql]'"
 
 SCHEMA_V1 = (
@@ -93,7 +91,6 @@ TABLES = ("mailesc_schema", "threads", "breaches", "escalations", "quarantine", 
 # the box's dirty sets by record kind; sync/health/meta are the NamedRecords tables of the file store
 _KINDS = ("threads", "breaches", "quarantine", "sync", "health", "meta")
 _NAMED_TABLES = {"sync": "bookmarks", "health": "health", "meta": "meta"}
-_BREACH_HAS_MAILBOX = "mailbox" in {f.name for f in fields(Breach)}
 
 
 def connection_args(url: str, password: str | None = None, security: str = "tls",
@@ -266,6 +263,15 @@ class PostgresStore:
             self._boxes[name] = PostgresBox(self, name)
         return self._boxes[name]
 
+    def mailboxes(self) -> list["PostgresBox"]:
+        """Every mailbox with live records in the database (each loaded), the installation's box left out."""
+        with self._errors("listing the mailboxes"):
+            names = [row[0] for row in self.connection().execute(
+                "SELECT mailbox FROM threads WHERE NOT archived UNION SELECT mailbox FROM breaches WHERE NOT archived "
+                "UNION SELECT mailbox FROM quarantine UNION SELECT mailbox FROM bookmarks "
+                "UNION SELECT mailbox FROM health UNION SELECT mailbox FROM meta ORDER BY 1")]
+        return [self.box(name) for name in sorted(set(names) | set(self._boxes)) if name != INSTALLATION]
+
     @property
     def installation(self) -> "PostgresBox":
         """The box of installation-wide records (mailbox ''): it has no threads."""
@@ -305,7 +311,7 @@ class PostgresStore:
                 if threads:
                     for (doc,) in connection.execute("SELECT doc FROM threads ORDER BY mailbox, id"):
                         thread = self._record(_thread_from, doc, "threads")
-                        history.threads[thread.id] = thread
+                        history.threads[thread_key(thread)] = thread
                 for (doc,) in connection.execute("SELECT doc FROM breaches ORDER BY id"):
                     breach = self._record(_breach_from, doc, "breaches")
                     history.breaches[breach.id] = breach
@@ -374,9 +380,9 @@ class PostgresBox:
         self.threads = MappingProxyType(self._threads)
         self.breaches = MappingProxyType(self._breaches)
         self.quarantine = MappingProxyType(self._quarantine)
-        self.sync = NamedRecords(self, "sync")  # the sources' bookmarks, per folder
-        self.health = NamedRecords(self, "health")
-        self.meta = NamedRecords(self, "meta")
+        self.sync = NamedRecords(self, "sync", name)  # the sources' bookmarks, per folder
+        self.health = NamedRecords(self, "health", name)
+        self.meta = NamedRecords(self, "meta", name)
         self._dirty: dict[str, set] = {kind: set() for kind in _KINDS}
         self._archived: dict[str, tuple[Thread, list[Breach]]] = {}  # archived since the last flush
         self._load()
@@ -405,14 +411,13 @@ class PostgresBox:
     # -- changing (in memory until flush) ---------------------------------------------------------------------
 
     def put_thread(self, thread: Thread) -> None:
+        thread.mailbox = self.name
         self._threads[thread.id] = thread
         self._dirty["threads"].add(thread.id)
 
     def new_breach(self, **values) -> Breach:
         """A breach of this mailbox with the next id of the installation's sequence."""
-        if _BREACH_HAS_MAILBOX:
-            values["mailbox"] = self.name
-        breach = Breach(id=self.store.next_breach_id(), **values)
+        breach = Breach(id=self.store.next_breach_id(), mailbox=self.name, **values)
         self.put_breach(breach)
         return breach
 
@@ -420,10 +425,12 @@ class PostgresBox:
         self._breaches[breach.id] = breach
         self._dirty["breaches"].add(breach.id)
 
-    def mark_dirty(self, kind: str, name: str) -> None:
-        self._dirty[kind].add(name)
+    def mark_dirty(self, kind: str, key: tuple[str, str]) -> None:
+        """Called by NamedRecords with (mailbox, name): this box's mailbox."""
+        self._dirty[kind].add(key[1])
 
     def put_quarantined(self, item: Quarantined) -> None:
+        item.mailbox = self.name
         self._quarantine[item.key] = item
         self._dirty["quarantine"].add(item.key)
 
@@ -513,7 +520,7 @@ class PostgresBox:
     def _write_quarantine(self, cursor) -> None:
         keys = self._dirty["quarantine"]
         _upsert(cursor, "quarantine", ("mailbox", "key", "doc"), 2,
-                [(self.name, key, Jsonb(_plain(asdict(self._quarantine[key])))) for key in keys
+                [(self.name, key, Jsonb(_quarantined_doc(self._quarantine[key]))) for key in keys
                  if key in self._quarantine])
         gone = [key for key in keys if key not in self._quarantine]
         if gone:

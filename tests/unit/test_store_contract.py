@@ -4,8 +4,8 @@ Whatever the engine and the admin commands do with one backend must hold with th
 flush and a reopen exactly, archiving moves them out of the live set but keeps them on record, breach ids are
 never reused, and a store that is damaged or not mailesc's is refused and left untouched.
 
-The file store has one mailbox until its ``box()`` lands: the adapter below hands out the store itself for the
-mailbox "default" and skips tests of other mailboxes on it.
+The adapters below give both the same few verbs for what is not (yet) one API: reopening, the history, reviews,
+and spoiling a store.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from mailesc import reviews
 from mailesc.errors import StoreError
-from mailesc.history import load_history
+from mailesc.history import load_history, thread_key
 from mailesc.model import Delivery, EscalationRecord, Kind, Quarantined, Status, Thread, ThreadMessage
 from mailesc.store import Store, find_breach
 
@@ -40,18 +40,14 @@ class FileBackend:
         return self
 
     def box(self, name: str = "default"):
-        if hasattr(self.store, "box"):
-            return self.store.box(name)
-        if name != "default":
-            pytest.skip("the file store holds one mailbox until Store.box() lands")
-        return self.store
+        return self.store.box(name)
 
     def reopen(self):
         self.close()
         return self.open()
 
     def history(self):
-        return self.store.history() if hasattr(self.store, "history") else load_history(self.path)
+        return load_history(self.path)
 
     def find_breach(self, breach_id: int):
         return find_breach(self.path, breach_id)
@@ -248,7 +244,7 @@ def test_archive_takes_threads_out_of_the_live_set_but_keeps_them_on_record(back
     box = backend.reopen().box()
     assert set(box.threads) == {live.id} and set(box.breaches) == {live_breach.id}
     history = backend.history()
-    assert history.threads[old.id] == old and history.threads[live.id] == live
+    assert history.threads[thread_key(old)] == old and history.threads[thread_key(live)] == live
     assert history.breaches[old_breach.id] == old_breach and history.breaches[live_breach.id] == live_breach
     assert backend.find_breach(old_breach.id) == (old, old_breach)
     assert backend.find_breach(live_breach.id) == (live, live_breach)
@@ -296,6 +292,10 @@ def test_mailboxes_are_apart_and_a_thread_id_may_repeat_across_them(backend):
     backend.reopen()
     support, billing = backend.box("support"), backend.box("billing")
     assert set(support.threads) == set(billing.threads) == {same.id}
+    assert support.threads[same.id].mailbox == "support" and billing.threads[same.id].mailbox == "billing"
+    assert [b.mailbox for b in support.breaches.values()] == ["support"]
+    assert {thread_key(t) for t in backend.history().threads.values()} == {("support", same.id), ("billing", same.id)}
+    assert {box.name for box in backend.store.mailboxes()} - {"default"} == {"billing", "support"}
     assert len(support.breaches) == 1 and len(billing.breaches) == 0
     assert dict(billing.sync) == {"imap:INBOX": {"last_uid": 7}} and dict(support.sync) == {}
 
