@@ -23,10 +23,12 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from mailesc.clock import isoformat, parse_iso
+from mailesc.config import StoreConfig
 from mailesc.errors import StoreError, StoreUnavailable
 from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, Thread
@@ -93,59 +95,25 @@ _KINDS = ("threads", "breaches", "quarantine", "sync", "health", "meta")
 _NAMED_TABLES = {"sync": "bookmarks", "health": "health", "meta": "meta"}
 
 
-def connection_args(url: str, password: str | None = None, security: str = "tls",
-                    ca_file=None) -> dict:
-    """psycopg.connect() keywords from a ``postgresql://user@host:port/db`` URL, a password kept apart from it,
-    and the TLS choice: ``tls`` verifies the server's certificate and name (``verify-full``, against ``ca_file`` or
-    the system's CA bundle), ``plain`` does not use TLS. (``StoreConfig.connect_args()`` makes the same from a
-    config; this form serves tests, benchmarks and tools that have no config file.)"""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or 5432
-    except ValueError:
-        raise StoreError("the store url is not a valid postgresql://user@host:port/database url") from None
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
-        raise StoreError("the store url must look like postgresql://user@host:port/database")
-    args = {"host": parts.hostname, "port": port, "dbname": unquote(parts.path.lstrip("/"))}
-    if parts.username:
-        args["user"] = unquote(parts.username)
-    if password is None and parts.password:
-        password = unquote(parts.password)
-    if password is not None:
-        args["password"] = password
-    if security == "plain":
-        args["sslmode"] = "disable"
-    elif security == "tls":
-        args["sslmode"] = "verify-full"
-        args["sslrootcert"] = str(ca_file) if ca_file else _system_ca_file()
-    else:
-        raise StoreError(f"unknown store security {security!r}: tls or plain")
-    return args
-
-
-def _system_ca_file() -> str:
-    import ssl
-
-    paths = ssl.get_default_verify_paths()
-    return paths.cafile or paths.openssl_cafile
-
-
-def _where(args: dict) -> str:
-    """host:port/database, for messages: never the user or the password."""
-    return f"{args.get('host')}:{args.get('port', 5432)}/{args.get('dbname')}"
-
-
 class PostgresStore:
     """The installation's records in one PostgreSQL database: ``box(name)`` for a mailbox's live records,
     ``installation`` for installation-wide ones, ``history()``/``find_breach()``/``record_review()`` for admin
     commands, ``describe()`` for ``mailesc check``."""
 
     def __init__(self, url: str | None = None, password: str | None = None, *, security: str = "tls",
-                 ca_file=None, args: dict | None = None, where: str | None = None, connect_timeout: float = 10):
+                 ca_file=None, config: StoreConfig | None = None, connect_timeout: float = 10):
+        """From ``config`` (``Config.store``, whose Secret gives the password), or, for tests, benchmarks and
+        tools without a config file, from a ``url`` (without a password), the ``password`` and the TLS choice:
+        ``tls`` verifies the server's certificate and name against ``ca_file`` or the system's CAs, ``plain``
+        uses no TLS."""
         if psycopg is None:
             raise StoreError(NOT_INSTALLED)
-        self._args = dict(args) if args is not None else connection_args(url, password, security, ca_file)
-        self.where = where or _where(self._args)
+        if config is None:
+            config = StoreConfig(path=Path("."), url=url, security=security, ca_file=ca_file)
+        self._args = config.connect_args()
+        if password is not None:
+            self._args["password"] = password
+        self.where = config.where
         self._secrets = _secret_forms(self._args.get("password"))
         self._connect_timeout = connect_timeout
         self._connection = None
@@ -154,9 +122,8 @@ class PostgresStore:
             self.schema_version = self._ensure_schema(self.connection())
 
     @classmethod
-    def from_config(cls, store_config) -> "PostgresStore":
-        """From ``Config.store`` (a ``StoreConfig`` with ``url``): its ``connect_args()`` read the password."""
-        return cls(args=store_config.connect_args(), where=store_config.where)
+    def from_config(cls, store_config: StoreConfig) -> "PostgresStore":
+        return cls(config=store_config)
 
     # -- the connection ---------------------------------------------------------------------------------------
 
@@ -168,8 +135,8 @@ class PostgresStore:
                 self._connection.close()
             with self._errors("connecting"):
                 self._connection = psycopg.connect(
-                    **self._args, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)),
-                    application_name="mailesc",
+                    **{"application_name": "mailesc", **self._args}, autocommit=True,
+                    connect_timeout=max(1, int(self._connect_timeout)),
                     # a worker whose network to the database is cut notices within ~25 s, not hours
                     keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         return self._connection

@@ -15,7 +15,8 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip
 
 from mailesc.errors import EX_TEMPFAIL, StoreError, StoreUnavailable  # noqa: E402
 from mailesc.model import Delivery  # noqa: E402
-from mailesc.stores.postgres import SCHEMA_LOCK, SCHEMA_VERSION, PostgresStore, connection_args  # noqa: E402
+from mailesc.config import Secret, StoreConfig  # noqa: E402
+from mailesc.stores.postgres import SCHEMA_LOCK, SCHEMA_VERSION, PostgresStore  # noqa: E402
 from mailesc.testing.postgres import PostgresCluster  # noqa: E402
 from tests.unit.test_store_contract import T0, add_breach, escalate, make_thread  # noqa: E402
 
@@ -220,27 +221,15 @@ def test_new_breach_ids_come_from_one_sequence_for_every_mailbox(pg_database):
 # -- the connection and its errors -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("security, ca_file, wanted", [
-    ("plain", None, {"sslmode": "disable"}),
-    ("tls", "/etc/mailesc/db-ca.pem", {"sslmode": "verify-full", "sslrootcert": "/etc/mailesc/db-ca.pem"}),
-])
-def test_connection_args_from_url_password_and_security(security, ca_file, wanted):
-    args = connection_args("postgresql://mailesc@db.example.test:6543/mail%20esc", "pw", security, ca_file)
-    assert args == {"host": "db.example.test", "port": 6543, "dbname": "mail esc", "user": "mailesc",
-                    "password": "pw", **wanted}
-
-
-def test_tls_without_a_ca_file_verifies_against_the_system_bundle():
-    args = connection_args("postgresql://mailesc@db.example.test/mailesc", None, "tls")
-    assert args["sslmode"] == "verify-full" and Path(args["sslrootcert"]).is_file()
-    assert args["port"] == 5432 and "password" not in args
-
-
-@pytest.mark.parametrize("url", ["mysql://u@h/db", "postgresql://u@h", "postgresql://u@h:notaport/db", "db"])
-def test_a_url_that_is_not_postgresql_is_refused_without_repeating_it(url):
-    with pytest.raises(StoreError) as refused:
-        connection_args(url + "?password=hunter2", None, "plain")
-    assert "hunter2" not in str(refused.value)
+def test_from_config_reads_the_password_from_its_secret(pg_database, monkeypatch, tmp_path):
+    monkeypatch.setenv("MAILESC_TEST_DB_PASSWORD", pg_database.password)
+    config = StoreConfig(path=tmp_path / "mailesc.json", url=pg_database.url, security="plain",
+                         password=Secret(env="MAILESC_TEST_DB_PASSWORD", section="store"))
+    with PostgresStore.from_config(config) as store:
+        assert store.describe() == {"database": config.where, "schema": SCHEMA_VERSION}
+        row = store.connection().execute("SELECT current_user, application_name FROM pg_stat_activity "
+                                         "WHERE pid = pg_backend_pid()").fetchone()
+    assert row == ("mailesc", "mailesc")
 
 
 def test_a_wrong_password_is_refused_clearly_and_never_shown(pg_database):
@@ -258,8 +247,7 @@ def test_tls_to_a_server_without_tls_fails_clearly(pg_database):
 
 def test_a_server_that_is_down_is_a_retryable_error_and_the_store_reconnects_when_it_is_back():
     with PostgresCluster() as cluster:
-        password_in_url = cluster.url.replace("mailesc@", f"mailesc:{cluster.password}@")
-        store = PostgresStore(password_in_url, None, security="plain", connect_timeout=3)
+        store = PostgresStore(cluster.url, cluster.password, security="plain", connect_timeout=3)
         box = store.box("default")
         add_breach(box, make_thread())
         cluster.stop()
@@ -268,7 +256,7 @@ def test_a_server_that_is_down_is_a_retryable_error_and_the_store_reconnects_whe
         assert down.value.exit_code == EX_TEMPFAIL
         assert cluster.password not in str(down.value) and "alice" not in str(down.value)
         with pytest.raises(StoreUnavailable) as again:
-            PostgresStore(password_in_url, None, security="plain", connect_timeout=3)
+            PostgresStore(cluster.url, cluster.password, security="plain", connect_timeout=3)
         assert cluster.password not in str(again.value)
         cluster.start()
         box.flush()  # the changes were kept; a new connection writes them
