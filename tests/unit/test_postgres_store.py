@@ -289,3 +289,35 @@ def test_many_changes_at_once_are_written_and_replaced_alike(pg_database):
         box = store.box("default")
         assert len(box.threads) == len(box.breaches) == count // 2
         assert all(b.escalations[0].delivery == Delivery.SENT for b in box.breaches.values())
+
+
+def test_a_connection_cut_in_the_middle_of_a_flush_writes_nothing_and_the_next_flush_writes_all(pg_database,
+                                                                                                  postgres):
+    with open_store(pg_database) as store:
+        box = store.box("default")
+        add_breach(box, make_thread())
+        cut = []
+
+        def fence(cursor):
+            if not cut:
+                cut.append(cursor.connection.info.backend_pid)
+                postgres.admin_sql(f"SELECT pg_terminate_backend({cut[0]})")
+
+        box.fence = fence
+        with pytest.raises(StoreUnavailable, match="cannot reach the PostgreSQL database"):
+            box.flush()
+        assert sql(pg_database, "SELECT count(*) FROM threads") == [(0,)]
+        box.flush()
+    assert sql(pg_database, "SELECT (SELECT count(*) FROM threads), (SELECT count(*) FROM breaches)") == [(1, 1)]
+
+
+def test_a_record_mailesc_cannot_read_is_refused_without_its_values(pg_database):
+    with open_store(pg_database) as store:
+        box = store.box("default")
+        add_breach(box, make_thread())
+        box.flush()
+    sql(pg_database, "UPDATE threads SET doc = doc - 'messages'")
+    with open_store(pg_database) as store:
+        with pytest.raises(StoreError, match="damaged in table threads: a record lacks the field 'messages'") as bad:
+            store.box("default")
+    assert "customer" not in str(bad.value) and "<" not in str(bad.value)
