@@ -76,6 +76,13 @@ class StoreBusy(StoreError):
     exit_code = EX_TEMPFAIL
 
 
+class StoreUnavailable(StoreError):
+    """The store's database cannot be reached now (down, restarting, the network): nothing is wrong with the
+    data, and nothing was written; trying again later is the cure."""
+
+    exit_code = EX_TEMPFAIL
+
+
 class ParseError(MailescError):
     """A message could not be understood; it goes to quarantine."""
 

@@ -89,15 +89,20 @@ class Reviews:
 
 def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...]) -> ReviewEntry:
     """Append `entry` to the review file (under its own short lock); a cause must be one of `causes`."""
-    if entry.action == "review" and entry.cause not in causes:
-        raise UsageError(f"unknown cause {entry.cause!r}; the causes are: {', '.join(causes)} "
-                         f"(configure them in [review] causes)")
+    check_cause(entry, causes)
     path = reviews_path(store_path)
     with file_lock(path):
         Reviews.load(store_path)  # every entry must be readable: a damaged file is refused, never rewritten
         db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)
         db.table("reviews").insert({**entry.as_json()})
     return entry
+
+
+def check_cause(entry: ReviewEntry, causes: tuple[str, ...]) -> None:
+    """A review must name one of the configured causes (whichever store records it)."""
+    if entry.action == "review" and entry.cause not in causes:
+        raise UsageError(f"unknown cause {entry.cause!r}; the causes are: {', '.join(causes)} "
+                         f"(configure them in [review] causes)")
 
 
 def _entry_from(doc: dict) -> ReviewEntry:
