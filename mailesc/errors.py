@@ -83,6 +83,14 @@ class StoreUnavailable(StoreError):
     exit_code = EX_TEMPFAIL
 
 
+class LeaseLost(MailescError):
+    """This worker no longer holds a mailbox's lease (another worker took it, or it expired while the database
+    was out of reach): nothing of that mailbox was written. Not a StoreError: nothing is wrong with the store; the
+    worker drops that mailbox and goes on with the others."""
+
+    exit_code = EX_TEMPFAIL
+
+
 class ParseError(MailescError):
     """A message could not be understood; it goes to quarantine."""
 

@@ -118,6 +118,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._connection = None
         self._boxes: dict[str, PostgresBox] = {}
+        self.membership = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
         with self._errors("creating or checking the schema"):
             self.schema_version = self._ensure_schema(self.connection())
 
@@ -238,6 +239,11 @@ class PostgresStore:
                 "UNION SELECT mailbox FROM quarantine UNION SELECT mailbox FROM bookmarks "
                 "UNION SELECT mailbox FROM health UNION SELECT mailbox FROM meta ORDER BY 1")]
         return [self.box(name) for name in sorted(set(names) | set(self._boxes)) if name != INSTALLATION]
+
+    def drop_box(self, name: str) -> None:
+        """Forget a mailbox's loaded records (its lease was lost or given back): the next ``box(name)`` loads
+        them again from the database, as the worker that had it last left them."""
+        self._boxes.pop(name, None)
 
     @property
     def installation(self) -> "PostgresBox":
@@ -437,7 +443,10 @@ class PostgresBox:
 
     def fence(self, cursor) -> None:
         """The lease check, first thing in every flush's transaction: raise (e.g. LeaseLost) to write nothing.
-        Without leases (one worker, tests) there is nothing to check."""
+        Without leases (one worker, tests) there is nothing to check; the installation's box has no lease."""
+        membership = self.store.membership
+        if membership is not None and self.name != INSTALLATION:
+            membership.fence(cursor, self.name)
 
     def flush(self) -> None:
         """Every change of this box since the last flush, in one transaction (all or nothing)."""
