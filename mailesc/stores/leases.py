@@ -20,9 +20,10 @@ Why this shape:
   same rows; a row is taken only by an UPDATE that checks again that it is free, so two workers never hold one.
 - How long an even spread takes: a worker that joins is counted at once (its row is written when it starts), so
   at the next ``balance()`` of each worker the ones above the new fair share give back what is too much and the
-  newcomer takes it at its own next ``balance()``: two balance rounds (the daemon balances every
-  ``lease_seconds / 3``, so about ``2 * lease_seconds / 3``). When a worker dies, its mailboxes are free to take
-  ``lease_seconds`` after its last renewal, and taken at the next balance round of the others after that.
+  newcomer takes it at its own next ``balance()``: two balance rounds (about ``2 * lease_seconds / 3`` when the
+  daemon balances every ``balance_seconds`` = ``lease_seconds / 3``). When a worker dies, its mailboxes are free
+  to take ``lease_seconds`` after its last renewal, and taken at the next balance round of the others after that:
+  at most ``lease_seconds + balance_seconds`` after the death.
 
 The background thread has a connection of its own (renewals go on while the main thread is busy in a long
 cycle); ``balance()``, ``release_all()`` and ``fence()`` use the store's connection, from the thread that works
@@ -86,6 +87,11 @@ class Membership:
                 (self.worker_id, host, pid, self.lease_seconds))
         self.last_renewal = begun
         store.membership = self  # from now on every flush of a mailbox's records is fenced
+
+    @property
+    def balance_seconds(self) -> float:
+        """How often to call ``balance()`` (and how often the thread renews): a third of a lease."""
+        return self.lease_seconds / 3
 
     # -- what this worker holds -------------------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class Membership:
             self._drop_renewing_connection()
 
     def _renew_forever(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
+        while not self._stop.wait(self.balance_seconds):
             try:
                 self.renew()
             except StoreError as error:
@@ -274,8 +280,7 @@ class Membership:
                 connection.execute("UPDATE leases SET owner = NULL, renewed_at = NULL, expires_at = NULL "
                                    "WHERE owner = %s", (self.worker_id,))
                 connection.execute("DELETE FROM workers WHERE id = %s", (self.worker_id,))
-        if self.store.membership is self:
-            self.store.membership = None
+        # the membership stays wired: a flush after this is refused (LeaseLost), never written unfenced
         log.info("leases: gave back every mailbox (%d) and left", len(released))
 
     # -- fencing ----------------------------------------------------------------------------------------------

@@ -98,6 +98,11 @@ def test_twelve_mailboxes_are_spread_evenly_over_the_live_workers(pg_database, w
     assert set().union(*held) == set(MAILBOXES)
     assert sum(len(h) for h in held) == len(MAILBOXES)  # nobody holds a mailbox another holds
     assert owners(pg_database) == {mailbox: member.worker_id for member, h in zip(members, held) for mailbox in h}
+    live = workers_status(members[0].store)
+    assert sorted((w["id"], w["leases"]) for w in live) == sorted((m.worker_id, share) for m in members)
+    status = leases_status(members[0].store)
+    assert [row["mailbox"] for row in status] == MAILBOXES
+    assert all(row["owner"] in {m.worker_id for m in members} and row["seconds_left"] > 0 for row in status)
 
 
 def test_workers_that_join_later_get_their_share_as_the_first_gives_back(pg_database, workers):
@@ -243,20 +248,23 @@ def test_the_fence_refuses_an_expired_lease_nobody_took_yet(pg_database, workers
 # -- racing -------------------------------------------------------------------------------------------------------
 
 def test_workers_balancing_at_the_same_time_never_hold_the_same_mailbox(pg_database, workers):
-    """Rounds of three workers balancing at once; between rounds a random worker leaves (release_all) and a new
-    one joins, so every round moves leases. After each round no two workers hold one mailbox, and each holds
-    exactly what the database says it owns."""
+    """Rounds of two to four workers balancing at once; between rounds workers leave (release_all) and join, so
+    the fair share changes and several workers take from the same free leases in the same round. After each
+    round no two workers hold one mailbox, each holds exactly what the database says it owns, and no more than
+    its share."""
     rng = random.Random(12)
     slots = [workers() for _ in range(3)]
-    for round_ in range(60):
+    moved = 0
+    for round_ in range(80):
         barrier = threading.Barrier(len(slots))
         errors: list[BaseException] = []
+        results: list[tuple[set, set]] = []
 
         def run(worker):
             try:
                 barrier.wait()
-                worker.membership.balance(MAILBOXES)
-            except BaseException as error:  # pragma: no cover - reported below
+                results.append(worker.membership.balance(MAILBOXES))
+            except BaseException as error:  # reported below
                 errors.append(error)
 
         threads = [threading.Thread(target=run, args=(worker,)) for worker in slots]
@@ -265,6 +273,7 @@ def test_workers_balancing_at_the_same_time_never_hold_the_same_mailbox(pg_datab
         for thread in threads:
             thread.join()
         assert errors == []
+        moved += sum(len(taken) for taken, _ in results)
         held = [worker.membership.held() for worker in slots]
         for i, one in enumerate(held):
             for other in held[i + 1:]:
@@ -272,10 +281,13 @@ def test_workers_balancing_at_the_same_time_never_hold_the_same_mailbox(pg_datab
         in_database = owners(pg_database)
         for worker, mine in zip(slots, held):
             assert {m for m, owner in in_database.items() if owner == worker.membership.worker_id} == mine
-        assert all(len(mine) <= 4 for mine in held)
-        leaving = rng.randrange(len(slots))
-        slots[leaving].membership.release_all()
-        slots[leaving] = workers()
+        assert all(len(mine) <= math.ceil(len(MAILBOXES) / len(slots)) for mine in held)
+        change = rng.choice(["join", "leave", "both"])
+        if change in ("leave", "both") and len(slots) > 2:
+            slots.pop(rng.randrange(len(slots))).membership.release_all()
+        if change in ("join", "both") and len(slots) < 4:
+            slots.append(workers())
+    assert moved > 100  # the rounds really moved leases around
     balance_until_even([worker.membership for worker in slots])
     assert set().union(*(worker.membership.held() for worker in slots)) == set(MAILBOXES)
 
