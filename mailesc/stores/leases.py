@@ -46,6 +46,7 @@ from mailesc.errors import LeaseLost, StoreError
 from mailesc.stores.postgres import INSTALLATION, PostgresStore, psycopg
 
 log = logging.getLogger("mailesc.leases")
+FORGET_AFTER = 10  # lease lengths after which the row of a worker that stopped renewing is deleted
 
 
 def new_worker_id() -> str:
@@ -77,7 +78,7 @@ class Membership:
         self._thread: threading.Thread | None = None
         self.last_renewal: float | None = None  # monotonic time of the last successful renewal
         self.last_error: str | None = None  # why the last renewal failed (no secrets, no customer data)
-        host, pid = self.worker_id.split(":")[0], os.getpid()
+        host, pid = socket.gethostname(), os.getpid()
         begun = time.monotonic()
         with store._errors("registering the worker"):
             store.connection().execute(
@@ -126,7 +127,7 @@ class Membership:
                             "INSERT INTO workers (id, host, pid, started_at, renewed_at, expires_at) "
                             "VALUES (%s, %s, %s, now(), now(), now() + make_interval(secs => %s)) "
                             "ON CONFLICT (id) DO UPDATE SET renewed_at = now(), expires_at = EXCLUDED.expires_at",
-                            (self.worker_id, self.worker_id.split(":")[0], os.getpid(), self.lease_seconds))
+                            (self.worker_id, socket.gethostname(), os.getpid(), self.lease_seconds))
                         # Ours even if expired: nobody took it meanwhile (taking rewrites the owner), so it is safe
                         # to keep; a lease another worker took is not ours any more.
                         kept = {row[0] for row in connection.execute(
@@ -213,6 +214,10 @@ class Membership:
             with connection.transaction():
                 connection.execute("INSERT INTO leases (mailbox) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
                                    (wanted,))
+                # rows of workers gone long ago (killed: they never said goodbye); one that was only frozen
+                # writes its row again at its next renewal
+                connection.execute("DELETE FROM workers WHERE expires_at < now() - make_interval(secs => %s)",
+                                   (FORGET_AFTER * self.lease_seconds,))
                 workers = connection.execute(
                     "SELECT count(*) FROM workers WHERE expires_at > now() OR id = %s",
                     (self.worker_id,)).fetchone()[0]
@@ -293,6 +298,7 @@ class Membership:
         if row is None or row[0] != self.worker_id or not row[1]:
             with self._lock:
                 self._held.pop(mailbox, None)
+            self.store.drop_box(mailbox)  # if it is ever taken again, its records are loaded afresh
             raise LeaseLost(f"this worker no longer holds the lease of mailbox {mailbox!r}: nothing was written; "
                             f"the worker that holds it now works it")
 

@@ -188,6 +188,19 @@ def test_release_all_hands_every_mailbox_over_at_once(pg_database, workers):
     assert [w["id"] for w in workers_status(staying.store)] == [staying.worker_id]
 
 
+def test_rows_of_workers_gone_long_ago_are_forgotten(pg_database, workers):
+    member = workers(lease_seconds=1).membership
+    sql(pg_database, "INSERT INTO workers (id, host, pid, started_at, renewed_at, expires_at) VALUES "
+                     "('gone:1:x', 'gone', 1, now() - interval '1 hour', now() - interval '1 hour', "
+                     "now() - interval '1 hour'), ('frozen:2:y', 'frozen', 2, now(), now(), now() - interval '1 s') "
+                     "RETURNING id")
+    member.balance(MAILBOXES)
+    assert sorted(row[0] for row in sql(pg_database, "SELECT id FROM workers")) == sorted(
+        ["frozen:2:y", member.worker_id])
+    assert [w["id"] for w in workers_status(member.store)] == [member.worker_id]
+    assert member.held() == set(MAILBOXES)  # the expired ones are not counted in the fair share
+
+
 # -- fencing ------------------------------------------------------------------------------------------------------
 
 def test_a_held_mailbox_flushes_and_the_installation_box_needs_no_lease(pg_database, workers):
