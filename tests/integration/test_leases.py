@@ -6,11 +6,17 @@ generous deadline, and the failover checks compare what two workers believe at t
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -393,3 +399,97 @@ def test_a_worker_that_cannot_reach_the_database_stops_before_another_takes_over
     status = {row["mailbox"]: row for row in leases_status(other.store)}
     assert {row["owner"] for row in status.values()} == {other.worker_id}
     assert all(row["seconds_left"] > 0 and row["pid"] and row["host"] for row in status.values())
+
+
+# -- worker processes: SIGKILL, SIGSTOP, SIGTERM ------------------------------------------------------------------
+
+class WorkerProcess:
+    """tests/integration/lease_worker.py as a process; its JSON lines are collected as they come."""
+
+    def __init__(self, db, lease_seconds: float, balance_seconds: float, mailboxes=MAILBOXES):
+        env = {**os.environ, "MAILESC_TEST_PASSWORD": db.password}
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("lease_worker.py")), db.url, str(lease_seconds),
+             str(balance_seconds), *mailboxes], env=env, stdout=subprocess.PIPE, text=True)
+        self.lines: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.worker_id = wait_for(lambda: next((line["worker"] for line in self.lines if "worker" in line), None),
+                                  "the worker process starting")
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(json.loads(line))
+
+    def said(self, key: str) -> list:
+        return [line[key] for line in list(self.lines) if key in line]
+
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def processes(pg_database):
+    made: list[WorkerProcess] = []
+
+    def make(lease_seconds: float, balance_seconds: float) -> WorkerProcess:
+        made.append(WorkerProcess(pg_database, lease_seconds, balance_seconds))
+        return made[-1]
+
+    yield make
+    for process in made:
+        if process.process.poll() is None:
+            process.signal(signal.SIGCONT)
+        process.stop()
+
+
+def counts(db) -> dict[str, int]:
+    return dict(sql(db, "SELECT owner, count(*)::int FROM leases WHERE owner IS NOT NULL AND expires_at > now() "
+                        "GROUP BY owner"))
+
+
+def spread_as(db, shares: dict[str, int]):
+    return lambda: counts(db) == shares
+
+
+def test_a_killed_worker_process_loses_its_mailboxes_to_the_others(pg_database, processes):
+    trio = [processes(lease_seconds=1.5, balance_seconds=0.5) for _ in range(3)]
+    wait_for(spread_as(pg_database, {p.worker_id: 4 for p in trio}), "four mailboxes for each of three workers")
+    trio[0].signal(signal.SIGKILL)
+    trio[0].process.wait()
+    wait_for(spread_as(pg_database, {p.worker_id: 6 for p in trio[1:]}), "six mailboxes for each survivor")
+    # every mailbox is worked again, each by the survivor that holds it
+    wait_for(lambda: dict(sql(pg_database, "SELECT mailbox, state->>'by' FROM meta WHERE name = 'beat'"))
+             == owners(pg_database), "the survivors writing the mailboxes they hold")
+    assert set(owners(pg_database).values()) == {p.worker_id for p in trio[1:]}
+
+
+def test_a_frozen_worker_process_is_taken_over_and_gets_its_share_back_when_it_wakes(pg_database, processes):
+    frozen, other = processes(lease_seconds=1.5, balance_seconds=0.3), processes(lease_seconds=1.5,
+                                                                                 balance_seconds=0.3)
+    wait_for(spread_as(pg_database, {frozen.worker_id: 6, other.worker_id: 6}), "six mailboxes each")
+    frozen.signal(signal.SIGSTOP)
+    wait_for(spread_as(pg_database, {other.worker_id: 12}), "the other worker holding all twelve")
+    frozen.signal(signal.SIGCONT)
+    # it wakes, learns its leases are gone (its own clock already told it to stop), and gets its share back as the
+    # other gives back what is above the share
+    wait_for(spread_as(pg_database, {frozen.worker_id: 6, other.worker_id: 6}), "six each again")
+    wait_for(lambda: frozen.said("held") and len(frozen.said("held")[-1]) == 6, "the woken worker working six")
+    assert not set(frozen.said("held")[-1]) & set(other.said("held")[-1])
+
+
+def test_a_worker_process_stopped_with_sigterm_hands_over_at_once(pg_database, processes):
+    # leases of ten minutes: only a hand-over, not an expiry, can move them within the test
+    leaving = processes(lease_seconds=600, balance_seconds=0.2)
+    wait_for(spread_as(pg_database, {leaving.worker_id: 12}), "the first worker holding all twelve")
+    staying = processes(lease_seconds=600, balance_seconds=0.2)
+    wait_for(spread_as(pg_database, {leaving.worker_id: 6, staying.worker_id: 6}), "six each")
+    leaving.signal(signal.SIGTERM)
+    assert leaving.process.wait(timeout=PATIENCE) == 0
+    assert leaving.said("released") == [True]
+    wait_for(spread_as(pg_database, {staying.worker_id: 12}), "the staying worker holding all twelve")
+    assert sql(pg_database, "SELECT count(*) FROM workers WHERE id = %s", leaving.worker_id) == [(0,)]
