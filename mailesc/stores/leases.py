@@ -79,6 +79,7 @@ class Membership:
         self.last_renewal: float | None = None  # monotonic time of the last successful renewal
         self.last_error: str | None = None  # why the last renewal failed (no secrets, no customer data)
         host, pid = socket.gethostname(), os.getpid()
+        self._forget_frozen_transactions(store)
         begun = time.monotonic()
         with store._errors("registering the worker"):
             store.connection().execute(
@@ -88,6 +89,21 @@ class Membership:
                 (self.worker_id, host, pid, self.lease_seconds))
         self.last_renewal = begun
         store.membership = self  # from now on every flush of a mailbox's records is fenced
+
+    def _frozen_transaction_ms(self) -> int:
+        return max(1000, int(self.lease_seconds * 500))
+
+    def _forget_frozen_transactions(self, store: PostgresStore) -> None:
+        """A worker frozen (SIGSTOP, a stalled VM) in the middle of a flush holds its lease row locked, and
+        ``balance()`` of the others skips locked rows: the mailbox would stay stuck as long as the freeze. So the
+        server ends any transaction of this worker left idle for half a lease (``idle_in_transaction_session_
+        timeout``; a flush sends its statements back to back), on the store's connection now and on every one it
+        makes again."""
+        setting = f"-c idle_in_transaction_session_timeout={self._frozen_transaction_ms()}"
+        store._args["options"] = f"{store._args.get('options', '')} {setting}".strip()
+        with store._errors("registering the worker"):
+            store.connection().execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                                       (str(self._frozen_transaction_ms()),))
 
     @property
     def balance_seconds(self) -> float:
@@ -159,10 +175,11 @@ class Membership:
             self._drop_renewing_connection()
             budget_ms = max(1000, int(self.lease_seconds * 1000))
             self._renew_connection = psycopg.connect(
-                **self.store._args, autocommit=True, application_name="mailesc leases",
+                **{key: value for key, value in self.store._args.items() if key != "options"}, autocommit=True, application_name="mailesc leases",
                 connect_timeout=max(2, math.ceil(self.lease_seconds / 3)), tcp_user_timeout=budget_ms,
                 keepalives=1, keepalives_idle=max(1, int(self.lease_seconds / 3)), keepalives_interval=1,
-                keepalives_count=3, options=f"-c statement_timeout={budget_ms} -c lock_timeout={budget_ms}")
+                keepalives_count=3, options=f"-c statement_timeout={budget_ms} -c lock_timeout={budget_ms} "
+                        f"-c idle_in_transaction_session_timeout={self._frozen_transaction_ms()}")
         return self._renew_connection
 
     def _drop_renewing_connection(self) -> None:

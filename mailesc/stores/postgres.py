@@ -159,7 +159,9 @@ class PostgresStore:
         if state == "3D000" or ("database" in reason and "does not exist" in reason):
             return StoreError(f"the PostgreSQL database {self.where} does not exist: create it first "
                               f"(createdb -O <user> <database>)")
-        if isinstance(error, psycopg.OperationalError) and (not state or state.startswith(("08", "57P"))):
+        # 25P03: the server ended a transaction left idle too long (a worker frozen mid-flush; see leases.py)
+        if (isinstance(error, psycopg.OperationalError) and (not state or state.startswith(("08", "57P")))
+                or state == "25P03"):
             return StoreUnavailable(f"cannot reach the PostgreSQL database {self.where} ({doing}): {reason}; "
                                     f"nothing was lost, try again when it is back")
         diagnosis = getattr(error, "diag", None)

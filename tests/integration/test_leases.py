@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mailesc.errors import LeaseLost, StoreError
+from mailesc.errors import LeaseLost, StoreError, StoreUnavailable
 from mailesc.stores.leases import Membership, leases_status, workers_status
 from mailesc.stores.postgres import PostgresStore
 
@@ -251,6 +251,24 @@ def test_the_fence_refuses_a_flush_after_another_worker_took_the_lease(pg_databa
     taken_box.sync["imap:INBOX"] = {"last_uid": 4}
     taken_box.flush()
     assert sql(pg_database, "SELECT state FROM bookmarks WHERE mailbox = 'support'") == [({"last_uid": 4},)]
+
+
+def test_a_worker_frozen_in_the_middle_of_a_flush_does_not_keep_its_mailbox_locked(pg_database, workers):
+    frozen = workers(lease_seconds=1).membership
+    frozen.balance(["support"])
+    connection = frozen.store.connection()
+    connection.execute("BEGIN")
+    frozen.fence(connection.cursor(), "support")  # the lease row is locked... and the worker freezes (SIGSTOP)
+    other = workers(lease_seconds=1).membership
+    wait_for(lambda: other.balance(["support"])[0], "the other worker taking the lease of the frozen one")
+    assert owners(pg_database) == {"support": other.worker_id}
+    # woken: the server ended its session (retryable, like a restart of the server); then the flush is refused
+    with pytest.raises(StoreUnavailable):
+        frozen.store.box("support")
+    box = frozen.store.box("support")
+    box.meta["note"] = {"n": 1}
+    with pytest.raises(LeaseLost):
+        box.flush()
 
 
 def test_the_fence_refuses_an_expired_lease_nobody_took_yet(pg_database, workers):
