@@ -5,12 +5,11 @@ from __future__ import annotations
 import difflib
 import email.policy
 import logging
-import secrets
 import shutil
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mailesc import defaults, sla
@@ -28,7 +27,6 @@ from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, record_review, reviews_path
 from mailesc.stats import build_report
-from mailesc.signing import installation_secret, secret_path
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.store import DryRunStore, Store, archive_folder, read_heartbeat
@@ -157,7 +155,7 @@ def reload(config: Config, worker: Worker) -> str:
     are valid: otherwise this raises (a ConfigError naming file, key and problem) and the engines keep what they
     have. The config file itself is read at start only. Returns what is in use now."""
     fresh = load_setup(config)
-    worker.use(fresh.policies_of, fresh.templates)
+    worker.use(fresh)
     own = "".join(f"; mailbox {name}: {len(policies.rules)} rule(s) of its own"
                   for name, policies in fresh.own_policies.items())
     return (f"{len(fresh.policies.rules)} rule(s) from {fresh.policies_path}: "
@@ -177,51 +175,58 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   source=source, transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
                   archive_after=config.archive_after if durable and not dry_run else None,
-                  secret=_secret(store.path, dry_run), mail_zone=config.templates_timezone,
+                  secret=store.installation_secret(), mail_zone=config.templates_timezone,
                   since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
 
 
-def build_worker(setup: Setup, store: Store, sources: dict, transport) -> Worker:
-    """Every configured mailbox's engine (`sources`: mailbox name -> its open source) and the daily digest, as
-    one Worker for the daemon and for `once`. A dry run sends no daily digest."""
+def build_worker(setup: Setup, store, transport, sources: dict | None = None) -> Worker:
+    """Every configured mailbox's engine and the daily digest, as one Worker for the daemon and for `once`.
+
+    On PostgreSQL (not in a dry run) the worker works the mailboxes it holds the leases of (stores/leases.py),
+    taking its fair share at once. `sources` (mailbox name -> an open source) stand in for the ones the config
+    names (tests). A dry run sends no daily digest."""
     config = setup.config
+    dry_run = isinstance(transport, DryRunTransport)
     daily = None
-    if not isinstance(transport, DryRunTransport) and config.daily_digest.at is not None:
+    if not dry_run and config.daily_digest.at is not None:
         daily = DailyDigest(config.daily_digest, store, setup.templates, transport, config.smtp.from_address,
                             config.review.period, config.templates_timezone)
-    return Worker([build_engine(setup, store, sources[mailbox.name], transport, mailbox=mailbox)
-                   for mailbox in config.mailboxes], daily)
+
+    membership = None
+    if getattr(store, "shared", False) and not dry_run:  # PostgreSQL: several workers may share the mailboxes
+        from mailesc.stores.leases import Membership
+
+        membership = Membership(store, config.lease_seconds).start()
+    return Worker([mailbox.name for mailbox in config.mailboxes], EngineFactory(setup, store, transport, sources),
+                  daily=daily, membership=membership, poll_every=timedelta(seconds=config.poll_seconds))
 
 
-def open_sources(config: Config) -> dict:
-    """A source per configured mailbox, by name (connections are made on first use); close with close_sources."""
-    return {mailbox.name: open_source(mailbox) for mailbox in config.mailboxes}
+class EngineFactory:
+    """Makes a mailbox's engine when a worker starts working it (at start, or when it takes the mailbox's lease),
+    with the setup in use then (`setup` is replaced on reload)."""
 
+    def __init__(self, setup: Setup, store, transport, sources: dict | None = None):
+        self.setup, self.store, self.transport, self.sources = setup, store, transport, sources
 
-def close_sources(sources: dict) -> None:
-    for source in sources.values():
-        source.close()
-
-
-def _secret(store: Path, dry_run: bool) -> bytes:
-    """The installation's secret; a dry run before the first start creates none (it creates nothing), so its
-    Message-IDs, made with a throwaway secret, are not the ones the real first start will use."""
-    if dry_run and not secret_path(store).exists():
-        return secrets.token_bytes(32)
-    return installation_secret(store)
+    def __call__(self, name: str) -> Engine:
+        mailbox = self.setup.config.find_mailbox(name)
+        source = self.sources[name] if self.sources is not None else open_source(mailbox)
+        return build_engine(self.setup, self.store, source, self.transport, mailbox=mailbox)
 
 
 def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = None) -> CycleReport:
-    """One cycle of every mailbox. With `dry_run` (a DryRunTransport, which collects the mails instead of sending
-    them) the store is read but never written, and nothing is sent."""
+    """One cycle of every mailbox (on PostgreSQL: of those this process can take the leases of, given back at
+    the end). With `dry_run` (a DryRunTransport, which collects the mails instead of sending them) the store is
+    read but never written, and nothing is sent."""
     config = setup.config
-    sources = open_sources(config)
-    try:
-        with open_store(config.store_path, dry_run is not None) as store:
-            transport = dry_run if dry_run is not None else open_transport(config.smtp)
-            return build_worker(setup, store, sources, transport).cycle(now)
-    finally:
-        close_sources(sources)
+    with open_store(config, dry_run is not None) as store:
+        transport = dry_run if dry_run is not None else open_transport(config.smtp)
+        worker = build_worker(setup, store, transport)
+        try:
+            worker.poll_every = None  # once: every mailbox it works is read
+            return worker.cycle(now)
+        finally:
+            worker.close()
 
 
 class DryRunEngine(Engine):
@@ -252,8 +257,14 @@ def _notice_text(notice) -> str:
     return "acknowledgement to the customer" if notice.kind == "ack" else f"{notice.kind} to {', '.join(notice.to)}"
 
 
-def open_store(path: Path, dry_run: bool = False) -> Store:
-    return DryRunStore(path) if dry_run else Store(path)
+def open_store(config: Config, dry_run: bool = False):
+    """The store the config names for the daemon and once: PostgreSQL when `[store] url` is set, else the
+    embedded file (locked for this process's life). A dry run reads it and never writes."""
+    if config.store.url:
+        from mailesc.stores.postgres import PostgresStore
+
+        return PostgresStore.from_config(config.store, dry_run=dry_run)
+    return DryRunStore(config.store_path) if dry_run else Store(config.store_path)
 
 
 class DryRunTransport:

@@ -231,16 +231,15 @@ def cmd_run(args) -> int:
     config = setup.config
     for note in app.shipped_notes(setup):
         logging.getLogger("mailesc").warning("%s", note.removeprefix("note: "))
-    sources = app.open_sources(config)
-    try:
-        with app.open_store(config.store_path, args.dry_run) as store:
-            transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
-            worker = app.build_worker(setup, store, sources, transport)
+    with app.open_store(config, args.dry_run) as store:
+        transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
+        worker = app.build_worker(setup, store, transport)
+        try:
             if args.dry_run:
                 print("dry run: nothing is written to the store and no mail is sent", flush=True)
             Daemon(worker, SystemClock(), config.poll_seconds, reload=lambda: app.reload(config, worker)).run()
-    finally:
-        app.close_sources(sources)
+        finally:
+            worker.close()
     return 0
 
 

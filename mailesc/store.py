@@ -14,6 +14,7 @@ import json
 from sys import intern
 import os
 import re
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
+from mailesc.signing import installation_secret, secret_path
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status,
                            Thread, ThreadMessage)
 
@@ -366,6 +368,10 @@ class Store:
                 handle.write(("\n" if position == 0 else ",\n") + f'"{doc_id}":{text}')
         handle.write("\n}}\n")
 
+    def installation_secret(self) -> bytes:
+        """The secret that signs this installation's Message-IDs and markers: `<store>-secret` (signing.py)."""
+        return installation_secret(self.path)
+
     def record_poll(self, at: datetime) -> None:
         """A successful poll, for `status` to tell a live daemon from a dead one (see write_heartbeat)."""
         if self.readonly:
@@ -399,6 +405,13 @@ class DryRunStore(Store):
 
     def record_poll(self, at: datetime) -> None:
         pass  # a dry run is not the daemon: it beats no heartbeat
+
+    def installation_secret(self) -> bytes:
+        """The installation's secret; a dry run before the first start creates none (it creates nothing), so its
+        Message-IDs, made with a throwaway secret, are not the ones the real first start will use."""
+        if not secret_path(self.path).exists():
+            return secrets.token_bytes(32)
+        return installation_secret(self.path)
 
 
 @contextmanager

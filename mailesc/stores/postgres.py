@@ -101,7 +101,7 @@ class PostgresStore:
     commands, ``describe()`` for ``mailesc check``."""
 
     def __init__(self, url: str | None = None, password: str | None = None, *, security: str = "tls",
-                 ca_file=None, config: StoreConfig | None = None, connect_timeout: float = 10):
+                 ca_file=None, config: StoreConfig | None = None, connect_timeout: float = 10, dry_run: bool = False):
         """From ``config`` (``Config.store``, whose Secret gives the password), or, for tests, benchmarks and
         tools without a config file, from a ``url`` (without a password), the ``password`` and the TLS choice:
         ``tls`` verifies the server's certificate and name against ``ca_file`` or the system's CAs, ``plain``
@@ -119,12 +119,16 @@ class PostgresStore:
         self._connection = None
         self._boxes: dict[str, PostgresBox] = {}
         self.membership = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
+        self.dry_run = dry_run  # --dry-run: read, change in memory only, never write (flush and polls do nothing)
+        self._dry_breach_id: int | None = None
         with self._errors("creating or checking the schema"):
             self.schema_version = self._ensure_schema(self.connection())
 
+    shared = True  # several workers may share it: mailboxes are worked under leases (stores/leases.py)
+
     @classmethod
-    def from_config(cls, store_config: StoreConfig) -> "PostgresStore":
-        return cls(config=store_config)
+    def from_config(cls, store_config: StoreConfig, dry_run: bool = False) -> "PostgresStore":
+        return cls(config=store_config, dry_run=dry_run)
 
     # -- the connection ---------------------------------------------------------------------------------------
 
@@ -253,13 +257,29 @@ class PostgresStore:
         return self.box(INSTALLATION)
 
     def next_breach_id(self) -> int:
-        """From the ``breach_ids`` sequence: never handed out twice, whatever is rolled back or archived."""
+        """From the ``breach_ids`` sequence: never handed out twice, whatever is rolled back or archived. A dry run
+        counts on from the highest id on record instead (taking from the sequence is a write)."""
+        if self.dry_run:
+            if self._dry_breach_id is None:
+                with self._errors("reading the breach ids"):
+                    self._dry_breach_id = self.connection().execute(
+                        "SELECT COALESCE(max(id), 0) FROM breaches").fetchone()[0]
+            self._dry_breach_id += 1
+            return self._dry_breach_id
         with self._errors("a new breach id"):
             return self.connection().execute("SELECT nextval('breach_ids')").fetchone()[0]
 
     def installation_secret(self, size: int = 32) -> bytes:
         """The installation's signing secret (meta '', 'secret'): made by the first worker that asks, the same
-        for every worker after (so that each recognises the others' marks). Never logged."""
+        for every worker after (so that each recognises the others' marks). Never logged. A dry run before any
+        worker made one gets a throwaway secret (it writes nothing)."""
+        if self.dry_run:
+            with self._errors("reading the installation secret"):
+                row = self.connection().execute("SELECT state FROM meta WHERE mailbox = %s AND name = 'secret'",
+                                                (INSTALLATION,)).fetchone()
+            if row is None:
+                return secrets.token_bytes(size)
+            return self._secret_from(row[0])
         with self._errors("reading the installation secret"):
             connection = self.connection()
             with connection.transaction():
@@ -268,6 +288,9 @@ class PostgresStore:
                                    (INSTALLATION, Jsonb({"hex": secrets.token_bytes(size).hex()})))
                 state = connection.execute("SELECT state FROM meta WHERE mailbox = %s AND name = 'secret'",
                                            (INSTALLATION,)).fetchone()[0]
+        return self._secret_from(state)
+
+    def _secret_from(self, state) -> bytes:
         try:
             return bytes.fromhex(state["hex"])
         except (KeyError, TypeError, ValueError):
@@ -435,6 +458,8 @@ class PostgresBox:
 
     def record_poll(self, at: datetime) -> None:
         """A successful poll, for `status`: written at once (not at the next flush), in this mailbox's health."""
+        if self.store.dry_run:
+            return
         with self.store._errors("recording a poll"):
             self.store.connection().execute(
                 "INSERT INTO health (mailbox, name, state) VALUES (%s, 'poll', %s) "
@@ -452,7 +477,7 @@ class PostgresBox:
 
     def flush(self) -> None:
         """Every change of this box since the last flush, in one transaction (all or nothing)."""
-        if not any(self._dirty.values()) and not self._archived:
+        if self.store.dry_run or (not any(self._dirty.values()) and not self._archived):
             return
         with self.store._errors(f"writing mailbox {self.name!r}"):
             connection = self.store.connection()

@@ -29,7 +29,7 @@ to = ["manager@example.test"]
 """
 
 
-def two_mailboxes(folder, extra: str = ""):
+def two_mailboxes(folder, extra: str = "", store: str = 'path = "var/mailesc.json"'):
     (folder / "policies").mkdir()
     (folder / "policies" / "rules.toml").write_text(RULES)
     config = folder / "mailesc.toml"
@@ -49,7 +49,7 @@ team = ["ledger@billing.example"]
 [team]
 addresses = ["*@example.test"]
 [store]
-path = "var/mailesc.json"
+{store}
 [policies]
 path = "policies"
 [templates]
@@ -133,3 +133,34 @@ def test_a_rule_matching_a_mailbox_nobody_configured_is_a_config_problem(tmp_pat
     assert main(["-c", str(config), "check", "--offline"]) == 78
     err = capsys.readouterr().err
     assert "rules.toml" in err and "match.mailbox" in err and "'biling'" in err
+
+
+def test_once_on_postgresql_works_every_mailbox_and_sends_nothing_twice(tmp_path, pg_database, monkeypatch, capsys):
+    from mailesc.stores.postgres import PostgresStore
+
+    monkeypatch.setenv("MAILESC_DB_PASSWORD", pg_database.password)
+    config, support, billing = two_mailboxes(tmp_path, store=f'url = "{pg_database.url}"\n'
+                                                            f'password_env = "MAILESC_DB_PASSWORD"\nsecurity = "plain"')
+    now = datetime.now(timezone.utc)
+    raw, shared_id = make_mail(sender="pat@customer.example", subject="Invoice", date=now - timedelta(hours=2))
+    deliver(support, raw, now - timedelta(hours=2))
+    deliver(billing, raw, now - timedelta(hours=2))
+
+    assert main(["-c", str(config), "once", "--dry-run"]) == 0
+    assert "would send" in capsys.readouterr().out and outbox_mails(tmp_path / "outbox") == []
+    with PostgresStore(pg_database.url, pg_database.password, security="plain") as store:
+        assert store.mailboxes() == []  # the dry run wrote nothing
+
+    assert main(["-c", str(config), "once"]) == 0
+    assert "2 new message(s)" in capsys.readouterr().out
+    assert main(["-c", str(config), "once"]) == 0  # the leases were given back: the second run reads both again
+    mails = outbox_mails(tmp_path / "outbox")
+    assert sorted(mail["To"] for mail in mails) == ["billing-lead@example.test", "manager@example.test"]
+    assert len({mail["Message-ID"] for mail in mails}) == 2
+    with PostgresStore(pg_database.url, pg_database.password, security="plain") as store:
+        boxes = {box.name: box for box in store.mailboxes()}
+        assert sorted(boxes) == ["billing", "support"]
+        assert [t.id for t in boxes["support"].threads.values()] == [shared_id]
+        assert sorted(b.id for box in boxes.values() for b in box.breaches.values()) == [1, 2]
+        leases = store.connection().execute("SELECT mailbox, owner FROM leases ORDER BY mailbox").fetchall()
+    assert leases == [("billing", None), ("support", None)]  # once gave its leases back
