@@ -21,7 +21,7 @@ import schedule
 from mailesc.clock import Clock
 from mailesc.cycle import Engine
 from mailesc.worker import Worker
-from mailesc.errors import MailescError, StoreError
+from mailesc.errors import MailescError, StoreError, StoreUnavailable
 from mailesc.logs import detail, fields
 from mailesc.sources import wait_for_mail
 
@@ -78,6 +78,9 @@ class Daemon:
         started = time.monotonic()
         try:
             report = self.engine.cycle(now)
+        except StoreUnavailable as error:  # the database is out of reach: nothing was written, try again later
+            self._cycle_failed(str(error))
+            return
         except StoreError:
             raise  # the store cannot be written: running on would lose records
         except MailescError as error:

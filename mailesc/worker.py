@@ -22,7 +22,7 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 
 from mailesc.cycle import CycleReport, Engine
-from mailesc.errors import LeaseLost, MailescError, StoreError
+from mailesc.errors import LeaseLost, MailescError, StoreError, StoreUnavailable
 from mailesc.logs import fields
 from mailesc.sources import wait_for_mail
 
@@ -66,8 +66,12 @@ class Worker:
                 log.warning("mailbox %s is no longer worked here: %s", name, error, extra=fields(mailbox=name))
                 self._drop(name)
                 continue
-            except StoreError:
-                raise  # the store cannot be written: running on would lose records
+            except StoreError as error:
+                if not isinstance(error, StoreUnavailable):
+                    raise  # the store cannot be written: running on would lose records
+                failed = error  # the database is out of reach: nothing was written; tried again, with backoff
+                self._failed(name, str(error))
+                continue
             except MailescError as error:
                 failed = error
                 self._failed(name, str(error))
