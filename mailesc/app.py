@@ -648,15 +648,23 @@ def check(setup: Setup, offline: bool) -> list[str]:
              f"templates  {config.templates_path}: " + ", ".join(
                  name + ("" if setup.templates.home(name) == config.templates_path else " (shipped)") for name in names)
              + " render",
-             f"store      {config.store_path}"]
+             f"store      {config.store.where if config.store.url else config.store_path}",
+             "mailboxes  " + ", ".join(f"{m.name} ({m.kind})" for m in config.mailboxes)]
     lines += shipped_notes(setup)
     if offline:
         return lines + ["servers    not contacted (--offline)"]
-    source = open_source(config.mailbox)
-    try:
-        lines.append(f"mailbox    {_describe(source.describe())}")
-    finally:
-        source.close()
+    if config.store.url:
+        from mailesc.stores.postgres import PostgresStore
+
+        with PostgresStore.from_config(config.store) as store:  # creates or migrates the schema, as a start would
+            lines.append(f"database   {_describe(store.describe())}")
+    for mailbox in config.mailboxes:
+        source = open_source(mailbox)
+        try:
+            label = "mailbox" if len(config.mailboxes) == 1 else f"mailbox {mailbox.name}:"
+            lines.append(f"{label:<10} {_describe(source.describe())}")
+        finally:
+            source.close()
     transport = open_transport(config.smtp)
     described = transport.check() if hasattr(transport, "check") else transport.describe()
     lines.append(f"sending    {_describe(described)}")

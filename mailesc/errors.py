@@ -83,6 +83,13 @@ class StoreUnavailable(StoreError):
     exit_code = EX_TEMPFAIL
 
 
+class StoreLoginRefused(StoreError):
+    """The database refused mailesc's login (a wrong password or user in the config): a configuration problem,
+    not damaged data; the daemon stops, and is not restarted until someone fixes the config."""
+
+    exit_code = EX_CONFIG
+
+
 class LeaseLost(MailescError):
     """This worker no longer holds a mailbox's lease (another worker took it, or it expired while the database
     was out of reach): nothing of that mailbox was written. Not a StoreError: nothing is wrong with the store; the

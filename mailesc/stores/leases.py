@@ -175,7 +175,8 @@ class Membership:
             self._drop_renewing_connection()
             budget_ms = max(1000, int(self.lease_seconds * 1000))
             self._renew_connection = psycopg.connect(
-                **{key: value for key, value in self.store._args.items() if key != "options"}, autocommit=True, application_name="mailesc leases",
+                **{key: value for key, value in self.store._args.items() if key not in ("options", "application_name")},
+                autocommit=True, application_name="mailesc leases",
                 connect_timeout=max(2, math.ceil(self.lease_seconds / 3)), tcp_user_timeout=budget_ms,
                 keepalives=1, keepalives_idle=max(1, int(self.lease_seconds / 3)), keepalives_interval=1,
                 keepalives_count=3, options=f"-c statement_timeout={budget_ms} -c lock_timeout={budget_ms} "

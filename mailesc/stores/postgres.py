@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.config import StoreConfig
-from mailesc.errors import StoreError, StoreUnavailable
+from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
@@ -158,7 +158,7 @@ class PostgresStore:
         state = getattr(error, "sqlstate", None) or ""
         reason = _reason(self._scrub(str(error)))
         if state.startswith("28") or "authentication failed" in reason or "no password supplied" in reason:
-            return StoreError(f"the PostgreSQL server of {self.where} refused the login: {reason} (check the "
+            return StoreLoginRefused(f"the PostgreSQL server of {self.where} refused the login: {reason} (check the "
                               f"user in [store] url and the password from password_env or password_file)")
         if state == "3D000" or ("database" in reason and "does not exist" in reason):
             return StoreError(f"the PostgreSQL database {self.where} does not exist: create it first "
