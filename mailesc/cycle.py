@@ -23,6 +23,7 @@ from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, 
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
+from mailesc.repository import MailboxStore
 from mailesc.signing import mail_message_id
 from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
 
@@ -59,7 +60,7 @@ class CycleReport:
 
 
 class Engine:
-    def __init__(self, *, policies: Policies, team: tuple[str, ...], store, source, transport, templates,
+    def __init__(self, *, policies: Policies, team: tuple[str, ...], store: MailboxStore, source, transport, templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
                  archive_after: timedelta | None = None, secret: bytes, mail_zone=None,
                  since: timedelta | datetime | None = None, spam: SpamRules | None = None,

@@ -1,0 +1,68 @@
+"""The door to state: what the engine, the worker and the commands may ask of a store, whichever it is.
+
+Two stores implement it: the embedded file (`mailesc.store.Store`, the zero-setup default) and PostgreSQL
+(`mailesc.stores.postgres.PostgresStore`, for many mailboxes on many machines). Both keep a mailbox's live records
+in memory while a worker works it and write its changes, all or nothing, at `flush()`; they differ in where the
+records live and who else may read them meanwhile.
+
+A store is split by mailbox: `box(name)` is one mailbox's part (its threads, breaches, quarantine and small named
+records), `installation` the records of the whole installation (the daily digest's delivery, the last breach
+id). Thread ids are unique within their mailbox only; breach ids within the installation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from datetime import datetime
+from typing import Protocol
+
+from mailesc.model import Breach, Quarantined, Thread
+
+
+class MailboxStore(Protocol):
+    """One mailbox's live (not archived) records: what an Engine works on."""
+
+    name: str
+    threads: Mapping[str, Thread]  # by thread id
+    breaches: Mapping[int, Breach]  # by breach id
+    quarantine: Mapping[str, Quarantined]  # by the source's message key
+    sync: MutableMapping[str, dict]  # the source's bookmarks, per folder
+    health: MutableMapping[str, dict]  # the last poll and failure, for `status`
+    meta: MutableMapping[str, dict]  # the first start (the anchor of `[mailbox] since`)
+
+    def put_thread(self, thread: Thread) -> None: ...
+
+    def new_breach(self, **values) -> Breach: ...
+
+    def put_breach(self, breach: Breach) -> None: ...
+
+    def put_quarantined(self, item: Quarantined) -> None: ...
+
+    def drop_quarantined(self, key: str) -> None: ...
+
+    def first_start(self, now: datetime) -> datetime: ...
+
+    def archive(self, threads: list[Thread]) -> None:
+        """Out of the live records at the next flush, with their breaches; kept for history and reports."""
+
+    def flush(self) -> None:
+        """Write every change since the last flush, all or nothing (on PostgreSQL: fenced by the mailbox's
+        lease, raising LeaseLost when this worker no longer holds it)."""
+
+    def record_poll(self, at: datetime) -> None:
+        """A successful poll, for `status` to tell a live worker from a dead one."""
+
+
+class Store(Protocol):
+    """A whole store: every mailbox's part, the installation's records, the signing secret."""
+
+    installation: MailboxStore
+
+    def box(self, name: str) -> MailboxStore: ...
+
+    def mailboxes(self) -> list[MailboxStore]:
+        """Every mailbox with records (the installation's box left out)."""
+
+    def installation_secret(self) -> bytes:
+        """The secret that signs the installation's Message-IDs and markers: the same for every worker."""
+
+    def close(self) -> None: ...
