@@ -84,8 +84,9 @@ class StoreUnavailable(StoreError):
 
 
 class StoreLoginRefused(StoreError):
-    """The database refused mailesc's login (a wrong password or user in the config): a configuration problem,
-    not damaged data; the daemon stops, and is not restarted until someone fixes the config."""
+    """The database refused mailesc's login (a wrong password or user in the config, or TLS settings that do not
+    match the server's): a configuration problem, not damaged data; the daemon stops, and is not restarted until
+    someone fixes the config."""
 
     exit_code = EX_CONFIG
 

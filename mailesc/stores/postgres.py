@@ -163,6 +163,9 @@ class PostgresStore:
         if state == "3D000" or ("database" in reason and "does not exist" in reason):
             return StoreError(f"the PostgreSQL database {self.where} does not exist: create it first "
                               f"(createdb -O <user> <database>)")
+        if not state and ("SSL" in reason or "certificate" in reason):  # waiting will not change it
+            return StoreLoginRefused(f"TLS to the PostgreSQL server of {self.where} failed: {reason} (a private CA? name it "
+                              f"with [store] ca_file)")
         # 25P03: the server ended a transaction left idle too long (a worker frozen mid-flush; see leases.py)
         if (isinstance(error, psycopg.OperationalError) and (not state or state.startswith(("08", "57P")))
                 or state == "25P03"):

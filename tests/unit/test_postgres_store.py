@@ -13,7 +13,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed: pip install 'mailesc[postgresql]'")
 
-from mailesc.errors import EX_TEMPFAIL, StoreError, StoreUnavailable  # noqa: E402
+from mailesc.errors import EX_CONFIG, EX_TEMPFAIL, StoreError, StoreUnavailable  # noqa: E402
 from mailesc.model import Delivery  # noqa: E402
 from mailesc.config import Secret, StoreConfig  # noqa: E402
 from mailesc.stores.postgres import SCHEMA_LOCK, SCHEMA_VERSION, PostgresStore  # noqa: E402
@@ -242,7 +242,15 @@ def test_a_wrong_password_is_refused_clearly_and_never_shown(pg_database):
 def test_tls_to_a_server_without_tls_fails_clearly(pg_database):
     with pytest.raises(StoreError) as refused:
         PostgresStore(pg_database.url, pg_database.password, security="tls")
+    assert str(refused.value).startswith("TLS to the PostgreSQL server of 127.0.0.1:")
     assert "SSL" in str(refused.value) and pg_database.password not in str(refused.value)
+    assert refused.value.exit_code == EX_CONFIG  # a setting to fix, not an outage to wait out
+
+
+def test_a_database_that_does_not_exist_is_named(postgres):
+    missing = postgres.url.rpartition("/")[0] + "/nowhere"
+    with pytest.raises(StoreError, match=r"database 127\.0\.0\.1:\d+/nowhere does not exist: create it first"):
+        PostgresStore(missing, postgres.password, security="plain")
 
 
 def test_a_server_that_is_down_is_a_retryable_error_and_the_store_reconnects_when_it_is_back():
