@@ -240,6 +240,21 @@ def test_a_held_mailbox_flushes_and_the_installation_box_needs_no_lease(pg_datab
     assert sql(pg_database, "SELECT count(*) FROM health WHERE mailbox = ''") == [(1,)]
 
 
+def test_a_worker_taking_a_mailbox_over_sees_what_the_last_holder_wrote(pg_database, workers):
+    before, after = workers().membership, workers().membership
+    assert dict(after.store.installation.health) == {}  # loaded while the other worked the mailbox
+    before.balance(["support"])
+    before.store.box("support").sync["imap:INBOX"] = {"last_uid": 5}
+    before.store.box("support").flush()
+    before.store.installation.health["daily_digest"] = {"sent_on": "2024-03-04"}
+    before.store.installation.flush()
+    after.store.box("support")  # loaded too early, as an admin command or an earlier lease might have
+    before.release_all()
+    assert after.balance(["support"])[0] == {"support"}
+    assert after.store.box("support").sync["imap:INBOX"] == {"last_uid": 5}
+    assert after.store.installation.health["daily_digest"] == {"sent_on": "2024-03-04"}  # not sent twice
+
+
 def test_a_box_of_a_mailbox_not_held_cannot_write(pg_database, workers):
     member = workers().membership
     member.balance(["support"])
