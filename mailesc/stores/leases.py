@@ -277,6 +277,10 @@ class Membership:
                 self._held[mailbox] = begun + self.lease_seconds
         for mailbox in released | taken:
             self.store.drop_box(mailbox)  # taken: load it fresh, another worker may have changed it
+        if taken:
+            # the installation's records too (the daily digest's delivery): the worker that held the mailbox
+            # before may have written them since this one loaded them; stale, the digest would go out twice
+            self.store.drop_box(INSTALLATION)
         if taken or released:
             log.info("leases: took %d, gave back %d; holding %d of %d mailboxes (%d live workers)",
                      len(taken), len(released), len(keep) + len(taken), len(wanted), workers)

@@ -148,6 +148,25 @@ def test_the_background_thread_keeps_the_leases_alive(pg_database, workers):
     assert set(owners(pg_database).values()) == {member.worker_id}
 
 
+def test_a_store_made_from_the_config_renews_over_a_connection_of_its_own(pg_database, monkeypatch, tmp_path):
+    from mailesc.config import Secret, StoreConfig
+
+    monkeypatch.setenv("MAILESC_TEST_DB_PASSWORD", pg_database.password)
+    config = StoreConfig(path=tmp_path / "mailesc.json", url=pg_database.url, security="plain",
+                         password=Secret(env="MAILESC_TEST_DB_PASSWORD", section="store"))
+    with PostgresStore.from_config(config) as store:
+        member = Membership(store, lease_seconds=2)
+        member.balance(MAILBOXES[:2])
+        assert member.renew() == frozenset() and member.last_error is None
+        sessions = dict(sql(pg_database, "SELECT application_name, count(*)::int FROM pg_stat_activity "
+                                         "WHERE usename = 'mailesc' AND application_name LIKE 'mailesc%%' "
+                                         "GROUP BY application_name"))
+        assert sessions == {"mailesc": 1, "mailesc leases": 1}
+        # the worker's own connection ends a transaction a frozen worker left open
+        assert store.connection().execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("1s",)
+        member.release_all()
+
+
 def test_a_worker_whose_renewals_stop_loses_its_leases_and_another_takes_them(pg_database, workers):
     stalled = workers(lease_seconds=1).membership
     stalled.balance(MAILBOXES)
@@ -219,6 +238,21 @@ def test_a_held_mailbox_flushes_and_the_installation_box_needs_no_lease(pg_datab
     member.store.installation.flush()
     assert sql(pg_database, "SELECT mailbox, state FROM bookmarks") == [("support", {"last_uid": 7})]
     assert sql(pg_database, "SELECT count(*) FROM health WHERE mailbox = ''") == [(1,)]
+
+
+def test_a_worker_taking_a_mailbox_over_sees_what_the_last_holder_wrote(pg_database, workers):
+    before, after = workers().membership, workers().membership
+    assert dict(after.store.installation.health) == {}  # loaded while the other worked the mailbox
+    before.balance(["support"])
+    before.store.box("support").sync["imap:INBOX"] = {"last_uid": 5}
+    before.store.box("support").flush()
+    before.store.installation.health["daily_digest"] = {"sent_on": "2024-03-04"}
+    before.store.installation.flush()
+    after.store.box("support")  # loaded too early, as an admin command or an earlier lease might have
+    before.release_all()
+    assert after.balance(["support"])[0] == {"support"}
+    assert after.store.box("support").sync["imap:INBOX"] == {"last_uid": 5}
+    assert after.store.installation.health["daily_digest"] == {"sent_on": "2024-03-04"}  # not sent twice
 
 
 def test_a_box_of_a_mailbox_not_held_cannot_write(pg_database, workers):
