@@ -19,17 +19,17 @@ from mailesc.durations import format_duration
 from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
-from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, UsageError
+from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
 from mailesc.history import History, load_history
 from mailesc.model import DEFAULT_MAILBOX, Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
-from mailesc.reviews import ReviewEntry, record_review, reviews_path
+from mailesc.reviews import ReviewEntry, check_cause, reviews_path
 from mailesc.stats import build_report
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
-from mailesc.store import DryRunStore, Store, archive_folder, read_heartbeat
+from mailesc.store import DryRunStore, Store, archive_folder
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 from mailesc.worker import Worker
@@ -57,7 +57,7 @@ NEXT_RESPONSE_SAMPLE = {**SAMPLE_CONTEXT, "clock": "next_response", "received": 
                                      "subject": "Re: Cannot log in"}],
                         "last_answer_excerpt": "Please try again now."}
 NEXT_RESPONSE_SAMPLE["escalations"] = [dict(NEXT_RESPONSE_SAMPLE, escalations=None)]
-_SAMPLE_BREACH = {"id": 1, "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
+_SAMPLE_BREACH = {"id": 1, "mailbox": "default", "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
                   "status": "open", "due": "2026-01-05T13:00:00+00:00", "received": "2026-01-05T09:00:00+00:00",
                   "levels": [1], "age_days": 1, "due_iso": "2026-01-05T13:00:00+00:00",
                   "received_iso": "2026-01-05T09:00:00+00:00"}
@@ -452,37 +452,69 @@ def _no_clock_reason(kind: Kind, message, setup: Setup, data: bytes) -> str | No
     return None
 
 
-# -- resend -------------------------------------------------------------------------------------------------
+# -- the records admin commands read and write -------------------------------------------------------------
+
+
+def open_records(config: Config, replay: bool = False, *, threads: bool = True, live: bool = True):
+    """The one door of admin commands to the records, whichever store the config names: the PostgreSQL database
+    of `[store] url` (workers may be running: everything is read in transactions, never locked), else the file
+    store (read without its lock: the daemon may be running; its writes are atomic renames). A replay's store is
+    always a file. Both give `history(threads)`, `select_breaches(...)`, `report_history(since, until)`,
+    `find_breach(id)`, `reviews()`, `record_review(entry)`, `mailboxes()`, `box(name)`, `installation` and
+    `last_polls()`; close it (a context manager). For the file store, `threads=False` skips reading the threads
+    and `live=False` reads no live record at open (for commands that find their own, like `breaches show`)."""
+    if config.store.url and not replay:
+        from mailesc.stores.postgres import PostgresStore
+
+        return PostgresStore.from_config(config.store)
+    return Store(store_path(config, replay), readonly=True, threads=threads, live=live)
+
+
+def on_postgres(records) -> bool:
+    return not isinstance(records, Store)
+
+
+# -- resend ---------------------------------------------------------------------------------------------------
 
 
 def resend(config: Config, breach_id: int, level: int | None, to: list[str] | None = None,
-           now: datetime | None = None) -> list[str]:
+           now: datetime | None = None, wait=None) -> list[str]:
     """Put escalations that failed for good back into the outbox (the operator fixed the cause), or, with `to`,
     send one elsewhere: the failed ones (or the one at `level`, whatever became of it) go to these addresses
     instead. Each resend is kept in the escalation's history. Returns their Message-IDs; they keep them, and
-    the next cycle sends them."""
+    the next cycle sends them.
+
+    With the file store the daemon must be stopped (it holds the store); with PostgreSQL this is a request the
+    worker holding the breach's mailbox applies (see mailesc.requests), waited for up to `wait` seconds."""
     addresses = list(dict.fromkeys(_address(text) for text in to or []))
-    with Store(config.store_path) as store:
+    now = now or datetime.now(timezone.utc)
+    if config.store.url:
+        from mailesc import requests
+
+        return requests.resend(config, breach_id, level, addresses, now, wait)
+    with _store_for_writing(config) as store:
         box = next((box for box in store.mailboxes() if breach_id in box.breaches), None)
         if box is None:
             raise UsageError(f"no breach with id {breach_id}")
+        from mailesc.requests import resend_records
+
         breach = box.breaches[breach_id]
-        again = [r for r in breach.escalations if r.delivery is Delivery.FAILED and level in (None, r.level)]
-        if not again and addresses and level is not None:
-            again = [r for r in breach.escalations if r.level == level]
-        if not again:
-            raise UsageError(f"breach {breach_id} has no failed escalation" + (f" at level {level}" if level else "")
-                             + ("" if addresses else " (give --level N --to ADDR to send one elsewhere)"))
-        for record in again:
-            record.resent.append({"at": isoformat(now or datetime.now(timezone.utc)),
-                                  "to": addresses or list(record.to), "was": list(record.to),
-                                  "delivery": str(record.delivery)})
-            if addresses:
-                record.to, record.digest = list(addresses), None  # new recipients: a mail of its own
-            record.delivery, record.error, record.attempts, record.retry_at = Delivery.PENDING, None, 0, None
+        again = resend_records(breach, level, addresses, now)
         box.put_breach(breach)
         box.flush()
         return [record.message_id for record in again]
+
+
+def _store_for_writing(config: Config) -> Store:
+    """The file store, locked: a write other than a review needs the daemon to let go of it."""
+    try:
+        return Store(config.store_path)
+    except StoreBusy:
+        raise StoreBusy(f"another mailesc process is using {config.store_path} (mailesc run, or another command): "
+                        f"with the file store, breaches resend and quarantine retry need the daemon stopped; stop "
+                        f"it, run this again, then start it (breaches review, list, show, report, status and "
+                        f"quarantine work while it runs; with a PostgreSQL store ([store] url) this works while "
+                        f"workers run)") from None
 
 
 def _address(text: str) -> str:
@@ -496,21 +528,27 @@ def _address(text: str) -> str:
 # -- quarantine -----------------------------------------------------------------------------------------------
 
 
-def quarantine_retry(config: Config, keys: list[str] | None) -> list[str]:
+def quarantined(config: Config) -> list:
+    """Every quarantined message, of every mailbox, oldest first."""
+    with open_records(config, threads=False) as records:
+        return sorted((item for box in records.mailboxes() for item in box.quarantine.values()), key=lambda q: q.at)
+
+
+def quarantine_retry(config: Config, keys: list[str] | None, wait=None) -> list[str]:
     """Mark quarantined messages (these keys, or all with None) to be read again at the next cycle, which takes
-    them in like new mail; those that fail again are quarantined again. Returns the keys marked."""
-    with Store(config.store_path) as store:
+    them in like new mail; those that fail again are quarantined again. Returns the keys marked. With
+    PostgreSQL, a request per mailbox that its worker applies (see mailesc.requests)."""
+    from mailesc import requests
+
+    if config.store.url:
+        return requests.quarantine_retry(config, keys, wait)
+    with _store_for_writing(config) as store:
         held = [(box, item) for box in store.mailboxes() for item in box.quarantine.values()]
-        unknown = [key for key in keys or [] if key not in {item.key for _, item in held}]
-        if unknown:
-            raise UsageError(f"not in quarantine: {', '.join(unknown)} (mailesc quarantine lists the ids)")
-        for box, item in held:
-            if keys is None or item.key in keys:
-                item.retry = True
-                box.put_quarantined(item)
+        requests.check_quarantined(keys, {item.key for _, item in held})
+        for box in {id(box): box for box, _ in held}.values():
+            requests.mark_for_retry(box, keys)
         store.flush()
-        marked = sorted({item.key for _, item in held}) if keys is None else list(dict.fromkeys(keys))
-        return marked
+        return sorted({item.key for _, item in held}) if keys is None else list(dict.fromkeys(keys))
 
 
 # -- breach review and reports -----------------------------------------------------------------------------
@@ -521,27 +559,32 @@ def store_path(config: Config, replay: bool = False) -> Path:
 
 
 def history(config: Config, replay: bool = False, threads: bool = True) -> History:
-    return load_history(store_path(config, replay), threads)  # before the first run: nothing on record yet
+    with open_records(config, replay, threads=threads) as records:
+        return records.history(threads)  # before the first run: nothing on record yet
 
 
 def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,
            note: str | None = None, reopen: bool = False, replay: bool = False) -> ReviewEntry:
-    """Record a root cause for a breach (or reopen its review); works while the daemon runs."""
-    known = history(config, replay, threads=False)
-    if breach_id not in known.breaches:
-        raise UsageError(f"no breach with id {breach_id}")
-    if reopen and known.reviews.current(breach_id) is None:
-        raise UsageError(f"breach {breach_id} has no recorded cause to reopen")
-    if not reopen and not cause:
-        raise UsageError("give the cause with --cause (or --reopen to take a recorded cause back)")
-    entry = ReviewEntry(breach=breach_id, at=now, by=by, action="reopen" if reopen else "review",
-                        cause=None if reopen else cause, note=note)
-    return record_review(store_path(config, replay), entry, config.review.causes)
+    """Record a root cause for a breach (or reopen its review); works while the daemon or the workers run."""
+    with open_records(config, replay, live=False) as records:
+        if records.find_breach(breach_id)[1] is None:
+            raise UsageError(f"no breach with id {breach_id}")
+        if reopen and records.reviews().current(breach_id) is None:
+            raise UsageError(f"breach {breach_id} has no recorded cause to reopen")
+        if not reopen and not cause:
+            raise UsageError("give the cause with --cause (or --reopen to take a recorded cause back)")
+        entry = ReviewEntry(breach=breach_id, at=now, by=by, action="reopen" if reopen else "review",
+                            cause=None if reopen else cause, note=note)
+        check_cause(entry, config.review.causes)
+        return records.record_review(entry)
 
 
 def report(setup: Setup, now: datetime, *, since: datetime | None = None, until: datetime | None = None,
            by: str | None = None, replay: bool = False) -> dict:
-    return report_of(setup, store_path(setup.config, replay), now, since=since, until=until, by=by)
+    with open_records(setup.config, replay, live=False) as records:
+        known = records.report_history(since, until)
+    return build_report(known, setup.policies, now=now, review_period=setup.config.review.period, since=since,
+                        until=until, by=by)
 
 
 def report_of(setup: Setup, path: Path, now: datetime, **period_and_grouping) -> dict:
@@ -556,9 +599,11 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     """How the watch is going, from the store and its heartbeat alone (the daemon need not be asked).
 
     Healthy means: no problem listed. A daemon that stopped, was killed or never started shows as a last
-    successful poll older than `daemon.stale_after` (or none at all)."""
-    path = store_path(config, replay)
-    with Store(path, readonly=True) as store:
+    successful poll older than `daemon.stale_after` (or none at all). With PostgreSQL, also the workers and who
+    holds which mailbox."""
+    with open_records(config, replay) as store:
+        postgres = on_postgres(store)
+        where = store.where if postgres else str(store_path(config, replay))
         configured = [mailbox.name for mailbox in config.mailboxes]  # first, in the config's order; then any other
         boxes = [store.box(name) for name in configured] + [b for b in store.mailboxes() if b.name not in configured]
         mailboxes = [_mailbox_status(box) for box in boxes]
@@ -569,7 +614,7 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
         result = {
-            "store": str(path),
+            "store": where,
             "mailbox": {key: mailbox.get(key) for key in _HEALTH_KEYS},
             "mailboxes": mailboxes,
             "threads": len(threads),
@@ -585,8 +630,10 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             "untimed_reason": next((t.clock_error for t in threads if t.clock_error), None),
             "daily_digest": store.installation.health.get("daily_digest"),
         }
-    result["last_poll_at"] = None  # a replay has no daemon: its liveness is not judged
-    problems = [] if replay else _liveness(config, path, mailbox.get("ok_at"), now, result)
+        if postgres:
+            _workers_status(store, result)
+        result["last_poll_at"] = None  # a replay has no daemon: its liveness is not judged
+        problems = [] if replay else _liveness(config, store.last_polls(), mailbox.get("ok_at"), now, result)
     result["stale_after_seconds"] = int(config.stale_after.total_seconds())
     for box in mailboxes:
         if box["error"]:
@@ -604,6 +651,9 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         problems.append(f"{result['untimed_threads']} thread(s) without a clock: a policy cannot time them "
                         f"({result['untimed_reason']}); fix it (mailesc policies check), then the next start or "
                         f"reload times them")
+    for lease in result.get("leases", []):
+        if lease["mailbox"] in configured and (lease["owner"] is None or (lease["seconds_left"] or 0) <= 0):
+            problems.append(f"mailbox {lease['mailbox']} is held by no live worker (is mailesc run running?)")
     result["problems"] = problems
     result["healthy"] = not problems
     return result
@@ -620,9 +670,25 @@ def _mailbox_status(box) -> dict:
             "quarantined": len(box.quarantine)}
 
 
-def _liveness(config: Config, path: Path, store_ok_at: str | None, now: datetime, result: dict) -> list[str]:
-    """Sets result["last_poll_at"]; the problems if the daemon has not polled successfully for too long."""
-    beat, unreadable = read_heartbeat(path)
+def _workers_status(store, result: dict) -> None:
+    """PostgreSQL: who holds which mailbox (`leases`) and the live workers (`workers`), with the database's
+    clock; each mailbox's entry in `mailboxes` also names its holder (`worker`, None when nobody holds it)."""
+    try:
+        from mailesc.stores.leases import leases_status, workers_status
+    except ImportError:  # leases are not built into this mailesc
+        return
+    result["leases"], result["workers"] = leases_status(store), workers_status(store)
+    holders = {lease["mailbox"]: lease["owner"] for lease in result["leases"]
+               if lease["owner"] and (lease["seconds_left"] or 0) > 0}
+    for box in result["mailboxes"]:
+        box["worker"] = holders.get(box["name"])
+
+
+def _liveness(config: Config, last_polls: tuple, store_ok_at: str | None, now: datetime, result: dict) -> list[str]:
+    """Sets result["last_poll_at"]; the problems if the daemon has not polled successfully for too long.
+    `last_polls`: (the store's own record of the last poll (the heartbeat file, the database's), why it cannot
+    be read)."""
+    beat, unreadable = last_polls
     known = [when for when in (beat, parse_iso(store_ok_at) if store_ok_at else None) if when is not None]
     last = max(known, default=None)
     result["last_poll_at"] = isoformat(last)

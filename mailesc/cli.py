@@ -20,11 +20,10 @@ from mailesc import __version__, logs
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.durations import format_duration, parse_duration
 from mailesc.errors import MailescError, UsageError
-from mailesc.history import STATUSES, BreachFilter, load_breach
+from mailesc.history import STATUSES, BreachFilter
 from mailesc.report import TABLE_COLUMNS, breach_json, breach_story, plain_table, table_row, timeline, write_csv
 from mailesc.stats import GROUPINGS
 from mailesc.report_tables import print_report, write_report_csv
-from mailesc.store import Store
 from mailesc.terminal import busy, print_table, progress
 
 EX_SOFTWARE = 70
@@ -138,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--unreviewed", action="store_true", help="only breaches without a recorded cause")
     listing.add_argument("--overdue-review", action="store_true",
                          help="only breaches without a cause for longer than the review period ([review] period)")
+    listing.add_argument("--mailbox", action="append", metavar="NAME",
+                         help="only this mailbox's breaches (repeat it, or give a comma list, for several)")
     listing.add_argument("--limit", type=int, help="at most this many (the newest)")
     _formats(listing, csv=True)
     listing.set_defaults(handler=cmd_breaches_list)
@@ -160,7 +161,8 @@ def _parser() -> argparse.ArgumentParser:
                                                                    "JSON or an HTML page with charts")
     report.add_argument("--since", help="threads the customer opened at or after: ISO 8601 time, date, or 30d")
     report.add_argument("--until", help="threads opened before: ISO 8601 time, date, or a span back")
-    report.add_argument("--by", choices=GROUPINGS, help="one row per policy, cause, customer, weekday or week")
+    report.add_argument("--by", choices=GROUPINGS,
+                        help="one row per policy, cause, customer, mailbox, weekday or week")
     report.add_argument("--html", metavar="FILE", help="also write a self-contained page with charts to FILE")
     _formats(report, csv=True)
     report.set_defaults(handler=cmd_report)
@@ -310,47 +312,50 @@ def cmd_replay(args) -> int:
     return 0
 
 
-def _open_store(args) -> Store:
-    from mailesc import app
-
-    return Store(app.store_path(_config(args), getattr(args, "replay", False)), readonly=True)
-
-
 def cmd_breaches_list(args) -> int:
     from mailesc import app
 
     config, now = _config(args), SystemClock().now()
-    with busy("reading the breaches"):
-        history, period = app.history(config, args.replay, threads=False), config.review.period
-    selected = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
-                            policy=args.policy, customer=args.customer, status=args.status,
-                            unreviewed=args.unreviewed, overdue_review=args.overdue_review).select(history, now, period)
-    if args.limit is not None:
-        selected = selected[-args.limit:] if args.limit > 0 else []
-    if args.json:
-        _stream_json_array(breach_json(b, history.reviews, now, period) for b in selected)
-    elif args.csv:
-        write_csv(sys.stdout, selected, history.reviews, now, period)
-    elif not selected:
-        print("No breaches match." if len(history.breaches) else "No breaches recorded.")
-    else:
-        rows = (table_row(b, history.reviews, now, period) for b in selected)
-        print_table(TABLE_COLUMNS, rows, lambda rows: plain_table(itertools.chain([TABLE_COLUMNS], rows)),
-                    expected=len(selected))
+    wanted = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
+                          policy=args.policy, customer=args.customer, status=args.status,
+                          unreviewed=args.unreviewed, overdue_review=args.overdue_review,
+                          mailboxes=_names(args.mailbox))
+    period = config.review.period
+    with app.open_records(config, args.replay, threads=False) as records:
+        with busy("reading the breaches"):
+            selected, reviews, recorded = records.select_breaches(wanted, now, period, args.limit)
+        if args.json:
+            _stream_json_array(breach_json(b, reviews, now, period) for b in selected)
+        elif args.csv:
+            write_csv(sys.stdout, selected, reviews, now, period)
+        else:
+            selected = list(selected)
+            if not selected:
+                print("No breaches match." if recorded else "No breaches recorded.")
+            else:
+                rows = (table_row(b, reviews, now, period) for b in selected)
+                print_table(TABLE_COLUMNS, rows, lambda rows: plain_table(itertools.chain([TABLE_COLUMNS], rows)),
+                            expected=len(selected))
     return 0
+
+
+def _names(given: list[str] | None) -> tuple[str, ...]:
+    """--mailbox NAME, repeated or as comma lists: the names, each once."""
+    return tuple(dict.fromkeys(name.strip() for text in given or () for name in text.split(",") if name.strip()))
 
 
 def cmd_breaches_show(args) -> int:
     from mailesc import app
 
     config, now = _config(args), SystemClock().now()
-    history = load_breach(app.store_path(config, args.replay), args.id)
-    breach = history.breaches.get(args.id)
-    if breach is None:
-        print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
-        return 1
-    events = timeline(breach, history.thread_of(breach), history.reviews)
-    doc = breach_json(breach, history.reviews, now, config.review.period)
+    with app.open_records(config, args.replay, live=False) as records:
+        thread, breach = records.find_breach(args.id)
+        if breach is None:
+            print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
+            return 1
+        reviews = records.reviews()
+    events = timeline(breach, thread, reviews)
+    doc = breach_json(breach, reviews, now, config.review.period)
     if args.json:
         print(json.dumps({**doc, "timeline": [event.as_json() for event in events]}, indent=2))
     else:
@@ -432,6 +437,15 @@ def cmd_status(args) -> int:
     else:
         mailbox = result["mailbox"]
         print(f"store            {result['store']}")
+        for worker in result.get("workers", []):
+            print(f"worker           {worker['id']} on {worker['host']} (pid {worker['pid']}): {worker['leases']} "
+                  f"mailbox(es)")
+        if len(result["mailboxes"]) > 1 or "workers" in result:
+            for box in result["mailboxes"]:
+                held = (f"; worked by {box['worker'] or 'nobody'}" if "worker" in box else "")
+                failing = f"; failing since {box['failing_since']}" if box["error"] else ""
+                print(f"mailbox {box['name']:<8} {box['threads']} thread(s), {box['open_breaches']} open breach(es), "
+                      f"{box['quarantined']} quarantined{failing}{held}")
         if not args.replay:
             print(f"last good poll   {result['last_poll_at'] or 'never'} (stale after "
                   f"{format_duration(timedelta(seconds=result['stale_after_seconds']))})")
@@ -478,8 +492,9 @@ def cmd_quarantine_retry(args) -> int:
 
 
 def cmd_quarantine(args) -> int:
-    with _open_store(args) as store:
-        items = sorted((item for box in store.mailboxes() for item in box.quarantine.values()), key=lambda q: q.at)
+    from mailesc import app
+
+    items = app.quarantined(_config(args))
     if args.json:
         print(json.dumps([{"key": q.key, "folder": q.folder, "reason": q.reason, "at": q.at.isoformat(),
                            "retry": q.retry, "mailbox": q.mailbox} for q in items], indent=2))

@@ -12,7 +12,6 @@ from datetime import date, datetime, timedelta
 from mailesc.clock import isoformat
 from mailesc.config import DailyDigestConfig
 from mailesc.errors import PermanentTransportError, StoreError, TransportError
-from mailesc.history import load_history
 from mailesc.humane import human_time
 from mailesc.model import Breach
 from mailesc.outbox import retry_time
@@ -79,7 +78,7 @@ class DailyDigest:
 
     def context(self, day: date, now: datetime) -> dict:
         """What the template gets: yesterday's breaches (by deadline, local time) and the unreviewed ones."""
-        history = load_history(self.store.path, threads=False, live=self.store)
+        history = self.store.history(threads=False)  # the file store's or the database's, live and archived
         zone = self.config.timezone
         start = datetime.combine(day - timedelta(days=1), datetime.min.time(), tzinfo=zone)
         end = datetime.combine(day, datetime.min.time(), tzinfo=zone)
@@ -99,7 +98,7 @@ class DailyDigest:
 
 def _summary(breach: Breach, now: datetime, zone) -> dict:
     """One breach as the digest lists it; times as people read them (`due_iso`, `received_iso` for ISO)."""
-    return {"id": breach.id, "customer": breach.customer, "subject": breach.subject, "policy": breach.policy,
+    return {"id": breach.id, "mailbox": breach.mailbox, "customer": breach.customer, "subject": breach.subject, "policy": breach.policy,
             "status": str(breach.status), "due": human_time(breach.due_at, zone, now),
             "received": human_time(breach.received_at, zone, now), "due_iso": isoformat(breach.due_at),
             "received_iso": isoformat(breach.received_at),

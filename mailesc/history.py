@@ -65,6 +65,7 @@ class BreachFilter:
     status: str | None = None
     unreviewed: bool = False
     overdue_review: bool = False
+    mailboxes: tuple[str, ...] = ()  # any of these mailboxes (none named: every mailbox)
 
     def select(self, history: History, now: datetime, period: timedelta) -> list[Breach]:
         return [breach for breach in sorted(history.breaches.values(), key=lambda b: b.id)
@@ -77,6 +78,7 @@ class BreachFilter:
                 and (self.policy is None or breach.policy == self.policy)
                 and (self.customer is None or customer_matches(breach.customer, self.customer))
                 and (self.status is None or str(breach.status) == self.status)
+                and (not self.mailboxes or breach.mailbox in self.mailboxes)
                 and (not self.unreviewed or reviews.current(breach.id) is None)
                 and (not self.overdue_review or reviews.overdue(breach, now, period)))
 

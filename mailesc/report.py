@@ -15,7 +15,7 @@ from mailesc.reviews import Reviews
 
 CSV_COLUMNS = ("id", "status", "clock", "policy", "customer", "subject", "received_at", "due_at", "responded_at",
                "late_by_seconds", "levels", "acknowledged_by", "acknowledged_at", "review_state", "cause", "note",
-               "reviewed_by", "reviewed_at", "review_overdue", "thread", "delivery")
+               "reviewed_by", "reviewed_at", "review_overdue", "thread", "delivery", "mailbox")  # new columns at the end
 
 
 def level_delivery(breach: Breach) -> dict[str, str]:
@@ -33,6 +33,7 @@ def breach_json(breach: Breach, reviews: Reviews | None = None, now: datetime | 
     doc = {
         "id": breach.id,
         "thread": breach.thread,
+        "mailbox": breach.mailbox,
         "customer": breach.customer,
         "subject": breach.subject,
         "policy": breach.policy,
@@ -69,10 +70,11 @@ def write_csv(out: IO[str], breaches: Iterable[Breach], reviews: Reviews, now: d
                          isoformat(b.acknowledged_at) or "", reviews.state(b.id),
                          current.cause if current else "", (current.note or "") if current else "",
                          current.by if current else "", isoformat(current.at) if current else "",
-                         "yes" if reviews.overdue(b, now, period) else "no", b.thread, delivery_text(b)))
+                         "yes" if reviews.overdue(b, now, period) else "no", b.thread, delivery_text(b), b.mailbox))
 
 
-TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW", "POLICY", "CUSTOMER", "SUBJECT")
+TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW", "MAILBOX", "POLICY", "CUSTOMER",
+                 "SUBJECT")
 
 
 def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta) -> tuple[str, ...]:
@@ -82,12 +84,12 @@ def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta
                                             else reviews.state(breach.id))
     return (str(breach.id), str(breach.status), isoformat(breach.due_at), late,
             ",".join(str(e.level) for e in breach.escalations) or "-", delivery_text(breach) or "-", review,
-            breach.policy, breach.customer,
+            breach.mailbox, breach.policy, breach.customer,
             breach.subject[:60])
 
 
 def plain_table(rows: Iterable[tuple[str, ...]],
-                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 16, 22, 12, 28)) -> Iterable[str]:
+                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 16, 22, 10, 12, 28)) -> Iterable[str]:
     """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
     for row in rows:
         yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
@@ -175,7 +177,7 @@ def _response(breach: Breach, thread: Thread | None) -> list[Event]:
 
 
 def breach_story(breach: Breach, events: list[Event], review: dict) -> str:
-    lines = [f"Breach {breach.id}: {breach.subject}", f"  thread    {breach.thread}",
+    lines = [f"Breach {breach.id}: {breach.subject}", f"  mailbox   {breach.mailbox}", f"  thread    {breach.thread}",
              f"  customer  {breach.customer}", f"  policy    {breach.policy}",
              f"  status    {breach.status}", f"  review    {_review_line(review)}", ""]
     zone = breach.due_at.tzinfo  # the policy's calendar zone: one offset for the whole story

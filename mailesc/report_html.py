@@ -49,7 +49,8 @@ GROUP_COLUMNS = (
     ("Reviews", (("unreviewed", "open"), ("overdue_reviews", "overdue"))),
 )
 
-BY_LABELS = {"policy": "Policy", "cause": "Cause", "customer": "Customer", "weekday": "Weekday", "week": "Week"}
+BY_LABELS = {"policy": "Policy", "cause": "Cause", "customer": "Customer", "mailbox": "Mailbox", "weekday": "Weekday",
+             "week": "Week"}
 
 _STYLE = {
     "svg.fonttype": "path",  # glyphs as paths: the page looks the same without the fonts installed

@@ -42,8 +42,7 @@ class Reviews:
 
     def __init__(self, entries: list[ReviewEntry] = ()):
         self._by_breach: dict[int, list[ReviewEntry]] = {}
-        for entry in entries:
-            self._by_breach.setdefault(entry.breach, []).append(entry)
+        self.extend(entries)
 
     @classmethod
     def load(cls, store_path: Path) -> "Reviews":
@@ -59,6 +58,11 @@ class Reviews:
                 raise StoreError(damaged(REVIEW_FILE, path, f"in review record {doc.doc_id}",
                                          record_problem(error))) from None
         return cls(entries)
+
+    def extend(self, entries) -> None:
+        """More entries, oldest first (a streamed breach list adds each batch's reviews as it goes)."""
+        for entry in entries:
+            self._by_breach.setdefault(entry.breach, []).append(entry)
 
     def history(self, breach_id: int) -> list[ReviewEntry]:
         return list(self._by_breach.get(breach_id, []))
@@ -87,9 +91,11 @@ class Reviews:
                 "history": [entry.as_json() for entry in self.history(breach.id)]}
 
 
-def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...]) -> ReviewEntry:
-    """Append `entry` to the review file (under its own short lock); a cause must be one of `causes`."""
-    check_cause(entry, causes)
+def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...] | None = None) -> ReviewEntry:
+    """Append `entry` to the review file (under its own short lock); a cause must be one of `causes` (None: the
+    caller checked it with check_cause, as app.review does for both stores)."""
+    if causes is not None:
+        check_cause(entry, causes)
     path = reviews_path(store_path)
     with file_lock(path):
         Reviews.load(store_path)  # every entry must be readable: a damaged file is refused, never rewritten

@@ -17,7 +17,7 @@ from mailesc.model import Breach, Thread
 if TYPE_CHECKING:  # for the annotations only: the CLI reads GROUPINGS without loading the policy machinery
     from mailesc.policies import Policies
 
-GROUPINGS = ("policy", "cause", "customer", "weekday", "week")
+GROUPINGS = ("policy", "cause", "customer", "mailbox", "weekday", "week")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 HISTOGRAM_EDGES = (0, 0.5, 1, 2, 4, 8, 16, 24, 48)  # business hours; the last bin is "48 and more"
 NO_BREACH, UNREVIEWED = "(no breach)", "unreviewed"
@@ -156,6 +156,8 @@ def _keys(by: str, history: History, policies: Policies) -> tuple[Callable, Call
         return (lambda f: f.thread.first_customer_message().sender), (lambda b: b.customer)
     if by == "cause":
         return (lambda f: cause(f.breach)), cause
+    if by == "mailbox":
+        return (lambda f: f.thread.mailbox), (lambda b: b.mailbox)
     label = _weekday if by == "weekday" else _week
     return (lambda f: label(f.received.astimezone(f.zone))), (lambda b: label(b.received_at.astimezone(
         zone_of(b.policy))))

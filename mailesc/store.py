@@ -184,8 +184,9 @@ class Store:
     The attributes and methods of a box are also the store's own, meaning the default mailbox's: a shortcut
     for a config with a single mailbox (and for tests)."""
 
-    def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True):
-        """`threads=False` (read-only only) skips reading the threads: breach lists do not need them."""
+    def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True, live: bool = True):
+        """`threads=False` (read-only only) skips reading the threads: breach lists do not need them;
+        `live=False` (read-only only) reads no live record at all (`breaches show` and reviews find their own)."""
         self.path = Path(path)
         self.readonly, self._with_threads = readonly, threads or not readonly
         self._lock = None if readonly else _lock(self.path)
@@ -199,8 +200,10 @@ class Store:
         self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
         self._texts: dict[str, dict[int, str]] = {table: {} for table in TABLES}  # document id -> its JSON
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
+        self._loaded = live or not readonly
         try:
-            self._load()
+            if self._loaded:
+                self._load()
         except StoreError:
             self.close()
             raise
@@ -214,6 +217,48 @@ class Store:
     def mailboxes(self) -> list[FileBox]:
         """Every mailbox with records, the installation's box left out."""
         return [box for name, box in self.boxes.items() if name != INSTALLATION and not box.empty()]
+
+    # -- the read side of admin commands (what PostgresStore offers too; see app.open_records) ----------------
+
+    def history(self, threads: bool = True):
+        """Everything on record (live, archived, reviews), read without the lock: the daemon may be running."""
+        from mailesc.history import load_history  # history.py builds on this module
+
+        mine = self._loaded and (self._with_threads or not threads)  # the records read at open serve
+        return load_history(self.path, threads, live=self if mine else None)
+
+    def select_breaches(self, wanted, now: datetime, period, limit: int | None = None):
+        """`breaches list`: (the breaches `wanted` (a history.BreachFilter) lets through, oldest first (with
+        `limit`, the newest that many); their reviews; whether any breach is on record at all)."""
+        history = self.history(threads=False)
+        selected = wanted.select(history, now, period)
+        if limit is not None:
+            selected = selected[-limit:] if limit > 0 else []
+        return selected, history.reviews, bool(history.breaches)
+
+    def report_history(self, since: datetime | None = None, until: datetime | None = None):
+        """What `report` counts over (the file store has no index: everything)."""
+        return self.history()
+
+    def find_breach(self, breach_id: int):
+        """One breach (live or archived) and its thread, without building every record."""
+        return find_breach(self.path, breach_id)
+
+    def reviews(self):
+        from mailesc.reviews import Reviews
+
+        return Reviews.load(self.path)
+
+    def record_review(self, entry):
+        """Append a review entry (the caller checked its cause): the review file has its own short lock, so
+        this works while the daemon runs."""
+        from mailesc.reviews import record_review
+
+        return record_review(self.path, entry)
+
+    def last_polls(self) -> tuple[datetime | None, str | None]:
+        """(when a poll last succeeded, why that cannot be read): the heartbeat file beside the store."""
+        return read_heartbeat(self.path)
 
     def _remove_stale_temp_files(self) -> None:
         """A write cut short by a crash leaves its temp file behind; with the lock held, none is in use."""

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import quote
@@ -318,6 +318,66 @@ class PostgresStore:
                     history.breaches[breach.id] = breach
         return history
 
+    def select_breaches(self, wanted, now: datetime, period: timedelta, limit: int | None = None):
+        """`breaches list` as SQL over the indexed columns: (the breaches `wanted` (a history.BreachFilter) lets
+        through, oldest first (with `limit`, the newest that many), streamed in batches; their reviews, filled in batch by batch as the breaches are
+        read; whether any breach is on record at all). Only the selected breaches are ever turned into objects."""
+        where, values = _breach_conditions(wanted, now, period)
+        query = (f"SELECT b.id, b.doc FROM breaches b {_LAST_REVIEW} WHERE {' AND '.join(where) or 'true'}")
+        if limit is not None:  # the newest `limit`, oldest first
+            query = f"SELECT id, doc FROM ({query} ORDER BY b.id DESC LIMIT {max(0, int(limit))}) newest"
+            query += " ORDER BY id"
+        else:
+            query += " ORDER BY b.id"
+        with self._errors("listing the breaches"):
+            recorded = self.connection().execute("SELECT EXISTS (SELECT 1 FROM breaches)").fetchone()[0]
+        reviews = Reviews()
+        return self._streamed(query, values, reviews), reviews, recorded
+
+    def _streamed(self, query: str, values: dict, reviews: Reviews, batch: int = 2000):
+        with self._errors("listing the breaches"):
+            connection = self.connection()
+            with connection.transaction(), connection.cursor(name="breach_list") as cursor:
+                cursor.execute(query, values)
+                while rows := cursor.fetchmany(batch):
+                    reviews.extend(self._reviews_of([row[0] for row in rows]))
+                    for _, doc in rows:
+                        yield self._record(_breach_from, doc, "breaches")
+
+    def _reviews_of(self, breach_ids: list[int]) -> list[ReviewEntry]:
+        rows = self.connection().execute("SELECT breach, at, by, action, cause, note FROM reviews "
+                                         "WHERE breach = ANY(%s) ORDER BY id", (breach_ids,)).fetchall()
+        return [ReviewEntry(breach=row[0], at=row[1], by=row[2], action=row[3], cause=row[4], note=row[5])
+                for row in rows]
+
+    def report_history(self, since: datetime | None = None, until: datetime | None = None) -> History:
+        """What `report` counts over, narrowed in SQL: the breaches whose customer wrote in the period
+        (received_at), the threads active since its start (a thread opened in the period was active in it), and
+        every review. Response times in business hours are then counted in Python (they need the calendars)."""
+        history = History(reviews=self.reviews())
+        with self._errors("reading the history"):
+            connection = self.connection()
+            with connection.transaction():
+                for (doc,) in connection.execute("SELECT doc FROM threads WHERE %(since)s::timestamptz IS NULL "
+                                                 "OR last_activity >= %(since)s ORDER BY mailbox, id",
+                                                 {"since": since}):
+                    thread = self._record(_thread_from, doc, "threads")
+                    history.threads[thread_key(thread)] = thread
+                for (doc,) in connection.execute(
+                        "SELECT doc FROM breaches WHERE (%(since)s::timestamptz IS NULL OR received_at >= %(since)s) "
+                        "AND (%(until)s::timestamptz IS NULL OR received_at < %(until)s) ORDER BY id",
+                        {"since": since, "until": until}):
+                    breach = self._record(_breach_from, doc, "breaches")
+                    history.breaches[breach.id] = breach
+        return history
+
+    def last_polls(self) -> tuple[datetime | None, str | None]:
+        """(when a mailbox was last polled successfully, by any worker; None) for `status`."""
+        with self._errors("reading the last polls"):
+            row = self.connection().execute("SELECT max((state->>'last_poll_at')::timestamptz) FROM health "
+                                            "WHERE name = 'poll'").fetchone()
+        return row[0], None
+
     def find_breach(self, breach_id: int) -> tuple[Thread | None, Breach | None]:
         """One breach (live or archived) and its thread, as store.find_breach gives for the file store."""
         with self._errors("reading a breach"):
@@ -531,6 +591,44 @@ class PostgresBox:
         gone = [key for key in keys if key not in self._quarantine]
         if gone:
             cursor.execute("DELETE FROM quarantine WHERE mailbox = %s AND key = ANY(%s)", (self.name, gone))
+
+
+# the latest review entry of each breach: its review stands when that entry's action is "review"
+_LAST_REVIEW = ("LEFT JOIN LATERAL (SELECT r.action FROM reviews r WHERE r.breach = b.id ORDER BY r.id DESC LIMIT 1) "
+                "last_review ON true")
+
+
+def _breach_conditions(wanted, now: datetime, period: timedelta) -> tuple[list[str], dict]:
+    """The WHERE conditions of a history.BreachFilter (the same tests as BreachFilter.admits) and their values."""
+    where, values = [], {"now": now, "period": period}
+    if wanted.since is not None:
+        where.append("b.due_at >= %(since)s")
+        values["since"] = wanted.since
+    if wanted.until is not None:
+        where.append("b.due_at < %(until)s")
+        values["until"] = wanted.until
+    if wanted.policy is not None:
+        where.append("b.policy = %(policy)s")
+        values["policy"] = wanted.policy
+    if wanted.customer is not None:
+        customer = wanted.customer.lower().strip()
+        if "@" in customer.lstrip("@"):
+            where.append("lower(b.customer) = %(customer)s")
+            values["customer"] = customer
+        else:  # a domain: what follows the address's last @
+            where.append("lower(regexp_replace(b.customer, '^.*@', '')) = %(domain)s")
+            values["domain"] = customer.lstrip("@")
+    if wanted.status is not None:
+        where.append("b.status = %(status)s")
+        values["status"] = wanted.status
+    if wanted.mailboxes:
+        where.append("b.mailbox = ANY(%(mailboxes)s)")
+        values["mailboxes"] = list(wanted.mailboxes)
+    if wanted.unreviewed or wanted.overdue_review:
+        where.append("last_review.action IS DISTINCT FROM 'review'")
+    if wanted.overdue_review:
+        where.append("b.due_at < %(now)s - %(period)s")
+    return where, values
 
 
 COPY_FROM = 200  # rows: from this many on, an upsert goes through COPY (a first sync writes thousands)
