@@ -651,9 +651,9 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         problems.append(f"{result['untimed_threads']} thread(s) without a clock: a policy cannot time them "
                         f"({result['untimed_reason']}); fix it (mailesc policies check), then the next start or "
                         f"reload times them")
-    for lease in result.get("leases", []):
-        if lease["mailbox"] in configured and (lease["owner"] is None or (lease["seconds_left"] or 0) <= 0):
-            problems.append(f"mailbox {lease['mailbox']} is held by no live worker (is mailesc run running?)")
+    for box in mailboxes:  # PostgreSQL: a configured mailbox that no worker holds is watched by nobody
+        if "worker" in box and box["worker"] is None and box["name"] in configured:
+            problems.append(f"mailbox {box['name']} is held by no live worker (is mailesc run running?)")
     result["problems"] = problems
     result["healthy"] = not problems
     return result

@@ -86,9 +86,9 @@ def mark_for_retry(box, keys: list[str] | None) -> list[str]:
 def apply_requests(box, now: datetime) -> list[str]:
     """Apply the waiting requests of `box`'s mailbox (a PostgresBox held by this worker), oldest first, in one
     transaction with the records they change; each is marked done with its result. Returns one line per request
-    for the log (no customer data). A file store's box has no requests: []."""
+    for the log (no customer data). A file store's box has no requests, a dry run applies none: []."""
     store = getattr(box, "store", None)
-    if not hasattr(store, "connection"):
+    if not hasattr(store, "connection") or getattr(store, "dry_run", False):  # a dry run writes nothing
         return []
     lines = []
     with store._errors(f"applying the requests of mailbox {box.name!r}"):

@@ -159,9 +159,26 @@ def test_lists_shows_reports_status_and_quarantine_are_the_same_on_both_stores(b
         statuses.append({key: value for key, value in result.items()
                          if key not in ("store", "last_poll_at", "problems", "healthy", "leases", "workers")})
         assert [m["name"] for m in result["mailboxes"]] == ["support", "billing"]
+    assert [m.pop("worker") for m in statuses[1]["mailboxes"]] == [None, None]  # PostgreSQL: nobody holds them
     assert statuses[0] == statuses[1]
     assert [(m["name"], m["threads"], m["open_breaches"], m["quarantined"]) for m in statuses[0]["mailboxes"]] == [
         ("support", 2, 2, 0), ("billing", 1, 1, 1)]
+
+
+def test_status_on_postgresql_says_who_holds_which_mailbox(both, capsys):
+    _, pg_config, database = both
+    _sql(database, "INSERT INTO workers (id, host, pid, started_at, renewed_at, expires_at) VALUES "
+                   "('hostA:41:ab', 'hostA', 41, now(), now(), now() + interval '1 hour')")
+    _hold(database, "support", "hostA:41:ab")
+    code, out, _ = _run(capsys, "-c", pg_config, "status", "--json")
+    result = json.loads(out)
+    assert [(m["name"], m["worker"]) for m in result["mailboxes"]] == [("support", "hostA:41:ab"), ("billing", None)]
+    assert [(w["id"], w["host"], w["pid"], w["leases"]) for w in result["workers"]] == [("hostA:41:ab", "hostA", 41, 1)]
+    assert "mailbox billing is held by no live worker (is mailesc run running?)" in result["problems"]
+    assert not any("support is held" in problem for problem in result["problems"]) and code == 1
+    code, text, _ = _run(capsys, "-c", pg_config, "status")
+    assert "worker           hostA:41:ab on hostA (pid 41): 1 mailbox(es)" in text
+    assert "worked by hostA:41:ab" in text and "worked by nobody" in text
 
 
 def test_a_review_of_an_unknown_breach_or_cause_is_refused_on_postgresql(both, capsys):
