@@ -332,3 +332,19 @@ def test_with_the_file_store_resend_and_retry_need_the_daemon_stopped_but_review
     assert code == 0 and "1 message(s) will be read again" in out, err
     with Store(store_path, readonly=True) as store:
         assert store.box("billing").quarantine["billing-1"].retry
+
+
+def test_the_daily_digest_lists_each_breach_with_its_mailbox_from_either_store(both):
+    from mailesc.config import load_config
+    from mailesc.daily import DailyDigest
+
+    file_config, pg_config, database = both
+    contexts = []
+    for config, store in ((load_config(Path(file_config)), lambda c: Store(c.store_path, readonly=True)),
+                          (load_config(Path(pg_config)), lambda c: _open(database))):
+        with store(config) as opened:
+            digest = DailyDigest(config.daily_digest, opened, None, None, "mailesc@example.test", timedelta(days=30))
+            contexts.append(digest.context(NOW.date(), NOW))
+    assert contexts[0] == contexts[1]
+    assert [(b["id"], b["mailbox"]) for b in contexts[0]["unreviewed"]] == [(1, "support"), (3, "billing"),
+                                                                          (2, "support")]  # by deadline
