@@ -569,7 +569,7 @@ def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str
     with open_records(config, replay, live=False) as records:
         if records.find_breach(breach_id)[1] is None:
             raise UsageError(f"no breach with id {breach_id}")
-        if reopen and records.reviews().current(breach_id) is None:
+        if reopen and records.reviews(of=[breach_id]).current(breach_id) is None:
             raise UsageError(f"breach {breach_id} has no recorded cause to reopen")
         if not reopen and not cause:
             raise UsageError("give the cause with --cause (or --reopen to take a recorded cause back)")

@@ -353,7 +353,7 @@ def cmd_breaches_show(args) -> int:
         if breach is None:
             print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
             return 1
-        reviews = records.reviews()
+        reviews = records.reviews(of=[args.id])
     events = timeline(breach, thread, reviews)
     doc = breach_json(breach, reviews, now, config.review.period)
     if args.json:

@@ -244,7 +244,8 @@ class Store:
         """One breach (live or archived) and its thread, without building every record."""
         return find_breach(self.path, breach_id)
 
-    def reviews(self):
+    def reviews(self, of: list[int] | None = None):
+        """The review file's entries (`of`, the breaches wanted, is for the database: the file is read whole)."""
         from mailesc.reviews import Reviews
 
         return Reviews.load(self.path)

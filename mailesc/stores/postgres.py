@@ -391,7 +391,11 @@ class PostgresStore:
         thread = self._record(_thread_from, thread_row[0], "threads") if thread_row else None
         return thread, self._record(_breach_from, row[2], "breaches")
 
-    def reviews(self) -> Reviews:
+    def reviews(self, of: list[int] | None = None) -> Reviews:
+        """Every review entry, or only those of the breaches `of` (`breaches show`, `review`: one breach's)."""
+        if of is not None:
+            with self._errors("reading the reviews"):
+                return Reviews(self._reviews_of(list(of)))
         with self._errors("reading the reviews"):
             rows = self.connection().execute(
                 "SELECT breach, at, by, action, cause, note FROM reviews ORDER BY id").fetchall()
