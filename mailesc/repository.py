@@ -11,11 +11,15 @@ id). Thread ids are unique within their mailbox only; breach ids within the inst
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Iterable, Mapping, MutableMapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
 from mailesc.model import Breach, Quarantined, Thread
+
+if TYPE_CHECKING:
+    from mailesc.history import BreachFilter, History
+    from mailesc.reviews import ReviewEntry, Reviews
 
 
 class MailboxStore(Protocol):
@@ -66,3 +70,30 @@ class Store(Protocol):
         """The secret that signs the installation's Message-IDs and markers: the same for every worker."""
 
     def close(self) -> None: ...
+
+
+class Records(Store, Protocol):
+    """What admin commands read and write, through `app.open_records(config)` (workers or the daemon may be
+    running): the history for reports, one breach, breach lists filtered by the store (SQL on PostgreSQL), the
+    reviews (appended by anyone at any time), and when a poll last succeeded."""
+
+    def history(self, threads: bool = True) -> "History":
+        """Everything on record, live and archived, with the reviews."""
+
+    def report_history(self, since: datetime | None = None, until: datetime | None = None) -> "History":
+        """At least what a report of the period counts over (the file store: everything)."""
+
+    def select_breaches(self, wanted: "BreachFilter", now: datetime, period: timedelta,
+                        limit: int | None = None) -> tuple[Iterable[Breach], "Reviews", bool]:
+        """(the breaches `wanted` lets through, oldest first (with `limit` the newest that many), their reviews
+        (filled in as the breaches are read), whether any breach is on record at all)."""
+
+    def find_breach(self, breach_id: int) -> tuple[Thread | None, Breach | None]: ...
+
+    def reviews(self, of: list[int] | None = None) -> "Reviews": ...
+
+    def record_review(self, entry: "ReviewEntry") -> "ReviewEntry":
+        """Append a review entry (its cause checked by the caller)."""
+
+    def last_polls(self) -> tuple[datetime | None, str | None]:
+        """(when a poll last succeeded, why that cannot be read)."""
