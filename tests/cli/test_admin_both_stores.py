@@ -113,10 +113,14 @@ LISTINGS = [
 
 def test_lists_shows_reports_status_and_quarantine_are_the_same_on_both_stores(both, capsys):
     file_config, pg_config, _ = both
-    for config in (file_config, pg_config):  # the same reviews, recorded through each store's door
-        assert _run(capsys, "-c", config, "breaches", "review", "1", "--cause", "staffing", "--by", "alice")[0] == 0
-        assert _run(capsys, "-c", config, "breaches", "review", "2", "--cause", "misrouted", "--by", "bob")[0] == 0
-        assert _run(capsys, "-c", config, "breaches", "review", "2", "--reopen", "--by", "bob")[0] == 0
+    from mailesc import app
+    from mailesc.config import load_config
+
+    for config in (file_config, pg_config):  # the same reviews at the same moments, through each store's door
+        loaded = load_config(Path(config))
+        app.review(loaded, 1, cause="staffing", by="alice", now=NOW)
+        app.review(loaded, 2, cause="misrouted", by="bob", now=NOW + timedelta(minutes=1))
+        app.review(loaded, 2, reopen=True, by="bob", now=NOW + timedelta(minutes=2))
 
     everything = json.loads(_same(capsys, file_config, pg_config, "breaches", "list", "--json"))
     assert [(b["id"], b["mailbox"], b["customer"]) for b in everything] == [
@@ -190,6 +194,9 @@ def test_a_review_of_an_unknown_breach_or_cause_is_refused_on_postgresql(both, c
     code, _, err = _run(capsys, "-c", pg_config, "breaches", "review", "1", "--reopen")
     assert code == 64 and "no recorded cause to reopen" in err
     assert _sql(database, "SELECT count(*) FROM reviews") == [(0,)]
+    code, out, _ = _run(capsys, "-c", pg_config, "breaches", "review", "3", "--cause", "staffing", "--by", "carol")
+    assert code == 0 and "breach 3: cause staffing recorded by carol" in out
+    assert _sql(database, "SELECT breach, by, action, cause FROM reviews") == [(3, "carol", "review", "staffing")]
 
 
 def _fail_escalations(database, breach_id: int) -> str:
