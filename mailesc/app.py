@@ -651,9 +651,13 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         problems.append(f"{result['untimed_threads']} thread(s) without a clock: a policy cannot time them "
                         f"({result['untimed_reason']}); fix it (mailesc policies check), then the next start or "
                         f"reload times them")
-    for box in mailboxes:  # PostgreSQL: a configured mailbox that no worker holds is watched by nobody
-        if "worker" in box and box["worker"] is None and box["name"] in configured:
-            problems.append(f"mailbox {box['name']} is held by no live worker (is mailesc run running?)")
+    for box in mailboxes:  # PostgreSQL: a configured mailbox no worker holds, and none polled lately (once from
+        # cron holds it only while it runs), is watched by nobody
+        last = box["last_poll_at"] or box["ok_at"]
+        if ("worker" in box and box["worker"] is None and box["name"] in configured
+                and (last is None or now - parse_iso(last) > config.stale_after)):
+            problems.append(f"mailbox {box['name']} is held by no live worker and was not polled within "
+                            f"daemon.stale_after (is mailesc run running?)")
     result["problems"] = problems
     result["healthy"] = not problems
     return result
@@ -665,7 +669,8 @@ _HEALTH_KEYS = ("ok_at", "error", "error_at", "failing_since")
 def _mailbox_status(box) -> dict:
     """One mailbox's part of `status`: its last poll and failure, its live threads, breaches and quarantine."""
     health = box.health.get("mailbox", {})
-    return {"name": box.name, **{key: health.get(key) for key in _HEALTH_KEYS}, "threads": len(box.threads),
+    return {"name": box.name, **{key: health.get(key) for key in _HEALTH_KEYS},
+            "last_poll_at": box.health.get("poll", {}).get("last_poll_at"), "threads": len(box.threads),
             "open_breaches": sum(1 for b in box.breaches.values() if b.status is Status.OPEN),
             "quarantined": len(box.quarantine)}
 

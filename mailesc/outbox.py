@@ -61,11 +61,16 @@ class Outbox:
         self.zone = zone  # [templates] timezone: every mail's times in this zone instead of the calendar's
         self.secret = secret  # signs the X-Mailesc marker, so that nobody else can write one that counts
         self.sender, self.reply_to, self.digest_after, self.durable = sender, reply_to, digest_after, durable
-        # Where unsent records may be, so that a cycle does not walk every breach and thread to find them.
-        self._waiting: set[tuple[str, int | None]] = {
-            (breach.thread, breach.id) for breach in store.breaches.values()
+        self._waiting: set[tuple[str, int | None]] = set()
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Find every unsent record in the store (at start, and after an admin's request put some back): where
+        they are is kept, so that a cycle does not walk every breach and thread to find them."""
+        self._waiting = {
+            (breach.thread, breach.id) for breach in self.store.breaches.values()
             if any(r.delivery is Delivery.PENDING for r in breach.escalations)} | {
-            (thread.id, None) for thread in store.threads.values()
+            (thread.id, None) for thread in self.store.threads.values()
             if any(n.delivery is Delivery.PENDING for n in thread.notices)}
 
     def expect(self, thread: Thread, breach: Breach | None = None) -> None:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from mailesc.cycle import CycleReport, Engine
 from mailesc.errors import LeaseLost, MailescError, StoreError, StoreUnavailable
 from mailesc.logs import fields
+from mailesc.requests import apply_requests
 from mailesc.sources import wait_for_mail
 
 log = logging.getLogger("mailesc.worker")
@@ -61,6 +62,8 @@ class Worker:
         for name in self._due(now):
             engine = self.engines[name]
             try:
+                if apply_requests(engine.store, now):  # an admin's resend or quarantine retry (PostgreSQL)
+                    engine.outbox.rescan()
                 reports[name] = engine.cycle(now)
             except LeaseLost as error:
                 log.warning("mailbox %s is no longer worked here: %s", name, error, extra=fields(mailbox=name))
@@ -71,6 +74,8 @@ class Worker:
                     raise  # the store cannot be written: running on would lose records
                 failed = error  # the database is out of reach: nothing was written; tried again, with backoff
                 self._failed(name, str(error))
+                if self.membership is not None:
+                    self._drop(name)  # what it holds in memory may be ahead of the database: loaded afresh later
                 continue
             except MailescError as error:
                 failed = error
@@ -192,8 +197,12 @@ class Worker:
                 self._drop(name)
         for name in self.names:
             if name in held and name not in self.engines:
+                try:
+                    self.engines[name] = self.make_engine(name)  # loads its records
+                except StoreUnavailable as error:
+                    self._failed(name, str(error))
+                    continue
                 log.info("mailbox %s is worked here now", name, extra=fields(mailbox=name))
-                self.engines[name] = self.make_engine(name)
                 self._news.add(name)  # read it at once: mail may have waited while nobody held it
 
     def _sends_daily(self) -> bool:
