@@ -1,12 +1,13 @@
 """The answer to the header FETCH of a sync, read without a connection: response items in, one `FetchedHeader`
 per message out. Pure: no socket, no client; imap.py sends the command and hands the answer here.
 
-A first sync of a big mailbox is mostly this FETCH, and imapclient's pure-Python response parser took most of
-its time (17 of 24 s for 100k messages). So the answer is read from imaplib's raw items by `parse_header_fetch`,
+A first sync of a big mailbox is mostly this FETCH, and imapclient's pure-Python response parser was most of
+its time (BENCHMARKS.md, initial sync). So the answer is read from imaplib's raw items by `parse_header_fetch`,
 which knows exactly one shape: per message a (prefix, literal) pair ending in `BODY[HEADER] {n}`, then the
-rest of its line. Anything else (a quoted or NIL header, no UID, another section) makes it return None, and
-the caller asks again through imapclient, which parses every shape; `from_imapclient` turns that answer into
-the same `FetchedHeader`s, so both roads give the same results."""
+rest of its line. Anything else (a quoted or NIL header, no UID, another section, a date not in RFC 3501's
+shape) makes it return None or leave the message out, and the caller asks again through imapclient, which
+parses every shape; `from_imapclient` turns that answer into the same `FetchedHeader`s, so both roads give
+the same results."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class FetchedHeader:
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "\s?(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+_QUOTED_INTERNALDATE = b'INTERNALDATE "'
 _HEADER_LITERAL = re.compile(rb"\bBODY\[HEADER\] \{\d+\}$")
 _MONTHS = {m.encode(): n for n, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
                                                    "Oct", "Nov", "Dec"), start=1)}
@@ -52,8 +54,8 @@ def parse_header_fetch(data: list) -> dict[int, FetchedHeader] | None:
             return None
         line = prefix + b" " + rest
         uid, size, date = _UID.search(line), _SIZE.search(line), _INTERNALDATE.search(line)
-        if uid is None:
-            return None
+        if uid is None or (date is None and _QUOTED_INTERNALDATE in line):
+            return None  # no UID, or a date in a shape only imapclient's parser reads ("23-Nov-26 09:15")
         number_uid = int(uid.group(1))
         found[number_uid] = FetchedHeader(number_uid, header, _internaldate(date),
                                           int(size.group(1)) if size else None)
@@ -68,12 +70,12 @@ def from_imapclient(response: Mapping[int, Mapping[bytes, Any]]) -> dict[int, Fe
 
 
 def _internaldate(match: re.Match | None) -> datetime | None:
-    if match is None or match.group(2) not in _MONTHS:
+    if match is None or match.group(2).title() not in _MONTHS:  # RFC 3501's "Nov" is case-insensitive
         return None
     day, month, year, hour, minute, second, sign, off_h, off_m = match.groups()
     offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == b"-" else 1)
     try:
-        return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second),
+        return datetime(int(year), _MONTHS[month.title()], int(day), int(hour), int(minute), int(second),
                         tzinfo=timezone(offset))
     except ValueError:  # 31-Feb, 25:00, an offset of a day or more: not a time (imapclient says None too)
         return None
