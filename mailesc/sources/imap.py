@@ -19,7 +19,7 @@ from mailesc.errors import ConfigError, SourceError, connection_problem
 from mailesc.model import RawMessage
 from mailesc.sources.imap_errors import NETWORK_ERRORS, reason
 from mailesc.sources.imap_fetch import HEADER_ITEMS, FetchedHeader, from_imapclient, parse_header_fetch
-from mailesc.sources.imap_idle import wait_for_mail
+from mailesc.sources.imap_idle import wait_idling
 
 BATCH = 500  # UIDs per FETCH command
 log = logging.getLogger("mailesc.imap")
@@ -208,8 +208,8 @@ class ImapSource:
 
     def wait(self, timeout: float, stop: threading.Event) -> bool:
         """Block up to `timeout` seconds until the server reports new mail in the first watched folder, or
-        `stop` is set; True when there may be new mail (imap_idle.wait_for_mail says how)."""
-        return wait_for_mail(self._client, timeout, stop, watch=self._watch, status=self._status,
+        `stop` is set; True when there may be new mail (imap_idle.wait_idling says how)."""
+        return wait_idling(self._client, timeout, stop, watch=self._watch, status=self._status,
                              uidnext_seen=self._uidnext, drop=self._reset, where=self.server.where)
 
     def _watch(self) -> str:

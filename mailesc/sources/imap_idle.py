@@ -23,7 +23,7 @@ STOP_CHECK = 1.0  # seconds: how often a wait looks at its stop event
 log = logging.getLogger("mailesc.imap")
 
 
-def wait_for_mail(client: imapclient.IMAPClient | None, timeout: float, stop: threading.Event, *,
+def wait_idling(client: imapclient.IMAPClient | None, timeout: float, stop: threading.Event, *,
                   watch: Callable[[], str], status: Callable[[str], Mapping[bytes, Any]],
                   uidnext_seen: Mapping[str, int], drop: Callable[[], None], where: str) -> bool:
     """Block up to `timeout` seconds until the server reports new mail in the watched folder, or `stop` is set
