@@ -1,10 +1,11 @@
-"""Reading imaplib's answer to the header FETCH of a sync; anything unexpected goes back to imapclient."""
+"""Reading imaplib's answer to the header FETCH of a sync; anything unexpected goes back to imapclient.
+(The cases from before the parser moved to imap_fetch.py, unchanged; the fuller table is test_imap_fetch_parse.py.)"""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailesc.sources.imap import _header_fetch_response
+from mailesc.sources.imap_fetch import parse_header_fetch
 
 HEADER = b"From: pat@customer.example\r\nSubject: Help\r\n\r\n"
 
@@ -23,4 +24,7 @@ HEADER = b"From: pat@customer.example\r\nSubject: Help\r\n\r\n"
     ([None], {}),
 ])
 def test_header_fetch_responses(data, expected):
-    assert _header_fetch_response(data) == expected
+    found = parse_header_fetch(data)
+    as_tuples = None if found is None else {uid: (m.header, m.internaldate, m.size) for uid, m in found.items()}
+    assert as_tuples == expected
+    assert found is None or all(uid == message.uid for uid, message in found.items())
