@@ -151,16 +151,7 @@ class FileBox:
             self.store.mark_dirty("quarantine", (self.name, key))
 
     def first_start(self, now: datetime) -> datetime:
-        """When mailesc first watched this mailbox (`now`, remembered, if this is the first time): the anchor of
-        `[mailbox] since`, so that it stays put across restarts. A store an older mailesc kept has no such
-        record; its earliest message stands in, so that nothing it already tracks becomes history."""
-        known = self.meta.get("first_start")
-        if known is not None:
-            return parse_iso(known["at"])
-        start = min((m.arrived for thread in self.threads.values() for m in thread.messages), default=now)
-        start = min(start, now)
-        self.meta["first_start"] = {"at": isoformat(start)}
-        return start
+        return first_start(self, now)
 
     def archive(self, threads: list[Thread]) -> None:
         self.store.archive_threads(self, threads)
@@ -170,6 +161,18 @@ class FileBox:
 
     def record_poll(self, at: datetime) -> None:
         self.store.record_poll(at)
+
+
+def first_start(box, now: datetime) -> datetime:
+    """When mailesc first watched `box`'s mailbox (`now`, remembered, if this is the first time): the anchor of
+    `[mailbox] since`, so that it stays put across restarts. A store an older mailesc kept has no such record;
+    its earliest message stands in, so that nothing it already tracks becomes history. (Both stores.)"""
+    known = box.meta.get("first_start")
+    if known is not None:
+        return parse_iso(known["at"])
+    start = min(min((m.arrived for thread in box.threads.values() for m in thread.messages), default=now), now)
+    box.meta["first_start"] = {"at": isoformat(start)}
+    return start
 
 
 INSTALLATION = ""  # the box of the installation-wide records: the daily digest's delivery, the last breach id

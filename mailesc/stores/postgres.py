@@ -33,7 +33,7 @@ from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
-from mailesc.store import (INSTALLATION, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
+from mailesc.store import (INSTALLATION, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
 
 try:
@@ -504,14 +504,7 @@ class PostgresBox:
             self._dirty["quarantine"].add(key)
 
     def first_start(self, now: datetime) -> datetime:
-        """When mailesc first worked this mailbox (`now`, remembered, the first time): the anchor of `since`."""
-        known = self.meta.get("first_start")
-        if known is not None:
-            return parse_iso(known["at"])
-        start = min((m.arrived for thread in self._threads.values() for m in thread.messages), default=now)
-        start = min(start, now)
-        self.meta["first_start"] = {"at": isoformat(start)}
-        return start
+        return first_start(self, now)
 
     def archive(self, threads: list[Thread]) -> None:
         """Out of the live records: at the next flush, the threads and their breaches are marked archived
