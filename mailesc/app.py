@@ -21,7 +21,7 @@ from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
 from mailesc.history import History, load_history
-from mailesc.model import DEFAULT_MAILBOX, Delivery, Kind, RawMessage, Status
+from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates

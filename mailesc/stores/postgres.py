@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import quote
 
-from mailesc.clock import isoformat, parse_iso
+from mailesc.clock import isoformat
 from mailesc.config import StoreConfig
 from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
