@@ -7,6 +7,12 @@ The scenario is tests/integration/crash_soak.py (the same as tests/integration/t
 prints a table and writes the numbers to benchmarks/results/soak_kill.json.
 
     python3 benchmarks/soak_kill.py [--rounds 200] [--seed N] [--aim 0.5] [--live] [--keep]
+    python3 benchmarks/soak_kill.py --store postgresql --workers 3 [--mailboxes 6] [--rounds 100]
+
+With `--store postgresql` the store is a throwaway PostgreSQL cluster (mailesc.testing.postgres) and `--workers`
+`mailesc run` workers share `--mailboxes` IMAP mailboxes through leases (tests/integration/workers_soak.py): each
+round SIGKILLs one worker and starts another in its place; the numbers go to
+benchmarks/results/soak_kill_postgresql.json.
 
 The daemons import a snapshot of mailesc/ taken at the start (so that all rounds test the same code even while
 someone edits the tree); --live imports the working tree in every round instead.
@@ -34,6 +40,7 @@ from tests.integration.crash_soak import CrashSoak, report, table  # noqa: E402
 from tests.integration.servers import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "soak_kill.json"
+RESULTS_POSTGRESQL = REPO / "benchmarks" / "results" / "soak_kill_postgresql.json"
 
 
 def snapshot(target: Path) -> Path:
@@ -68,26 +75,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, store) even on success")
     parser.add_argument("--live", action="store_true",
                         help="daemons import the working tree in every round, not a snapshot taken at the start")
-    parser.add_argument("--results", type=Path, default=RESULTS, help=f"JSON output (default {RESULTS})")
+    parser.add_argument("--store", choices=("file", "postgresql"), default="file",
+                        help="the embedded file store and one daemon (default), or PostgreSQL and --workers workers")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="workers sharing the mailboxes (PostgreSQL only; default 3 there, 1 with the file)")
+    parser.add_argument("--mailboxes", type=int, default=6, help="IMAP mailboxes the workers share (default 6)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"JSON output (default {RESULTS}, or {RESULTS_POSTGRESQL} with --store postgresql)")
     args = parser.parse_args(argv)
+    postgresql = args.store == "postgresql"
+    workers = args.workers if args.workers is not None else (3 if postgresql else 1)
+    if not postgresql and workers != 1:
+        parser.error("--workers needs --store postgresql: the file store is worked by one daemon")
+    if workers < 1 or args.mailboxes < 1:
+        parser.error("--workers and --mailboxes must be at least 1")
+    results = args.results or (RESULTS_POSTGRESQL if postgresql else RESULTS)
     if find_dovecot() is None:
         print("dovecot-imapd is not installed: apt-get install dovecot-imapd", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    print(f"soak_kill: seed={seed} rounds={args.rounds} aim={args.aim}", flush=True)
+    print(f"soak_kill: seed={seed} rounds={args.rounds} aim={args.aim} store={args.store}"
+          + (f" workers={workers} mailboxes={args.mailboxes}" if postgresql else ""), flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="mailesc-soak-kill-"))
     version = code_version()
     code = None if args.live else snapshot(workdir / "code")
-    dovecot, sink, outcome = DovecotServer(), SmtpSink(), None
+    dovecot, sink, outcome, cluster = DovecotServer(), SmtpSink(), None, None
     began = time.monotonic()
     try:
         dovecot.start()
         sink.start()
-        mailbox = dovecot.new_mailbox("soak")
-        soak = CrashSoak(workdir, mailbox, sink, seed=seed, rounds=args.rounds, aim=args.aim,
-                         final_timeout=args.final_timeout, pythonpath=code,
-                         say=lambda line: print(line, flush=True))
+        say = lambda line: print(line, flush=True)  # noqa: E731
+        if postgresql:
+            from mailesc.testing.postgres import PostgresCluster
+            from tests.integration.workers_soak import WorkersCrashSoak, shared_password_mailboxes
+
+            cluster = PostgresCluster().start()
+            boxes = shared_password_mailboxes(dovecot, args.mailboxes, f"wsoak{seed}", f"pw-{seed}-soak")
+            soak = WorkersCrashSoak(workdir, boxes, sink, cluster.new_database("soak"), seed=seed,
+                                    rounds=args.rounds, workers=workers, aim=args.aim,
+                                    final_timeout=args.final_timeout, pythonpath=code, say=say)
+        else:
+            soak = CrashSoak(workdir, dovecot.new_mailbox("soak"), sink, seed=seed, rounds=args.rounds,
+                             aim=args.aim, final_timeout=args.final_timeout, pythonpath=code, say=say)
         try:
             outcome = soak.run()
         finally:
@@ -95,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sink.stop()
         dovecot.cleanup()
+        if cluster is not None:
+            cluster.cleanup()
 
     summary = outcome.summary()
     summary["wall_seconds"] = round(time.monotonic() - began, 1)
@@ -104,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     summary["problems"] = outcome.problems()
     print()
     print(table(summary))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nwritten: {args.results}")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nwritten: {results}")
     if outcome.problems():
         print("\n" + report(outcome, workdir))
         print(f"work folder kept: {workdir}")
