@@ -18,16 +18,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_idle_cycle  # noqa: E402
 import bench_initial_sync  # noqa: E402
 import bench_latency  # noqa: E402
+import bench_many_mailboxes  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_replay  # noqa: E402
 import bench_review  # noqa: E402
 import bench_startup  # noqa: E402
+import bench_takeover  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (1k/10k): a smoke run in minutes")
-    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay,review,startup")
+    parser.add_argument("--only", help="comma-separated: sync,idle,latency,memory,replay,review,startup,takeover,"
+                                           "mailboxes")
     args = parser.parse_args(argv)
     quick = ["--quick"] if args.quick else []
     plan = {
@@ -38,6 +41,8 @@ def main(argv=None) -> int:
         "replay": (bench_replay.main, quick + ([] if quick else ["--sizes", "10000,100000", "--timeout", "900"])),
         "review": (bench_review.main, quick),
         "startup": (bench_startup.main, quick),
+        "takeover": (bench_takeover.main, quick),  # PostgreSQL: after a SIGKILL
+        "mailboxes": (bench_many_mailboxes.main, quick),  # PostgreSQL: 200 mailboxes on one worker
     }
     chosen = args.only.split(",") if args.only else list(plan)
     timings = {}
