@@ -56,8 +56,13 @@ class Database:
 
     def holders(self) -> dict[str, int | None]:
         """mailbox -> pid of the worker holding its unexpired lease (None: free or expired)."""
-        rows = self.connection.execute("SELECT l.mailbox, CASE WHEN l.expires_at > now() THEN w.pid END "
-                                       "FROM leases l LEFT JOIN workers w ON w.id = l.owner").fetchall()
+        import psycopg
+
+        try:
+            rows = self.connection.execute("SELECT l.mailbox, CASE WHEN l.expires_at > now() THEN w.pid END "
+                                           "FROM leases l LEFT JOIN workers w ON w.id = l.owner").fetchall()
+        except psycopg.errors.UndefinedTable:  # the first worker has not made the schema yet
+            return {}
         return dict(rows)
 
     def seconds_to_expiry(self, pid: int) -> float:
