@@ -26,13 +26,14 @@ in the database, plus the ladder's offset, to the sink's arrival time). The marg
 takeover is due `lease_seconds` after the dead worker's last renewal plus one balance round
 (`lease_seconds / 3`), then the new holder opens the mailboxes over IMAP and cycles them, sending the backlog that
 piled up meanwhile one mail after another; one survivor taking eight mailboxes at once on a loaded two-core machine
-took up to ~7 s for that in trial runs. The leases table (mailesc.stores.leases.leases_status, what `status` shows)
+took up to ~7 s for that in trial runs. The leases table (mailesc.stores.leases.leases_status) and `mailesc status --json`
 must name who holds what: never the killed worker once its leases expired, B again after it rejoined, nobody after
 SIGTERM.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -275,6 +276,8 @@ def test_a_killed_and_a_frozen_worker_lose_and_double_no_escalation(tmp_path, pg
                  "every due escalation at the SMTP server", patience=60)
         time.sleep(2)  # one more poll of every mailbox: a worker that would send anything twice does it now
         during = leases.table()
+        status = subprocess.run([sys.executable, "-m", "mailesc", "-c", str(config), "status", "--json"], env=env,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         for worker in (b, c):
             worker.send_signal(signal.SIGTERM)
         assert [worker.wait(timeout=20) for worker in (b, c)] == [0, 0]
@@ -330,6 +333,15 @@ def test_a_killed_and_a_frozen_worker_lose_and_double_no_escalation(tmp_path, pg
     assert sorted(Counter(row["pid"] for row in during).items()) == sorted({b.pid: 6, c.pid: 6}.items())
     assert all(row["seconds_left"] > 0 for row in during)
     assert [row["owner"] for row in after] == [None] * len(MAILBOXES)
+    # `mailesc status --json` says the same while B and C run: two live workers (A's row expired), six mailboxes
+    # each, every mailbox named with its worker, nothing waiting or failed.
+    assert status.returncode == 0, status.stderr
+    said = json.loads(status.stdout)
+    assert sorted((w["pid"], w["leases"]) for w in said["workers"]) == sorted([(b.pid, 6), (c.pid, 6)])
+    ids = {w["pid"]: w["id"] for w in said["workers"]}
+    assert sorted(box["name"] for box in said["mailboxes"]) == MAILBOXES
+    assert Counter(box["worker"] for box in said["mailboxes"]) == Counter({ids[b.pid]: 6, ids[c.pid]: 6})
+    assert said["pending_mails"] == 0 and said["failed_mails"] == 0 and said["healthy"], said["problems"]
     for log in logs:
         text = log.read_text(errors="replace")
         assert "Traceback" not in text and "internal error" not in text, f"{log.name}: {text[-2000:]}"
