@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 
 from mailesc.clock import isoformat
 from mailesc.humane import format_span, human_time
-from mailesc.errors import PartiallyRefused, PermanentTransportError, SourceError
+from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError, SourceError
 from mailesc.logs import fields
 from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
 from mailesc.parse import clean
@@ -131,6 +131,9 @@ class Outbox:
                     item.record.digest = mail_id if mail_id in digests else None
                 self._save(item)
         self.commit()
+        if mails and not self.store.may_send():  # a worker frozen after the commit, whose lease ran out meanwhile
+            raise LeaseLost(f"the lease of mailbox {self.store.name!r} ran out before its mails were sent: the "
+                            f"worker that holds it now sends them, with the same Message-IDs")
 
         def settle(mail_id: str, error: Exception | None) -> None:
             for item in envelopes[mail_id]:

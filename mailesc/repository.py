@@ -52,6 +52,10 @@ class MailboxStore(Protocol):
         """Write every change since the last flush, all or nothing (on PostgreSQL: fenced by the mailbox's
         lease, raising LeaseLost when this worker no longer holds it)."""
 
+    def may_send(self) -> bool:
+        """Whether this process may still send the mailbox's mails (asked after the commit that records them and
+        right before the send): on PostgreSQL, False once its lease may have run out."""
+
     def record_poll(self, at: datetime) -> None:
         """A successful poll, for `status` to tell a live worker from a dead one."""
 

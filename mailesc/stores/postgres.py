@@ -528,6 +528,12 @@ class PostgresBox:
 
     # -- writing ----------------------------------------------------------------------------------------------
 
+    def may_send(self) -> bool:
+        """Whether this worker may still send this mailbox's mails: its lease cannot have run out (checked on the
+        local clock, without the database: right before sending, after the fenced commit)."""
+        membership = self.store.membership
+        return membership is None or self.name == INSTALLATION or membership.holds(self.name)
+
     def fence(self, cursor) -> None:
         """The lease check, first thing in every flush's transaction: raise (e.g. LeaseLost) to write nothing.
         Without leases (one worker, tests) there is nothing to check; the installation's box has no lease."""

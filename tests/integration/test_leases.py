@@ -545,3 +545,14 @@ def test_a_worker_process_stopped_with_sigterm_hands_over_at_once(pg_database, p
     assert leaving.said("released") == [True]
     wait_for(spread_as(pg_database, {staying.worker_id: 12}), "the staying worker holding all twelve")
     assert sql(pg_database, "SELECT count(*) FROM workers WHERE id = %s", leaving.worker_id) == [(0,)]
+
+
+def test_a_mailbox_may_send_only_while_its_lease_cannot_have_run_out(workers):
+    """The outbox asks may_send() after its fenced commit and right before the send: a worker frozen in between
+    whose lease ran out meanwhile sends nothing (the new holder sends, with the same Message-IDs)."""
+    worker = workers(lease_seconds=1)  # no renewing thread: the lease runs out a second after the balance
+    worker.membership.balance(["support"])
+    box = worker.store.box("support")
+    assert box.may_send() and worker.store.box("billing").may_send() is False
+    wait_for(lambda: not box.may_send(), "the lease's local deadline to pass")
+    assert worker.store.installation.may_send()  # the installation's records have no lease
