@@ -201,6 +201,26 @@ def _parser() -> argparse.ArgumentParser:
     policy_check = policy_commands.add_parser("check", parents=[common], help="validate policies and calendars")
     policy_check.set_defaults(handler=cmd_policies_check)
 
+    store = commands.add_parser("store", parents=[common], help="move the store")
+    store_commands = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
+    copy = store_commands.add_parser(
+        "copy", parents=[common], help="copy the embedded store (live file, archive, reviews, secret) into PostgreSQL",
+        description="Copy the embedded store the config names (every mailbox's records, the archive, the reviews "
+                    "and the installation's secret) into a PostgreSQL database. The file is only read: it may be "
+                    "copied while the daemon runs, but stop the daemon for a last copy before switching to the "
+                    "database (or run it again once stopped: a second run copies only what came meanwhile, nothing "
+                    "twice).")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://USER@HOST:PORT/DBNAME (no password)")
+    copy.add_argument("--password-env", metavar="NAME",
+                      help="the database password is in this environment variable (default: [store] password_env)")
+    copy.add_argument("--password-file", metavar="PATH",
+                      help="the database password is in this file, mode 600 (default: [store] password_file)")
+    copy.add_argument("--security", choices=("tls", "plain"),
+                      help="tls (verified) or plain (loopback only); default: [store] security, else tls, plain to "
+                           "a loopback host")
+    copy.add_argument("--ca-file", metavar="PATH", help="trust this CA for the database's certificate")
+    copy.set_defaults(handler=cmd_store_copy)
+
     init = commands.add_parser("init", parents=[common], help="write a starter config, policy and templates to edit")
     init.add_argument("dir", nargs="?", default=".", help="the folder to write them into (default: here)")
     init.set_defaults(handler=cmd_init)
@@ -563,6 +583,18 @@ def cmd_check(args) -> int:
     setup = _setup(args, starting=True)
     print("\n".join(app.check(setup, args.offline)))
     print("OK")
+    return 0
+
+
+def cmd_store_copy(args) -> int:
+    from mailesc.stores.copy import copy_store, target_config
+
+    config = _config(args)
+    target = target_config(config, args.to, password_env=args.password_env, password_file=args.password_file,
+                           security=args.security, ca_file=args.ca_file)
+    with busy("copying the store"):
+        result = copy_store(config.store_path, target)
+    print("\n".join(result.lines()))
     return 0
 
 

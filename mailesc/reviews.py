@@ -64,6 +64,10 @@ class Reviews:
         for entry in entries:
             self._by_breach.setdefault(entry.breach, []).append(entry)
 
+    def entries(self) -> list[ReviewEntry]:
+        """Every entry, each breach's in their order (for `store copy`)."""
+        return [entry for history in self._by_breach.values() for entry in history]
+
     def history(self, breach_id: int) -> list[ReviewEntry]:
         return list(self._by_breach.get(breach_id, []))
 
