@@ -207,13 +207,33 @@ def test_a_later_copy_brings_what_the_file_store_gained(installation, database, 
 def test_a_database_with_another_installations_secret_and_records_is_refused_untouched(installation, database,
                                                                                           capsys, tmp_path):
     other = Installation(tmp_path / "other")
-    other.customer_mail(other.support, "x@else.example", "Hi", datetime.now(timezone.utc) - timedelta(hours=2))
+    now = datetime.now(timezone.utc)
+    asked = other.customer_mail(other.support, "x@else.example", "Hi", now - timedelta(minutes=30))
+    other.answer(other.support, "x@else.example", asked, now - timedelta(minutes=20))  # in time: no breach
     assert other.mailesc(capsys, "once")[0] == 0
     assert copy(other, capsys, database)[0] == 0
     before = counts(database)
     status, _, err = copy(installation, capsys, database)
     assert status == 65
-    assert "another installation" in err and "nothing was copied" in err
+    assert "already has another installation's secret" in err and "nothing was copied" in err
+    assert counts(database) == before
+
+
+def test_a_breach_id_the_database_gave_to_another_breach_is_refused_untouched(installation, database, capsys):
+    """Workers started on the database while the file store's daemon still ran: both made a breach 4."""
+    assert copy(installation, capsys, database)[0] == 0
+    now = datetime.now(timezone.utc)
+    with open_database(database) as store:
+        box = store.box("support")
+        thread = next(iter(box.threads.values()))
+        box.new_breach(thread=thread.id + ".other", customer="c@x.example", subject="s", policy="standard",
+                       received_at=now, due_at=now, clock=0)
+        box.flush()
+    installation.customer_mail(installation.billing, "sam@third.example", "Refund", now - timedelta(hours=5))
+    assert installation.mailesc(capsys, "once")[0] == 0
+    before = counts(database)
+    status, _, err = copy(installation, capsys, database)
+    assert status == 65 and "breach 4" in err and "nothing was copied" in err
     assert counts(database) == before
 
 
@@ -264,7 +284,9 @@ def test_wrong_password_unreachable_server_and_damaged_store(installation, datab
     status, _, err = copy(installation, capsys, database)
     assert status == 65 and "damaged" in err and "left untouched" in err
     assert installation.files() == before
-    assert rows(database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    untouched = postgres.admin_sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+                                   database=database.url.rpartition("/")[2])
+    assert untouched == [(0,)]  # refused before the database was even set up
 
 
 def test_bad_command_lines_are_usage_errors(installation, database, capsys, tmp_path):
