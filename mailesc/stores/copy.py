@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mailesc.config import Config, Secret, StoreConfig, is_loopback
-from mailesc.errors import EX_DATAERR, MailescError, StoreBusy, StoreError, UsageError
+from mailesc.errors import MailescError, StoreBusy, StoreError, UsageError
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.signing import installation_secret, secret_path
@@ -44,9 +44,8 @@ class CopyMismatch(MailescError):
 
 
 class ForeignDatabase(StoreError):
-    """The database holds another installation's records: refused, untouched."""
-
-    exit_code = EX_DATAERR
+    """The database holds another installation's records: refused, untouched (exit 65, as damaged data: it is
+    not a problem of the command line or the config, and trying again will not help)."""
 
 
 @dataclass
@@ -119,7 +118,8 @@ def read_file_store(path: Path) -> FileContents:
             for kind, table in _NAMED_TABLES.items():
                 contents.named.setdefault(table, []).extend(
                     (box.name, name, state) for name, state in getattr(box, kind).items())
-        counter = store.installation.meta.get("breach_ids", {}).get("last", 0)
+        counter = store.installation.meta.get("breach_ids")
+        counter = counter.get("last") if isinstance(counter, dict) else None
     for thread, breaches in read_archive(path):
         contents.threads.setdefault((thread.mailbox, thread.id), (thread, True))
         for breach in breaches:
@@ -211,7 +211,7 @@ def copy_store(source: Path, target: StoreConfig) -> CopyResult:
                 _refuse_live_workers(cursor, target.where)
                 _refuse_other_breaches(cursor, contents, target.where)
                 secret = _copy_secret(cursor, contents.secret, target.where)
-                new_threads = _count(cursor, "threads", ("mailbox", "id"), ("text", "text"), _thread_keys(contents))
+                new_threads = _count(cursor, "threads", ("mailbox", "id"), ("text", "text"), list(contents.threads))
                 new_breaches = _count(cursor, "breaches", ("id",), ("bigint",), [(i,) for i in contents.breaches])
                 _write(cursor, contents)
                 new_reviews = _write_reviews(cursor, contents.reviews)
@@ -336,10 +336,6 @@ def _move_sequence(cursor, last_copied: int) -> int:
         cursor.execute("SELECT setval('breach_ids', %s, true)", (last_copied,))
         return last_copied
     return current
-
-
-def _thread_keys(contents: FileContents) -> list[tuple]:
-    return list(contents.threads)
 
 
 def _count(cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...], rows: list[tuple]) -> int:

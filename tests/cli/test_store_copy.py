@@ -312,3 +312,16 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_the_password_from_a_file_of_mode_600_only(installation, database, capsys, tmp_path):
+    password_file = tmp_path / "db-password"
+    password_file.write_text(database.password + "\n")
+    password_file.chmod(0o644)
+    args = ("store", "copy", "--to", database.url, "--password-file", str(password_file))
+    status, out, err = installation.mailesc(capsys, *args)
+    assert status == 64 and "can be read by other users" in err
+    password_file.chmod(0o600)
+    status, out, err = installation.mailesc(capsys, *args)
+    assert status == 0 and "checked: the database holds every record copied" in out
+    assert database.password not in out + err
