@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mailesc.config import Config, Secret, StoreConfig, is_loopback
-from mailesc.errors import MailescError, StoreBusy, StoreError, UsageError
+from mailesc.errors import MailescError, StoreBusy, StoreError, StoreLoginRefused, UsageError
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.signing import installation_secret, secret_path
@@ -203,7 +203,12 @@ def copy_store(source: Path, target: StoreConfig) -> CopyResult:
     from mailesc.stores.postgres import PostgresStore  # psycopg only where it is used
 
     contents = read_file_store(source)  # a damaged store stops here, before the database is touched
-    with PostgresStore(config=target) as database:
+    try:
+        database = PostgresStore(config=target)
+    except StoreLoginRefused as error:
+        raise StoreLoginRefused(f"{error}; for store copy: the user in --to, the password from --password-env or "
+                                f"--password-file, else from [store]") from None
+    with database:
         with database._errors("copying the store"):
             connection = database.connection()
             with connection.transaction(), connection.cursor() as cursor:

@@ -270,7 +270,7 @@ def test_a_count_that_does_not_match_rolls_everything_back(installation, databas
 def test_wrong_password_unreachable_server_and_damaged_store(installation, database, capsys, monkeypatch, postgres):
     monkeypatch.setenv(PASSWORD_ENV, "not-the-" + database.password)
     status, out, err = copy(installation, capsys, database)
-    assert status == 65 and "refused the login" in err
+    assert status == 78 and "refused the login" in err and "--password-env" in err
     assert database.password not in out + err and "not-the-" not in out + err
 
     monkeypatch.setenv(PASSWORD_ENV, database.password)
