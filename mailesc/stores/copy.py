@@ -30,7 +30,7 @@ from mailesc.errors import MailescError, StoreBusy, StoreError, StoreLoginRefuse
 from mailesc.model import Breach, Quarantined, Thread
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.signing import installation_secret, secret_path
-from mailesc.store import INSTALLATION, Store, _breach_doc, _quarantined_doc, _thread_doc, read_archive
+from mailesc.store import INSTALLATION, Store, _quarantined_doc, read_archive
 
 COPY_LOCK = int.from_bytes(b"mailcp", "big")  # two copies into one database queue instead of interleaving
 EX_SOFTWARE = 70
@@ -280,18 +280,10 @@ def _copy_secret(cursor, secret: bytes | None, where: str) -> str:
 
 
 def _write(cursor, contents: FileContents) -> None:
-    _upsert(cursor, "threads", ("mailbox", "id", "doc", "archived", "last_activity"), 2,
-            [(t.mailbox, t.id, _json(_thread_doc(t)), archived, max((m.arrived for m in t.messages), default=None))
-             for t, archived in contents.threads.values()])
-    breaches = sorted(contents.breaches.values(), key=lambda pair: pair[0].id)
-    _upsert(cursor, "breaches", ("id", "mailbox", "thread", "clock", "customer", "policy", "status", "received_at",
-                                 "due_at", "responded_at", "doc", "archived"), 1,
-            [(b.id, b.mailbox, b.thread, b.clock, b.customer, b.policy, str(b.status), b.received_at, b.due_at,
-              b.responded_at, _json(_breach_doc(b)), archived) for b, archived in breaches])
-    _upsert(cursor, "escalations", ("mailbox", "thread", "clock", "level", "breach", "message_id", "recipients",
-                                    "delivery", "at", "sent_at", "attempts", "error"), 4,
-            [(b.mailbox, b.thread, b.clock, e.level, b.id, e.message_id, list(e.to), str(e.delivery), e.at,
-              e.sent_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations])
+    from mailesc.stores.postgres import write_breaches, write_threads
+
+    write_threads(cursor, list(contents.threads.values()))
+    write_breaches(cursor, sorted(contents.breaches.values(), key=lambda pair: pair[0].id))
     _upsert(cursor, "quarantine", ("mailbox", "key", "doc"), 2,
             [(q.mailbox, q.key, _json(_quarantined_doc(q))) for q in contents.quarantine])
     # out of quarantine in the file since an earlier copy (read again): out of it in the database too

@@ -551,12 +551,11 @@ class PostgresBox:
                 with connection.cursor() as cursor:
                     self.fence(cursor)
                     archived = list(self._archived.values())
-                    self._write_threads(cursor, [(self._threads[i], False) for i in self._dirty["threads"]
-                                                 if i in self._threads]
-                                        + [(thread, True) for thread, _ in archived])
-                    self._write_breaches(cursor, [(self._breaches[i], False) for i in self._dirty["breaches"]
-                                                  if i in self._breaches]
-                                         + [(breach, True) for _, breaches in archived for breach in breaches])
+                    write_threads(cursor, [(self._threads[i], False) for i in self._dirty["threads"]
+                                           if i in self._threads] + [(thread, True) for thread, _ in archived])
+                    write_breaches(cursor, [(self._breaches[i], False) for i in self._dirty["breaches"]
+                                            if i in self._breaches]
+                                   + [(breach, True) for _, breaches in archived for breach in breaches])
                     # a thread archived with breaches an older flush wrote but this box no longer holds
                     if archived:
                         cursor.execute("UPDATE breaches SET archived = true WHERE mailbox = %s AND thread = ANY(%s) "
@@ -570,22 +569,6 @@ class PostgresBox:
             keys.clear()
         self._archived.clear()
 
-    def _write_threads(self, cursor, threads: list[tuple[Thread, bool]]) -> None:
-        _upsert(cursor, "threads", ("mailbox", "id", "doc", "archived", "last_activity"), 2,
-                [(self.name, thread.id, Jsonb(_thread_doc(thread)), archived,
-                  max((m.arrived for m in thread.messages), default=None)) for thread, archived in threads])
-
-    def _write_breaches(self, cursor, breaches: list[tuple[Breach, bool]]) -> None:
-        _upsert(cursor, "breaches", ("id", "mailbox", "thread", "clock", "customer", "policy", "status",
-                                     "received_at", "due_at", "responded_at", "doc", "archived"), 1,
-                [(b.id, self.name, b.thread, b.clock, b.customer, b.policy, str(b.status), b.received_at, b.due_at,
-                  b.responded_at, Jsonb(_breach_doc(b)), archived) for b, archived in breaches])
-        # one row per escalation level of a clock: the key that makes a level exactly once across workers
-        _upsert(cursor, "escalations", ("mailbox", "thread", "clock", "level", "breach", "message_id", "recipients",
-                                        "delivery", "at", "sent_at", "attempts", "error"), 4,
-                [(self.name, b.thread, b.clock, e.level, b.id, e.message_id, list(e.to), str(e.delivery), e.at,
-                  e.sent_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations])
-
     def _write_quarantine(self, cursor) -> None:
         keys = self._dirty["quarantine"]
         _upsert(cursor, "quarantine", ("mailbox", "key", "doc"), 2,
@@ -594,6 +577,27 @@ class PostgresBox:
         gone = [key for key in keys if key not in self._quarantine]
         if gone:
             cursor.execute("DELETE FROM quarantine WHERE mailbox = %s AND key = ANY(%s)", (self.name, gone))
+
+
+def write_threads(cursor, threads: list[tuple[Thread, bool]]) -> None:
+    """Upsert threads (each with its archived flag) by (mailbox, id): the rows of a worker's flush and of a store
+    copy alike."""
+    _upsert(cursor, "threads", ("mailbox", "id", "doc", "archived", "last_activity"), 2,
+            [(thread.mailbox, thread.id, Jsonb(_thread_doc(thread)), archived,
+              max((m.arrived for m in thread.messages), default=None)) for thread, archived in threads])
+
+
+def write_breaches(cursor, breaches: list[tuple[Breach, bool]]) -> None:
+    """Upsert breaches (each with its archived flag) by id, and one escalations row per level of a clock: the key
+    that makes a level exactly once across workers."""
+    _upsert(cursor, "breaches", ("id", "mailbox", "thread", "clock", "customer", "policy", "status",
+                                 "received_at", "due_at", "responded_at", "doc", "archived"), 1,
+            [(b.id, b.mailbox, b.thread, b.clock, b.customer, b.policy, str(b.status), b.received_at, b.due_at,
+              b.responded_at, Jsonb(_breach_doc(b)), archived) for b, archived in breaches])
+    _upsert(cursor, "escalations", ("mailbox", "thread", "clock", "level", "breach", "message_id", "recipients",
+                                    "delivery", "at", "sent_at", "attempts", "error"), 4,
+            [(b.mailbox, b.thread, b.clock, e.level, b.id, e.message_id, list(e.to), str(e.delivery), e.at,
+              e.sent_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations])
 
 
 # the latest review entry of each breach: its review stands when that entry's action is "review"
