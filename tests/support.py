@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import json
 import mailbox
 import os
 from datetime import datetime, timezone
@@ -42,8 +43,9 @@ def make_mail(*, sender: str, to: str = "support@example.test", subject: str = "
 
 
 def write_config(folder: Path, *, mailbox: str, smtp: str, rules: str, team=("*@example.test",),
-                 extra: str = "") -> Path:
-    """A mailesc.toml in `folder` with its own policies/ and var/, using the repository's templates."""
+                 extra: str = "", store: str = 'path = "var/mailesc.json"') -> Path:
+    """A mailesc.toml in `folder` with its own policies/ and var/, using the repository's templates; `store` is
+    the body of its [store] table (a test on both backends passes ``backend.store_section``)."""
     (folder / "policies").mkdir(parents=True, exist_ok=True)
     (folder / "policies" / "rules.toml").write_text(rules)
     team_list = ", ".join(f'"{address}"' for address in team)
@@ -53,7 +55,7 @@ def write_config(folder: Path, *, mailbox: str, smtp: str, rules: str, team=("*@
 [team]
 addresses = [{team_list}]
 [store]
-path = "var/mailesc.json"
+{store}
 [policies]
 path = "policies"
 [templates]
@@ -125,3 +127,69 @@ def outbox_mails(outbox: Path) -> list[email.message.EmailMessage]:
     folder = outbox / "new"
     return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
             for p in sorted(folder.iterdir())] if folder.is_dir() else []
+
+
+class Backend:
+    """Where a test's store lives, for the tests that run on BOTH backends (the ``backend`` fixture in
+    tests/conftest.py gives one of each): ``"file"``, the embedded store at ``<folder>/var/mailesc.json``, or
+    ``"postgresql"``, a fresh database of the test cluster (its password in ``$MAILESC_DB_PASSWORD``, which the
+    fixture sets, so daemons started as subprocesses read it too).
+
+    A test changes two lines to run on both: it asks for ``backend`` and passes ``store=backend.store_section``
+    to ``write_config``; its assertions about what was recorded open the store with ``backend.open(folder)``
+    or read ``backend.breaches(folder)``.
+    """
+
+    PASSWORD_ENV = "MAILESC_DB_PASSWORD"
+
+    def __init__(self, name: str, database=None):
+        self.name, self.database = name, database
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name})"
+
+    @property
+    def store_section(self) -> str:
+        """The body of a config's [store] table."""
+        if self.name == "file":
+            return 'path = "var/mailesc.json"'
+        return (f'url = "{self.database.url}"\npassword_env = "{self.PASSWORD_ENV}"\nsecurity = "plain"\n'
+                f'path = "var/mailesc.json"')
+
+    @property
+    def admin_reads(self) -> bool:
+        """Whether the admin commands (`breaches list/show/resend`, `report`, `status`) read this backend yet;
+        until they read PostgreSQL, a test on PostgreSQL checks the records through the store itself."""
+        return self.name == "file"
+
+    def open(self, folder: Path):
+        """The store a config written by write_config in `folder` names (closing it is the caller's job):
+        mailesc.store.Store for the file, PostgresStore for PostgreSQL."""
+        if self.name == "file":
+            from mailesc.store import Store
+
+            return Store(Path(folder) / "var" / "mailesc.json")
+        from mailesc.stores.postgres import PostgresStore
+
+        return PostgresStore(self.database.url, self.database.password, security="plain")
+
+    def history(self, folder: Path):
+        """Everything on record (live and archived, with the reviews), as `breaches list` and `report` see it."""
+        if self.name == "file":
+            from mailesc.history import load_history
+
+            return load_history(Path(folder) / "var" / "mailesc.json")
+        with self.open(folder) as store:
+            return store.history()
+
+    def breaches(self, folder: Path, now: datetime | None = None) -> list[dict]:
+        """Every breach as `mailesc breaches list --json` shows it (same documents, oldest id first), read from
+        the store without the CLI."""
+        from mailesc.config import load_config
+        from mailesc.report import breach_json
+
+        history = self.history(folder)
+        period = load_config(Path(folder) / "mailesc.toml").review.period
+        now = now or datetime.now(timezone.utc)
+        return json.loads(json.dumps([breach_json(breach, history.reviews, now, period)  # as printed and read
+                                      for _, breach in sorted(history.breaches.items())]))

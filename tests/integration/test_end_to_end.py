@@ -1,4 +1,7 @@
-"""mailesc against a real Dovecot and a real SMTP server: the product's spine, end to end."""
+"""mailesc against a real Dovecot and a real SMTP server: the product's spine, end to end.
+
+The tests that take ``backend`` run on both stores (the embedded file and PostgreSQL); those using
+`breaches show`/`resend` stay on the file store until those commands read PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.cli import main
-from tests.support import ONE_HOUR_RULE, imap_section, make_mail, smtp_section, write_config
+from tests.support import ONE_HOUR_RULE, Backend, imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -18,15 +21,18 @@ AGENT = "Alice Agent <alice@example.test>"
 
 
 @pytest.fixture
-def setup(tmp_path, mailbox, smtp_sink, monkeypatch):
+def setup(tmp_path, mailbox, smtp_sink, monkeypatch, request):
+    """On the file store, or on the backend the test asks for."""
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else Backend("file")
     monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
-    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ONE_HOUR_RULE)
-    return Setup(config, mailbox, smtp_sink)
+    config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ONE_HOUR_RULE,
+                          store=backend.store_section)
+    return Setup(config, mailbox, smtp_sink, backend)
 
 
 class Setup:
-    def __init__(self, config, mailbox, sink):
-        self.config, self.mailbox, self.sink = config, mailbox, sink
+    def __init__(self, config, mailbox, sink, backend):
+        self.config, self.mailbox, self.sink, self.backend = config, mailbox, sink, backend
         self.start = datetime.now(timezone.utc).replace(microsecond=0)  # "hours ago" counts from here
 
     def once(self, capsys, now: datetime | None = None) -> str:
@@ -35,6 +41,8 @@ class Setup:
         return capsys.readouterr().out
 
     def breaches(self, capsys) -> list[dict]:
+        if not self.backend.admin_reads:
+            return self.backend.breaches(self.config.parent)
         assert main(["-c", str(self.config), "breaches", "list", "--json"]) == 0
         return json.loads(capsys.readouterr().out)
 
@@ -54,7 +62,7 @@ class Setup:
         return message_id
 
 
-def test_an_unanswered_thread_is_escalated_once_with_the_thread_attached(setup, capsys):
+def test_an_unanswered_thread_is_escalated_once_with_the_thread_attached(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=1.5)
     raw, follow_up = make_mail(sender=CUSTOMER, subject="Re: Cannot log in", in_reply_to=first, references=[first],
                                body="Any news?", date=datetime.now(timezone.utc) - timedelta(minutes=20))
@@ -87,7 +95,7 @@ def test_an_unanswered_thread_is_escalated_once_with_the_thread_attached(setup, 
     assert len(setup.breaches(capsys)) == 1
 
 
-def test_the_ladder_climbs_to_level_two_only_while_nobody_answers(setup, capsys):
+def test_the_ladder_climbs_to_level_two_only_while_nobody_answers(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=1.5)
     setup.once(capsys)
     assert [m.rcpt_tos for m in setup.sink.wait_for(1)] == [["manager@example.test"]]
@@ -100,7 +108,7 @@ def test_the_ladder_climbs_to_level_two_only_while_nobody_answers(setup, capsys)
     assert breach["thread"] == first
 
 
-def test_a_reply_after_level_one_stops_the_ladder_and_records_a_late_response(setup, capsys):
+def test_a_reply_after_level_one_stops_the_ladder_and_records_a_late_response(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=1.5)
     setup.once(capsys)
     setup.sink.wait_for(1)
@@ -115,7 +123,7 @@ def test_a_reply_after_level_one_stops_the_ladder_and_records_a_late_response(se
 
 @pytest.mark.parametrize("folder, only_references", [("Sent", False), ("INBOX", True)],
                          ids=["reply-in-sent", "reply-in-inbox-with-only-references"])
-def test_a_team_reply_in_time_stops_the_clock(setup, capsys, folder, only_references):
+def test_a_team_reply_in_time_stops_the_clock(setup, backend, capsys, folder, only_references):
     first = setup.customer_writes(hours_ago=3)
     setup.team_replies(hours_ago=2.5, parent=first, folder=folder, only_references=only_references)
 
@@ -125,7 +133,7 @@ def test_a_team_reply_in_time_stops_the_clock(setup, capsys, folder, only_refere
     assert setup.breaches(capsys) == []
 
 
-def test_a_late_reply_is_recorded_as_responded_late_without_any_mail(setup, capsys):
+def test_a_late_reply_is_recorded_as_responded_late_without_any_mail(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=5)
     setup.team_replies(hours_ago=2, parent=first)  # 3 h after the customer: 2 h late, mailesc was not running
 
@@ -138,7 +146,7 @@ def test_a_late_reply_is_recorded_as_responded_late_without_any_mail(setup, caps
     assert responded - datetime.fromisoformat(breach["due_at"]) == timedelta(hours=2)
 
 
-def test_an_internal_forward_to_the_manager_is_not_a_response(setup, capsys):
+def test_an_internal_forward_to_the_manager_is_not_a_response(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=1.5)
     setup.team_replies(hours_ago=1.2, parent=first, to="manager@example.test", subject="Fwd: Cannot log in")
 
@@ -148,7 +156,7 @@ def test_an_internal_forward_to_the_manager_is_not_a_response(setup, capsys):
     assert mail.rcpt_tos == ["manager@example.test"]
 
 
-def test_auto_replies_and_bounces_neither_open_threads_nor_answer_them(setup, capsys):
+def test_auto_replies_and_bounces_neither_open_threads_nor_answer_them(setup, backend, capsys):
     first = setup.customer_writes(hours_ago=1.5)
     out_of_office, _ = make_mail(sender=AGENT, to=CUSTOMER, subject="Automatic reply: Cannot log in",
                                  in_reply_to=first, references=[first],
@@ -180,7 +188,7 @@ def test_mailesc_never_marks_the_teams_mail(setup, capsys):
     assert all(flags == () for flags in before["INBOX"].values())
 
 
-def test_new_mail_is_picked_up_incrementally_and_old_mail_not_counted_twice(setup, capsys):
+def test_new_mail_is_picked_up_incrementally_and_old_mail_not_counted_twice(setup, backend, capsys):
     setup.customer_writes(hours_ago=0.1, subject="First question")
     assert "1 new message(s)" in setup.once(capsys)
     setup.customer_writes(hours_ago=0.1, subject="Second question")
@@ -189,7 +197,7 @@ def test_new_mail_is_picked_up_incrementally_and_old_mail_not_counted_twice(setu
     assert setup.sink.messages == []
 
 
-def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_back(setup, capsys):
+def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_back(setup, backend, capsys):
     setup.customer_writes(hours_ago=1.5)
     setup.sink.stop()
 
@@ -233,7 +241,7 @@ def test_a_permanent_smtp_refusal_is_recorded_with_the_servers_reply(setup, caps
     assert setup.breaches(capsys)[0]["escalations"][0]["delivery"] == "sent"
 
 
-def test_a_temporary_smtp_refusal_is_retried_after_a_pause(setup, capsys):
+def test_a_temporary_smtp_refusal_is_retried_after_a_pause(setup, backend, capsys):
     setup.customer_writes(hours_ago=1.5)
     setup.sink.fail_next(451, "4.3.0 Try again later")
 
@@ -285,7 +293,7 @@ def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_
     assert first != second
 
 
-def test_a_changed_uidvalidity_rereads_the_folder_without_escalating_twice(setup, dovecot, capsys):
+def test_a_changed_uidvalidity_rereads_the_folder_without_escalating_twice(setup, backend, dovecot, capsys):
     setup.customer_writes(hours_ago=1.5)
     setup.once(capsys)
     setup.sink.wait_for(1)
