@@ -52,7 +52,7 @@ class DailyDigest:
                       "attempts": 0, "retry_at": None, "error": None}
         record = {**record, "attempts": record["attempts"] + 1}
         self.store.installation.health[RECORD] = record
-        self.store.flush()  # on disk before it goes out: a crash resends this very mail
+        self.store.installation.flush()  # on record before it goes out: a crash resends this very mail
         try:
             error = self.transport.send([self._compose(record, now)]).get(record["message_id"])
         except StoreError:
@@ -61,7 +61,7 @@ class DailyDigest:
             log.debug("the daily digest could not be sent", exc_info=True)
             error = fault
         self.store.installation.health[RECORD] = {**record, **_outcome(error, record["attempts"], now)}
-        self.store.flush()
+        self.store.installation.flush()
 
     def waiting(self) -> str | None:
         """Why the day's digest is recorded but not sent yet (it waits for a retry), or None."""

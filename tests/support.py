@@ -148,6 +148,12 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name})"
 
+    @staticmethod
+    def of(request) -> "Backend":
+        """For a fixture shared by tests on one and on both backends: the ``backend`` the test asked for, else
+        the file store."""
+        return request.getfixturevalue("backend") if "backend" in request.fixturenames else Backend("file")
+
     @property
     def store_section(self) -> str:
         """The body of a config's [store] table."""

@@ -23,7 +23,7 @@ AGENT = "Alice Agent <alice@example.test>"
 @pytest.fixture
 def setup(tmp_path, mailbox, smtp_sink, monkeypatch, request):
     """On the file store, or on the backend the test asks for."""
-    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames else Backend("file")
+    backend = Backend.of(request)
     monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
     config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=ONE_HOUR_RULE,
                           store=backend.store_section)
