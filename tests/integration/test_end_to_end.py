@@ -264,12 +264,14 @@ def test_resend_refuses_what_did_not_fail(setup, capsys):
     assert main(["-c", str(setup.config), "breaches", "resend", "9"]) == 64
 
 
-def test_check_logs_in_and_reports_folders_and_capabilities(setup, capsys):
+def test_check_logs_in_and_reports_folders_and_capabilities(setup, backend, capsys):
     assert main(["-c", str(setup.config), "check"]) == 0
     out = capsys.readouterr().out
     assert setup.mailbox.username in out and "Sent" in out and "IDLE" in out
     assert f"{setup.sink.host}:{setup.sink.port}" in out and out.rstrip().endswith("OK")
     assert setup.mailbox.password not in out
+    if backend.name == "postgresql":
+        assert "schema: " in out and backend.database.password not in out  # the database and its schema version
 
 
 def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_mail(setup, dovecot):
