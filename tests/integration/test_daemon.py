@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -16,14 +17,20 @@ pytestmark = pytest.mark.integration
 
 
 
-def test_run_escalates_within_seconds_of_the_deadline_and_stops_on_sigterm(tmp_path, mailbox, smtp_sink):
+def test_run_escalates_within_seconds_of_the_deadline_and_stops_on_sigterm(tmp_path, mailbox, smtp_sink, backend):
     config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink),
-                          rules=FIVE_SECOND_RULE, extra="[daemon]\npoll_seconds = 1")
+                          rules=FIVE_SECOND_RULE, extra="[daemon]\npoll_seconds = 1", store=backend.store_section)
     env = {**os.environ, "MAILESC_IMAP_PASSWORD": mailbox.password}
     log = open(tmp_path / "daemon.log", "w+")
     daemon = subprocess.Popen([sys.executable, "-m", "mailesc", "-c", str(config), "run"], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     try:
+        # The clock starts once the daemon is up: on PostgreSQL its start (psycopg, the connection, a fresh
+        # database's schema, its lease) can take longer than the rule's five seconds on a busy machine.
+        up_by = time.monotonic() + 60
+        while "mailesc started" not in (tmp_path / "daemon.log").read_text() and daemon.poll() is None:
+            assert time.monotonic() < up_by, "the daemon did not start within a minute"
+            time.sleep(0.05)
         appended_at = datetime.now(timezone.utc)
         raw, message_id = make_mail(sender="Pat <pat@customer.example>", subject="Printer on fire", date=appended_at)
         mailbox.append("INBOX", raw, appended_at)
@@ -45,3 +52,6 @@ def test_run_escalates_within_seconds_of_the_deadline_and_stops_on_sigterm(tmp_p
     output = log.read()
     assert code == 0, output
     assert "stopped" in output and "Traceback" not in output
+    if backend.name == "postgresql":  # SIGTERM gave the mailbox's lease back at once
+        with backend.open(tmp_path) as store:
+            assert store.connection().execute("SELECT mailbox, owner FROM leases").fetchall() == [("default", None)]
