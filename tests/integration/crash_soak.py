@@ -381,14 +381,15 @@ class CrashSoak:
                                             stdin=subprocess.DEVNULL)
         run = Run(name=name, log=log, started_at=datetime.now(timezone.utc), kill_after=kill_after)
         self.runs.append(run)
-        if self.backend.name == "postgresql" and kill_after is not None:
+        if self.backend.name == "postgresql" or kill_after is None:
             self.wait_until_started(run)
         return run
 
     def wait_until_started(self, run: Run, timeout: float = 30.0) -> None:
-        """PostgreSQL: the round's clock starts when the daemon has logged its start. Importing psycopg and
-        connecting take longer than a whole round of KILL_AFTER, so counting from the exec would kill every daemon
-        before its first cycle and test nothing but start-up (which the file store's rounds cover)."""
+        """The final run, and every round on PostgreSQL, count from the daemon's logged start. On PostgreSQL,
+        importing psycopg and connecting take longer than a whole round of KILL_AFTER, so counting from the exec
+        would kill every daemon before its first cycle and test nothing but start-up (which the file store's
+        rounds cover); and a final run with nothing left to send would get its SIGTERM before it can handle it."""
         deadline = time.monotonic() + timeout
         while "mailesc started" not in run.text():
             if time.monotonic() > deadline or self.process.poll() is not None:
