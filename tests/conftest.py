@@ -5,7 +5,7 @@
 * ``pg_database`` (function) -> ``PgDatabase(url, password)``: a fresh, empty database per test (the url holds no
   password)
 * ``backend``     (function, parametrized ``file``/``postgresql``) -> ``tests.support.Backend``: runs a test on
-  both stores; ``.store_section`` for ``write_config(store=...)``, ``.open(folder)``/``.breaches(folder)`` for its
+  both stores; ``.store_section`` for ``write_config(store=...)``, ``.open(folder)``/``.history(folder)`` for its
   assertions. The ``postgresql`` run skips with the ``postgres`` fixture's reason where PostgreSQL is missing.
 """
 

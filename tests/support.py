@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
-import json
 import mailbox
 import os
 from datetime import datetime, timezone
@@ -136,8 +135,8 @@ class Backend:
     fixture sets, so daemons started as subprocesses read it too).
 
     A test changes two lines to run on both: it asks for ``backend`` and passes ``store=backend.store_section``
-    to ``write_config``; its assertions about what was recorded open the store with ``backend.open(folder)``
-    or read ``backend.breaches(folder)``.
+    to ``write_config``; the admin commands read either store, and assertions about what was recorded can open
+    the store with ``backend.open(folder)`` or read ``backend.history(folder)``.
     """
 
     PASSWORD_ENV = "MAILESC_DB_PASSWORD"
@@ -162,12 +161,6 @@ class Backend:
         return (f'url = "{self.database.url}"\npassword_env = "{self.PASSWORD_ENV}"\nsecurity = "plain"\n'
                 f'path = "var/mailesc.json"')
 
-    @property
-    def admin_reads(self) -> bool:
-        """Whether the admin commands (`breaches list/show/resend`, `report`, `status`) read this backend yet;
-        until they read PostgreSQL, a test on PostgreSQL checks the records through the store itself."""
-        return self.name == "file"
-
     def open(self, folder: Path):
         """The store a config written by write_config in `folder` names (closing it is the caller's job):
         mailesc.store.Store for the file, PostgresStore for PostgreSQL."""
@@ -187,15 +180,3 @@ class Backend:
             return load_history(Path(folder) / "var" / "mailesc.json")
         with self.open(folder) as store:
             return store.history()
-
-    def breaches(self, folder: Path, now: datetime | None = None) -> list[dict]:
-        """Every breach as `mailesc breaches list --json` shows it (same documents, oldest id first), read from
-        the store without the CLI."""
-        from mailesc.config import load_config
-        from mailesc.report import breach_json
-
-        history = self.history(folder)
-        period = load_config(Path(folder) / "mailesc.toml").review.period
-        now = now or datetime.now(timezone.utc)
-        return json.loads(json.dumps([breach_json(breach, history.reviews, now, period)  # as printed and read
-                                      for _, breach in sorted(history.breaches.items())]))

@@ -515,11 +515,6 @@ class CrashSoak:
         return "between runs"
 
     def breaches(self) -> tuple[list[dict] | None, str | None]:
-        if not self.backend.admin_reads:  # `breaches list` does not read this store yet: read it directly
-            try:
-                return self.backend.breaches(self.workdir), None
-            except Exception as error:  # reported as a store problem of the outcome, with what went wrong
-                return None, f"{type(error).__name__}: {error}"
         result = subprocess.run([sys.executable, "-m", "mailesc", "-c", str(self.config), "breaches", "list",
                                  "--json"], env=self.env, cwd=self.workdir, capture_output=True, text=True,
                                 timeout=60)

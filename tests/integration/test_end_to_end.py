@@ -41,8 +41,6 @@ class Setup:
         return capsys.readouterr().out
 
     def breaches(self, capsys) -> list[dict]:
-        if not self.backend.admin_reads:
-            return self.backend.breaches(self.config.parent)
         assert main(["-c", str(self.config), "breaches", "list", "--json"]) == 0
         return json.loads(capsys.readouterr().out)
 
@@ -219,7 +217,7 @@ def test_an_unreachable_smtp_server_keeps_the_escalation_pending_until_it_is_bac
     assert breach["escalations"][0]["delivery"] == "sent"
 
 
-def test_a_permanent_smtp_refusal_is_recorded_with_the_servers_reply(setup, capsys):
+def test_a_permanent_smtp_refusal_is_recorded_with_the_servers_reply(setup, backend, capsys):
     setup.customer_writes(hours_ago=1.5)
     setup.sink.fail_next(554, "5.7.1 Rejected by policy")
 
@@ -256,7 +254,7 @@ def test_a_temporary_smtp_refusal_is_retried_after_a_pause(setup, backend, capsy
     assert mail.message["Message-ID"] == escalation["message_id"]
 
 
-def test_resend_refuses_what_did_not_fail(setup, capsys):
+def test_resend_refuses_what_did_not_fail(setup, backend, capsys):
     setup.customer_writes(hours_ago=1.5)
     setup.once(capsys)
     assert main(["-c", str(setup.config), "breaches", "resend", "1"]) == 64
