@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.errors import UsageError
-from mailesc.history import BreachFilter, History, customer_matches, load_breach, load_history
+from mailesc.history import BreachFilter, History, customer_matches, load_breach
 from mailesc.model import Breach, Kind, Status, Thread, ThreadMessage
 from mailesc.reviews import REOPENED, REVIEWED, UNREVIEWED, ReviewEntry, Reviews, record_review, reviews_path
 from mailesc.store import Store, archive_folder, read_archive
