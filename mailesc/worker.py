@@ -40,6 +40,8 @@ class Worker:
         self.names, self.make_engine, self.daily, self.membership = list(names), make_engine, daily, membership
         self.poll_every = poll_every
         self.engines: dict[str, Engine] = {}
+        if membership is not None:
+            membership.store.daily_mailbox = self.names[0]  # the installation's records: under the digest's sender
         if membership is None:
             self.engines = {name: make_engine(name) for name in self.names}
         self._polled: dict[str, datetime] = {}  # mailbox -> when its engine last cycled
@@ -88,7 +90,10 @@ class Worker:
             raise failed
         report = merged(reports)
         if self.daily is not None and self._sends_daily():
-            self.daily.run(now)
+            try:
+                self.daily.run(now)
+            except LeaseLost as error:  # the first mailbox went to another worker: that one sends the digest
+                log.warning("the daily digest is left to another worker: %s", error)
             if (waiting := self.daily.waiting()) is not None:
                 report.mails_waiting += 1
                 report.transport_error = report.transport_error or waiting

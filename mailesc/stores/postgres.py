@@ -119,6 +119,7 @@ class PostgresStore:
         self._connection = None
         self._boxes: dict[str, PostgresBox] = {}
         self.membership = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
+        self.daily_mailbox: str | None = None  # whose lease the installation's records are written under
         self.dry_run = dry_run  # --dry-run: read, change in memory only, never write (flush and polls do nothing)
         self._dry_breach_id: int | None = None
         with self._errors("creating or checking the schema"):
@@ -521,10 +522,12 @@ class PostgresBox:
         if self.store.dry_run:
             return
         with self.store._errors("recording a poll"):
-            self.store.connection().execute(
-                "INSERT INTO health (mailbox, name, state) VALUES (%s, 'poll', %s) "
-                "ON CONFLICT (mailbox, name) DO UPDATE SET state = EXCLUDED.state",
-                (self.name, Jsonb({"last_poll_at": isoformat(at)})))
+            connection = self.store.connection()
+            with connection.transaction(), connection.cursor() as cursor:
+                self.fence(cursor)  # a worker that lost the mailbox does not say it polls it
+                cursor.execute("INSERT INTO health (mailbox, name, state) VALUES (%s, 'poll', %s) "
+                               "ON CONFLICT (mailbox, name) DO UPDATE SET state = EXCLUDED.state",
+                               (self.name, Jsonb({"last_poll_at": isoformat(at)})))
 
     # -- writing ----------------------------------------------------------------------------------------------
 
@@ -535,11 +538,17 @@ class PostgresBox:
         return membership is None or self.name == INSTALLATION or membership.holds(self.name)
 
     def fence(self, cursor) -> None:
-        """The lease check, first thing in every flush's transaction: raise (e.g. LeaseLost) to write nothing.
-        Without leases (one worker, tests) there is nothing to check; the installation's box has no lease."""
+        """The lease check, first thing in every write's transaction: raise (e.g. LeaseLost) to write nothing.
+        Without leases (one worker, tests) there is nothing to check. The installation's records (the daily
+        digest's delivery) are written under the lease of `store.daily_mailbox` (the first configured mailbox,
+        whose holder sends the digest), when one is set."""
         membership = self.store.membership
-        if membership is not None and self.name != INSTALLATION:
+        if membership is None:
+            return
+        if self.name != INSTALLATION:
             membership.fence(cursor, self.name)
+        elif self.store.daily_mailbox is not None:
+            membership.fence(cursor, self.store.daily_mailbox)
 
     def flush(self) -> None:
         """Every change of this box since the last flush, in one transaction (all or nothing)."""

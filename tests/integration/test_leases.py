@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -556,3 +557,20 @@ def test_a_mailbox_may_send_only_while_its_lease_cannot_have_run_out(workers):
     assert box.may_send() and worker.store.box("billing").may_send() is False
     wait_for(lambda: not box.may_send(), "the lease's local deadline to pass")
     assert worker.store.installation.may_send()  # the installation's records have no lease
+
+
+def test_a_poll_and_the_installation_records_are_written_only_under_their_lease(workers):
+    """A worker that does not hold a mailbox does not record polls of it; the installation's records (the daily
+    digest's delivery) are written only by the holder of the mailbox whose worker sends the digest."""
+    holder, other = workers(), workers()
+    holder.membership.balance(["support"])
+    for worker in (holder, other):
+        worker.store.daily_mailbox = "support"
+    holder.store.box("support").record_poll(datetime.now(timezone.utc))
+    with pytest.raises(LeaseLost):
+        other.store.box("support").record_poll(datetime.now(timezone.utc))
+    other.store.installation.health["daily_digest"] = {"delivery": "pending"}
+    with pytest.raises(LeaseLost):
+        other.store.installation.flush()
+    holder.store.installation.health["daily_digest"] = {"delivery": "sent"}
+    holder.store.installation.flush()
