@@ -20,6 +20,7 @@ import bench_initial_sync  # noqa: E402
 import bench_latency  # noqa: E402
 import bench_many_mailboxes  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_pg_lists  # noqa: E402
 import bench_replay  # noqa: E402
 import bench_review  # noqa: E402
 import bench_startup  # noqa: E402
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
         "startup": (bench_startup.main, quick),
         "takeover": (bench_takeover.main, quick),  # PostgreSQL: after a SIGKILL
         "mailboxes": (bench_many_mailboxes.main, quick),  # PostgreSQL: 200 mailboxes on one worker
+        "pglists": (bench_pg_lists.main, quick),  # PostgreSQL: breaches list and report over 1M breaches
     }
     chosen = args.only.split(",") if args.only else list(plan)
     timings = {}
