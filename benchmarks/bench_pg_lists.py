@@ -70,7 +70,7 @@ def fill_sql(size: int, start: datetime, step_s: float) -> list[str]:
                (ARRAY{list(MAILBOXES)})[1 + g % 3] AS mailbox,
                '<t' || g || '@bench.example>' AS tid,
                '<r' || g || '@bench.example>' AS rid,
-               'customer' || ((g * 7919) % ({size} / 20 + 1)) || '@'
+               'customer' || ((g::bigint * 7919) % ({size} / 20 + 1)) || '@'
                    || (ARRAY['acme', 'shop', 'uni'])[1 + (g * 31) % 3] || '.example' AS customer,
                (ARRAY{list(POLICIES)})[1 + (g * 13) % 3] AS policy,
                'case ' || g AS subject,
