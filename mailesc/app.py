@@ -20,7 +20,7 @@ from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
-from mailesc.history import History, load_history
+from mailesc.history import load_history
 from mailesc.model import Delivery, Kind, RawMessage, Status
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
@@ -57,7 +57,8 @@ NEXT_RESPONSE_SAMPLE = {**SAMPLE_CONTEXT, "clock": "next_response", "received": 
                                      "subject": "Re: Cannot log in"}],
                         "last_answer_excerpt": "Please try again now."}
 NEXT_RESPONSE_SAMPLE["escalations"] = [dict(NEXT_RESPONSE_SAMPLE, escalations=None)]
-_SAMPLE_BREACH = {"id": 1, "mailbox": "default", "customer": "customer@example.com", "subject": "Cannot log in", "policy": "default",
+_SAMPLE_BREACH = {"id": 1, "mailbox": "default", "customer": "customer@example.com", "subject": "Cannot log in",
+                  "policy": "default",
                   "status": "open", "due": "2026-01-05T13:00:00+00:00", "received": "2026-01-05T09:00:00+00:00",
                   "levels": [1], "age_days": 1, "due_iso": "2026-01-05T13:00:00+00:00",
                   "received_iso": "2026-01-05T09:00:00+00:00"}
@@ -193,7 +194,7 @@ def build_worker(setup: Setup, store, transport, sources: dict | None = None) ->
                             config.review.period, config.templates_timezone)
 
     membership = None
-    if getattr(store, "shared", False) and not dry_run:  # PostgreSQL: several workers may share the mailboxes
+    if store.shared and not dry_run:  # PostgreSQL: several workers may share the mailboxes
         from mailesc.stores.leases import Membership
 
         membership = Membership(store, config.lease_seconds).start()
@@ -470,10 +471,6 @@ def open_records(config: Config, replay: bool = False, *, threads: bool = True, 
     return Store(store_path(config, replay), readonly=True, threads=threads, live=live)
 
 
-def on_postgres(records) -> bool:
-    return not isinstance(records, Store)
-
-
 # -- resend ---------------------------------------------------------------------------------------------------
 
 
@@ -545,7 +542,7 @@ def quarantine_retry(config: Config, keys: list[str] | None, wait=None) -> list[
     with _store_for_writing(config) as store:
         held = [(box, item) for box in store.mailboxes() for item in box.quarantine.values()]
         requests.check_quarantined(keys, {item.key for _, item in held})
-        for box in {id(box): box for box, _ in held}.values():
+        for box in store.mailboxes():
             requests.mark_for_retry(box, keys)
         store.flush()
         return sorted({item.key for _, item in held}) if keys is None else list(dict.fromkeys(keys))
@@ -556,11 +553,6 @@ def quarantine_retry(config: Config, keys: list[str] | None, wait=None) -> list[
 
 def store_path(config: Config, replay: bool = False) -> Path:
     return config.replay_store_path if replay else config.store_path
-
-
-def history(config: Config, replay: bool = False, threads: bool = True) -> History:
-    with open_records(config, replay, threads=threads) as records:
-        return records.history(threads)  # before the first run: nothing on record yet
 
 
 def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,
@@ -602,7 +594,7 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     successful poll older than `daemon.stale_after` (or none at all). With PostgreSQL, also the workers and who
     holds which mailbox."""
     with open_records(config, replay) as store:
-        postgres = on_postgres(store)
+        postgres = store.shared
         where = store.where if postgres else str(store_path(config, replay))
         configured = [mailbox.name for mailbox in config.mailboxes]  # first, in the config's order; then any other
         boxes = [store.box(name) for name in configured] + [b for b in store.mailboxes() if b.name not in configured]
@@ -678,10 +670,8 @@ def _mailbox_status(box) -> dict:
 def _workers_status(store, result: dict) -> None:
     """PostgreSQL: who holds which mailbox (`leases`) and the live workers (`workers`), with the database's
     clock; each mailbox's entry in `mailboxes` also names its holder (`worker`, None when nobody holds it)."""
-    try:
-        from mailesc.stores.leases import leases_status, workers_status
-    except ImportError:  # leases are not built into this mailesc
-        return
+    from mailesc.stores.leases import leases_status, workers_status
+
     result["leases"], result["workers"] = leases_status(store), workers_status(store)
     holders = {lease["mailbox"]: lease["owner"] for lease in result["leases"]
                if lease["owner"] and (lease["seconds_left"] or 0) > 0}

@@ -26,12 +26,11 @@ import time
 from datetime import datetime
 
 from mailesc.clock import isoformat
-from mailesc.errors import MailescError, UsageError
+from mailesc.errors import EX_TEMPFAIL, MailescError, UsageError
 from mailesc.model import Breach, Delivery, EscalationRecord
 
 log = logging.getLogger("mailesc.requests")
 RESEND, QUARANTINE_RETRY = "resend", "quarantine_retry"
-EX_TEMPFAIL = 75
 
 
 class RequestPending(MailescError):
@@ -87,8 +86,8 @@ def apply_requests(box, now: datetime) -> list[str]:
     """Apply the waiting requests of `box`'s mailbox (a PostgresBox held by this worker), oldest first, in one
     transaction with the records they change; each is marked done with its result. Returns one line per request
     for the log (no customer data). A file store's box has no requests, a dry run applies none: []."""
-    store = getattr(box, "store", None)
-    if not hasattr(store, "connection") or getattr(store, "dry_run", False):  # a dry run writes nothing
+    store = box.store
+    if not store.shared or store.dry_run:  # a file store has no requests; a dry run writes nothing
         return []
     lines = []
     with store._errors(f"applying the requests of mailbox {box.name!r}"):

@@ -190,6 +190,8 @@ class Store:
     The attributes and methods of a box are also the store's own, meaning the default mailbox's: a shortcut
     for a config with a single mailbox (and for tests)."""
 
+    shared = False  # one process at a time (the file lock); PostgresStore is shared by workers under leases
+
     def __init__(self, path: Path, *, readonly: bool = False, threads: bool = True, live: bool = True):
         """`threads=False` (read-only only) skips reading the threads: breach lists do not need them;
         `live=False` (read-only only) reads no live record at all (`breaches show` and reviews find their own)."""
