@@ -185,7 +185,9 @@ class RunningDaemon:
                                         stderr=subprocess.STDOUT)
 
     def lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
+        """The complete lines so far: a last line the daemon is still writing is read at the next look."""
+        text = self.log_path.read_text()
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
     def wait_for_line(self, predicate, what: str) -> dict:
         def found():
