@@ -3,7 +3,7 @@
 due escalation was delivered, none twice under different Message-IDs, and that the store loads.
 
 The scenario is tests/integration/crash_soak.py (the same as tests/integration/test_crash_safety.py, which runs
-50 rounds in CI). This script starts its own private Dovecot and aiosmtpd sink (tests/integration/servers.py),
+50 rounds in CI). This script starts its own private Dovecot and aiosmtpd sink (mailesc.testing),
 prints a table and writes the numbers to benchmarks/results/soak_kill.json.
 
     python3 benchmarks/soak_kill.py [--rounds 200] [--seed N] [--aim 0.5] [--live] [--keep]
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.integration.crash_soak import CrashSoak, report, table  # noqa: E402
-from tests.integration.servers import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
+from mailesc.testing import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "soak_kill.json"
 RESULTS_POSTGRESQL = REPO / "benchmarks" / "results" / "soak_kill_postgresql.json"

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.support import ONE_HOUR_RULE, REPO, write_config
-from tests.integration.servers import free_port
+from mailesc.testing import free_port
 
 
 def mailesc(*args, env=None, cwd=None) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import pytest
 
 from mailesc.model import Kind, Thread, ThreadMessage
 from mailesc.store import Store
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 from tests.support import MAILDIR, ONE_HOUR_RULE, OUTBOX, deliver, make_mail, outbox_mails, write_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.servers import free_port
+from mailesc.testing import free_port
 from tests.support import REPO
 
 SECRET = "pw-Zq8!never-print-me"

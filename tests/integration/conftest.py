@@ -2,29 +2,29 @@
 
 Fixtures (names are a contract used by other test files):
 
-* ``dovecot``   (session)  -> ``servers.DovecotServer``: private Dovecot on 127.0.0.1:<free port>
-* ``mailbox``   (function) -> ``servers.Mailbox``: a fresh IMAP user per test
-* ``smtp_sink`` (function) -> ``servers.SmtpSink``: a real aiosmtpd server recording messages
+* ``dovecot``   (session)  -> ``DovecotServer``: private Dovecot on 127.0.0.1:<free port>
+* ``mailbox``   (function) -> ``Mailbox``: a fresh IMAP user per test
+* ``smtp_sink`` (function) -> ``SmtpSink``: a real aiosmtpd server recording messages
 
 TLS (a throwaway CA; certificates for DNS:localhost and IP:127.0.0.1):
 
-* ``tls_ca``             (session)  -> ``servers.TlsAuthority``: ``.ca_file``, ``.cert_file``,
+* ``tls_ca``             (session)  -> ``TlsAuthority``: ``.ca_file``, ``.cert_file``,
   ``.key_file``, ``.issue(name, dns=..., ips=...)``, ``.server_context()``, ``.client_context()``
-* ``dovecot_tls``        (session)  -> ``servers.DovecotServer`` with ``ssl = required``:
+* ``dovecot_tls``        (session)  -> ``DovecotServer`` with ``ssl = required``:
   IMAPS on ``.imaps_port``, STARTTLS on ``.port``; ``.logins(user)`` shows TLS or not
-* ``mailbox_tls``        (function) -> ``servers.Mailbox`` on ``dovecot_tls`` (``.imaps_port`` too)
-* ``smtp_sink_starttls`` (function) -> ``servers.SmtpSink`` offering and requiring STARTTLS
-* ``smtp_sink_tls``      (function) -> ``servers.SmtpSink`` speaking implicit TLS (SMTPS)
+* ``mailbox_tls``        (function) -> ``Mailbox`` on ``dovecot_tls`` (``.imaps_port`` too)
+* ``smtp_sink_starttls`` (function) -> ``SmtpSink`` offering and requiring STARTTLS
+* ``smtp_sink_tls``      (function) -> ``SmtpSink`` speaking implicit TLS (SMTPS)
 
 XOAUTH2:
 
-* ``smtp_sink_xoauth2``  (function) -> ``servers.SmtpSink`` offering only AUTH XOAUTH2, accepting
+* ``smtp_sink_xoauth2``  (function) -> ``SmtpSink`` offering only AUTH XOAUTH2, accepting
   only ``.valid_token``; ``.xoauth2_attempts`` records each try's user and token
-* ``oauth_introspection`` (session) -> ``servers.IntrospectionServer`` (RFC 7662 endpoint, ``.url``)
-* ``dovecot_oauth``      (session)  -> ``servers.DovecotServer`` with an oauth2 passdb using it
-* ``mailbox_oauth``      (function) -> ``servers.Mailbox`` on ``dovecot_oauth`` with ``.access_token``
+* ``oauth_introspection`` (session) -> ``IntrospectionServer`` (RFC 7662 endpoint, ``.url``)
+* ``dovecot_oauth``      (session)  -> ``DovecotServer`` with an oauth2 passdb using it
+* ``mailbox_oauth``      (function) -> ``Mailbox`` on ``dovecot_oauth`` with ``.access_token``
 
-See ``tests/integration/servers.py`` for the full API.
+See ``mailesc/testing/`` (``mailesc.testing.dovecot``, ``.smtp``, ``.tls``, ``.oauth``) for the full API.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import pytest
 
 import secrets
 
-from tests.integration.servers import (
+from mailesc.testing import (
     DovecotServer,
     IntrospectionServer,
     Mailbox,

@@ -208,7 +208,7 @@ def deliveries(sink, threads) -> list[dict]:
 @pytest.fixture
 def twelve_mailboxes(dovecot):
     """Twelve fresh IMAP users on the session's Dovecot, one password (one password_env for all)."""
-    from tests.integration.servers import Mailbox
+    from mailesc.testing import Mailbox
 
     dovecot.start()
     password, tag = "pw-" + secrets.token_hex(8), secrets.token_hex(3)

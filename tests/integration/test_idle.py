@@ -16,7 +16,7 @@ import pytest
 
 from mailesc.config import load_config
 from mailesc.sources.imap import ImapSource
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 from tests.support import FIVE_SECOND_RULE, imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from mailesc.store import read_heartbeat
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 from tests.support import MAILDIR, ONE_HOUR_RULE, OUTBOX, REPO, write_config
 
 pytestmark = pytest.mark.integration

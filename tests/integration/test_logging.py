@@ -19,7 +19,7 @@ import pytest
 
 from mailesc import logs
 from mailesc.transports.smtp import _TracedSMTP
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 from tests.integration.test_xoauth2 import imap_xoauth2_section, smtp_xoauth2_section, token_command
 from tests.support import FIVE_SECOND_RULE, ONE_HOUR_RULE, imap_section, make_mail, smtp_section, write_config
 

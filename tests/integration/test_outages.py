@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 from tests.support import imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration

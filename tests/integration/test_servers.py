@@ -14,7 +14,7 @@ import pytest
 from imapclient.exceptions import LoginError
 from imapclient.imapclient import SENT  # not re-exported as imapclient.SENT in 4.1
 
-from tests.integration.servers import wait_until
+from mailesc.testing import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.cli import main
-from tests.integration.servers import SmtpSink, wait_until
+from mailesc.testing import SmtpSink, wait_until
 from tests.support import ONE_HOUR_RULE, imap_section, make_mail, write_config
 
 pytestmark = pytest.mark.integration

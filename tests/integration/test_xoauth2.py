@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailesc.cli import main
-from tests.integration.servers import XOAuth2Attempt
+from mailesc.testing import XOAuth2Attempt
 from tests.support import ONE_HOUR_RULE, imap_section, make_mail, smtp_section, write_config
 
 pytestmark = pytest.mark.integration

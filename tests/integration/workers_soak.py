@@ -311,7 +311,7 @@ class WorkersCrashSoak(CrashSoak):
 
 def shared_password_mailboxes(dovecot, count: int, tag: str, password: str) -> dict:
     """`count` fresh IMAP users on `dovecot` with one password: name -> servers.Mailbox."""
-    from tests.integration.servers import Mailbox
+    from mailesc.testing import Mailbox
 
     boxes = {}
     for n in range(count):
