@@ -4,7 +4,7 @@ Afterwards every escalation that fell due was delivered, none twice under differ
 after a crash between the SMTP server's acceptance and the store commit keeps its Message-ID, so it is the
 only duplicate allowed), no thread answered in time was escalated, the store loads and says every escalation
 was sent, and no daemon printed a traceback. About half the kills are aimed at the 0.1 s after a deadline, where
-the daemon records, sends and commits. The scenario lives in ``crash_soak.py``; ``benchmarks/soak_kill.py`` runs
+the daemon records, sends and commits. The scenario lives in ``mailesc.testing.soak``; ``benchmarks/soak_kill.py`` runs
 it for 200+ rounds.
 
 Reproduce a failure with the printed seed: ``MAILESC_CRASH_SEED=<seed> python3 -m pytest <this file> -s``
@@ -20,7 +20,7 @@ import os
 
 import pytest
 
-from tests.integration.crash_soak import CrashSoak, report, table
+from mailesc.testing.soak import CrashSoak, report, table
 
 pytestmark = pytest.mark.integration
 

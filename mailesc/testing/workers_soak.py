@@ -1,4 +1,4 @@
-"""The crash soak of crash_soak.py against PostgreSQL and several `mailesc run` workers sharing the mailboxes.
+"""The crash soak of ``mailesc.testing.soak`` against PostgreSQL and several `mailesc run` workers sharing the mailboxes.
 
 Used by ``benchmarks/soak_kill.py --store postgresql --workers 3``. The promise is the same (issue 12, "Exactly
 once, across workers"): however often a worker dies, every escalation that fell due is delivered, a (thread,
@@ -26,8 +26,6 @@ killed workers whose log ends with a "sent" line (killed after a 250, before the
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -37,16 +35,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from tests.integration.crash_soak import (DAEMON, FIRST_RESPONSE, KILL_AFTER, AIM_JITTER, LEVEL_2_AFTER, RULES,
-                                          TEAM, CrashSoak, Outcome, Run)
-from tests.support import make_mail, smtp_section, write_config
+from mailesc.testing.configs import smtp_section, write_config
+from mailesc.testing.dovecot import Mailbox
+from mailesc.testing.mail import make_mail
+from mailesc.testing.soak import (AIM_JITTER, DAEMON, FIRST_RESPONSE, KILL_AFTER, LEVEL_2_AFTER, RULES, TEAM,
+                                  CrashSoak, Outcome, Run)
 
 LEASE_SECONDS = 5
 RACE_MARGIN = 0.3  # seconds: an answer appended later than this before its deadline may be seen after it
 
 
 def mailbox_sections(mailboxes: dict) -> str:
-    """`[[mailbox]]` tables for servers.Mailbox objects by name; they share one password (MAILESC_IMAP_PASSWORD)."""
+    """`[[mailbox]]` tables for Mailbox objects by name; they share one password (MAILESC_IMAP_PASSWORD)."""
     return "".join(f"""
 [[mailbox]]
 name = "{name}"
@@ -99,7 +99,7 @@ class WorkersOutcome(Outcome):
 
 
 class WorkersCrashSoak(CrashSoak):
-    """`mailboxes`: name -> servers.Mailbox (one password for all); `db`: (url, password) of an empty database."""
+    """`mailboxes`: name -> Mailbox (one password for all); `db`: (url, password) of an empty database."""
 
     def __init__(self, workdir: Path, mailboxes: dict, sink, db: tuple[str, str], *, seed: int, rounds: int,
                  workers: int = 3, aim: float = 0.5, final_timeout: float = 120.0, pythonpath: Path | None = None,
@@ -124,7 +124,7 @@ class WorkersCrashSoak(CrashSoak):
     # -- the mailboxes --------------------------------------------------------------------------------------------
 
     def new_threads(self) -> list[str]:
-        """As in crash_soak.py (arrival a second ago, deadline FIRST_RESPONSE later, a third answered a second
+        """As in ``soak.CrashSoak`` (arrival a second ago, deadline FIRST_RESPONSE later, a third answered a second
         after arrival), started early in a wall-clock second so that the answer lands before the deadline. An
         answer whose APPEND still finished less than RACE_MARGIN before the deadline (a loaded machine) is not
         "answered in time" as a worker can see it: that thread is left out of the checks and counted apart."""
@@ -310,9 +310,7 @@ class WorkersCrashSoak(CrashSoak):
 
 
 def shared_password_mailboxes(dovecot, count: int, tag: str, password: str) -> dict:
-    """`count` fresh IMAP users on `dovecot` with one password: name -> servers.Mailbox."""
-    from mailesc.testing import Mailbox
-
+    """`count` fresh IMAP users on `dovecot` with one password: name -> Mailbox."""
     boxes = {}
     for n in range(count):
         name = f"box{n:02}"

@@ -1,7 +1,7 @@
 """Fault injection for `mailesc run`: SIGKILL at random points while mail flows, then check the promise.
 
 Shared by ``tests/integration/test_crash_safety.py`` (>= 50 rounds in CI) and ``benchmarks/soak_kill.py``
-(200+ rounds). The promise under test (mailesc/cycle.py, outbox.py, store.py): a breach and its escalation
+(200+ rounds); ``mailesc.testing.workers_soak`` runs it with several workers on PostgreSQL. The promise under test (mailesc/cycle.py, outbox.py, store.py): a breach and its escalation
 record are flushed to the store before the mail is sent and marked sent after; the escalation Message-ID is
 stable per thread and level; the store file is replaced atomically. So however often the daemon dies,
 
@@ -37,7 +37,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from tests.support import Backend, imap_section, make_mail, smtp_section, write_config
+from mailesc.testing.backend import Backend
+from mailesc.testing.configs import imap_section, smtp_section, write_config
+from mailesc.testing.mail import make_mail
 
 MANAGER, DIRECTOR = "manager@example.test", "director@example.test"
 RECIPIENT = {1: MANAGER, 2: DIRECTOR}
@@ -317,7 +319,7 @@ def table(summary: dict) -> str:
 
 
 class CrashSoak:
-    """Runs the scenario against a mailbox (``servers.Mailbox``) and an SMTP sink (``servers.SmtpSink``)."""
+    """Runs the scenario against a mailbox (``mailesc.testing.Mailbox``) and an SMTP sink (``SmtpSink``)."""
 
     def __init__(self, workdir: Path, mailbox, sink, *, seed: int, rounds: int, aim: float = 0.5,
                  final_timeout: float = 90.0, pythonpath: Path | None = None, backend: Backend | None = None,
@@ -326,7 +328,7 @@ class CrashSoak:
         (when one does), instead of uniformly from KILL_AFTER: uniform kills rarely hit the few milliseconds
         between the SMTP server's acceptance and the store commit, which are what crash safety is about.
         `pythonpath`: a folder holding the `mailesc` package the daemons import (a snapshot), instead of the
-        installed one. `backend`: the store the daemons use (tests.support.Backend; the file store by default)."""
+        installed one. `backend`: the store the daemons use (``mailesc.testing.backend.Backend``; the file store by default)."""
         self.workdir, self.mailbox, self.sink = Path(workdir), mailbox, sink
         self.backend = backend or Backend("file")
         self.seed, self.rounds, self.aim, self.final_timeout, self.say = seed, rounds, aim, final_timeout, say
