@@ -2,7 +2,7 @@
 
 Nothing here is a mock: ``DovecotServer`` runs ``dovecot -F`` with a complete private config (127.0.0.1, its own
 free port, its own base_dir/state_dir/log, passwd-file users with Maildir homes), as root or as a normal user, and
-leaves no process behind when stopped. /work/shared/notes/dovecot-in-tests.md explains the settings.
+leaves no process behind when stopped. The comments in the config template say why each setting is there.
 
     server = DovecotServer().start()
     box = server.new_mailbox("support")          # support-1@example.test, random password
@@ -445,15 +445,28 @@ class DovecotServer:
                     message=f"port {port} still accepts connections after dovecot stopped",
                 )
 
-    def _kill_leftovers(self) -> None:
-        """Dovecot's master leaves its imap, log and stats children running when it stops; a stopped
-        server must drop its clients' connections as a real outage would, and leave no processes behind."""
+    def processes(self) -> list[int]:
+        """The pids of this server's processes still alive: the master and every child (imap, auth, log, ...).
+
+        Found by the process title Dovecot gives its children (``dovecot-<instance_name>/...``, the instance name
+        holds this server's port), so several servers on one machine, or another test run's, are told apart."""
         title = f"dovecot-mailesc-test-{self.port}/".encode()
+        found = [self._proc.pid] if self.running else []
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
                 if cmdline.read_bytes().startswith(title):
-                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+                    found.append(int(cmdline.parent.name))
             except (OSError, ValueError):
+                continue
+        return found
+
+    def _kill_leftovers(self) -> None:
+        """Dovecot's master leaves its imap, log and stats children running when it stops; a stopped
+        server must drop its clients' connections as a real outage would, and leave no processes behind."""
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
                 continue
 
     def _kill(self) -> None:

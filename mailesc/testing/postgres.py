@@ -16,13 +16,15 @@ that user owns; otherwise they run as the current user.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from mailesc.testing.wait import free_port
 
 BIN_FOLDERS = tuple(Path(f"/usr/lib/postgresql/{version}/bin") for version in (17, 16, 15, 14, 13))
 SERVER_USER = "postgres"
@@ -45,12 +47,6 @@ def find_bin_folder() -> Path | None:
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def _quote_literal(text: str) -> str:
@@ -175,10 +171,11 @@ class PostgresCluster:
         else:
             # Not pytest's tmp_path: /tmp/pytest-of-root is mode 700 and the postgres user could not enter it.
             self.root = Path(tempfile.mkdtemp(prefix="mailesc-pg-"))
+        atexit.register(self.cleanup)  # a run that dies before its own cleanup leaves no server behind
         self.root.chmod(0o755)
         if self._as_server_user:
             shutil.chown(self.root, SERVER_USER, SERVER_USER)
-        self.port = _free_port()
+        self.port = free_port(HOST)
         password_file = self.root / "admin-password"
         password_file.write_text(self.admin_password + "\n")
         if self._as_server_user:
