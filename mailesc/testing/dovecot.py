@@ -338,10 +338,12 @@ class DovecotServer:
 
     @property
     def running(self) -> bool:
+        """The master process is alive (it may still be starting)."""
         return self._proc is not None and self._proc.poll() is None
 
     @property
     def pid(self) -> int | None:
+        """The master's pid while it runs, else None."""
         return self._proc.pid if self.running else None
 
     def start(self, timeout: float = 10.0) -> "DovecotServer":
@@ -476,10 +478,12 @@ class DovecotServer:
         self._proc = None
 
     def restart(self) -> None:
+        """``stop()`` then ``start()``: the same port, config and mail (an outage and its end)."""
         self.stop()
         self.start()
 
     def cleanup(self) -> None:
+        """Stop the server and delete its folder (config, log, every mailbox); safe to call twice, also run at exit."""
         if self._cleaned:
             return
         self._cleaned = True
@@ -489,6 +493,7 @@ class DovecotServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last ``lines`` lines of the Dovecot log, for a failing test's message."""
         return _tail(self.log_path, lines)
 
     def logins(self, username: str) -> list[str]:
@@ -636,6 +641,7 @@ class Mailbox:
             return max(uids)
 
     def uids(self, folder: str = "INBOX") -> list[int]:
+        """The UIDs in ``folder``, ascending (read via EXAMINE, so nothing changes)."""
         with self._session() as c:
             c.select_folder(folder, readonly=True)
             return sorted(c.search(["ALL"]))

@@ -35,9 +35,11 @@ class IntrospectionServer:
 
     @property
     def url(self) -> str:
+        """The introspection endpoint (valid after ``start()``)."""
         return f"http://{self.host}:{self.port}/introspect"
 
     def start(self) -> "IntrospectionServer":
+        """Serve on a free port in a daemon thread; returns self."""
         import http.server
         import json
         import urllib.parse
@@ -82,6 +84,7 @@ class IntrospectionServer:
         return self
 
     def stop(self) -> None:
+        """Shut the server down and close its socket (safe to call twice)."""
         if self._httpd is not None:
             httpd, self._httpd = self._httpd, None
             httpd.shutdown()
@@ -95,11 +98,13 @@ class IntrospectionServer:
         return token
 
     def revoke(self, token: str) -> None:
+        """From now on ``token`` introspects as inactive (a login with it is refused)."""
         with self._lock:
             self._tokens.pop(token, None)
 
     @property
     def requests(self) -> list[str]:
+        """Every token the server was asked about, oldest first (empty string: a request without one)."""
         with self._lock:
             return list(self._requests)
 

@@ -24,6 +24,8 @@ __all__ = ["SinkMessage", "SmtpSink", "XOAuth2Attempt", "parse_xoauth2"]
 
 @dataclass
 class SinkMessage:
+    """One message the sink accepted: the envelope, the raw content and the parsed message, when and how."""
+
     mail_from: str
     rcpt_tos: list[str]
     content: bytes
@@ -220,6 +222,7 @@ class SmtpSink:
         raise RuntimeError(f"could not start aiosmtpd Controller: {last_error!r}")
 
     def stop(self) -> None:
+        """Stop the server (its port is free again); ``start()`` brings it back on the same port."""
         if self.controller is not None:
             controller, self.controller = self.controller, None
             controller.stop()
@@ -295,6 +298,7 @@ class SmtpSink:
 
     @property
     def messages(self) -> list[SinkMessage]:
+        """Every accepted message, oldest first (a copy of the list)."""
         with self._cond:
             return list(self._messages)
 

@@ -1,9 +1,10 @@
 """Fault injection for `mailesc run`: SIGKILL at random points while mail flows, then check the promise.
 
 Shared by ``tests/integration/test_crash_safety.py`` (>= 50 rounds in CI) and ``benchmarks/soak_kill.py``
-(200+ rounds); ``mailesc.testing.workers_soak`` runs it with several workers on PostgreSQL. The promise under test (mailesc/cycle.py, outbox.py, store.py): a breach and its escalation
-record are flushed to the store before the mail is sent and marked sent after; the escalation Message-ID is
-stable per thread and level; the store file is replaced atomically. So however often the daemon dies,
+(200+ rounds); ``mailesc.testing.workers_soak`` runs it with several workers on PostgreSQL. The promise under
+test (mailesc/cycle.py, outbox.py, store.py): a breach and its escalation record are flushed to the store
+before the mail is sent and marked sent after; the escalation Message-ID is stable per thread and level; the
+store file is replaced atomically. So however often the daemon dies,
 
 * every escalation that fell due is delivered (nothing lost),
 * a (thread, level) is never delivered under two different Message-IDs (a resend after a crash between the
@@ -92,6 +93,8 @@ class Run:
 
 @dataclass
 class Delivery:
+    """One mail the SMTP sink accepted, attributed to a thread and level of the scenario where it can be."""
+
     message_id: str
     thread: str | None  # None: not attributable to a thread of this scenario
     level: int | None  # None: not an escalation (a digest, a warning, ...)
@@ -103,6 +106,9 @@ class Delivery:
 
 @dataclass
 class Outcome:
+    """What a soak did and saw; ``problems()`` lists every broken promise (empty: the run is clean) and
+    ``summary()`` the numbers for ``table()``."""
+
     seed: int
     rounds: list[Run]
     final: Run | None
@@ -291,6 +297,7 @@ class Outcome:
 
 
 def table(summary: dict) -> str:
+    """``Outcome.summary()`` as an aligned two-column text table."""
     rows = [
         ("rounds", summary["rounds"]),
         ("kills (SIGKILL to a live daemon)", summary["kills"]),
@@ -328,7 +335,8 @@ class CrashSoak:
         (when one does), instead of uniformly from KILL_AFTER: uniform kills rarely hit the few milliseconds
         between the SMTP server's acceptance and the store commit, which are what crash safety is about.
         `pythonpath`: a folder holding the `mailesc` package the daemons import (a snapshot), instead of the
-        installed one. `backend`: the store the daemons use (``mailesc.testing.backend.Backend``; the file store by default)."""
+        installed one. `backend`: the store the daemons use (``mailesc.testing.backend.Backend``; the file store
+        by default)."""
         self.workdir, self.mailbox, self.sink = Path(workdir), mailbox, sink
         self.backend = backend or Backend("file")
         self.seed, self.rounds, self.aim, self.final_timeout, self.say = seed, rounds, aim, final_timeout, say
@@ -375,6 +383,7 @@ class CrashSoak:
     # -- the daemon ---------------------------------------------------------------------------------------------
 
     def start(self, name: str, kill_after: float | None = None) -> Run:
+        """Start one `mailesc run` daemon, its output going to ``logs/<name>.log``."""
         self.expire_dead_leases()
         log = self.logs / f"{name}.log"
         with open(log, "wb") as handle:  # the child keeps its own descriptor
@@ -400,6 +409,7 @@ class CrashSoak:
         run.started_at = datetime.now(timezone.utc)
 
     def stop(self, run: Run, signum: int, timeout: float = 15.0) -> None:
+        """Send ``signum`` to the running daemon and wait for it; records whether it was still alive."""
         process = self.process
         run.alive_at_signal = process.poll() is None
         if run.alive_at_signal:
@@ -430,6 +440,7 @@ class CrashSoak:
             process.wait(timeout=10)
 
     def one_round(self, number: int) -> Run:
+        """New threads (before or while the daemon runs), a daemon, and a SIGKILL at a random or aimed moment."""
         kill_after = self.rng.uniform(*KILL_AFTER)
         aim, jitter = self.rng.random() < self.aim, self.rng.uniform(*AIM_JITTER)
         while_running = self.rng.random() < 0.5
@@ -457,6 +468,8 @@ class CrashSoak:
     # -- the whole scenario -------------------------------------------------------------------------------------
 
     def run(self) -> Outcome:
+        """The whole scenario: a first start, every round, the final run until all is delivered; then what the
+        SMTP server and the store say. Never leaves a daemon running."""
         began = time.monotonic()
         timed_out = False
         final = None
@@ -498,6 +511,7 @@ class CrashSoak:
         return {(d.thread, d.level) for d in self.deliveries() if d.thread and d.level}
 
     def deliveries(self) -> list[Delivery]:
+        """What the SMTP sink accepted, read through the X-Mailesc and References headers."""
         found = []
         for mail in self.sink.messages:
             header = str(mail.message.get("X-Mailesc", "")).strip()
@@ -517,6 +531,7 @@ class CrashSoak:
         return "between runs"
 
     def breaches(self) -> tuple[list[dict] | None, str | None]:
+        """(`mailesc breaches list --json`, None), or (None, why it failed)."""
         result = subprocess.run([sys.executable, "-m", "mailesc", "-c", str(self.config), "breaches", "list",
                                  "--json"], env=self.env, cwd=self.workdir, capture_output=True, text=True,
                                 timeout=60)

@@ -52,6 +52,7 @@ class TlsAuthority:
 
     @classmethod
     def create(cls, openssl: str | None = None) -> "TlsAuthority":
+        """A new CA and its default server certificate in a fresh folder under /tmp (RuntimeError: no openssl)."""
         openssl = openssl or find_openssl()
         if not openssl:
             raise RuntimeError("the openssl command is not installed")
@@ -141,6 +142,7 @@ class TlsAuthority:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def cleanup(self) -> None:
+        """Delete the folder with the CA, certificates and keys (safe to call twice, also run at exit)."""
         if self._cleaned:
             return
         self._cleaned = True

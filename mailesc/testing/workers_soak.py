@@ -64,6 +64,8 @@ timeout_seconds = 10
 
 @dataclass
 class WorkersOutcome(Outcome):
+    """``Outcome`` of a workers soak: every worker alive at the end must stop cleanly on SIGTERM too."""
+
     finals: list[Run] = field(default_factory=list)  # the workers alive at the end (SIGTERM)
     workers: int = 3
     mailboxes: int = 1
@@ -233,6 +235,7 @@ class WorkersCrashSoak(CrashSoak):
         return run
 
     def run(self) -> WorkersOutcome:
+        """As ``CrashSoak.run``, with the workers running side by side all the time; one SIGKILLed per round."""
         began = time.monotonic()
         timed_out = False
         finals: list[Run] = []
