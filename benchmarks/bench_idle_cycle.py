@@ -22,9 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate, save, table,  # noqa: E402
+from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate, save, table,
                     write_config)
 
 GOAL = 1.2

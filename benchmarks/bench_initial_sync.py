@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate,  # noqa: E402
+from common import (RESULTS, BenchDovecot, add_size_arguments, chosen_sizes, generate,
                     raw_imaplib_limit, run_mailesc, save, table, write_config)
 
 GOAL = 0.5

@@ -22,11 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (BenchDovecot, stop_daemon, SmtpSink, generate, mailesc_env, median, percentile, save,  # noqa: E402
+from common import (BenchDovecot, stop_daemon, SmtpSink, generate, mailesc_env, median, percentile, save,
                     table, write_config)
-from tests.support import make_mail  # noqa: E402
+from mailesc.testing.mail import make_mail
 
 GOAL_S = 1.0
 NEW_MAIL = re.compile(r"cycle: ([1-9]\d*) new message")

@@ -36,10 +36,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import REPO, median, percentile, save, table  # noqa: E402
-from tests.support import OUTBOX, deliver, make_mail, write_config  # noqa: E402
+from common import REPO, median, percentile, save, table
+from mailesc.testing.configs import OUTBOX, write_config
+from mailesc.testing.mail import deliver, make_mail
 
 RULES = """
 [[rule]]

@@ -19,10 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_latency import DaemonLog  # noqa: E402
-from common import BenchDovecot, stop_daemon, generate, mailesc_env, save, table, write_config  # noqa: E402
+from bench_latency import DaemonLog
+from common import BenchDovecot, stop_daemon, generate, mailesc_env, save, table, write_config
 
 GOAL_MB = 150
 NEW_MAIL = re.compile(r"cycle: ([1-9]\d*) new message")

@@ -32,14 +32,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import median, percentile, save, table  # noqa: E402
-from mailesc.history import BreachFilter  # noqa: E402
-from mailesc.store import _breach_doc, _breach_from, _thread_doc, _thread_from  # noqa: E402
-from mailesc.stores.postgres import PostgresStore  # noqa: E402
-from mailesc.testing.postgres import PostgresCluster  # noqa: E402
+from common import median, percentile, save, table
+from mailesc.history import BreachFilter
+from mailesc.store import _breach_doc, _breach_from, _thread_doc, _thread_from
+from mailesc.stores.postgres import PostgresStore
+from mailesc.testing.postgres import PostgresCluster
 
 MAILBOXES = ("support", "billing", "vip")
 POLICIES = ("default", "vip", "enterprise")

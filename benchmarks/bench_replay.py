@@ -21,9 +21,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import add_size_arguments, chosen_sizes, REPO, generate, save, table  # noqa: E402
+from common import add_size_arguments, chosen_sizes, REPO, generate, save, table
 
 CONFIG = """[mailbox]
 kind = "maildir"

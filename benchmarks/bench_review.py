@@ -21,12 +21,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from mailesc.model import Kind, Thread, ThreadMessage  # noqa: E402
-from mailesc.reviews import ReviewEntry, reviews_path  # noqa: E402
-from mailesc.store import AtomicJSONStorage, Store  # noqa: E402
-from tinydb import TinyDB  # noqa: E402
+from mailesc.model import Kind, Thread, ThreadMessage
+from mailesc.reviews import ReviewEntry, reviews_path
+from mailesc.store import AtomicJSONStorage, Store
+from tinydb import TinyDB
 
 RESULTS = REPO / "benchmarks" / "results"
 START = datetime(2025, 1, 6, 8, tzinfo=timezone.utc)

@@ -28,10 +28,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import REPO, machine, save, table  # noqa: E402
-from tests.support import MAILDIR, ONE_HOUR_RULE, OUTBOX, deliver, make_mail, write_config  # noqa: E402
+from common import REPO, machine, save, table
+from mailesc.testing.configs import MAILDIR, ONE_HOUR_RULE, OUTBOX, write_config
+from mailesc.testing.mail import deliver, make_mail
 
 HEAVY = ("matplotlib", "rich", "mailparser", "holidays", "jinja2")
 FLOOR = {"python3 -c pass": ["-c", "pass"], "python3 -c 'import email.parser'": ["-c", "import email.parser"]}

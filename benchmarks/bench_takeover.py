@@ -27,12 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import REPO, median, percentile, save, table  # noqa: E402
-from mailesc.testing import DovecotServer, find_dovecot  # noqa: E402
-from tests.integration.workers_soak import mailbox_sections, shared_password_mailboxes  # noqa: E402
-from tests.support import OUTBOX, write_config  # noqa: E402
+from common import REPO, median, percentile, save, table
+from mailesc.testing import DovecotServer, find_dovecot
+from mailesc.testing.configs import OUTBOX, write_config
+from mailesc.testing.workers_soak import mailbox_sections, shared_password_mailboxes
 
 RULES = """
 [[rule]]

@@ -22,14 +22,11 @@ from email.policy import compat32
 from email.utils import format_datetime
 from pathlib import Path
 
+from mailesc.testing import DovecotServer, SmtpSink, find_dovecot
+from mailesc.testing.configs import OUTBOX, imap_section, smtp_section
+from mailesc.testing.configs import write_config as test_config
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from mailesc.testing import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
-from tests.support import OUTBOX, imap_section, smtp_section  # noqa: E402
-from tests.support import write_config as test_config  # noqa: E402
-
 RESULTS = REPO / "benchmarks" / "results"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -11,20 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_idle_cycle  # noqa: E402
-import bench_initial_sync  # noqa: E402
-import bench_latency  # noqa: E402
-import bench_many_mailboxes  # noqa: E402
-import bench_memory  # noqa: E402
-import bench_pg_lists  # noqa: E402
-import bench_replay  # noqa: E402
-import bench_review  # noqa: E402
-import bench_startup  # noqa: E402
-import bench_takeover  # noqa: E402
+import bench_idle_cycle
+import bench_initial_sync
+import bench_latency
+import bench_many_mailboxes
+import bench_memory
+import bench_pg_lists
+import bench_replay
+import bench_review
+import bench_startup
+import bench_takeover
 
 
 def main(argv=None) -> int:

@@ -2,7 +2,7 @@
 """Soak: SIGKILL `mailesc run` at random points N times (default 200) while mail flows, then check that every
 due escalation was delivered, none twice under different Message-IDs, and that the store loads.
 
-The scenario is tests/integration/crash_soak.py (the same as tests/integration/test_crash_safety.py, which runs
+The scenario is mailesc/testing/soak.py (the same as tests/integration/test_crash_safety.py, which runs
 50 rounds in CI). This script starts its own private Dovecot and aiosmtpd sink (mailesc.testing),
 prints a table and writes the numbers to benchmarks/results/soak_kill.json.
 
@@ -10,7 +10,7 @@ prints a table and writes the numbers to benchmarks/results/soak_kill.json.
     python3 benchmarks/soak_kill.py --store postgresql --workers 3 [--mailboxes 6] [--rounds 100]
 
 With `--store postgresql` the store is a throwaway PostgreSQL cluster (mailesc.testing.postgres) and `--workers`
-`mailesc run` workers share `--mailboxes` IMAP mailboxes through leases (tests/integration/workers_soak.py): each
+`mailesc run` workers share `--mailboxes` IMAP mailboxes through leases (mailesc/testing/workers_soak.py): each
 round SIGKILLs one worker and starts another in its place; the numbers go to
 benchmarks/results/soak_kill_postgresql.json.
 
@@ -34,10 +34,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from tests.integration.crash_soak import CrashSoak, report, table  # noqa: E402
-from mailesc.testing import DovecotServer, SmtpSink, find_dovecot  # noqa: E402
+from mailesc.testing import DovecotServer, SmtpSink, find_dovecot
+from mailesc.testing.soak import CrashSoak, report, table
 
 RESULTS = REPO / "benchmarks" / "results" / "soak_kill.json"
 RESULTS_POSTGRESQL = REPO / "benchmarks" / "results" / "soak_kill_postgresql.json"
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         say = lambda line: print(line, flush=True)  # noqa: E731
         if postgresql:
             from mailesc.testing.postgres import PostgresCluster
-            from tests.integration.workers_soak import WorkersCrashSoak, shared_password_mailboxes
+            from mailesc.testing.workers_soak import WorkersCrashSoak, shared_password_mailboxes
 
             cluster = PostgresCluster().start()
             boxes = shared_password_mailboxes(dovecot, args.mailboxes, f"wsoak{seed}", f"pw-{seed}-soak")
