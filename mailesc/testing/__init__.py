@@ -9,7 +9,7 @@ throwaway servers. Nothing here imports pytest: the fixtures that wrap these cla
 * ``postgres``  -- ``PostgresCluster``, a private PostgreSQL cluster on 127.0.0.1
 * ``tls``       -- ``TlsAuthority``, a throwaway CA and server certificates
 * ``oauth``     -- ``IntrospectionServer``, an OAuth 2 token introspection endpoint for XOAUTH2 logins
-* ``wait``      -- ``wait_until`` (poll a condition, fail with a message) and ``free_port``
+* ``wait``      -- ``wait_until`` (poll a condition, fail with a message), ``free_port``, ``port_accepts``
 
 The names below are re-exported here, so ``from mailesc.testing import DovecotServer, SmtpSink`` works.
 Third-party needs: aiosmtpd (``pip install 'mailesc[test]'``) is imported only when an ``SmtpSink`` starts,
@@ -21,7 +21,7 @@ from mailesc.testing.oauth import IntrospectionServer
 from mailesc.testing.postgres import PostgresCluster
 from mailesc.testing.smtp import SinkMessage, SmtpSink, XOAuth2Attempt, parse_xoauth2
 from mailesc.testing.tls import TlsAuthority, find_openssl
-from mailesc.testing.wait import LOCALHOST, free_port, wait_until
+from mailesc.testing.wait import LOCALHOST, free_port, port_accepts, wait_until
 
 __all__ = [
     "LOCALHOST",
@@ -38,5 +38,6 @@ __all__ = [
     "find_openssl",
     "free_port",
     "parse_xoauth2",
+    "port_accepts",
     "wait_until",
 ]

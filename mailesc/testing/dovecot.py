@@ -37,21 +37,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from mailesc.testing.wait import LOCALHOST, free_port, wait_until
+from mailesc.testing.wait import LOCALHOST, free_port, port_accepts, wait_until
 
 if TYPE_CHECKING:
     from mailesc.testing.oauth import IntrospectionServer
     from mailesc.testing.tls import TlsAuthority
 
 __all__ = ["DovecotNotInstalled", "DovecotServer", "Mailbox", "find_dovecot"]
-
-
-def _port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _tail(path: Path | str, lines: int = 30) -> str:
@@ -391,7 +383,7 @@ class DovecotServer:
                 code = self._proc.returncode
                 self._proc = None
                 raise RuntimeError(self._failure(f"dovecot exited with status {code} during start-up"))
-            if self._greets() and (self.imaps_port is None or _port_accepts(self.host, self.imaps_port)):
+            if self._greets() and (self.imaps_port is None or port_accepts(self.host, self.imaps_port)):
                 return
             if self._log_has_fatal():
                 self._kill()
@@ -442,7 +434,7 @@ class DovecotServer:
         for port in (self.port, self.imaps_port):
             if port is not None:
                 wait_until(
-                    lambda: not _port_accepts(self.host, port),
+                    lambda: not port_accepts(self.host, port),
                     timeout=timeout,
                     message=f"port {port} still accepts connections after dovecot stopped",
                 )

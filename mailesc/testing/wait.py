@@ -12,7 +12,7 @@ import socket
 import time
 from typing import Callable
 
-__all__ = ["LOCALHOST", "free_port", "wait_until"]
+__all__ = ["LOCALHOST", "free_port", "port_accepts", "wait_until"]
 
 LOCALHOST = "127.0.0.1"
 
@@ -46,3 +46,12 @@ def free_port(host: str = LOCALHOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts a TCP connection on ``host:port`` right now (a server up, or not yet gone)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

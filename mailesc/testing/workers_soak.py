@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 from mailesc.testing.configs import smtp_section, write_config
 from mailesc.testing.dovecot import Mailbox
@@ -180,15 +181,18 @@ class WorkersCrashSoak(CrashSoak):
         self.live.append((process, run))
         return process, run
 
-    def holder_pid(self, mailbox: str) -> int | None:
-        """The pid of the worker holding `mailbox`'s unexpired lease (the leases table), None if nobody."""
+    def connect(self, connect_timeout: float):
+        """An autocommit psycopg connection to the soak's database (a context manager), to read what workers did."""
         import psycopg
 
-        from urllib.parse import urlsplit
-
         parts = urlsplit(self.db[0])
-        with psycopg.connect(host=parts.hostname, port=parts.port, dbname=parts.path.lstrip("/"),
-                             user=parts.username, password=self.db[1], autocommit=True, connect_timeout=5) as conn:
+        return psycopg.connect(host=parts.hostname, port=parts.port, dbname=parts.path.lstrip("/"),
+                               user=parts.username, password=self.db[1], autocommit=True,
+                               connect_timeout=connect_timeout)
+
+    def holder_pid(self, mailbox: str) -> int | None:
+        """The pid of the worker holding `mailbox`'s unexpired lease (the leases table), None if nobody."""
+        with self.connect(connect_timeout=5) as conn:
             row = conn.execute("SELECT w.pid FROM leases l JOIN workers w ON w.id = l.owner "
                                "WHERE l.mailbox = %s AND l.expires_at > now()", (mailbox,)).fetchone()
         return row[0] if row else None
@@ -292,13 +296,8 @@ class WorkersCrashSoak(CrashSoak):
         """The breaches and their escalation rows in the database, in the shape of `breaches list --json`."""
         import psycopg
 
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.db[0])
         try:
-            with psycopg.connect(host=parts.hostname, port=parts.port, dbname=parts.path.lstrip("/"),
-                                 user=parts.username, password=self.db[1], autocommit=True,
-                                 connect_timeout=10) as conn:
+            with self.connect(connect_timeout=10) as conn:
                 breaches = conn.execute("SELECT id, mailbox, thread FROM breaches ORDER BY id").fetchall()
                 levels = conn.execute("SELECT breach, level, message_id, delivery, error FROM escalations "
                                       "ORDER BY breach, level").fetchall()

@@ -7,23 +7,14 @@ Dovecot instance's process title, the PostgreSQL postmaster's pid and its childr
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from mailesc.testing import DovecotServer, SmtpSink, find_dovecot
+from mailesc.testing import DovecotServer, SmtpSink, find_dovecot, port_accepts
 from mailesc.testing.postgres import PostgresCluster, find_bin_folder
 
 pytestmark = pytest.mark.integration
-
-
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _alive_with_parent(pid: int) -> list[int]:
@@ -52,7 +43,7 @@ def test_a_stopped_dovecot_leaves_no_process_and_a_cleaned_up_one_no_files():
         assert server.pid in running and len(running) >= 3, running
         server.stop()
         assert server.processes() == []
-        assert not _accepts(server.host, server.port)
+        assert not port_accepts(server.host, server.port)
         client.shutdown()
         server.start()  # the same port and mail after a restart
         assert server.processes() and box.uids() == [uid]
@@ -64,9 +55,9 @@ def test_a_stopped_dovecot_leaves_no_process_and_a_cleaned_up_one_no_files():
 
 def test_a_stopped_smtp_sink_no_longer_listens():
     sink = SmtpSink().start()
-    assert _accepts(sink.host, sink.port)
+    assert port_accepts(sink.host, sink.port)
     sink.stop()
-    assert not _accepts(sink.host, sink.port)
+    assert not port_accepts(sink.host, sink.port)
 
 
 @pytest.mark.skipif(find_bin_folder() is None, reason="PostgreSQL is not installed")

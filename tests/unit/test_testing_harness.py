@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from mailesc.config import load_config
-from mailesc.testing import LOCALHOST, free_port, parse_xoauth2, wait_until
+from mailesc.testing import LOCALHOST, free_port, parse_xoauth2, port_accepts, wait_until
 from mailesc.testing.backend import Backend
 from mailesc.testing.configs import MAILDIR, ONE_HOUR_RULE, OUTBOX, imap_section, smtp_section, write_config
 from mailesc.testing.mail import make_mail
@@ -26,6 +26,16 @@ def test_free_port_gives_a_port_a_server_can_bind_at_once():
         server.bind((LOCALHOST, port))  # raises OSError if it were taken
         server.listen()
         assert server.getsockname() == (LOCALHOST, port)
+
+
+def test_port_accepts_while_a_server_listens_and_not_after():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind((LOCALHOST, 0))
+        port = server.getsockname()[1]
+        assert not port_accepts(LOCALHOST, port)  # bound, not listening yet
+        server.listen()
+        assert port_accepts(LOCALHOST, port)
+    assert not port_accepts(LOCALHOST, port)
 
 
 # -- wait_until ---------------------------------------------------------------------------------------------------
