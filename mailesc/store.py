@@ -24,6 +24,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -209,9 +210,10 @@ class Store:
         self._default = self.box(DEFAULT_MAILBOX)
         self._last_breach_id: int | None = None
         self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
-        # document id -> its JSON: the text of a record changed since the last write, else (offset, length) of
-        # its text in the file on disk, which `_on_disk` keeps open
-        self._texts: dict[str, dict[int, str | tuple[int, int]]] = {table: {} for table in TABLES}
+        # document id -> its JSON: (offset, length) of its text in the file on disk, which `_on_disk` keeps open;
+        # _Changed(key) for a record changed since (its text is made at the write); the text itself for a record
+        # read from a file in another layout
+        self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
         self._on_disk = None
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
         self._loaded = live or not readonly
@@ -400,16 +402,8 @@ class Store:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
-        dirty = self._dirty
-        self._write("threads", ((key, _doc_of(self.boxes[key[0]].threads, key[1], _thread_doc))
-                                for key in dirty["threads"]))
-        for table in ("sync", "health", "meta"):
-            self._write(table, ((key, _named_doc(key, getattr(self.boxes[key[0]], table)[key[1]]))
-                                for key in dirty[table]))
-        self._write("quarantine", ((key, _doc_of(self.boxes[key[0]].quarantine, key[1], _quarantined_doc))
-                                   for key in dirty["quarantine"]))
-        self._write("breaches", ((key[1], _doc_of(self.boxes[key[0]].breaches, key[1], _breach_doc))
-                                 for key in dirty["breaches"]))
+        for table, keys in self._dirty.items():
+            self._write(table, keys)
         written: dict[str, dict[int, tuple[int, int]]] = {table: {} for table in TABLES}
         try:
             self._storage.write_with(lambda handle: self._write_file(handle, written), binary=True)
@@ -421,21 +415,37 @@ class Store:
         for keys in self._dirty.values():
             keys.clear()
 
-    def _write(self, name: str, docs: Iterable[tuple]) -> None:
-        """Replace the documents of `name` by these (key, document) pairs (document None: remove it). Taken one
-        at a time: a first sync's thousands of new documents never exist all at once, only their texts.
+    def _write(self, table: str, keys: Iterable) -> None:
+        """Mark the records of `table` at these keys ((mailbox, name or id)) for the coming write, or drop those
+        no longer there. Their documents are made one at a time while the file is written (`_make_text`): a
+        first sync's thousands of new records never exist all at once as texts.
 
         Breaches keep their id as TinyDB document id; other records get the next free one."""
-        ids, texts = self._doc_ids[name], self._texts[name]
+        ids, texts = self._doc_ids[table], self._texts[table]
         next_id = max(texts, default=0) + 1
-        for key, doc in docs:
-            if doc is None:
-                texts.pop(ids.pop(key, None), None)
+        for key in keys:
+            file_key = key[1] if table == "breaches" else key
+            if key[1] not in getattr(self.boxes[key[0]], table):  # a box keeps each table's records by that name
+                texts.pop(ids.pop(file_key, None), None)
                 continue
-            if key not in ids:
-                ids[key] = key if name == "breaches" else next_id
-                next_id = max(next_id, ids[key]) + 1
-            texts[ids[key]] = _text(doc)
+            if file_key not in ids:
+                ids[file_key] = file_key if table == "breaches" else next_id
+                next_id = max(next_id, ids[file_key]) + 1
+            texts[ids[file_key]] = _Changed(key)
+
+    def _make_text(self, table: str, key) -> bytes:
+        """The JSON text of a changed record, made now from the record as it is."""
+        mailbox, name = key
+        box = self.boxes[mailbox]
+        if table == "threads":
+            doc = _thread_doc(box.threads[name])
+        elif table == "breaches":
+            doc = _breach_doc(box.breaches[name])
+        elif table == "quarantine":
+            doc = _quarantined_doc(box.quarantine[name])
+        else:
+            doc = _named_doc(key, getattr(box, table)[name])
+        return _text(doc).encode()
 
     def _write_file(self, handle, written: dict[str, dict[int, tuple[int, int]]]) -> None:
         """The whole store in TinyDB's layout ({"table": {"doc id": document}}), one document a line so that
@@ -449,7 +459,8 @@ class Store:
             spans = written[table]
             for position, (doc_id, text) in enumerate(self._texts[table].items()):
                 prefix = (("\n" if position == 0 else ",\n") + f'"{doc_id}":').encode()
-                data = text.encode() if isinstance(text, str) else self._read_back(*text)
+                data = (self._make_text(table, text.key) if isinstance(text, _Changed)
+                        else text.encode() if isinstance(text, str) else self._read_back(*text))
                 handle.write(prefix)
                 handle.write(data)
                 spans[doc_id] = (offset + len(prefix), len(data))
@@ -488,6 +499,13 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Changed(NamedTuple):
+    """A record whose text is to be made at the next write: its (mailbox, name or id)."""
+
+    key: tuple
+
 
 
 class DryRunStore(Store):
@@ -831,11 +849,6 @@ def _json_kind(value) -> str:
 
 def _text(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-
-
-def _doc_of(records: dict, key, to_doc) -> dict | None:
-    """The document of `records[key]`; None for a key no longer there (archived, or out of quarantine)."""
-    return to_doc(records[key]) if key in records else None
 
 
 def _named_doc(key: tuple[str, str], state: dict) -> dict:
