@@ -24,7 +24,6 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -450,31 +449,50 @@ class Store:
     def _write_file(self, handle, written: dict[str, dict[int, tuple[int, int]]]) -> None:
         """The whole store in TinyDB's layout ({"table": {"doc id": document}}), one document a line so that
         loading can parse one at a time (see _documents_of): changed records from their new texts, the others
-        copied from the file on disk. `written` gets where each record's text is in the new file."""
+        copied from the file on disk, a run of records that follow each other there as one block (a flush
+        after a few changes copies a big store in a few reads). `written` gets where each text is now."""
         offset = 0
         for number, table in enumerate(TABLES):
             head = (("{" if number == 0 else "\n},") + json.dumps(table) + ":{").encode()
             handle.write(head)
             offset += len(head)
-            spans = written[table]
+            spans, run = written[table], _Run()
             for position, (doc_id, text) in enumerate(self._texts[table].items()):
                 prefix = (("\n" if position == 0 else ",\n") + f'"{doc_id}":').encode()
-                data = (self._make_text(table, text.key) if isinstance(text, _Changed)
-                        else text.encode() if isinstance(text, str) else self._read_back(*text))
+                if isinstance(text, tuple) and run.extends(text, prefix):
+                    spans[doc_id] = (offset + text[0] - run.start, text[1])
+                    continue
+                offset += self._copy(run, handle)
+                run = _Run()
                 handle.write(prefix)
+                offset += len(prefix)
+                if isinstance(text, tuple):
+                    run = _Run(*text)
+                    spans[doc_id] = (offset, text[1])
+                    continue
+                data = self._make_text(table, text.key) if isinstance(text, _Changed) else text.encode()
                 handle.write(data)
-                spans[doc_id] = (offset + len(prefix), len(data))
-                offset += len(prefix) + len(data)
+                spans[doc_id] = (offset, len(data))
+                offset += len(data)
+            offset += self._copy(run, handle)
         handle.write(b"\n}}\n")
 
-    def _read_back(self, offset: int, length: int) -> bytes:
-        """An unchanged record's text, from the file on disk (see _open_on_disk)."""
-        self._on_disk.seek(offset)
-        data = self._on_disk.read(length)
-        if len(data) != length:
-            raise StoreError(f"the store {self.path} changed on disk while mailesc held its lock (a record is cut "
-                             f"short); it was not written over")
-        return data
+    def _copy(self, run: "_Run", handle) -> int:
+        """Copy a run of unchanged records from the file on disk (see _open_on_disk); the bytes written."""
+        if run.end == run.start:
+            return 0
+        self._on_disk.seek(run.start)
+        done = 0
+        while done < run.end - run.start:
+            block = self._on_disk.read(min(run.end - run.start - done, 1 << 20))
+            if not block:
+                break
+            handle.write(block)
+            done += len(block)
+        if done != run.end - run.start or not run.separators_in(self._on_disk):
+            raise StoreError(f"the store {self.path} changed on disk while mailesc held its lock; it was not "
+                             f"written over")
+        return done
 
     def installation_secret(self) -> bytes:
         """The secret that signs this installation's Message-IDs and markers: `<store>-secret` (signing.py)."""
@@ -501,10 +519,37 @@ class Store:
         self.close()
 
 
-class _Changed(NamedTuple):
-    """A record whose text is to be made at the next write: its (mailbox, name or id)."""
+class _Run:
+    """Records that follow each other in the file on disk, copied as one block: [start, end) and, to be sure
+    the block really is them, each separator between them (`,\n"id":`) with where it should be."""
 
-    key: tuple
+    def __init__(self, start: int = 0, length: int = 0):
+        self.start, self.end, self.separators = start, start + length, []
+
+    def extends(self, span: tuple[int, int], prefix: bytes) -> bool:
+        """Take the next record if its text starts right after this run and the separator before it."""
+        if self.end == self.start or span[0] != self.end + len(prefix):
+            return False
+        self.separators.append((self.end, prefix))
+        self.end = span[0] + span[1]
+        return True
+
+    def separators_in(self, on_disk) -> bool:
+        for at, prefix in self.separators:
+            on_disk.seek(at)
+            if on_disk.read(len(prefix)) != prefix:
+                return False
+        return True
+
+
+class _Changed:
+    """A record whose text is to be made at the next write: its (mailbox, name or id). (Not a tuple: a tuple
+    in the texts is where a text is on disk.)"""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple):
+        self.key = key
 
 
 

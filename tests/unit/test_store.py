@@ -286,3 +286,39 @@ def test_a_record_written_in_another_form_is_kept_as_it_is_until_it_changes(tmp_
     with Store(path, readonly=True) as store:
         assert dict(store.sync) == {"imap:INBOX": {"uidvalidity": 1, "last_uid": 2},
                                     "imap:Sent": {"uidvalidity": 3, "last_uid": 5}}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_mix_of_changed_added_removed_and_unchanged_records_is_written_back_whole(tmp_path, seed):
+    """Runs of unchanged records are copied from the file as blocks: whichever records change, come or go
+    between two writes (the first, the last, neighbours, every other one), what is read back is what was held."""
+    import random
+
+    chance = random.Random(seed)
+    path = tmp_path / "mailesc.json"
+    expected: dict[str, Thread] = {}
+    with Store(path) as store:
+        for number in range(1, 30):
+            store.put_thread(make_thread(number))
+            expected[make_thread(number).id] = make_thread(number)
+        store.flush()
+        next_number = 30
+        for round_ in range(5):
+            for thread_id in list(expected):
+                roll = chance.random()
+                if roll < 0.15:
+                    del store.threads[thread_id], expected[thread_id]
+                    store.mark_dirty("threads", ("default", thread_id))
+                elif roll < 0.3:
+                    store.threads[thread_id].subject = f"changed in round {round_}"
+                    store.put_thread(store.threads[thread_id])
+                    expected[thread_id] = store.threads[thread_id]
+            for _ in range(chance.randrange(4)):
+                store.put_thread(make_thread(next_number))
+                expected[make_thread(next_number).id] = make_thread(next_number)
+                next_number += 1
+            store.sync[f"folder{round_ % 2}"] = {"last_uid": round_}
+            store.flush()
+            with Store(path, readonly=True) as again:
+                assert again.threads == expected
+                assert again.sync[f"folder{round_ % 2}"] == {"last_uid": round_}
