@@ -69,6 +69,8 @@ def copy_to_postgres(path: Path, database) -> None:
 def both(tmp_path, pg_database, capsys, monkeypatch):
     """(file config, PostgreSQL config, database): two mailboxes (support: two breaches, billing: one) and one
     quarantined message in billing, the same records in both stores."""
+    global NOW  # the records and the poll are "now" for each test: set at import, NOW was minutes old by the
+    NOW = datetime.now(timezone.utc).replace(microsecond=0)  # last tests of a long run (status: "not polled")
     config, support, billing = two_mailboxes(tmp_path)
     for hours, inbox, sender in ((30, support, "pat@acme.example"), (5, billing, "kim@acme.example"),
                                  (3, support, "lee@other.example")):
