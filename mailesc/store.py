@@ -1,7 +1,9 @@
 """The embedded store: one JSON file in TinyDB's layout, written atomically, once per cycle, under a file lock.
 
-The live state is held in memory while mailesc runs, as objects plus each record's JSON text. `flush()`
-serialises only what changed and writes the file from those texts. (TinyDB's own write path keeps a second,
+The live state is held in memory while mailesc runs, as objects plus, for each record, where its JSON text
+is in the file on disk. `flush()` serialises only what changed and writes the new file from those texts and
+from the unchanged records' bytes, copied from the old file (keeping every text in memory instead cost as much
+RAM again as the file is large). (TinyDB's own write path keeps a second,
 parsed copy of every record and dumps it whole at each write: that doubled the daemon's memory and made every
 flush cost as much as the whole store. Any TinyDB can still open the file: the reviews and archive reader do.) Threads closed long
 ago move, with their breaches, to append-only archive files beside the store (JSON lines, one file a month),
@@ -57,12 +59,13 @@ class AtomicJSONStorage(Storage):
         except OSError as error:
             raise StoreError(f"cannot write {self.what} {self.path}: {error.strerror}") from None
 
-    def write_with(self, write) -> None:
-        """Call `write(handle)` on a temp file beside the store, then fsync and rename it into place."""
+    def write_with(self, write, binary: bool = False) -> None:
+        """Call `write(handle)` on a temp file beside the store (text, or bytes with `binary`), then fsync and
+        rename it into place."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -206,7 +209,11 @@ class Store:
         self._default = self.box(DEFAULT_MAILBOX)
         self._last_breach_id: int | None = None
         self._doc_ids: dict[str, dict] = {table: {} for table in TABLES}  # record key -> document id
-        self._texts: dict[str, dict[int, str]] = {table: {} for table in TABLES}  # document id -> its JSON
+        # document id -> its JSON: (offset, length) of its text in the file on disk, which `_on_disk` keeps open;
+        # _Changed(key) for a record changed since (its text is made at the write); the text itself for a record
+        # read from a file in another layout
+        self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
+        self._on_disk = None
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
         self._loaded = live or not readonly
         try:
@@ -315,15 +322,26 @@ class Store:
         text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
         place = "at its start"
         try:
-            for table, doc_id, doc, place in _documents_of(self._storage):
+            for table, doc_id, doc, place, span in _documents_of(self._storage):
                 if table not in TABLES or (table == "threads" and not self._with_threads):
                     continue
                 key = self._take(table, doc)
                 self._doc_ids[table][key] = int(doc_id)
                 if not self.readonly:
-                    self._texts[table][int(doc_id)] = _text(doc)
+                    self._texts[table][int(doc_id)] = span or _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+        if not self.readonly and self.path.exists():
+            self._open_on_disk()
+
+    def _open_on_disk(self) -> None:
+        """Keep the file just read or written open: the unchanged records' texts are read back from it at the
+        next write. We hold the lock, so nobody else replaces it; if someone did anyway, this handle still
+        reads the very file the offsets were taken from."""
+        on_disk = open(self.path, "rb", buffering=1 << 20)  # records are copied in file order: few real reads
+        if self._on_disk is not None:
+            self._on_disk.close()
+        self._on_disk = on_disk
 
     def _take(self, table: str, doc: dict):
         """Put a record read from the file into its mailbox's box; its key in the file's tables."""
@@ -383,47 +401,98 @@ class Store:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
-        dirty = self._dirty
-        self._write("threads", ((key, _doc_of(self.boxes[key[0]].threads, key[1], _thread_doc))
-                                for key in dirty["threads"]))
-        for table in ("sync", "health", "meta"):
-            self._write(table, ((key, _named_doc(key, getattr(self.boxes[key[0]], table)[key[1]]))
-                                for key in dirty[table]))
-        self._write("quarantine", ((key, _doc_of(self.boxes[key[0]].quarantine, key[1], _quarantined_doc))
-                                   for key in dirty["quarantine"]))
-        self._write("breaches", ((key[1], _doc_of(self.boxes[key[0]].breaches, key[1], _breach_doc))
-                                 for key in dirty["breaches"]))
+        for table, keys in self._dirty.items():
+            self._write(table, keys)
+        written: dict[str, dict[int, tuple[int, int]]] = {table: {} for table in TABLES}
         try:
-            self._storage.write_with(self._write_file)
+            self._storage.write_with(lambda handle: self._write_file(handle, written), binary=True)
+            self._open_on_disk()
         except OSError as error:
             raise StoreError(f"cannot write the store {self.path}: {error.strerror}") from None
+        for table, spans in written.items():
+            self._texts[table].update(spans)  # every text is in the new file now: none stays in memory
         for keys in self._dirty.values():
             keys.clear()
 
-    def _write(self, name: str, docs: Iterable[tuple]) -> None:
-        """Replace the documents of `name` by these (key, document) pairs (document None: remove it). Taken one
-        at a time: a first sync's thousands of new documents never exist all at once, only their texts.
+    def _write(self, table: str, keys: Iterable) -> None:
+        """Mark the records of `table` at these keys ((mailbox, name or id)) for the coming write, or drop those
+        no longer there. Their documents are made one at a time while the file is written (`_make_text`): a
+        first sync's thousands of new records never exist all at once as texts.
 
         Breaches keep their id as TinyDB document id; other records get the next free one."""
-        ids, texts = self._doc_ids[name], self._texts[name]
+        ids, texts = self._doc_ids[table], self._texts[table]
         next_id = max(texts, default=0) + 1
-        for key, doc in docs:
-            if doc is None:
-                texts.pop(ids.pop(key, None), None)
+        for key in keys:
+            file_key = key[1] if table == "breaches" else key
+            if key[1] not in getattr(self.boxes[key[0]], table):  # a box keeps each table's records by that name
+                texts.pop(ids.pop(file_key, None), None)
                 continue
-            if key not in ids:
-                ids[key] = key if name == "breaches" else next_id
-                next_id = max(next_id, ids[key]) + 1
-            texts[ids[key]] = _text(doc)
+            if file_key not in ids:
+                ids[file_key] = file_key if table == "breaches" else next_id
+                next_id = max(next_id, ids[file_key]) + 1
+            texts[ids[file_key]] = _Changed(key)
 
-    def _write_file(self, handle) -> None:
-        """The whole store in TinyDB's layout ({"table": {"doc id": document}}), from the kept JSON texts,
-        one document a line so that loading can parse one at a time (see _documents_of)."""
+    def _make_text(self, table: str, key) -> bytes:
+        """The JSON text of a changed record, made now from the record as it is."""
+        mailbox, name = key
+        box = self.boxes[mailbox]
+        if table == "threads":
+            doc = _thread_doc(box.threads[name])
+        elif table == "breaches":
+            doc = _breach_doc(box.breaches[name])
+        elif table == "quarantine":
+            doc = _quarantined_doc(box.quarantine[name])
+        else:
+            doc = _named_doc(key, getattr(box, table)[name])
+        return _text(doc).encode()
+
+    def _write_file(self, handle, written: dict[str, dict[int, tuple[int, int]]]) -> None:
+        """The whole store in TinyDB's layout ({"table": {"doc id": document}}), one document a line so that
+        loading can parse one at a time (see _documents_of): changed records from their new texts, the others
+        copied from the file on disk, a run of records that follow each other there as one block (a flush
+        after a few changes copies a big store in a few reads). `written` gets where each text is now."""
+        offset = 0
         for number, table in enumerate(TABLES):
-            handle.write(("{" if number == 0 else "\n},") + json.dumps(table) + ":{")
+            head = (("{" if number == 0 else "\n},") + json.dumps(table) + ":{").encode()
+            handle.write(head)
+            offset += len(head)
+            spans, run = written[table], _Run()
             for position, (doc_id, text) in enumerate(self._texts[table].items()):
-                handle.write(("\n" if position == 0 else ",\n") + f'"{doc_id}":{text}')
-        handle.write("\n}}\n")
+                prefix = (("\n" if position == 0 else ",\n") + f'"{doc_id}":').encode()
+                if isinstance(text, tuple) and run.extends(text, prefix):
+                    spans[doc_id] = (offset + text[0] - run.start, text[1])
+                    continue
+                offset += self._copy(run, handle)
+                run = _Run()
+                handle.write(prefix)
+                offset += len(prefix)
+                if isinstance(text, tuple):
+                    run = _Run(*text)
+                    spans[doc_id] = (offset, text[1])
+                    continue
+                data = self._make_text(table, text.key) if isinstance(text, _Changed) else text.encode()
+                handle.write(data)
+                spans[doc_id] = (offset, len(data))
+                offset += len(data)
+            offset += self._copy(run, handle)
+        handle.write(b"\n}}\n")
+
+    def _copy(self, run: "_Run", handle) -> int:
+        """Copy a run of unchanged records from the file on disk (see _open_on_disk); the bytes written."""
+        if run.end == run.start:
+            return 0
+        self._on_disk.seek(run.start)
+        done = 0
+        while done < run.end - run.start:
+            block = self._on_disk.read(min(run.end - run.start - done, 1 << 20))
+            if not block:
+                break
+            handle.write(block)
+            done += len(block)
+        if done != run.end - run.start or not run.separators_in(self._on_disk):
+            raise StoreError(f"the store {self.path} changed on disk while mailesc held its lock; it was not "
+                             f"written over")
+        return done
 
     def installation_secret(self) -> bytes:
         """The secret that signs this installation's Message-IDs and markers: `<store>-secret` (signing.py)."""
@@ -436,6 +505,9 @@ class Store:
         write_heartbeat(self.path, at)
 
     def close(self) -> None:
+        if self._on_disk is not None:
+            self._on_disk.close()
+            self._on_disk = None
         if self._lock:
             self._lock.close()
             self._lock = None
@@ -445,6 +517,40 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Run:
+    """Records that follow each other in the file on disk, copied as one block: [start, end) and, to be sure
+    the block really is them, each separator between them (`,\n"id":`) with where it should be."""
+
+    def __init__(self, start: int = 0, length: int = 0):
+        self.start, self.end, self.separators = start, start + length, []
+
+    def extends(self, span: tuple[int, int], prefix: bytes) -> bool:
+        """Take the next record if its text starts right after this run and the separator before it."""
+        if self.end == self.start or span[0] != self.end + len(prefix):
+            return False
+        self.separators.append((self.end, prefix))
+        self.end = span[0] + span[1]
+        return True
+
+    def separators_in(self, on_disk) -> bool:
+        for at, prefix in self.separators:
+            on_disk.seek(at)
+            if on_disk.read(len(prefix)) != prefix:
+                return False
+        return True
+
+
+class _Changed:
+    """A record whose text is to be made at the next write: its (mailbox, name or id). (Not a tuple: a tuple
+    in the texts is where a text is on disk.)"""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple):
+        self.key = key
+
 
 
 class DryRunStore(Store):
@@ -670,10 +776,11 @@ TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine")
 _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 
 
-def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, str]]:
-    """(table, document id, document, where it is) of every record. A file mailesc wrote has one document a
-    line and is parsed a line at a time, so the whole parsed file never sits in memory; any other (TinyDB's own
-    single line, an older mailesc) is parsed whole. Whatever is not such a file is refused (see damaged())."""
+def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]:
+    """(table, document id, document, where it is, (offset, length) of its text in the file) of every record.
+    A file mailesc wrote has one document a line and is parsed a line at a time, so the whole parsed file never
+    sits in memory; any other (TinyDB's own single line, an older mailesc) is parsed whole, and its records
+    have no offsets. Whatever is not such a file is refused (see damaged())."""
     try:
         handle = open(storage.path, "rb")
     except FileNotFoundError:
@@ -687,10 +794,12 @@ def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, 
                 for table, documents in (storage.read() or {}).items():
                     while documents:
                         doc_id, doc = documents.popitem()
-                        yield table, int(doc_id), doc, f"in record {doc_id} of table {table!r}"
+                        yield table, int(doc_id), doc, f"in record {doc_id} of table {table!r}", None
                 return
             table, complete = first, False
+            start = handle.tell()
             for number, raw in enumerate(handle, start=2):
+                line_start, start = start, start + len(raw)
                 where = f"at line {number}"
                 try:
                     line = raw.decode("utf-8").rstrip("\n")
@@ -712,7 +821,9 @@ def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, 
                         raise StoreError(damaged("the store", storage.path, where, f"not JSON ({error.msg})")) from None
                     if not isinstance(doc_id, str) or not doc_id.isdigit() or not isinstance(doc, dict):
                         raise StoreError(damaged("the store", storage.path, where, "not a numbered record"))
-                    yield table, int(doc_id), doc, where
+                    body = raw.rstrip(b"\n").rstrip(b",")
+                    head = body.index(b":") + 1  # the document id is digits in quotes: the first colon ends it
+                    yield table, int(doc_id), doc, where, (line_start + head, len(body) - head)
         except OSError as error:
             raise StoreError(f"cannot read the store {storage.path}: {error.strerror}; it was left untouched") from None
         if not complete:
@@ -783,11 +894,6 @@ def _json_kind(value) -> str:
 
 def _text(doc: dict) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-
-
-def _doc_of(records: dict, key, to_doc) -> dict | None:
-    """The document of `records[key]`; None for a key no longer there (archived, or out of quarantine)."""
-    return to_doc(records[key]) if key in records else None
 
 
 def _named_doc(key: tuple[str, str], state: dict) -> dict:

@@ -224,3 +224,101 @@ def test_a_store_written_by_tinydb_itself_is_read_and_rewritten_in_the_line_layo
         store.flush()
     assert len(path.read_text().splitlines()) > 1
     assert len(TinyDB(str(path)).table("sync")) == 2
+
+
+def test_unchanged_records_are_copied_from_the_file_and_no_text_stays_in_memory(tmp_path):
+    """A writer keeps where each record's text is in the file, not the text: the file is the copy. Records
+    that did not change are written again exactly as they were, across several flushes and reopenings."""
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        thread, breach, closed = fill(store)
+        for number in range(2, 40):
+            store.put_thread(make_thread(number))
+        store.flush()
+        assert all(not isinstance(text, str) for texts in store._texts.values() for text in texts.values())
+        before = {line for line in path.read_text(encoding="utf-8").splitlines() if "root7@" in line}
+        for round_ in range(3):  # each flush copies from the file the previous one wrote
+            changed = store.threads[thread.id]
+            changed.messages.append(ThreadMessage(key=f"INBOX/late{round_}", folder="INBOX",
+                                                  message_id=f"<late{round_}@x>", kind=Kind.CUSTOMER,
+                                                  sender="alice@customer.example",
+                                                  arrived=T0 + timedelta(days=1 + round_)))
+            store.put_thread(changed)
+            store.sync["imap:INBOX"] = {"uidvalidity": 1700000000, "last_uid": 50 + round_}
+            store.flush()
+        after = {line for line in path.read_text(encoding="utf-8").splitlines() if "root7@" in line}
+        assert before == after and len(after) == 1
+    with Store(path) as again:
+        assert len(again.threads) == 39
+        assert again.threads[make_thread(7).id] == make_thread(7)
+        assert [m.message_id for m in again.threads[thread.id].messages][-1] == "<late2@x>"
+        assert again.breaches == {breach.id: breach, closed.id: closed}
+        assert again.sync["imap:INBOX"]["last_uid"] == 52
+        again.threads.pop(make_thread(5).id)  # removed and changed records after a reopen, from the file's offsets
+        again.mark_dirty("threads", ("default", make_thread(5).id))
+        again.put_thread(make_thread(40))
+        again.flush()
+    with Store(path) as last:
+        assert make_thread(5).id not in last.threads and last.threads[make_thread(40).id] == make_thread(40)
+        assert last.threads[make_thread(39).id] == make_thread(39) and len(last.threads) == 39
+    assert json.loads(path.read_text(encoding="utf-8"))["threads"]  # still plain JSON
+
+
+def test_a_record_written_in_another_form_is_kept_as_it_is_until_it_changes(tmp_path):
+    """An unchanged record is copied, not serialised again: a record an older mailesc (or a person) wrote with
+    spaces and another key order keeps that form, and is still read the same."""
+    path = tmp_path / "mailesc.json"
+    with Store(path) as store:
+        store.sync["imap:INBOX"] = {"uidvalidity": 1, "last_uid": 2}
+        store.sync["imap:Sent"] = {"uidvalidity": 3, "last_uid": 4}
+        store.flush()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    odd = next(i for i, line in enumerate(lines) if "imap:INBOX" in line)
+    doc_id, comma = lines[odd].split(":", 1)[0], "," if lines[odd].endswith(",") else ""
+    lines[odd] = f'{doc_id}:{{ "state": {{"last_uid": 2, "uidvalidity": 1}}, "name": "imap:INBOX" }}{comma}'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Store(path) as store:
+        assert store.sync["imap:INBOX"] == {"uidvalidity": 1, "last_uid": 2}
+        store.sync["imap:Sent"] = {"uidvalidity": 3, "last_uid": 5}
+        store.flush()
+    text = path.read_text(encoding="utf-8")
+    assert '{ "state": {"last_uid": 2, "uidvalidity": 1}, "name": "imap:INBOX" }' in text
+    with Store(path, readonly=True) as store:
+        assert dict(store.sync) == {"imap:INBOX": {"uidvalidity": 1, "last_uid": 2},
+                                    "imap:Sent": {"uidvalidity": 3, "last_uid": 5}}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_any_mix_of_changed_added_removed_and_unchanged_records_is_written_back_whole(tmp_path, seed):
+    """Runs of unchanged records are copied from the file as blocks: whichever records change, come or go
+    between two writes (the first, the last, neighbours, every other one), what is read back is what was held."""
+    import random
+
+    chance = random.Random(seed)
+    path = tmp_path / "mailesc.json"
+    expected: dict[str, Thread] = {}
+    with Store(path) as store:
+        for number in range(1, 30):
+            store.put_thread(make_thread(number))
+            expected[make_thread(number).id] = make_thread(number)
+        store.flush()
+        next_number = 30
+        for round_ in range(5):
+            for thread_id in list(expected):
+                roll = chance.random()
+                if roll < 0.15:
+                    del store.threads[thread_id], expected[thread_id]
+                    store.mark_dirty("threads", ("default", thread_id))
+                elif roll < 0.3:
+                    store.threads[thread_id].subject = f"changed in round {round_}"
+                    store.put_thread(store.threads[thread_id])
+                    expected[thread_id] = store.threads[thread_id]
+            for _ in range(chance.randrange(4)):
+                store.put_thread(make_thread(next_number))
+                expected[make_thread(next_number).id] = make_thread(next_number)
+                next_number += 1
+            store.sync[f"folder{round_ % 2}"] = {"last_uid": round_}
+            store.flush()
+            with Store(path, readonly=True) as again:
+                assert again.threads == expected
+                assert again.sync[f"folder{round_ % 2}"] == {"last_uid": round_}
