@@ -35,6 +35,7 @@ class DaemonLog:
 
     def __init__(self, process: subprocess.Popen):
         self.lines: list[tuple[float, str]] = []
+        self.ended = False  # the daemon closed its stderr (it exited): nothing more will come
         self.cond = threading.Condition()
         threading.Thread(target=self._read, args=(process,), daemon=True).start()
 
@@ -43,12 +44,15 @@ class DaemonLog:
             with self.cond:
                 self.lines.append((time.time(), line.rstrip()))
                 self.cond.notify_all()
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
 
     def wait_for(self, pattern: re.Pattern, after: float, timeout: float) -> float | None:
         def found():
             return next((t for t, line in self.lines if t >= after and pattern.search(line)), None)
         with self.cond:
-            self.cond.wait_for(lambda: found() is not None, timeout=timeout)
+            self.cond.wait_for(lambda: found() is not None or self.ended, timeout=timeout)
             return found()
 
 

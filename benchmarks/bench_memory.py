@@ -50,7 +50,7 @@ def run_daemon(config: Path, box, wait_for_sync: bool) -> dict:
         if log.wait_for(STARTED, 0, timeout=600) is None:
             raise SystemExit("the daemon did not start:\n" + "\n".join(line for _, line in log.lines))
         if wait_for_sync and log.wait_for(NEW_MAIL, 0, timeout=3600) is None:
-            raise SystemExit("the daemon never finished its first sync")
+            raise SystemExit("the daemon never finished its first sync:\n" + "\n".join(line for _, line in log.lines[-20:]))
         ready = time.time() - started
         last, quiet_since = cpu_seconds(daemon.pid), time.time()
         while time.time() - quiet_since < 3:  # busy until its CPU time stops growing for 3 s
