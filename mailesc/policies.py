@@ -6,7 +6,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Iterator
 
@@ -15,9 +14,10 @@ from mailesc.contracts import Contracts, load_contracts
 from mailesc.durations import parse_duration
 from mailesc.errors import ConfigError
 from mailesc.hours import ALWAYS_OPEN, Calendar, CalendarError, make_calendar
+from mailesc.match_keys import KEYS, Match
 from mailesc.model import Message
 
-MATCH_KEYS = ("from_address", "from_domain", "to_address", "subject", "header", "folder", "contract", "mailbox")
+MATCH_KEYS = tuple(KEYS)  # declared in match_keys.py, one MatchKey each
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template",
              "acknowledge", "acknowledge_every", "next_response")
 LEVEL_KEYS = ("after", "to", "template")
@@ -30,35 +30,6 @@ class Level:
     after: timedelta  # counted from the first-response deadline
     to: tuple[str, ...]
     template: str = "escalation"
-
-
-@dataclass(frozen=True)
-class Match:
-    """Every key given must match; an empty Match matches every message."""
-
-    from_address: tuple[str, ...] = ()
-    from_domain: tuple[str, ...] = ()
-    to_address: tuple[str, ...] = ()
-    subject: re.Pattern | None = None
-    header: tuple[tuple[str, re.Pattern], ...] = ()
-    folder: tuple[str, ...] = ()
-    contract: tuple[str, ...] = ()
-    mailbox: tuple[str, ...] = ()  # names of configured mailboxes (lower case), the [[mailbox]] `name`
-
-    def failures(self, message: Message, contract: str | None = None) -> list[str]:
-        """The match keys that `message` (from a customer with `contract`) fails, to explain a rule."""
-        domain = message.sender.rpartition("@")[2]
-        tests = {
-            "from_address": lambda: any(fnmatchcase(message.sender, p) for p in self.from_address),
-            "from_domain": lambda: any(domain == d or domain.endswith("." + d) for d in self.from_domain),
-            "to_address": lambda: any(fnmatchcase(r, p) for r in message.recipients for p in self.to_address),
-            "subject": lambda: bool(self.subject.search(message.subject)),
-            "header": lambda: all(any(rx.search(v) for v in message.header_values(name)) for name, rx in self.header),
-            "folder": lambda: message.folder.lower() in self.folder,
-            "contract": lambda: contract is not None and contract.lower() in self.contract,
-            "mailbox": lambda: message.mailbox.lower() in self.mailbox,
-        }
-        return [key for key, test in tests.items() if getattr(self, key) and not test()]
 
 
 @dataclass(frozen=True)
@@ -271,7 +242,7 @@ def _rule(table: dict, calendars: dict[str, Calendar], broken: set[str], problem
     return Rule(
         name=name,
         source=problem.source,
-        match=_match(table.get("match", {}), problem),
+        match=Match.read(table.get("match", {}), problem),
         first_response=(first_response := _duration(table, "first_response", problem, required=True)),
         escalate=escalate,
         calendar=calendar or ALWAYS_OPEN,
@@ -331,50 +302,6 @@ def _template_name(value, key: str, problem: _Problems) -> str:
         problem(key, f"must be a template name like 'escalation', not {value!r}")
         return "escalation"
     return value
-
-
-def _match(table, problem: _Problems) -> Match:
-    if not isinstance(table, dict):
-        problem("match", "must be a table like { from_domain = [...] }")
-        return Match()
-    _unknown(table, MATCH_KEYS, "match.", problem)
-
-    def words(key: str) -> tuple[str, ...]:
-        value = table.get(key, [])
-        value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problem(f"match.{key}", "must be a string or a list of strings")
-            return ()
-        return tuple(v.lower() for v in value)
-
-    headers = table.get("header", {})
-    if not isinstance(headers, dict):
-        problem("match.header", "must be a table of header name = regex")
-        headers = {}
-    return Match(
-        from_address=words("from_address"),
-        from_domain=tuple(d.lstrip("@") for d in words("from_domain")),
-        to_address=words("to_address"),
-        subject=_regex(table.get("subject"), "match.subject", problem),
-        header=tuple((name.lower(), rx) for name, value in headers.items()
-                     if (rx := _regex(value, f"match.header.{name}", problem))),
-        folder=words("folder"),
-        contract=words("contract"),
-        mailbox=words("mailbox"),
-    )
-
-
-def _regex(value, key: str, problem: _Problems) -> re.Pattern | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        problem(key, "must be a regular expression string")
-        return None
-    try:
-        return re.compile(value)
-    except re.error as error:
-        problem(key, f"is not a valid regular expression: {error}")
-        return None
 
 
 def _duration(table: dict, key: str, problem: _Problems, prefix: str = "", required: bool = False) -> timedelta:
