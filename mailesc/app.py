@@ -727,8 +727,7 @@ def check(setup: Setup, offline: bool) -> list[str]:
         finally:
             source.close()
     transport = open_transport(config.smtp)
-    described = transport.check() if hasattr(transport, "check") else transport.describe()
-    lines.append(f"sending    {_describe(described)}")
+    lines.append(f"sending    {_describe(transport.check())}")
     return lines
 
 

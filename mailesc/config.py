@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -110,15 +111,32 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class MailboxConfig:
-    kind: str  # imap | maildir
-    path: Path | None
-    server: ServerConfig
+    kind: str  # a source kind registered in mailesc.sources.KINDS: imap | maildir
+    settings: Any  # what the kind read from its keys (kinds.Kind.settings): a ServerConfig (imap), a Path (maildir)
     folders: tuple[str, ...]
     sent_folder: str  # "auto" = SPECIAL-USE \Sent, a folder name, or "" for none
     since: timedelta | datetime = timedelta(days=7)  # older mail is history: threads and responses, no clock
     name: str = "default"  # names its records, leases, logs and files: MAILBOX_NAME, unique in the config
     team: tuple[str, ...] = ()  # addresses that are the team for this mailbox only, besides [team] addresses
     policies_path: Path | None = None  # its own policies folder; None: [policies] path
+
+    @property
+    def server(self) -> ServerConfig | None:
+        """The server of a kind that logs in to one (imap); None for the others."""
+        return _server_of(self.settings)
+
+    @property
+    def path(self) -> Path | None:
+        """The folder of a kind that reads one (maildir); None for the others."""
+        return _path_of(self.settings)
+
+
+def _server_of(settings) -> ServerConfig | None:
+    return settings if isinstance(settings, ServerConfig) else None
+
+
+def _path_of(settings) -> Path | None:
+    return settings if isinstance(settings, Path) else None
 
 
 MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # safe in a log line, a file name and SQL
@@ -174,11 +192,20 @@ def _system_ca_file() -> str:
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    kind: str  # smtp | outbox
-    path: Path | None
-    server: ServerConfig
+    kind: str  # a transport kind registered in mailesc.transports.KINDS: smtp | outbox | command
+    settings: Any  # what the kind read from its keys (kinds.Kind.settings): a ServerConfig (smtp), a Path (outbox)...
     from_address: str
     reply_to: str  # where replies to mailesc's mails go: the watched mailbox, so a manager's reply acknowledges
+
+    @property
+    def server(self) -> ServerConfig | None:
+        """The server of a kind that logs in to one (smtp); None for the others."""
+        return _server_of(self.settings)
+
+    @property
+    def path(self) -> Path | None:
+        """The folder of a kind that writes into one (outbox); None for the others."""
+        return _path_of(self.settings)
 
 
 @dataclass(frozen=True)
@@ -284,7 +311,8 @@ class _Reader:
         return _Section(self, name, table, known)
 
     def problem(self, key: str, text: str) -> None:
-        self.problems.append((str(self.file), key, text))
+        if (str(self.file), key, text) not in self.problems:  # two kinds reading a shared key find it once
+            self.problems.append((str(self.file), key, text))
 
     def unknown_sections(self, known: tuple[str, ...]) -> None:
         for name in self.data:
@@ -368,10 +396,10 @@ def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-_SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
-                "allow_insecure", "ca_file", "auth", "token_command", "token_file")
-_MAILBOX_KEYS = ("name", "kind", "path", "folders", "sent_folder", "since", "team", "policies") + _SERVER_KEYS
-_SMTP_KEYS = ("kind", "path", "from", "reply_to") + _SERVER_KEYS
+SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
+               "allow_insecure", "ca_file", "auth", "token_command", "token_file")
+_MAILBOX_KEYS = ("name", "kind", "folders", "sent_folder", "since", "team", "policies")  # + each source kind's keys
+_SMTP_KEYS = ("kind", "from", "reply_to")  # + each transport kind's keys
 _STORE_KEYS = ("path", "archive_after", "url", "password_env", "password_file", "security", "allow_insecure",
                "ca_file")
 _DAEMON_KEYS = ("poll_seconds", "digest_after", "stale_after", "lease_seconds")
@@ -383,7 +411,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
                              "digest", "classify", "threads"))
     mailboxes = _mailboxes(reader)
-    smtp = _smtp(reader.section("smtp", _SMTP_KEYS))
+    smtp = _smtp(reader.section("smtp", _SMTP_KEYS + _transport_kinds().keys()))
     team = reader.section("team", ("addresses",))
     store_section = reader.section("store", _STORE_KEYS)
     store = _store(store_section)
@@ -504,12 +532,12 @@ def _mailboxes(reader: _Reader) -> tuple[MailboxConfig, ...]:
     sections = []
     for label, table in tables:
         if isinstance(table, dict):
-            sections.append(_Section(reader, label, table, _MAILBOX_KEYS))
+            sections.append(_Section(reader, label, table, _MAILBOX_KEYS + _source_kinds().keys()))
         else:
             reader.problem(label, "must be a table")
     boxes = [_mailbox(section, needs_name=len(tables) > 1) for section in sections]
     _distinct_mailboxes(sections, boxes)
-    return tuple(boxes) or (_mailbox(_Section(reader, "mailbox", {}, _MAILBOX_KEYS), needs_name=False),)
+    return tuple(boxes) or (_mailbox(_Section(reader, "mailbox", {}, ()), needs_name=False),)
 
 
 def _distinct_mailboxes(sections: list[_Section], boxes: list[MailboxConfig]) -> None:
@@ -522,31 +550,25 @@ def _distinct_mailboxes(sections: list[_Section], boxes: list[MailboxConfig]) ->
                 case = "" if name == box.name else \
                     f" (as {name!r}: names must differ by more than upper and lower case)"
                 section.problem("name", f"{box.name!r} is already the name of {first}{case}")
-        if box.kind == "maildir" and box.path is not None:
-            what: tuple = ("maildir", box.path.resolve())
-            key, said = "path", f"the Maildir {box.path}"
-        elif box.server.username:
-            what = ("imap", box.server.username.lower(), box.server.host.lower())
-            key, said = "username", f"the IMAP account {box.server.username}@{box.server.host}"
-        else:
+        read = _source_kinds()[box.kind].reads(box.settings)
+        if read is None:
             continue
+        key, what, said = read
         first = reads.setdefault(what, section.name)
         if first != section.name:
             section.problem(key, f"{first} already reads {said}: each message would start two clocks")
 
 
 def _mailbox(section: _Section, needs_name: bool) -> MailboxConfig:
-    kind = section.text("kind", "maildir", ("imap", "maildir"))
-    server = _server(section, used=kind == "imap", default_security="tls", tls_port=993, other_port=143)
-    if kind == "imap" and not server.username:
-        section.problem("username", "is required for an IMAP mailbox")
+    kinds = _source_kinds()
+    kind = section.text("kind", "maildir", kinds.names())
+    settings = _kind_settings(kinds, section, kind)
     policies = section.path("policies", "") if "policies" in section.table else None
     if policies is not None and not policies.is_dir():
         section.problem("policies", f"{policies} is not a folder")
     return MailboxConfig(
         kind=kind,
-        path=section.path("path", "Maildir") if kind == "maildir" else None,
-        server=server,
+        settings=settings,
         folders=section.strings("folders", ("INBOX",)),
         sent_folder=section.text("sent_folder", "auto"),
         since=_since(section),
@@ -596,11 +618,11 @@ def _since(section: _Section) -> timedelta | datetime:
 
 
 def _smtp(section: _Section) -> SmtpConfig:
-    kind = section.text("kind", "outbox", ("smtp", "outbox"))
+    kinds = _transport_kinds()
+    kind = section.text("kind", "outbox", kinds.names())
     return SmtpConfig(
         kind=kind,
-        path=section.path("path", "var/outbox") if kind == "outbox" else None,
-        server=_server(section, used=kind == "smtp", default_security="starttls", tls_port=465, other_port=587),
+        settings=_kind_settings(kinds, section, kind),
         from_address=section.text("from", "mailesc <mailesc@localhost>"),
         reply_to=section.text("reply_to", ""),
     )
@@ -663,7 +685,27 @@ def _store_url(section: _Section) -> tuple[str | None, str | None]:
     return parts.geturl(), parts.hostname
 
 
-def _server(section: _Section, *, used: bool, default_security: str, tls_port: int, other_port: int) -> ServerConfig:
+def _source_kinds():
+    from mailesc.sources import KINDS  # not at the top: the kinds' declarations read their keys with this module
+
+    return KINDS
+
+
+def _transport_kinds():
+    from mailesc.transports import KINDS
+
+    return KINDS
+
+
+def _kind_settings(kinds, section: _Section, chosen: str):
+    """The settings of the `chosen` kind. Every kind reads its keys (a wrong key is a problem whichever kind is
+    chosen, as it always was); only the chosen one checks what matters when it is used."""
+    return {kind.name: kind.settings(section, kind.name == chosen) for kind in kinds}[chosen]
+
+
+def read_server(section: _Section, *, used: bool, default_security: str, tls_port: int,
+                other_port: int) -> ServerConfig:
+    """The server keys (SERVER_KEYS) of a kind that logs in to a server; `used`: the kind is the one chosen."""
     security = section.text("security", default_security, SECURITY)
     ca_file = section.path("ca_file", "") if section.table.get("ca_file") else None
     server = ServerConfig(
@@ -696,10 +738,10 @@ def credential_problems(config: Config) -> list[tuple[str, str, str]]:
     that fails (run once, as at every login). `run`, `once` and `check` refuse to start on any of these (exit 78)
     instead of failing at every poll."""
     problems = []
-    servers = [(box.server, box.kind == "imap") for box in config.mailboxes]
-    for server, used in servers + [(config.smtp.server, config.smtp.kind == "smtp")]:
-        if used:
-            problems += _server_credential_problems(config.file, server)
+    sources, transports = _source_kinds(), _transport_kinds()
+    for box in config.mailboxes:
+        problems += sources[box.kind].credentials(config.file, box.settings)
+    problems += transports[config.smtp.kind].credentials(config.file, config.smtp.settings)
     if config.store.url is not None:
         problems += _store_credential_problems(config.file, config.store.password)
     return problems
@@ -717,7 +759,7 @@ def _store_credential_problems(file: Path, password: Secret) -> list[tuple[str, 
     return []
 
 
-def _server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[str, str, str]]:
+def server_credential_problems(file: Path, server: ServerConfig) -> list[tuple[str, str, str]]:
     section = server.password.section
     try:
         if server.auth == "xoauth2":

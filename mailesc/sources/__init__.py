@@ -5,14 +5,20 @@ persists), lazily, and updates that state once they were all read; fetch(keys) r
 
 A source may also offer wait(timeout, stop) -> bool: block up to `timeout` seconds until the mailbox reports
 a change (IMAP IDLE) or `stop` is set, True when there may be new mail. Sources without it are waited for by
-wait_for_mail(), which simply sleeps on `stop`."""
+wait_for_mail(), which simply sleeps on `stop`.
+
+KINDS holds the kinds `[mailbox] kind` can name, each with its config keys and constructor (see mailesc.kinds)."""
 
 from __future__ import annotations
 
 import threading
-from typing import Iterable, MutableMapping, Protocol
+from typing import TYPE_CHECKING, Iterable, MutableMapping, Protocol
 
-from mailesc.model import RawMessage
+from mailesc.config import SERVER_KEYS, read_server, server_credential_problems
+from mailesc.kinds import Kind, Registry
+
+if TYPE_CHECKING:
+    from mailesc.model import RawMessage
 
 
 class Source(Protocol):
@@ -38,12 +44,50 @@ def wait_for_mail(source, timeout: float, stop: threading.Event) -> bool:
     return bool(wait(timeout, stop))
 
 
-def open_source(mailbox_config):
+def open_source(mailbox_config) -> Source:
     """The source the config asks for (connections are made lazily, on first use)."""
-    if mailbox_config.kind == "imap":
-        from mailesc.sources.imap import ImapSource
+    return KINDS[mailbox_config.kind].open(mailbox_config)
 
-        return ImapSource(mailbox_config)
+
+KINDS = Registry("mailbox")
+
+
+def _imap_settings(section, chosen: bool):
+    server = read_server(section, used=chosen, default_security="tls", tls_port=993, other_port=143)
+    if chosen and not server.username:
+        section.problem("username", "is required for an IMAP mailbox")
+    return server
+
+
+def _open_imap(mailbox_config) -> Source:
+    from mailesc.sources.imap import ImapSource
+
+    return ImapSource(mailbox_config)
+
+
+def _imap_reads(server):
+    if not server.username:
+        return None
+    return ("username", ("imap", server.username.lower(), server.host.lower()),
+            f"the IMAP account {server.username}@{server.host}")
+
+
+def _maildir_settings(section, chosen: bool):
+    return section.path("path", "Maildir") if chosen else None
+
+
+def _open_maildir(mailbox_config) -> Source:
     from mailesc.sources.maildir import MaildirSource
 
     return MaildirSource(mailbox_config.path, mailbox_config.folders, mailbox_config.sent_folder)
+
+
+def _maildir_reads(path):
+    return ("path", ("maildir", path.resolve()), f"the Maildir {path}")
+
+
+# The IMAP kind is declared here, not in sources/imap.py: reading the config must not import imapclient.
+KINDS.register(Kind("imap", keys=SERVER_KEYS, settings=_imap_settings, open=_open_imap,
+                    credentials=server_credential_problems, reads=_imap_reads))
+KINDS.register(Kind("maildir", keys=("path",), settings=_maildir_settings, open=_open_maildir,
+                    reads=_maildir_reads))

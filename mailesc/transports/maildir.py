@@ -51,3 +51,7 @@ class MaildirOutbox:
 
     def describe(self) -> dict:
         return {"kind": "outbox", "path": str(self.path)}
+
+    def check(self) -> dict:
+        """What `mailesc check` reports: the folder (there is nothing to connect to)."""
+        return self.describe()
