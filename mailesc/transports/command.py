@@ -124,8 +124,8 @@ def summary(stderr: bytes) -> str:
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     if not lines:
         return ""
-    text = _QUOTED.sub("…", _ADDRESS.sub("…", lines[0]))
-    text = " ".join(_UNPRINTABLE.sub(" ", text).split())
+    text = " ".join(_UNPRINTABLE.sub(" ", lines[0]).split())
+    text = _QUOTED.sub("…", _ADDRESS.sub("…", text))
     if len(text) > SUMMARY_LIMIT:
         text = text[:SUMMARY_LIMIT - 1] + "…"
     more = len(lines) - 1
