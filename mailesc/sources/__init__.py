@@ -44,6 +44,17 @@ def wait_for_mail(source, timeout: float, stop: threading.Event) -> bool:
     return bool(wait(timeout, stop))
 
 
+def own_keys(kind: str, keys: Iterable[str]) -> list[str]:
+    """The keys, of those the engine and the outbox hand back to fetch(), that a source of `kind` gave out.
+
+    A key is "KIND:..." and only the source that made it knows the rest (imap:UIDVALIDITY:UID:FOLDER,
+    maildir:FOLDER:NAME). The store keeps keys across restarts: after a mailbox's kind was changed, its threads
+    still hold keys of the old kind, which name nothing the new source can fetch (they are left out, as a
+    message that is gone is)."""
+    prefix = kind + ":"
+    return [key for key in keys if key.startswith(prefix)]
+
+
 def open_source(mailbox_config) -> Source:
     """The source the config asks for (connections are made lazily, on first use)."""
     return KINDS[mailbox_config.kind].open(mailbox_config)

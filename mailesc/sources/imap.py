@@ -17,6 +17,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailesc.errors import ConfigError, SourceError, connection_problem
 from mailesc.model import RawMessage
+from mailesc.sources import own_keys
 from mailesc.sources.imap_errors import NETWORK_ERRORS, reason
 from mailesc.sources.imap_fetch import HEADER_ITEMS, FetchedHeader, from_imapclient, parse_header_fetch
 from mailesc.sources.imap_idle import wait_idling
@@ -220,7 +221,7 @@ class ImapSource:
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted: dict[tuple[str, int], list[int]] = {}
-        for key in keys:
+        for key in own_keys("imap", keys):
             _, validity, uid, folder = key.split(":", 3)
             wanted.setdefault((folder, int(validity)), []).append(int(uid))
         found = {}

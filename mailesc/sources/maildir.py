@@ -9,6 +9,7 @@ from typing import Iterable, Iterator, MutableMapping
 
 from mailesc.errors import SourceError
 from mailesc.model import RawMessage
+from mailesc.sources import own_keys
 
 
 class MaildirSource:
@@ -75,7 +76,7 @@ class MaildirSource:
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         folders = self.watched()
         found = {}
-        for key in keys:
+        for key in own_keys("maildir", keys):
             name, local = key.removeprefix("maildir:").rsplit(":", 1)
             try:
                 found[key] = folders[name].get_bytes(local)
