@@ -135,3 +135,16 @@ def test_the_readme_names_every_registered_kind(key, registry):
              if line.startswith(f"| `{key}` |")]
     meaning = row.split("|")[3]
     assert all(f"`{name}`" in meaning for name in registry.names()), row
+
+
+def test_check_describes_the_built_in_local_kinds_as_before(tmp_path):
+    from mailesc import app
+    from tests.support import MAILDIR, ONE_HOUR_RULE, OUTBOX, write_config
+
+    config = load_config(write_config(tmp_path, mailbox=MAILDIR, smtp=OUTBOX, rules=ONE_HOUR_RULE))
+    mailbox.Maildir(tmp_path / "Maildir", create=True).add_folder("Sent")
+    lines = app.check(app.load_setup(config), offline=False)
+    assert lines[-3:] == ["mailboxes  default (maildir)",
+                          f"mailbox    kind: maildir; path: {tmp_path.resolve() / 'Maildir'}; "
+                          "folders: {'INBOX': 0, 'Sent': 0}",
+                          f"sending    kind: outbox; path: {tmp_path.resolve() / 'outbox'}"]
