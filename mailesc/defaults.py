@@ -36,6 +36,7 @@ since = "7d"                     # older mail (back from the first start) thread
 
 [smtp]
 kind = "smtp"                    # smtp | outbox (then: path = "..." — a Maildir the mails are written to)
+                                 # | command (then: command = ["/usr/sbin/sendmail", "-t", "-oi"])
 host = "smtp.example.com"
 port = 587
 security = "starttls"
