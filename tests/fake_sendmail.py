@@ -2,8 +2,8 @@
 
     python3 fake_sendmail.py FOLDER [ARGUMENT...]
 
-It reads the mail from standard input and writes it to FOLDER/NNN.eml, with its arguments in FOLDER/NNN.json,
-then exits with the status FOLDER/status holds (0 when there is no such file). A status of "sleep" makes it wait
+It reads the mail from standard input and writes it to FOLDER/NNN.eml, with its arguments in FOLDER/NNN.json
+(and the names of the environment variables it was given in FOLDER/NNN.env.json), then exits with the status FOLDER/status holds (0 when there is no such file). A status of "sleep" makes it wait
 far longer than any test's timeout; "signal" makes it kill itself with SIGTERM. FOLDER/stderr, if present, is
 copied to standard error (what a real sendmail says on failure). With a status other than 0 nothing is kept,
 as a mail program that refused the mail keeps nothing."""
@@ -34,6 +34,7 @@ def main() -> int:
         return int(status)
     number = len(list(folder.glob("*.eml"))) + 1
     (folder / f"{number:03d}.json").write_text(json.dumps(arguments))
+    (folder / f"{number:03d}.env.json").write_text(json.dumps(sorted(os.environ)))
     (folder / f"{number:03d}.eml").write_bytes(data)
     return 0
 

@@ -5,7 +5,8 @@ as a list, run without a shell (nothing in the config is ever parsed as a comman
 body, as an SMTP server would get it) goes to its standard input; its To header holds every recipient, so
 sendmail's `-t` reads them from there. The envelope sender follows the arguments as `-f ADDRESS` (`-f <>`, the
 null sender, for acknowledgements to customers, RFC 3834), unless `envelope_option = ""` says the program takes
-none.
+none. The program gets only the environment variables a mail program may need (ENVIRONMENT, and the LC_*
+locale ones): not the ones that hold mailesc's passwords.
 
 Exit status 0 is accepted. EX_TEMPFAIL (75), a program that runs past `timeout_seconds`, is stopped by a signal
 or cannot be started is a temporary failure: the mail is retried with backoff like an SMTP 4xx. Any other status
@@ -38,6 +39,7 @@ EXIT_NAMES = {64: "EX_USAGE", 65: "EX_DATAERR", 66: "EX_NOINPUT", 67: "EX_NOUSER
               69: "EX_UNAVAILABLE", 70: "EX_SOFTWARE", 71: "EX_OSERR", 72: "EX_OSFILE", 73: "EX_CANTCREAT",
               74: "EX_IOERR", 75: "EX_TEMPFAIL", 76: "EX_PROTOCOL", 77: "EX_NOPERM", 78: "EX_CONFIG"}
 SUMMARY_LIMIT = 160
+ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "MAIL_CONFIG")  # MAIL_CONFIG: Postfix's
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class CommandTransport:
         program, timeout = self.config.program, self.config.timeout
         try:
             process = subprocess.Popen(self.arguments(mail), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.PIPE, start_new_session=True)
+                                       stderr=subprocess.PIPE, env=environment(), start_new_session=True)
         except OSError as error:  # found when the config was read; gone or broken since: the mails wait
             return TemporaryTransportError(f"the mail command {program} could not be started: "
                                            f"{error.strerror or error}")
@@ -99,6 +101,11 @@ class CommandTransport:
         name = f" ({EXIT_NAMES[status]})" if status in EXIT_NAMES else ""
         kind = TemporaryTransportError if status == EX_TEMPFAIL else PermanentTransportError
         return kind(f"the mail command {program} exited {status}{name}{said}")
+
+
+def environment() -> dict[str, str]:
+    """What the program inherits of mailesc's environment: ENVIRONMENT and the locale, never a password."""
+    return {name: value for name, value in os.environ.items() if name in ENVIRONMENT or name.startswith("LC_")}
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -146,6 +146,15 @@ def test_each_mail_goes_to_the_program_with_its_envelope_sender(tmp_path, sent):
                           (["-t", "-oi", "-f", "<>"], mail(sender="", number=2).data)]  # the null sender
 
 
+def test_the_program_gets_no_password_from_the_environment(tmp_path, sent, monkeypatch):
+    monkeypatch.setenv("MAILESC_SMTP_PASSWORD", "pw-never-passed-on")
+    monkeypatch.setenv("LC_TIME", "C")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert transport_for(tmp_path, sent).send([mail()]) == {"<m1@mailesc>": None}
+    given = json.loads((sent / "001.env.json").read_text())
+    assert "MAILESC_SMTP_PASSWORD" not in given and {"PATH", "LC_TIME"} <= set(given)
+
+
 def test_no_envelope_sender_for_a_program_that_takes_none(tmp_path, sent):
     assert transport_for(tmp_path, sent, 'envelope_option = ""').send([mail()]) == {"<m1@mailesc>": None}
     assert kept(sent) == [(["-t", "-oi"], mail().data)]
