@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailesc.errors import PermanentTransportError, TemporaryTransportError
+from mailesc.errors import EX_TEMPFAIL, PermanentTransportError, TemporaryTransportError
 from mailesc.kinds import Kind
 
 if TYPE_CHECKING:
     from mailesc.render import OutgoingMail
 
-EX_TEMPFAIL = 75
 EXAMPLE = '["/usr/sbin/sendmail", "-t", "-oi"]'
 # sysexits.h, for the error: what a mail program means by the statuses it documents
 EXIT_NAMES = {64: "EX_USAGE", 65: "EX_DATAERR", 66: "EX_NOINPUT", 67: "EX_NOUSER", 68: "EX_NOHOST",
