@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from sys import intern
 from typing import Callable
 
 from mailesc.model import Message, Thread
@@ -110,8 +111,10 @@ class ThreadIndex:
             if not may_open:
                 return None
             root = message.parents[0] if message.parents else message.message_id
-            thread = Thread(id=root, subject=normalize_subject(message.subject)[0])
-        thread.ids.update((*message.parents, message.message_id))
+            thread = Thread(id=intern(root), subject=normalize_subject(message.subject)[0])
+        # interned, as the store does when it reads threads back: a parent named by many replies, and each id
+        # in the index and in its message, is one string
+        thread.ids.update(intern(message_id) for message_id in (*message.parents, message.message_id))
         return thread
 
 
