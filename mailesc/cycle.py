@@ -19,13 +19,13 @@ from mailesc.classify import People, SpamRules, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
 from mailesc.logs import detail, fields
-from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined,
+from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined,
                            RawMessage, Status, Thread, ThreadMessage)
+from mailesc.compose import ack_mail_id, escalation_mail_id, warning_mail_id
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
 from mailesc.repository import MailboxStore
-from mailesc.signing import mail_message_id
 from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
 
 log = logging.getLogger("mailesc.cycle")
@@ -217,7 +217,7 @@ class Engine:
         if last is not None and now - last < rule.acknowledge_every:
             return
         thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
-                                     message_id=self._mail_id(thread, "A")))
+                                     message_id=ack_mail_id(self.secret, thread, self.own_address)))
         self._acknowledged[message.sender] = now
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
@@ -370,7 +370,7 @@ class Engine:
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
         thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
-                                     message_id=self._mail_id(thread, "W")))
+                                     message_id=warning_mail_id(self.secret, thread, self.own_address)))
         self.store.put_thread(thread)
         self.outbox.expect(thread)
         report.warnings_recorded += 1
@@ -388,8 +388,8 @@ class Engine:
             if step.level.number not in breach.escalated_levels() and not passed_over:
                 record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
                                           template=step.level.template,
-                                          message_id=self._mail_id(thread, _clock_mark(breach.clock)
-                                                                          + f"L{step.level.number}"))
+                                          message_id=escalation_mail_id(self.secret, thread, breach.clock,
+                                                                        step.level.number, self.own_address))
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
                 self.store.put_breach(breach)
@@ -397,12 +397,6 @@ class Engine:
                 report.escalations_recorded += 1
                 log.info("breach %d: level %d escalation recorded (thread %s)", breach.id, record.level, thread.id,
                          extra=detail(breach=breach.id, thread=thread.id, escalation_level=record.level))
-
-    def _mail_id(self, thread: Thread, what: str) -> str:
-        """The signed Message-ID of a mail about `thread`: the same for the same mail whenever it is composed
-        (a resend after a crash is the same mail), different for each mailbox's thread of the same root id."""
-        ref = thread.id if thread.mailbox == DEFAULT_MAILBOX else f"{thread.mailbox}\n{thread.id}"
-        return mail_message_id(self.secret, ref, what, self.own_address)
 
     def next_deadline(self, now: datetime) -> datetime | None:
         """The next moment a clock needs looking at (for the daemon's sleep and replay's simulated time);
@@ -474,7 +468,7 @@ class Engine:
         evaluation, so a changed ladder or warning applies at once. Deadlines already computed stay."""
         self.policies = policies
         self.people = replace(self.people, managers=policies.recipients())
-        self.outbox.policies, self.outbox.templates = policies, templates  # rule order, zones; mails
+        self.outbox.composer.policies, self.outbox.composer.templates = policies, templates  # rule order, zones
         for thread_id in self.store.threads:
             self.agenda.changed(thread_id)
 
@@ -525,9 +519,3 @@ def who_is_who(policies: Policies, team: tuple[str, ...], sender: str, secret: b
     """The team, the escalation recipients, mailesc's own address and secret, for classifying messages."""
     return People(team=team, managers=policies.recipients(), own_address=getaddresses([sender])[0][1].lower(),
                   secret=secret)
-
-
-def _clock_mark(clock: int) -> str:
-    """"" for the first-response clock (its mails keep the simplest ids), "N2" for the second next response."""
-    return f"N{clock}" if clock else ""
-

@@ -10,12 +10,13 @@ import logging
 from datetime import date, datetime, timedelta
 
 from mailesc.clock import isoformat
+from mailesc.compose import daily_digest_mail, daily_message_id
 from mailesc.config import DailyDigestConfig
 from mailesc.errors import PermanentTransportError, StoreError, TransportError
 from mailesc.humane import human_time
 from mailesc.model import Breach
 from mailesc.outbox import retry_time
-from mailesc.render import Templates, build_mail
+from mailesc.render import Templates
 
 log = logging.getLogger("mailesc.daily")
 RECORD = "daily_digest"  # its record in the store's health table
@@ -70,11 +71,8 @@ class DailyDigest:
 
     def _compose(self, record: dict, now: datetime):
         day = date.fromisoformat(record["date"])
-        subject, text, html = self.templates.render(self.config.template, self.context(day, now))
-        return build_mail(sender=self.sender, to=list(self.config.to), subject=subject, text=text, html=html,
-                          message_id=record["message_id"], references=[], date=now, attachments=[],
-                          headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
-                                   "X-Mailesc": "daily-digest"})
+        return daily_digest_mail(self.templates, self.config.template, self.context(day, now), sender=self.sender,
+                                 to=list(self.config.to), message_id=record["message_id"], now=now)
 
     def context(self, day: date, now: datetime) -> dict:
         """What the template gets: yesterday's breaches (by deadline, local time) and the unreviewed ones."""
@@ -92,8 +90,7 @@ class DailyDigest:
                 "review_period_days": self.review_period.days}
 
     def _message_id(self, day: date) -> str:
-        domain = self.sender.rpartition("@")[2].rstrip(">") or "mailesc.invalid"
-        return f"<mailesc.daily.{day.isoformat()}@{domain}>"
+        return daily_message_id(day, self.sender)
 
 
 def _summary(breach: Breach, now: datetime, zone) -> dict:

@@ -180,6 +180,22 @@ class Breach:
         return {record.level for record in self.escalations}
 
 
+@dataclass(frozen=True)
+class Attachment:
+    name: str  # e.g. "01-customer.eml"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A mail ready for a transport (built by compose.py through render.build_mail)."""
+
+    message_id: str
+    sender: str  # envelope sender address
+    recipients: tuple[str, ...]
+    data: bytes
+
+
 @dataclass
 class Quarantined:
     key: str

@@ -6,26 +6,20 @@ with the same Message-ID instead of losing it. Temporary failures stay pending a
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from mailesc.clock import isoformat
-from mailesc.humane import format_span, human_time
-from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError, SourceError
+from mailesc.compose import Composer, digest_message_id
+from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
 from mailesc.logs import fields
-from mailesc.model import Breach, Delivery, EscalationRecord, Kind, Notice, Thread, ThreadMessage
-from mailesc.parse import clean
-from mailesc.signing import signed_marker
-from mailesc.render import ATTACHMENT_BUDGET, Attachment, ComposeError, OutgoingMail, Templates, build_mail
+from mailesc.model import Breach, Delivery, EscalationRecord, Notice, OutgoingMail, Thread
+from mailesc.render import ComposeError, Templates
 
 log = logging.getLogger("mailesc.outbox")
-logging.getLogger("mailparser").setLevel(logging.ERROR)  # it warns about every MIME part it skips
-EXCERPT_CHARS = 600
-QUOTE_LIMIT = 5 * 1024 * 1024  # a first message larger than this is not fetched just to quote its start
 RETRY_FIRST, RETRY_MOST = timedelta(seconds=30), timedelta(minutes=30)
 DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go out as one digest
 
@@ -56,11 +50,11 @@ class Outbox:
     def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
                  digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b"", policies=None,
                  zone: tzinfo | None = None):
-        self.store, self.source, self.transport, self.templates = store, source, transport, templates
-        self.policies = policies  # rule order (digest order) and each rule's calendar zone (times in mails)
-        self.zone = zone  # [templates] timezone: every mail's times in this zone instead of the calendar's
-        self.secret = secret  # signs the X-Mailesc marker, so that nobody else can write one that counts
-        self.sender, self.reply_to, self.digest_after, self.durable = sender, reply_to, digest_after, durable
+        self.store, self.source, self.transport = store, source, transport
+        # policies: rule order (digest order) and each rule's calendar zone (times in mails); zone: [templates]
+        # timezone, every mail's times in it instead of the calendar's; secret: signs the X-Mailesc marker
+        self.composer = Composer(templates, sender, reply_to, secret, policies, zone)
+        self.sender, self.digest_after, self.durable = sender, digest_after, durable
         self._waiting: set[tuple[str, int | None]] = set()
         self.rescan()
 
@@ -168,45 +162,15 @@ class Outbox:
                 singles.append(item)
         for items in fresh.values():
             if len(items) > self.digest_after:
-                again[digest_message_id(items, self.sender)] = items
+                again[digest_message_id((i.record.message_id for i in items), self.sender)] = items
             else:
                 singles += items
         return [(item.record.message_id, [item], False) for item in singles] + [
             (mail_id, items, True) for mail_id, items in again.items()]
 
-    def _zone_of(self, thread: Thread) -> tzinfo:
-        """Where times in a mail about `thread` are told: [templates] timezone, else its rule's calendar zone."""
-        rule = self.policies.get(thread.policy) if self.policies is not None and thread.policy else None
-        return self.zone or (rule.calendar.zone if rule else timezone.utc)
-
-    def _priority(self, policy: str | None) -> int:
-        """A rule's place in the policies (the first rule is the most important); unknown rules last."""
-        names = [rule.name for rule in self.policies.rules] if self.policies is not None else []
-        return names.index(policy) if policy in names else len(names)
-
     def _digest(self, mail_id: str, items: list[_Pending], now: datetime) -> OutgoingMail:
-        """One mail listing many escalations: by policy priority (rule order), then the most overdue first."""
-        escalations = []
-        ordered = sorted(items, key=lambda item: (self._priority(item.thread.policy), item.breach.due_at,
-                                                  item.breach.id))
-        for item in ordered:
-            context = thread_context(item.thread, now, None, [], breach=item.breach, zone=self._zone_of(item.thread))
-            context.update(level=item.record.level, breach_id=item.breach.id)
-            escalations.append(context)
-        recipients = list(items[0].record.to)
-        zone = self.zone or (self._zone_of(items[0].thread) if len({self._zone_of(i.thread) for i in items}) == 1
-                             else timezone.utc)
-        subject, text, html = self.templates.render("digest", {"escalations": escalations, "count": len(items),
-                                                              "recipients": recipients,
-                                                              "now": human_time(now, zone, now),
-                                                              "now_iso": isoformat(now)})
-        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
-                   "X-Mailesc": signed_marker(self.secret, f"digest; escalations={len(items)}", mail_id)}
-        if self.reply_to:
-            headers["Reply-To"] = self.reply_to
-        return build_mail(sender=self.sender, to=recipients, subject=subject, text=text, html=html,
-                          message_id=mail_id, references=[item.record.message_id for item in items][:50], date=now,
-                          headers=headers, attachments=[])
+        members = [(item.thread, item.breach, item.record.level, item.record.message_id) for item in items]
+        return self.composer.storm_digest(mail_id, list(items[0].record.to), members, now)
 
     def _mark(self, item: _Pending, error: Exception | None, now: datetime) -> None:
         record = item.record
@@ -250,47 +214,11 @@ class Outbox:
         self.store.put_breach(item.breach) if item.breach else self.store.put_thread(item.thread)
 
     def _compose(self, item: _Pending, now: datetime) -> OutgoingMail:
-        thread, record = item.thread, item.record
-        messages = [m for m in thread.sorted_messages() if m.kind is not Kind.OWN]
-        first = thread.first_customer_message()
-        omitted: list[str] = []
-        chosen = _within_budget(messages, omitted) if item.breach else {}  # only escalations attach the thread
-        opener = clock_opener(thread, item.breach)  # the customer message whose clock ran out
-        answer = (team_answers(thread, opener)[-1:] or [None])[0]  # what the team said last before it
-        quote = opener if opener and opener.size <= QUOTE_LIMIT else None
-        if opener and not quote:
-            omitted.append(f"the {'first' if opener is first else 'new'} message ({opener.size} bytes) "
-                           f"is too large to quote")
-        wanted = {m.key for m in chosen.values()} | {m.key for m in (quote, answer) if m and m.size <= QUOTE_LIMIT}
-        try:
-            raws = self.source.fetch(wanted)
-        except SourceError as error:
-            raws = None
-            omitted.append(f"the thread's messages could not be fetched from the mailbox ({error})")
-        attachments = _attachments(chosen, raws, omitted) if raws is not None else []
-        context = thread_context(thread, now, raws.get(quote.key) if raws and quote else None, omitted,
-                                 breach=item.breach, zone=self._zone_of(thread),
-                                 answer_raw=raws.get(answer.key) if raws and answer else None)
-        context["recipients"] = list(record.to)
-        references = [thread.id] + [m.message_id for m in messages[-20:] if m.message_id != thread.id]
-        marker = record.kind if not item.breach else f"escalation; level={record.level}; breach={item.breach.id}"
-        headers = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All",
-                   "X-Mailesc": signed_marker(self.secret, marker, record.message_id)}
-        envelope_sender = None
-        if item.breach:
-            context.update(level=record.level, breach_id=item.breach.id)
-        elif record.kind == "ack":  # to the customer: an RFC 3834 auto-reply, with a null envelope sender
-            references = list(dict.fromkeys([thread.id, first.message_id]))
-            headers["Auto-Submitted"], envelope_sender = "auto-replied", ""
-            headers["X-Mailesc"] = marker  # never a signature the customer could copy onto a mail of theirs
-        else:
-            context.update(time_left=format_span(max(thread.due_at - now, timedelta(0))))
-        if self.reply_to:
-            headers["Reply-To"] = self.reply_to
-        subject, text, html = self.templates.render(record.template, context)
-        return build_mail(sender=self.sender, to=record.to, subject=subject, text=text, html=html,
-                          message_id=record.message_id, references=references, date=now, attachments=attachments,
-                          headers=headers, envelope_sender=envelope_sender)
+        record = item.record
+        return self.composer.thread_mail(kind=record.kind if not item.breach else "escalation",
+                                         message_id=record.message_id, to=record.to, template=record.template,
+                                         thread=item.thread, now=now, fetch=self.source.fetch, breach=item.breach,
+                                         level=record.level if item.breach else None)
 
 
 def _naming(item: _Pending) -> str:
@@ -328,126 +256,3 @@ def retry_time(attempts: int, now: datetime) -> datetime:
 
 
 _DOUBLINGS_TO_MOST = math.ceil(math.log2(RETRY_MOST / RETRY_FIRST))  # 6: 30 s * 64 is past 30 minutes
-
-
-def digest_message_id(items: list[_Pending], sender: str) -> str:
-    """Stable for the same escalations, so a retried digest keeps its Message-ID."""
-    digest = hashlib.sha256(" ".join(sorted(item.record.message_id for item in items)).encode()).hexdigest()[:20]
-    domain = sender.rpartition("@")[2].rstrip(">") or "mailesc.invalid"
-    return f"<mailesc.digest.{digest}@{domain}>"
-
-
-def _within_budget(messages: list[ThreadMessage], omitted: list[str]) -> dict[int, ThreadMessage]:
-    """Number -> message to attach, oldest first, within the attachment budget by their known sizes (so a
-    huge message is never fetched just to be left out); what is left out is said."""
-    chosen, size = {}, 0
-    for number, message in enumerate(messages, start=1):
-        if size + message.size > ATTACHMENT_BUDGET:
-            omitted.append(f"message {number} ({message.message_id}, {message.size} bytes) is too large to attach")
-        else:
-            size += message.size
-            chosen[number] = message
-    return chosen
-
-
-def _attachments(chosen: dict[int, ThreadMessage], raws: dict[str, bytes], omitted: list[str]) -> list[Attachment]:
-    attachments = []
-    for number, message in chosen.items():
-        if message.key in raws:
-            attachments.append(Attachment(f"{number:02d}-{message.kind}.eml", raws[message.key]))
-        else:
-            omitted.append(f"message {number} ({message.message_id}) is no longer in the mailbox")
-    return attachments
-
-
-def clock_opener(thread: Thread, breach: Breach | None) -> ThreadMessage | None:
-    """The customer message that started the clock a mail is about: the first one, or for a next-response
-    breach the customer's new message after the team's answer."""
-    first = thread.first_customer_message()
-    if breach is None or not breach.clock:
-        return first
-    return next((m for m in thread.sorted_messages() if m.kind is Kind.CUSTOMER and m.arrived == breach.received_at),
-                first)
-
-
-def team_answers(thread: Thread, before: ThreadMessage | None) -> list[ThreadMessage]:
-    """The team's answers to the customer before `before` arrived, oldest first."""
-    return [m for m in thread.sorted_messages() if m.kind is Kind.TEAM and before and m.arrived < before.arrived]
-
-
-def thread_context(thread: Thread, now: datetime, first_raw: bytes | None, omitted: list[str], *,
-                   breach: Breach | None = None, zone: tzinfo | None = None, answer_raw: bytes | None = None) -> dict:
-    """What every template may use. Times are in a human form in `zone` (`Mon 21 Dec 11:00 CET`), with an
-    ISO 8601 twin (`received_iso`, ...) for whoever needs one; durations are `2h 05m`. For an escalation,
-    `received` and `due` are those of the clock that broke (`clock`: first_response or next_response), and
-    `answers` are what the team already wrote before the customer's message that started it."""
-    zone = zone or timezone.utc
-    first = thread.first_customer_message()
-    opener = clock_opener(thread, breach)
-    due = breach.due_at if breach else thread.due_at
-    answers = team_answers(thread, opener)
-    excerpt, defects = body_excerpt(first_raw)
-    answer_excerpt = body_excerpt(answer_raw)[0] if answers else None
-
-    def when(moment: datetime | None) -> str | None:
-        return human_time(moment, zone, now)
-
-    return {
-        "customer": first.sender if first else "",
-        "customer_name": first.name if first else "",
-        "subject": first.subject if first else thread.subject,
-        "policy": thread.policy,
-        "clock": "next_response" if breach and breach.clock else "first_response",
-        "received": when(opener.arrived) if opener else None,
-        "received_iso": isoformat(opener.arrived) if opener else None,
-        "first_received": when(first.arrived) if first else None,
-        "due": when(due),
-        "due_iso": isoformat(due),
-        "overdue_by": format_span(now - due) if breach and due else None,
-        "waiting_for": format_span(now - opener.arrived) if opener else None,
-        "excerpt": excerpt,
-        "defects": defects,
-        "answers": [{"from": m.sender, "name": m.name, "arrived": when(m.arrived), "subject": m.subject}
-                    for m in answers],
-        "last_answer_excerpt": answer_excerpt,
-        "thread": thread.id,
-        "messages": [{"from": m.sender, "subject": m.subject, "arrived": when(m.arrived),
-                      "arrived_iso": isoformat(m.arrived), "kind": str(m.kind)}
-                     for m in thread.sorted_messages() if m.kind is not Kind.OWN],
-        "omitted": omitted,
-        "now": when(now),
-        "now_iso": isoformat(now),
-        "timezone": human_time(now, zone).rsplit(" ", 1)[-1],
-    }
-
-
-def body_excerpt(raw: bytes | None) -> tuple[str, list[str]]:
-    """A short plain-text excerpt of a message body, paragraphs kept (one empty line between them, quoted
-    lines left out), and the MIME defects mail-parser found in it."""
-    if raw is None:
-        return "(the message body is not available)", []
-    import mailparser  # loads slowly: only when an escalation quotes a message
-
-    try:
-        parsed = mailparser.parse_from_bytes(raw)
-        text = "\n".join(parsed.text_plain) or _strip_tags("\n".join(parsed.text_html))
-        defects = sorted(parsed.defects_categories)
-    except Exception as error:  # mail-parser raises many kinds on broken MIME; the escalation must still go out
-        return f"(the message body could not be decoded: {type(error).__name__})", []
-    paragraphs, lines = [], []
-    for line in text.splitlines():
-        if line.lstrip().startswith(">"):
-            continue
-        if line.strip():
-            lines.append(clean(line))
-        elif lines:
-            paragraphs.append("\n".join(lines))
-            lines = []
-    if lines:
-        paragraphs.append("\n".join(lines))
-    excerpt = "\n\n".join(paragraphs)
-    return (excerpt[:EXCERPT_CHARS].rstrip() + " ...") if len(excerpt) > EXCERPT_CHARS else excerpt, defects
-
-
-def _strip_tags(html: str) -> str:
-    return re.sub(r"<[^>]+>", " ", re.sub(r"(?is)<(script|style).*?</\1>", " ", html))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from io import BytesIO
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
 from email.generator import BytesGenerator
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailesc.errors import ConfigError
+from mailesc.model import Attachment, OutgoingMail
 from mailesc.parse import clean
 
 if TYPE_CHECKING:  # jinja2 itself loads when a template is first needed
@@ -52,20 +52,6 @@ class _OutgoingPolicy(EmailPolicy):
 
 
 _OUTGOING = _OutgoingPolicy(linesep="\r\n", refold_source="none")
-
-
-@dataclass(frozen=True)
-class Attachment:
-    name: str  # e.g. "01-customer.eml"
-    data: bytes
-
-
-@dataclass(frozen=True)
-class OutgoingMail:
-    message_id: str
-    sender: str  # envelope sender address
-    recipients: tuple[str, ...]
-    data: bytes
 
 
 class Templates:

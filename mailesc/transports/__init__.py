@@ -12,7 +12,7 @@ from mailesc.kinds import Kind, Registry
 from mailesc.transports import command
 
 if TYPE_CHECKING:
-    from mailesc.render import OutgoingMail
+    from mailesc.model import OutgoingMail
 
 
 Settle = Callable[[str, "Exception | None"], None]

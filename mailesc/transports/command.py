@@ -30,7 +30,7 @@ from mailesc.errors import EX_TEMPFAIL, PermanentTransportError, TemporaryTransp
 from mailesc.kinds import Kind
 
 if TYPE_CHECKING:
-    from mailesc.render import OutgoingMail
+    from mailesc.model import OutgoingMail
 
 EXAMPLE = '["/usr/sbin/sendmail", "-t", "-oi"]'
 # sysexits.h, for the error: what a mail program means by the statuses it documents

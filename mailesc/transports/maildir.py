@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from mailesc.errors import TemporaryTransportError
-from mailesc.render import OutgoingMail
+from mailesc.model import OutgoingMail
 
 
 _OWN_NAME = re.compile(r"[0-9a-f]{32}\.eml")

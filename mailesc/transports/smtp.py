@@ -9,7 +9,7 @@ import aiosmtplib
 
 from mailesc.errors import ConfigError
 from mailesc.errors import PartiallyRefused, connection_problem, PermanentTransportError, TemporaryTransportError, TransportError
-from mailesc.render import OutgoingMail
+from mailesc.model import OutgoingMail
 
 trace = logging.getLogger("mailesc.trace.smtp")  # the protocol, for --trace only (see mailesc.logs)
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailesc.humane import format_span, human_time
-from mailesc.outbox import body_excerpt
+from mailesc.compose import body_excerpt
 from mailesc.render import fold_ids, header_safe, usable_message_ids
 
 BERLIN = ZoneInfo("Europe/Berlin")
