@@ -19,7 +19,7 @@ from mailesc.classify import People, SpamRules, classify
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import ParseError, SourceError
 from mailesc.logs import detail, fields
-from mailesc.model import (Breach, Delivery, EscalationRecord, Kind, Message, Notice, Quarantined,
+from mailesc.model import (Breach, Delivery, Kind, MailKind, Message, QueuedMail, Quarantined,
                            RawMessage, Status, Thread, ThreadMessage)
 from mailesc.compose import ack_mail_id, escalation_mail_id, warning_mail_id
 from mailesc.outbox import DIGEST_AFTER, Outbox
@@ -216,8 +216,8 @@ class Engine:
         last = self._acknowledged.get(message.sender)
         if last is not None and now - last < rule.acknowledge_every:
             return
-        thread.notices.append(Notice(kind="ack", at=now, to=[reply_address(message)], template=rule.acknowledge,
-                                     message_id=ack_mail_id(self.secret, thread, self.own_address)))
+        thread.notices.append(QueuedMail(kind=MailKind.ACK, message_id=ack_mail_id(self.secret, thread, self.own_address),
+                                         to=[reply_address(message)], at=now, template=rule.acknowledge))
         self._acknowledged[message.sender] = now
         self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
@@ -369,8 +369,9 @@ class Engine:
         return sorted((t for t in threads if t.due_at is not None), key=lambda t: (t.due_at, t.id))
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
-        thread.notices.append(Notice(kind="warning", at=now, to=list(rule.warning.to), template=rule.warning.template,
-                                     message_id=warning_mail_id(self.secret, thread, self.own_address)))
+        thread.notices.append(QueuedMail(kind=MailKind.WARNING,
+                                         message_id=warning_mail_id(self.secret, thread, self.own_address),
+                                         to=list(rule.warning.to), at=now, template=rule.warning.template))
         self.store.put_thread(thread)
         self.outbox.expect(thread)
         report.warnings_recorded += 1
@@ -386,10 +387,10 @@ class Engine:
         for step in steps:
             passed_over = (step is not steps[-1] and self._first_start is not None and step.at < self._first_start)
             if step.level.number not in breach.escalated_levels() and not passed_over:
-                record = EscalationRecord(level=step.level.number, at=now, to=list(step.level.to),
-                                          template=step.level.template,
-                                          message_id=escalation_mail_id(self.secret, thread, breach.clock,
-                                                                        step.level.number, self.own_address))
+                record = QueuedMail(kind=MailKind.ESCALATION, level=step.level.number, at=now,
+                                    to=list(step.level.to), template=step.level.template,
+                                    message_id=escalation_mail_id(self.secret, thread, breach.clock,
+                                                                  step.level.number, self.own_address))
                 breach.escalations.append(record)
                 self._escalations[record.message_id] = breach
                 self.store.put_breach(breach)

@@ -94,20 +94,50 @@ class Delivery(StrEnum):
     FAILED = "failed"  # refused for good; shown to the operator
 
 
-@dataclass
-class Notice:
-    """A mail about a thread that is not an escalation: a warning to the team before the deadline."""
+class MailKind(StrEnum):
+    """What a queued mail is: the values of `QueuedMail.kind`."""
 
-    kind: str  # "warning"
-    at: datetime
-    to: list[str]
+    ESCALATION = "escalation"  # a level of a breach's ladder, to managers (kept in the breach's `escalations`)
+    WARNING = "warning"  # to the team before a deadline (kept in the thread's `notices`)
+    ACK = "ack"  # to the customer: we have your message (kept in the thread's `notices`)
+    DIGEST = "digest"  # storm control: many escalations to the same recipients as one mail
+    DAILY = "daily"  # the daily digest to the managers
+
+
+@dataclass
+class QueuedMail:
+    """One mail mailesc sends, of any kind, from the moment it falls due until the server accepted it or
+    refused it for good. It is recorded before it is sent and settled after (write-ahead), so that a crash
+    resends this very mail, with its Message-ID, instead of losing it or writing another."""
+
+    kind: str  # a MailKind value
     message_id: str
+    to: list[str]
+    at: datetime  # when it was recorded (fell due)
     template: str
+    level: int | None = None  # escalations: the ladder level
     delivery: Delivery = Delivery.PENDING
     sent_at: datetime | None = None
     error: str | None = None
-    attempts: int = 0  # failed tries so far
+    attempts: int = 0  # tries so far (counted before each try)
     retry_at: datetime | None = None  # after a temporary failure: not before this
+    digest: str | None = None  # escalations: the Message-ID of the storm digest it went out in, if any
+    covers: list[str] = field(default_factory=list)  # digests: the Message-IDs of the escalations it lists
+    resent: list[dict] = field(default_factory=list)  # `breaches resend`: {"at", "to", "was"} (ISO time, lists)
+    day: str | None = None  # the daily digest: the ISO date it is about
+
+
+def EscalationRecord(level: int, at: datetime, to: list[str], message_id: str, template: str = "escalation",
+                     **delivery) -> QueuedMail:
+    """A breach's escalation mail (the name of the record type before the queue: kept for old imports)."""
+    return QueuedMail(kind=MailKind.ESCALATION.value, message_id=message_id, to=to, at=at, template=template,
+                      level=level, **delivery)
+
+
+def Notice(kind: str, at: datetime, to: list[str], message_id: str, template: str, **delivery) -> QueuedMail:
+    """A thread's warning or acknowledgement (the name of the record type before the queue: kept for old
+    imports)."""
+    return QueuedMail(kind=kind, message_id=message_id, to=to, at=at, template=template, **delivery)
 
 
 class Status(StrEnum):
@@ -124,7 +154,7 @@ class Thread:
     policy: str | None = None  # rule chosen when the first customer message arrived
     due_at: datetime | None = None  # of the first response
     breach_ids: dict[int, int] = field(default_factory=dict)  # clock number (0: the first response) -> breach
-    notices: list[Notice] = field(default_factory=list)
+    notices: list[QueuedMail] = field(default_factory=list)  # warnings and acknowledgements
     clock_error: str | None = None  # why its policy could not time it (a calendar that never opens): no clock
     # until the policies change; then it is timed again. Never a reason to quarantine the customer's message.
     mailbox: str = DEFAULT_MAILBOX  # the mailbox it was read from: a thread id is unique within its mailbox only
@@ -144,22 +174,6 @@ class Thread:
 
 
 @dataclass
-class EscalationRecord:
-    level: int
-    at: datetime  # when the level fell due and was recorded
-    to: list[str]
-    message_id: str
-    template: str = "escalation"
-    delivery: Delivery = Delivery.PENDING
-    sent_at: datetime | None = None
-    error: str | None = None
-    attempts: int = 0  # failed tries so far
-    retry_at: datetime | None = None  # after a temporary failure: not before this
-    digest: str | None = None  # the Message-ID of the digest it went out in (storm control), if any
-    resent: list[dict] = field(default_factory=list)  # `breaches resend`: {"at", "to", "was"} (ISO time, lists)
-
-
-@dataclass
 class Breach:
     id: int
     thread: str
@@ -170,7 +184,7 @@ class Breach:
     due_at: datetime
     status: Status = Status.OPEN
     responded_at: datetime | None = None
-    escalations: list[EscalationRecord] = field(default_factory=list)
+    escalations: list[QueuedMail] = field(default_factory=list)  # kind 'escalation', one per level
     acknowledged_by: str | None = None  # a manager who replied to an escalation: the ladder stops
     acknowledged_at: datetime | None = None
     clock: int = 0  # 0: the first response; 1, 2, ...: the next responses after the customer wrote again

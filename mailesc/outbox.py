@@ -16,7 +16,7 @@ from mailesc.clock import isoformat
 from mailesc.compose import Composer, digest_message_id
 from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
 from mailesc.logs import fields
-from mailesc.model import Breach, Delivery, EscalationRecord, Notice, OutgoingMail, Thread
+from mailesc.model import Breach, Delivery, OutgoingMail, QueuedMail, Thread
 from mailesc.render import ComposeError, Templates
 
 log = logging.getLogger("mailesc.outbox")
@@ -37,7 +37,7 @@ class Delivered:
 class _Pending:
     """A recorded mail not yet accepted by the server, with the records it belongs to."""
 
-    record: EscalationRecord | Notice
+    record: QueuedMail
     thread: Thread
     breach: Breach | None = None  # for escalations
 
@@ -215,10 +215,10 @@ class Outbox:
 
     def _compose(self, item: _Pending, now: datetime) -> OutgoingMail:
         record = item.record
-        return self.composer.thread_mail(kind=record.kind if not item.breach else "escalation",
+        return self.composer.thread_mail(kind=record.kind,
                                          message_id=record.message_id, to=record.to, template=record.template,
                                          thread=item.thread, now=now, fetch=self.source.fetch, breach=item.breach,
-                                         level=record.level if item.breach else None)
+                                         level=record.level)
 
 
 def _naming(item: _Pending) -> str:

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from mailesc.clock import isoformat
 from mailesc.errors import EX_TEMPFAIL, MailescError, UsageError
-from mailesc.model import Breach, Delivery, EscalationRecord
+from mailesc.model import Breach, Delivery, QueuedMail
 
 log = logging.getLogger("mailesc.requests")
 RESEND, QUARANTINE_RETRY = "resend", "quarantine_retry"
@@ -42,7 +42,7 @@ class RequestPending(MailescError):
 # -- the record changes, for both stores ---------------------------------------------------------------------
 
 
-def resend_records(breach: Breach, level: int | None, addresses: list[str], now: datetime) -> list[EscalationRecord]:
+def resend_records(breach: Breach, level: int | None, addresses: list[str], now: datetime) -> list[QueuedMail]:
     """Put a breach's escalations that failed for good (or, with `addresses` and `level`, the one at `level`,
     whatever became of it) back to be sent, to `addresses` instead when given; each resend is kept in the
     escalation's history. Returns the records changed; raises UsageError (changing nothing) when there is none."""

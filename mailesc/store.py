@@ -31,7 +31,7 @@ from tinydb.storages import Storage
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
 from mailesc.signing import installation_secret, secret_path
-from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, EscalationRecord, Kind, Notice, Quarantined, Status,
+from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
 
 
@@ -924,7 +924,7 @@ def _thread_doc(thread: Thread) -> dict:
     doc["ids"] = sorted(thread.ids)
     doc["breach_ids"] = dict(thread.breach_ids)
     doc["messages"] = [_plain({name: getattr(m, name) for name in _MESSAGE_FIELDS}) for m in thread.messages]
-    doc["notices"] = [{**_plain(vars(n)), "to": list(n.to)} for n in thread.notices]
+    doc["notices"] = [_notice_doc(n) for n in thread.notices]
     if thread.clock_error is None:
         del doc["clock_error"]  # written only when there is one: most threads never have it
     if thread.mailbox == DEFAULT_MAILBOX:
@@ -940,9 +940,7 @@ def _thread_from(doc: dict) -> Thread:
     messages = [ThreadMessage(**{**m, **{k: intern(m[k]) for k in _SHARED if k in m}, "kind": Kind(m["kind"]),
                                  "message_id": intern(m["message_id"]), "arrived": _stored_time(m["arrived"])})
                 for m in doc["messages"]]
-    notices = [Notice(**{**n, "at": parse_iso(n["at"]), "sent_at": _time(n.get("sent_at")),
-                         "retry_at": _time(n.get("retry_at")), "delivery": Delivery(n["delivery"])})
-               for n in doc.get("notices", [])]
+    notices = [_mail_from(n, n["kind"], parse_iso(n["at"])) for n in doc.get("notices", [])]
     return Thread(id=intern(doc["id"]), subject=doc["subject"], ids={intern(i) for i in doc["ids"]}, messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
@@ -951,10 +949,7 @@ def _thread_from(doc: dict) -> Thread:
 
 def _breach_doc(breach: Breach) -> dict:
     doc = _plain(asdict(breach))
-    doc["escalations"] = [_plain(asdict(e)) for e in breach.escalations]
-    for escalation in doc["escalations"]:
-        if not escalation["resent"]:
-            del escalation["resent"]  # written only once `breaches resend` was used
+    doc["escalations"] = [_escalation_doc(e) for e in breach.escalations]
     if breach.mailbox == DEFAULT_MAILBOX:
         del doc["mailbox"]
     return doc
@@ -964,14 +959,54 @@ _BREACH_FIELDS = frozenset(f.name for f in fields(Breach))
 
 
 def _breach_from(doc: dict) -> Breach:
-    escalations = [EscalationRecord(**{**e, "at": _stored_time(e["at"]), "sent_at": _time(e.get("sent_at")),
-                                       "retry_at": _time(e.get("retry_at")), "delivery": Delivery(e["delivery"])})
-                   for e in doc["escalations"]]
+    escalations = [_mail_from(e, MailKind.ESCALATION.value, _stored_time(e["at"])) for e in doc["escalations"]]
     values = {k: v for k, v in doc.items() if k in _BREACH_FIELDS}
     return Breach(**{**values, "status": Status(doc["status"]), "received_at": _stored_time(doc["received_at"]),
                      "due_at": _stored_time(doc["due_at"]), "responded_at": _time(doc.get("responded_at")),
                      "acknowledged_at": _time(doc.get("acknowledged_at")),
                      "escalations": escalations})
+
+
+# A queued mail is written with the keys its kind always had, so that the format stays what it was: an
+# escalation (in its breach's `escalations`) without `kind`, `resent` only once `breaches resend` was used; a
+# warning or acknowledgement (in its thread's `notices`) with `kind` and without `level`, `digest`, `resent`.
+_ESCALATION_KEYS = ("level", "at", "to", "message_id", "template", "delivery", "sent_at", "error", "attempts",
+                    "retry_at", "digest", "resent")
+_NOTICE_KEYS = ("kind", "at", "to", "message_id", "template", "delivery", "sent_at", "error", "attempts", "retry_at")
+_OUTGOING_KEYS = ("kind", "message_id", "to", "at", "template", "delivery", "sent_at", "error", "attempts",
+                  "retry_at", "covers", "resent", "day")
+_MAIL_FIELDS = frozenset(f.name for f in fields(QueuedMail))
+
+
+def _mail_doc(mail: QueuedMail, keys: tuple[str, ...]) -> dict:
+    doc = {key: getattr(mail, key) for key in keys}
+    doc["to"] = list(mail.to)
+    if "covers" in doc:
+        doc["covers"] = list(mail.covers)
+    if "resent" in doc:
+        doc["resent"] = [dict(entry) for entry in mail.resent]
+        if not doc["resent"]:
+            del doc["resent"]  # written only once `breaches resend` was used
+    return _plain(doc)
+
+
+def _escalation_doc(mail: QueuedMail) -> dict:
+    return _mail_doc(mail, _ESCALATION_KEYS)
+
+
+def _notice_doc(mail: QueuedMail) -> dict:
+    return _mail_doc(mail, _NOTICE_KEYS)
+
+
+def _outgoing_doc(mail: QueuedMail) -> dict:
+    """A mail of no single thread (a storm-control or daily digest) in the box's `outgoing` table."""
+    return _mail_doc(mail, _OUTGOING_KEYS)
+
+
+def _mail_from(doc: dict, kind: str, at: datetime) -> QueuedMail:
+    values = {key: value for key, value in doc.items() if key in _MAIL_FIELDS}
+    return QueuedMail(**{**values, "kind": kind, "at": at, "sent_at": _time(doc.get("sent_at")),
+                         "retry_at": _time(doc.get("retry_at")), "delivery": Delivery(doc["delivery"])})
 
 
 def _quarantined_doc(item: Quarantined) -> dict:
