@@ -216,10 +216,9 @@ class Engine:
         last = self._acknowledged.get(message.sender)
         if last is not None and now - last < rule.acknowledge_every:
             return
-        thread.notices.append(QueuedMail(kind=MailKind.ACK, message_id=ack_mail_id(self.secret, thread, self.own_address),
-                                         to=[reply_address(message)], at=now, template=rule.acknowledge))
+        self.store.enqueue(QueuedMail(kind=MailKind.ACK, message_id=ack_mail_id(self.secret, thread, self.own_address),
+                                      to=[reply_address(message)], at=now, template=rule.acknowledge), thread=thread)
         self._acknowledged[message.sender] = now
-        self.outbox.expect(thread)
         report.acknowledgements_recorded += 1
         log.info("thread %s: acknowledgement to the customer recorded", thread.id, extra=detail(thread=thread.id))
 
@@ -369,11 +368,10 @@ class Engine:
         return sorted((t for t in threads if t.due_at is not None), key=lambda t: (t.due_at, t.id))
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
-        thread.notices.append(QueuedMail(kind=MailKind.WARNING,
-                                         message_id=warning_mail_id(self.secret, thread, self.own_address),
-                                         to=list(rule.warning.to), at=now, template=rule.warning.template))
-        self.store.put_thread(thread)
-        self.outbox.expect(thread)
+        self.store.enqueue(QueuedMail(kind=MailKind.WARNING,
+                                      message_id=warning_mail_id(self.secret, thread, self.own_address),
+                                      to=list(rule.warning.to), at=now, template=rule.warning.template),
+                           thread=thread)
         report.warnings_recorded += 1
         log.info("thread %s: warning recorded, first response due %s", thread.id, isoformat(thread.due_at),
                  extra=detail(thread=thread.id, deadline=isoformat(thread.due_at)))
@@ -391,10 +389,8 @@ class Engine:
                                     to=list(step.level.to), template=step.level.template,
                                     message_id=escalation_mail_id(self.secret, thread, breach.clock,
                                                                   step.level.number, self.own_address))
-                breach.escalations.append(record)
+                self.store.enqueue(record, thread=thread, breach=breach)
                 self._escalations[record.message_id] = breach
-                self.store.put_breach(breach)
-                self.outbox.expect(thread, breach)
                 report.escalations_recorded += 1
                 log.info("breach %d: level %d escalation recorded (thread %s)", breach.id, record.level, thread.id,
                          extra=detail(breach=breach.id, thread=thread.id, escalation_level=record.level))

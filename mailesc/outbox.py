@@ -55,21 +55,10 @@ class Outbox:
         # timezone, every mail's times in it instead of the calendar's; secret: signs the X-Mailesc marker
         self.composer = Composer(templates, sender, reply_to, secret, policies, zone)
         self.sender, self.digest_after, self.durable = sender, digest_after, durable
-        self._waiting: set[tuple[str, int | None]] = set()
-        self.rescan()
 
     def rescan(self) -> None:
-        """Find every unsent record in the store (at start, and after an admin's request put some back): where
-        they are is kept, so that a cycle does not walk every breach and thread to find them."""
-        self._waiting = {
-            (breach.thread, breach.id) for breach in self.store.breaches.values()
-            if any(r.delivery is Delivery.PENDING for r in breach.escalations)} | {
-            (thread.id, None) for thread in self.store.threads.values()
-            if any(n.delivery is Delivery.PENDING for n in thread.notices)}
-
-    def expect(self, thread: Thread, breach: Breach | None = None) -> None:
-        """A record was added to `breach` (an escalation) or to `thread` (a notice): send it."""
-        self._waiting.add((thread.id, breach.id if breach else None))
+        """Look for unsent mails again (an admin's request put some back)."""
+        self.store.requeue()
 
     def commit(self) -> None:
         """Write the records to disk now (a replay, which nobody can resend, skips this)."""
@@ -85,19 +74,7 @@ class Outbox:
         return min((item.record.retry_at for item in self._unsent() if item.record.retry_at), default=None)
 
     def _unsent(self) -> list[_Pending]:
-        unsent = []
-        for thread_id, breach_id in sorted(self._waiting, key=lambda key: (key[1] is None, key[1] or 0, key[0])):
-            thread = self.store.threads.get(thread_id)
-            breach = self.store.breaches.get(breach_id) if breach_id is not None else None
-            if thread is None or (breach_id is not None and breach is None):
-                records = []  # archived
-            else:
-                records = breach.escalations if breach else thread.notices
-            found = [_Pending(r, thread, breach) for r in records if r.delivery is Delivery.PENDING]
-            if not found:
-                self._waiting.discard((thread_id, breach_id))  # everything there was sent or failed for good
-            unsent += found
-        return unsent
+        return [_Pending(item.mail, item.thread, item.breach) for item in self.store.pending_mails()]
 
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle.
@@ -211,7 +188,7 @@ class Outbox:
         self._save(item)
 
     def _save(self, item: _Pending) -> None:
-        self.store.put_breach(item.breach) if item.breach else self.store.put_thread(item.thread)
+        self.store.put_mail(item.record, thread=item.thread, breach=item.breach)
 
     def _compose(self, item: _Pending, now: datetime) -> OutgoingMail:
         record = item.record

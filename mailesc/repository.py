@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from mailesc.model import Breach, Quarantined, Thread
+from mailesc.model import Breach, Quarantined, QueuedMail, Thread
 
 if TYPE_CHECKING:
+    from mailesc.queue import Queued
     from mailesc.history import BreachFilter, History
     from mailesc.reviews import ReviewEntry, Reviews
 
@@ -44,6 +45,24 @@ class MailboxStore(Protocol):
     def drop_quarantined(self, key: str) -> None: ...
 
     def first_start(self, now: datetime) -> datetime: ...
+
+    # -- the outgoing-mail queue (mailesc/queue.py; sent by mailesc/outbox.py) --
+
+    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        """Record a mail that fell due, unsent, with its owner (an escalation on `breach`, a warning or an
+        acknowledgement on `thread`), written at the next flush: the write-ahead record the outbox sends from."""
+
+    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        """A queued mail's delivery changed (tried, sent, failed, retry time): its owner is written at the next
+        flush."""
+
+    def pending_mails(self) -> list["Queued"]:
+        """Every unsent mail of the box with its owner, escalations first (by breach id): found through an index
+        the box keeps, never by walking every breach and thread."""
+
+    def requeue(self) -> None:
+        """Look for unsent mails again: an admin's request (`breaches resend`) put some back behind the box's
+        back."""
 
     def archive(self, threads: list[Thread]) -> None:
         """Out of the live records at the next flush, with their breaches; kept for history and reports."""

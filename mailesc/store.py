@@ -30,6 +30,7 @@ from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
+from mailesc.queue import MailIndex, Queued, keep_with_owner
 from mailesc.signing import installation_secret, secret_path
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
@@ -124,6 +125,7 @@ class FileBox:
         self.sync = NamedRecords(store, "sync", name)
         self.health = NamedRecords(store, "health", name)
         self.meta = NamedRecords(store, "meta", name)
+        self.mails = MailIndex()  # where its unsent mails are
 
     def empty(self) -> bool:
         return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta)
@@ -148,6 +150,18 @@ class FileBox:
         self.quarantine[item.key] = item
         self.store.mark_dirty("quarantine", (self.name, item.key))
 
+    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        enqueue(self, mail, thread, breach)
+
+    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        self.put_breach(breach) if breach is not None else self.put_thread(thread)
+
+    def pending_mails(self) -> list[Queued]:
+        return self.mails.pending(self.threads, self.breaches)
+
+    def requeue(self) -> None:
+        self.mails.rebuild(self.threads, self.breaches)
+
     def drop_quarantined(self, key: str) -> None:
         """Out of quarantine (it is being read again; a new failure puts it back)."""
         if self.quarantine.pop(key, None) is not None:
@@ -167,6 +181,13 @@ class FileBox:
 
     def record_poll(self, at: datetime) -> None:
         self.store.record_poll(at)
+
+
+def enqueue(box, mail: QueuedMail, thread: Thread, breach: Breach | None) -> None:
+    """Record `mail` with its owner in `box` (written at the next flush) and index it as unsent. (Both stores.)"""
+    keep_with_owner(mail, thread, breach)
+    box.put_mail(mail, thread=thread, breach=breach)
+    box.mails.add(thread, breach)
 
 
 def first_start(box, now: datetime) -> datetime:
@@ -305,6 +326,18 @@ class Store:
 
     def put_quarantined(self, item: Quarantined) -> None:
         self._default.put_quarantined(item)
+
+    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        self._default.enqueue(mail, thread=thread, breach=breach)
+
+    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        self._default.put_mail(mail, thread=thread, breach=breach)
+
+    def pending_mails(self) -> list[Queued]:
+        return self._default.pending_mails()
+
+    def requeue(self) -> None:
+        self._default.requeue()
 
     def drop_quarantined(self, key: str) -> None:
         self._default.drop_quarantined(key)

@@ -31,9 +31,10 @@ from mailesc.clock import isoformat
 from mailesc.config import StoreConfig
 from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
-from mailesc.model import Breach, Quarantined, Thread
+from mailesc.model import Breach, Quarantined, QueuedMail, Thread
 from mailesc.reviews import ReviewEntry, Reviews
-from mailesc.store import (INSTALLATION, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
+from mailesc.queue import MailIndex, Queued
+from mailesc.store import (INSTALLATION, enqueue, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
 
 try:
@@ -449,6 +450,7 @@ class PostgresBox:
         self.sync = NamedRecords(self, "sync", name)  # the sources' bookmarks, per folder
         self.health = NamedRecords(self, "health", name)
         self.meta = NamedRecords(self, "meta", name)
+        self.mails = MailIndex()  # where its unsent mails are
         self._dirty: dict[str, set] = {kind: set() for kind in _KINDS}
         self._archived: dict[str, tuple[Thread, list[Breach]]] = {}  # archived since the last flush
         self._load()
@@ -503,6 +505,18 @@ class PostgresBox:
     def drop_quarantined(self, key: str) -> None:
         if self._quarantine.pop(key, None) is not None:
             self._dirty["quarantine"].add(key)
+
+    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        enqueue(self, mail, thread, breach)
+
+    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+        self.put_breach(breach) if breach is not None else self.put_thread(thread)
+
+    def pending_mails(self) -> list[Queued]:
+        return self.mails.pending(self._threads, self._breaches)
+
+    def requeue(self) -> None:
+        self.mails.rebuild(self._threads, self._breaches)
 
     def first_start(self, now: datetime) -> datetime:
         return first_start(self, now)
