@@ -111,10 +111,10 @@ def fill_sql(size: int, start: datetime, step_s: float) -> list[str]:
                    rcv, due, resp, {breach_doc}, archived FROM ({times}) t""",
         f"""INSERT INTO threads (mailbox, id, doc, archived, last_activity)
             SELECT mailbox, tid, {thread_doc}, archived, COALESCE(resp, rcv) FROM ({times}) t""",
-        f"""INSERT INTO escalations (mailbox, thread, clock, level, breach, message_id, recipients, delivery, at,
-                                    sent_at, attempts, error)
-            SELECT mailbox, tid, 0, 0, g, '<esc' || g || '.0@mailesc.example>', ARRAY['manager@example.test'],
-                   'sent', due, due, 0, NULL FROM ({times}) t""",
+        f"""INSERT INTO outgoing (kind, mailbox, thread, clock, level, breach, message_id, recipients, delivery, at,
+                                 sent_at, attempts, error)
+            SELECT 'escalation', mailbox, tid, 0, 0, g, '<esc' || g || '.0@mailesc.example>',
+                   ARRAY['manager@example.test'], 'sent', due, due, 0, NULL FROM ({times}) t""",
         f"""INSERT INTO reviews (breach, at, by, action, cause, note)
             SELECT g, due + interval '1 day', 'admin', 'review', (ARRAY{list(CAUSES)})[1 + (g / 3) % 6], NULL
             FROM ({times}) t WHERE g % 3 = 1 AND NOT open""",

@@ -21,7 +21,8 @@ from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
 from mailesc.history import load_history
-from mailesc.model import Delivery, Kind, RawMessage, Status
+from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
+from mailesc.queue import daily_state, latest_daily
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
@@ -602,7 +603,8 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
         mailbox = dict(boxes[0].health.get("mailbox", {}))
         threads = [thread for box in boxes for thread in box.threads.values()]
         breaches = [breach for box in boxes for breach in box.breaches.values()]
-        records = [r for b in breaches for r in b.escalations] + [n for t in threads for n in t.notices]
+        records = [r for b in breaches for r in b.escalations] + [n for t in threads for n in t.notices] + [
+            m for box in boxes for m in box.outgoing.values() if m.kind != MailKind.DIGEST]  # a digest: its members
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
         result = {
@@ -620,7 +622,7 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             "quarantined": sum(len(box.quarantine) for box in boxes),
             "untimed_threads": sum(1 for t in threads if t.clock_error),
             "untimed_reason": next((t.clock_error for t in threads if t.clock_error), None),
-            "daily_digest": store.installation.health.get("daily_digest"),
+            "daily_digest": daily_state(latest_daily(store.installation.outgoing)),
         }
         if postgres:
             _workers_status(store, result)

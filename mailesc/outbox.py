@@ -1,22 +1,26 @@
-"""The outbox: mails recorded in the store (escalations on breaches; warnings and acknowledgements on threads)
-are rendered and handed to the transport, many escalations at once as one digest.
+"""The outbox: the one send loop for every mail mailesc sends. The mails queued in a box (QueuedMail records:
+escalations on breaches; warnings and acknowledgements on threads; storm-control and daily digests in the box's
+`outgoing` table) are composed (compose.py) and handed to the transport, many fresh escalations to the same
+recipients at once as one storm-control digest.
 
-A record is written before its mail is sent and settled after, so a crash in between resends the same mail
-with the same Message-ID instead of losing it. Temporary failures stay pending and are retried with backoff."""
+Write-ahead, for every kind alike: pending → attempts + 1 → commit → may_send() → send → settle (sent, failed
+for good, or retried with backoff) → commit. A crash in between resends the same mail with the same Message-ID
+instead of losing it or writing another."""
 
 from __future__ import annotations
 
 import logging
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from mailesc.clock import isoformat
 from mailesc.compose import Composer, digest_message_id
 from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
 from mailesc.logs import fields
-from mailesc.model import Breach, Delivery, OutgoingMail, QueuedMail, Thread
+from mailesc.model import Breach, Delivery, MailKind, OutgoingMail, QueuedMail, Thread
 from mailesc.render import ComposeError, Templates
 
 log = logging.getLogger("mailesc.outbox")
@@ -27,7 +31,7 @@ DIGEST_AFTER = 5  # more escalations than this to the same recipients at once go
 @dataclass(frozen=True)
 class Delivered:
     mails: int = 0  # mails the server accepted (a digest is one mail for many records)
-    sent: int = 0  # records (escalation levels, warnings, acknowledgements) that went out
+    sent: int = 0  # records (escalation levels, warnings, acknowledgements, daily digests) that went out
     failed: int = 0  # refused for good
     waiting: int = 0  # still pending (tried now or inside their retry pause): retried later
     last_error: str | None = None
@@ -35,25 +39,50 @@ class Delivered:
 
 @dataclass
 class _Pending:
-    """A recorded mail not yet accepted by the server, with the records it belongs to."""
+    """A recorded mail not yet accepted by the server, with its owner."""
 
     record: QueuedMail
-    thread: Thread
+    thread: Thread | None  # None: a mail of no single thread (a digest)
     breach: Breach | None = None  # for escalations
 
     @property
     def what(self) -> str:
-        return f"level {self.record.level} escalation" if self.breach else self.record.kind
+        if self.breach:
+            return f"level {self.record.level} escalation"
+        return "daily digest" if self.record.kind == MailKind.DAILY else self.record.kind
+
+
+@dataclass
+class _Envelope:
+    """One mail to send: the record whose Message-ID it has, and the records it settles (its members: for a
+    storm-control digest the escalations it lists, and the digest's own record; else the record alone)."""
+
+    record: _Pending
+    members: list[_Pending] = field(default_factory=list)
+
+    @property
+    def is_digest(self) -> bool:
+        return self.record.record.kind == MailKind.DIGEST
+
+    @property
+    def settled(self) -> list[_Pending]:
+        return self.members + [self.record] if self.is_digest else self.members
+
+
+Compose = Callable[[QueuedMail, datetime], OutgoingMail]
 
 
 class Outbox:
     def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
                  digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b"", policies=None,
-                 zone: tzinfo | None = None):
+                 zone: tzinfo | None = None, composers: dict[str, Compose] | None = None):
+        """`composers`: how mails of other kinds are composed (kind -> function of the record and the time; the
+        daily digest's comes from daily.py)."""
         self.store, self.source, self.transport = store, source, transport
         # policies: rule order (digest order) and each rule's calendar zone (times in mails); zone: [templates]
         # timezone, every mail's times in it instead of the calendar's; secret: signs the X-Mailesc marker
         self.composer = Composer(templates, sender, reply_to, secret, policies, zone)
+        self.composers = dict(composers or {})
         self.sender, self.digest_after, self.durable = sender, digest_after, durable
 
     def rescan(self) -> None:
@@ -79,27 +108,26 @@ class Outbox:
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle.
 
-        Write-ahead: before a mail goes out, its records are marked as tried (and tied to their digest) and
-        committed; after the server accepts it, they are marked sent and committed again. A crash in between
-        resends the very same mail, with the same Message-ID."""
+        Write-ahead: before a mail goes out, its records are marked as tried (escalations tied to their digest,
+        whose own record is queued too) and committed; after the server accepts it, they are marked sent and
+        committed again. A crash in between resends the very same mail, with the same Message-ID."""
         pending = self.pending(now)
-        planned = self._envelopes(pending)
+        planned = self._envelopes(pending, now)
         if planned:
             log.debug("sending %d mail(s) for %d record(s)", len(planned), len(pending))
-        envelopes = {mail_id: items for mail_id, items, _ in planned}
-        digests = {mail_id for mail_id, _, is_digest in planned if is_digest}
+        envelopes = {envelope.record.record.message_id: envelope for envelope in planned}
         mails = {}
-        for mail_id, items in envelopes.items():
+        for mail_id, envelope in envelopes.items():
             try:
-                mails[mail_id] = (self._digest(mail_id, items, now) if mail_id in digests
-                                  else self._compose(items[0], now))
+                mails[mail_id] = self._compose(envelope, now)
             except Exception as error:  # one thread's odd message must not hold back the other mails
-                self._not_composed(mail_id, items, error)
+                self._not_composed(mail_id, envelope.settled, error)
         for mail_id in mails:
-            for item in envelopes[mail_id]:
+            envelope = envelopes[mail_id]
+            for item in envelope.settled:
                 item.record.attempts += 1
                 if item.breach:
-                    item.record.digest = mail_id if mail_id in digests else None
+                    item.record.digest = mail_id if envelope.is_digest else None
                 self._save(item)
         self.commit()
         if mails and not self.store.may_send():  # a worker frozen after the commit, whose lease ran out meanwhile
@@ -107,13 +135,14 @@ class Outbox:
                             f"worker that holds it now sends them, with the same Message-IDs")
 
         def settle(mail_id: str, error: Exception | None) -> None:
-            for item in envelopes[mail_id]:
+            for item in envelopes[mail_id].settled:
                 self._mark(item, error, now)
             self.commit()
 
         results = self.transport.send(list(mails.values()), settle) if mails else {}
-        records = [item.record for item in pending]
-        waiting = [item.record for item in self.pending()]  # also those still inside their retry pause
+        records = [item.record for item in pending if item.record.kind != MailKind.DIGEST]
+        waiting = [item.record for item in self.pending()  # also those still inside their retry pause
+                   if item.record.kind != MailKind.DIGEST]
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
@@ -123,14 +152,16 @@ class Outbox:
                             next((r.error for r in waiting if r.error), None)),
         )
 
-    def _envelopes(self, pending: list[_Pending]) -> list[tuple[str, list[_Pending], bool]]:
-        """(Message-ID, items, is a digest) per mail to send. Storm control: more than `digest_after` fresh
-        escalations to the same recipients go out as one digest listing them all. A mail tried before goes
-        out again exactly as it was: alone with its own Message-ID, or in the same digest."""
+    def _envelopes(self, pending: list[_Pending], now: datetime) -> list[_Envelope]:
+        """The mails to send. Storm control: more than `digest_after` fresh escalations to the same recipients
+        go out as one digest listing them all, queued as a mail of its own that covers them. A mail tried before
+        goes out again exactly as it was: alone with its own Message-ID, or in the same digest."""
         again: dict[str, list[_Pending]] = {}
         fresh: dict[tuple[str, ...], list[_Pending]] = {}
         singles = []
         for item in pending:
+            if item.record.kind == MailKind.DIGEST:
+                continue  # goes out with its escalations (below)
             if item.breach and item.record.digest:
                 again.setdefault(item.record.digest, []).append(item)
             elif item.breach and item.record.attempts == 0:
@@ -142,29 +173,67 @@ class Outbox:
                 again[digest_message_id((i.record.message_id for i in items), self.sender)] = items
             else:
                 singles += items
-        return [(item.record.message_id, [item], False) for item in singles] + [
-            (mail_id, items, True) for mail_id, items in again.items()]
+        envelopes = [_Envelope(item, [item]) for item in singles]
+        for mail_id, items in again.items():
+            envelopes.append(_Envelope(_Pending(self._digest_record(mail_id, items, now), None), items))
+        self._settle_orphans(pending, set(again))
+        return envelopes
 
-    def _digest(self, mail_id: str, items: list[_Pending], now: datetime) -> OutgoingMail:
-        members = [(item.thread, item.breach, item.record.level, item.record.message_id) for item in items]
-        return self.composer.storm_digest(mail_id, list(items[0].record.to), members, now)
+    def _digest_record(self, mail_id: str, items: list[_Pending], now: datetime) -> QueuedMail:
+        """The queued record of a storm-control digest: the one on record (a retry, or a member put back by
+        `breaches resend`), else a new one covering these escalations (an older mailesc kept none)."""
+        record = self.store.outgoing.get(mail_id)
+        if record is None:
+            record = QueuedMail(kind=MailKind.DIGEST, message_id=mail_id, to=list(items[0].record.to), at=now,
+                                template="digest", covers=[item.record.message_id for item in items])
+            self.store.enqueue(record)
+        elif record.delivery is not Delivery.PENDING:
+            record.delivery, record.retry_at = Delivery.PENDING, None
+        return record
+
+    def _settle_orphans(self, pending: list[_Pending], sending: set[str]) -> None:
+        """A digest's record whose escalations are none of them waiting any more (they were put back to go
+        elsewhere) has nothing left to send: it is closed, never sent empty."""
+        waiting = {item.record.digest for item in self._unsent() if item.breach and item.record.digest}
+        for item in pending:
+            if item.record.kind == MailKind.DIGEST and item.record.message_id not in sending | waiting:
+                item.record.delivery = Delivery.FAILED
+                item.record.error = "none of its escalations waits for it any more"
+                self._save(item)
+
+    def _compose(self, envelope: _Envelope, now: datetime) -> OutgoingMail:
+        record = envelope.record.record
+        if envelope.is_digest:
+            members = [(item.thread, item.breach, item.record.level, item.record.message_id)
+                       for item in envelope.members]
+            return self.composer.storm_digest(record.message_id, list(record.to), members, now)
+        if record.kind in self.composers:
+            return self.composers[record.kind](record, now)
+        item = envelope.record
+        return self.composer.thread_mail(kind=record.kind, message_id=record.message_id, to=record.to,
+                                         template=record.template, thread=item.thread, now=now,
+                                         fetch=self.source.fetch, breach=item.breach, level=record.level)
 
     def _mark(self, item: _Pending, error: Exception | None, now: datetime) -> None:
         record = item.record
+        quiet = record.kind == MailKind.DIGEST  # its escalations say what became of it
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
             record.retry_at = None
-            log.info("sent the %s for %s to %s as %s", item.what, _naming(item),
-                     "the customer" if _to_customer(item) else ", ".join(record.to), record.message_id,
-                     extra=_fields(item))
+            if not quiet:
+                log.info("sent the %s for %s to %s as %s", item.what, _naming(item),
+                         "the customer" if _to_customer(item) else ", ".join(record.to), record.message_id,
+                         extra=_fields(item))
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
-            log.error("the %s %s failed for good: %s", item.what, record.message_id, _loggable(item, error),
-                      extra=_fields(item))
+            if not quiet:
+                log.error("the %s %s failed for good: %s", item.what, record.message_id, _loggable(item, error),
+                          extra=_fields(item))
         else:
             self._retry_later(item, str(error), now)
-            log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
-                        isoformat(record.retry_at), _loggable(item, error), extra=_fields(item))
+            if not quiet:
+                log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
+                            isoformat(record.retry_at), _loggable(item, error), extra=_fields(item))
             return
         self._save(item)
 
@@ -190,20 +259,15 @@ class Outbox:
     def _save(self, item: _Pending) -> None:
         self.store.put_mail(item.record, thread=item.thread, breach=item.breach)
 
-    def _compose(self, item: _Pending, now: datetime) -> OutgoingMail:
-        record = item.record
-        return self.composer.thread_mail(kind=record.kind,
-                                         message_id=record.message_id, to=record.to, template=record.template,
-                                         thread=item.thread, now=now, fetch=self.source.fetch, breach=item.breach,
-                                         level=record.level)
-
 
 def _naming(item: _Pending) -> str:
+    if item.thread is None:
+        return f"the day {item.record.day}" if item.record.day else "the installation"
     return f"breach {item.breach.id} (thread {item.thread.id})" if item.breach else f"thread {item.thread.id}"
 
 
 def _to_customer(item: _Pending) -> bool:
-    return item.breach is None and item.record.kind == "ack"
+    return item.breach is None and item.record.kind == MailKind.ACK
 
 
 def _loggable(item: _Pending, error: Exception) -> str:
@@ -216,8 +280,8 @@ def _loggable(item: _Pending, error: Exception) -> str:
 
 def _fields(item: _Pending) -> dict:
     """The structured fields of a delivery line: ids only (an acknowledgement's recipient is a customer)."""
-    values = {"thread": item.thread.id, "mail": item.record.message_id,
-              "kind": "escalation" if item.breach else item.record.kind}
+    values = {"thread": item.thread.id} if item.thread is not None else {}
+    values.update(mail=item.record.message_id, kind=str(item.record.kind))
     if item.breach:
         values.update(breach=item.breach.id, escalation_level=item.record.level)
     return fields(**values)

@@ -2,7 +2,9 @@
 they are kept.
 
 A mail about a thread is kept with what it is about, so that the store's format stays what it was: an
-escalation in its breach's `escalations`, a warning or acknowledgement in its thread's `notices`. A box keeps a
+escalation in its breach's `escalations`, a warning or acknowledgement in its thread's `notices`. Mails that
+belong to no single thread (storm-control digests, the daily digest) are kept in the box's `outgoing` table, by
+Message-ID (the installation's box holds the daily digests). A box keeps a
 `MailIndex` of the places that hold an unsent mail, so that a cycle finds its pending mails without walking
 every breach and thread; the index is built the first time it is asked (a box read for a report never pays
 for it) and kept up to date by `enqueue`."""
@@ -11,7 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
 
+from mailesc.clock import isoformat, parse_iso
 from mailesc.model import Breach, Delivery, QueuedMail, Thread
 
 
@@ -20,7 +24,7 @@ class Queued:
     """A mail in the queue with its owner: the thread it is about and, for an escalation, its breach."""
 
     mail: QueuedMail
-    thread: Thread
+    thread: Thread | None  # None: a mail of no single thread (in the box's `outgoing`)
     breach: Breach | None = None
 
 
@@ -42,8 +46,10 @@ class MailIndex:
         if self._places is not None:  # else the first build finds it with the others
             self._places.add((thread.id, breach.id if breach else None))
 
-    def pending(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach]) -> list[Queued]:
-        """Every unsent mail: escalations by breach id first, then the threads' warnings and acknowledgements."""
+    def pending(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach],
+                outgoing: Mapping[str, QueuedMail] | None = None) -> list[Queued]:
+        """Every unsent mail: escalations by breach id first, then the threads' warnings and acknowledgements,
+        then the mails of no single thread (few: every one of them is looked at)."""
         if self._places is None:
             self.rebuild(threads, breaches)
         found: list[Queued] = []
@@ -58,12 +64,51 @@ class MailIndex:
             if not here:
                 self._places.discard((thread_id, breach_id))
             found += here
-        return found
+        return found + [Queued(mail, None) for mail in (outgoing or {}).values() if mail.delivery is Delivery.PENDING]
 
 
-def keep_with_owner(mail: QueuedMail, thread: Thread, breach: Breach | None) -> None:
-    """Keep `mail` with its owner: an escalation on its breach, a thread's other mail on the thread."""
+def keep_with_owner(mail: QueuedMail, thread: Thread | None, breach: Breach | None,
+                    outgoing: dict[str, QueuedMail]) -> None:
+    """Keep `mail` with its owner: an escalation on its breach, a thread's other mail on the thread, a mail of
+    no single thread in `outgoing` (a box's table)."""
     if breach is not None:
         breach.escalations.append(mail)
-    else:
+    elif thread is not None:
         thread.notices.append(mail)
+    else:
+        outgoing[mail.message_id] = mail
+
+
+def daily_from_health(state: dict, to: list[str] | None = None) -> QueuedMail | None:
+    """The daily digest's record as an older mailesc kept it (a dict in the installation's health table,
+    `daily_digest`) as a queued mail; None when there is none to take over. Its recipients were not recorded:
+    the daily digest's configured ones are filled in when it is sent again."""
+    if not state.get("message_id") or not state.get("date") or state.get("delivery") not in set(Delivery):
+        return None
+    sent_at = parse_iso(state["sent_at"]) if state.get("sent_at") else None
+    at = sent_at or (parse_iso(state["retry_at"]) if state.get("retry_at") else None)
+    return QueuedMail(kind="daily", message_id=state["message_id"], to=list(to or []), template="daily",
+                      at=at or _midnight(state["date"]), delivery=Delivery(state["delivery"]), sent_at=sent_at,
+                      error=state.get("error"), attempts=int(state.get("attempts") or 0),
+                      retry_at=parse_iso(state["retry_at"]) if state.get("retry_at") else None, day=state["date"])
+
+
+def daily_state(mail: QueuedMail | None) -> dict | None:
+    """The daily digest's record as `status` shows it (`daily_digest`): the JSON keys it always had."""
+    if mail is None:
+        return None
+    state = {"date": mail.day, "message_id": mail.message_id, "delivery": str(mail.delivery),
+             "attempts": mail.attempts, "retry_at": isoformat(mail.retry_at), "error": mail.error}
+    if mail.sent_at is not None:
+        state["sent_at"] = isoformat(mail.sent_at)
+    return state
+
+
+def latest_daily(outgoing: Mapping[str, QueuedMail]) -> QueuedMail | None:
+    """The daily digest of the latest day on record."""
+    return max((mail for mail in outgoing.values() if mail.kind == "daily"), key=lambda mail: mail.day or "",
+               default=None)
+
+
+def _midnight(day: str) -> datetime:
+    return datetime.combine(date.fromisoformat(day), time(), tzinfo=timezone.utc)

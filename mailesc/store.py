@@ -30,7 +30,7 @@ from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
-from mailesc.queue import MailIndex, Queued, keep_with_owner
+from mailesc.queue import MailIndex, Queued, daily_from_health, keep_with_owner
 from mailesc.signing import installation_secret, secret_path
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
@@ -125,10 +125,12 @@ class FileBox:
         self.sync = NamedRecords(store, "sync", name)
         self.health = NamedRecords(store, "health", name)
         self.meta = NamedRecords(store, "meta", name)
+        self.outgoing: dict[str, QueuedMail] = {}  # mails of no single thread (digests), by Message-ID
         self.mails = MailIndex()  # where its unsent mails are
 
     def empty(self) -> bool:
-        return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta)
+        return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta
+                    or self.outgoing)
 
     def put_thread(self, thread: Thread) -> None:
         thread.mailbox = self.name
@@ -150,14 +152,20 @@ class FileBox:
         self.quarantine[item.key] = item
         self.store.mark_dirty("quarantine", (self.name, item.key))
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         enqueue(self, mail, thread, breach)
 
-    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
-        self.put_breach(breach) if breach is not None else self.put_thread(thread)
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
+        if breach is not None:
+            self.put_breach(breach)
+        elif thread is not None:
+            self.put_thread(thread)
+        else:
+            self.outgoing[mail.message_id] = mail
+            self.store.mark_dirty("outgoing", (self.name, mail.message_id))
 
     def pending_mails(self) -> list[Queued]:
-        return self.mails.pending(self.threads, self.breaches)
+        return self.mails.pending(self.threads, self.breaches, self.outgoing)
 
     def requeue(self) -> None:
         self.mails.rebuild(self.threads, self.breaches)
@@ -183,11 +191,23 @@ class FileBox:
         self.store.record_poll(at)
 
 
-def enqueue(box, mail: QueuedMail, thread: Thread, breach: Breach | None) -> None:
+def enqueue(box, mail: QueuedMail, thread: Thread | None, breach: Breach | None) -> None:
     """Record `mail` with its owner in `box` (written at the next flush) and index it as unsent. (Both stores.)"""
-    keep_with_owner(mail, thread, breach)
+    keep_with_owner(mail, thread, breach, {})
     box.put_mail(mail, thread=thread, breach=breach)
-    box.mails.add(thread, breach)
+    if thread is not None:
+        box.mails.add(thread, breach)
+
+
+def take_over_daily_digest(box) -> None:
+    """A store an older mailesc kept has the daily digest's delivery in the installation's health table: it
+    becomes a queued mail (written at the next flush). (Both stores.)"""
+    old = box.health.get(DAILY_DIGEST_RECORD)
+    if old is None or any(mail.kind == MailKind.DAILY for mail in box.outgoing.values()):
+        return
+    mail = daily_from_health(old)
+    if mail is not None:
+        box.put_mail(mail)
 
 
 def first_start(box, now: datetime) -> datetime:
@@ -202,7 +222,8 @@ def first_start(box, now: datetime) -> datetime:
     return start
 
 
-INSTALLATION = ""  # the box of the installation-wide records: the daily digest's delivery, the last breach id
+INSTALLATION = ""  # the box of the installation-wide records: the daily digests, the last breach id
+DAILY_DIGEST_RECORD = "daily_digest"  # the daily digest's delivery in the installation's health, before the queue
 _INSTALLATION_RECORDS = {"health": {"daily_digest"}, "meta": {"breach_ids"}}  # kept without a mailbox before
 
 
@@ -311,6 +332,7 @@ class Store:
     sync = property(lambda self: self._default.sync)
     health = property(lambda self: self._default.health)
     meta = property(lambda self: self._default.meta)
+    outgoing = property(lambda self: self._default.outgoing)
 
     def put_thread(self, thread: Thread) -> None:
         self._default.put_thread(thread)
@@ -327,10 +349,10 @@ class Store:
     def put_quarantined(self, item: Quarantined) -> None:
         self._default.put_quarantined(item)
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         self._default.enqueue(mail, thread=thread, breach=breach)
 
-    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         self._default.put_mail(mail, thread=thread, breach=breach)
 
     def pending_mails(self) -> list[Queued]:
@@ -364,6 +386,7 @@ class Store:
                     self._texts[table][int(doc_id)] = span or _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+        take_over_daily_digest(self.installation)
         if not self.readonly and self.path.exists():
             self._open_on_disk()
 
@@ -390,6 +413,11 @@ class Store:
             item = _quarantined_from(doc)
             self.box(item.mailbox).quarantine[item.key] = item
             return item.mailbox, item.key
+        if table == "outgoing":
+            mail = _outgoing_from(doc)
+            mailbox = doc.get("mailbox", DEFAULT_MAILBOX)
+            self.box(mailbox).outgoing[mail.message_id] = mail
+            return mailbox, mail.message_id
         name = doc["name"]
         mailbox = doc.get("mailbox", INSTALLATION if name in _INSTALLATION_RECORDS.get(table, ()) else DEFAULT_MAILBOX)
         getattr(self.box(mailbox), table).data[name] = doc["state"]
@@ -475,6 +503,8 @@ class Store:
             doc = _breach_doc(box.breaches[name])
         elif table == "quarantine":
             doc = _quarantined_doc(box.quarantine[name])
+        elif table == "outgoing":
+            doc = _mailbox_doc(mailbox, _outgoing_doc(box.outgoing[name]))
         else:
             doc = _named_doc(key, getattr(box, table)[name])
         return _text(doc).encode()
@@ -805,7 +835,7 @@ def _month(thread: Thread) -> str:
 # -- records <-> JSON documents -----------------------------------------------------------------------------------
 
 
-TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine")
+TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine", "outgoing")
 _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 
 
@@ -1034,6 +1064,15 @@ def _notice_doc(mail: QueuedMail) -> dict:
 def _outgoing_doc(mail: QueuedMail) -> dict:
     """A mail of no single thread (a storm-control or daily digest) in the box's `outgoing` table."""
     return _mail_doc(mail, _OUTGOING_KEYS)
+
+
+def _outgoing_from(doc: dict) -> QueuedMail:
+    return _mail_from(doc, doc["kind"], _stored_time(doc["at"]))
+
+
+def _mailbox_doc(mailbox: str, doc: dict | None) -> dict | None:
+    """A document of a box's own table, with its mailbox named unless it is the default one."""
+    return doc if doc is None or mailbox == DEFAULT_MAILBOX else {**doc, "mailbox": mailbox}
 
 
 def _mail_from(doc: dict, kind: str, at: datetime) -> QueuedMail:

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 from mailesc.config import Config, Secret, StoreConfig, is_loopback
 from mailesc.errors import MailescError, StoreBusy, StoreError, StoreLoginRefused, UsageError
-from mailesc.model import Breach, Quarantined, Thread
+from mailesc.model import Breach, Quarantined, QueuedMail, Thread
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.signing import installation_secret, secret_path
 from mailesc.store import INSTALLATION, Store, _quarantined_doc, read_archive
@@ -56,6 +56,7 @@ class FileContents:
     breaches: dict[int, tuple[Breach, bool]] = field(default_factory=dict)  # id -> (breach, archived)
     quarantine: list[Quarantined] = field(default_factory=list)
     named: dict[str, list[tuple[str, str, dict]]] = field(default_factory=dict)  # table -> (mailbox, name, state)
+    outgoing: list[tuple[str, QueuedMail]] = field(default_factory=list)  # (mailbox, mail): digests
     reviews: list[ReviewEntry] = field(default_factory=list)
     secret: bytes | None = None
     last_breach_id: int = 0
@@ -115,6 +116,7 @@ def read_file_store(path: Path) -> FileContents:
             for breach in box.breaches.values():
                 contents.breaches[breach.id] = breach, False
             contents.quarantine.extend(box.quarantine.values())
+            contents.outgoing.extend((box.name, mail) for mail in box.outgoing.values())
             for kind, table in _NAMED_TABLES.items():
                 contents.named.setdefault(table, []).extend(
                     (box.name, name, state) for name, state in getattr(box, kind).items())
@@ -280,7 +282,7 @@ def _copy_secret(cursor, secret: bytes | None, where: str) -> str:
 
 
 def _write(cursor, contents: FileContents) -> None:
-    from mailesc.stores.postgres import write_breaches, write_threads
+    from mailesc.stores.postgres import write_breaches, write_outgoing, write_threads
 
     write_threads(cursor, list(contents.threads.values()))
     write_breaches(cursor, sorted(contents.breaches.values(), key=lambda pair: pair[0].id))
@@ -295,6 +297,8 @@ def _write(cursor, contents: FileContents) -> None:
     for table, rows in contents.named.items():
         _upsert(cursor, table, ("mailbox", "name", "state"), 2,
                 [(mailbox, name, _json(state)) for mailbox, name, state in rows])
+    for mailbox in {mailbox for mailbox, _ in contents.outgoing}:
+        write_outgoing(cursor, mailbox, [mail for where, mail in contents.outgoing if where == mailbox])
 
 
 def _write_reviews(cursor, entries: list[ReviewEntry]) -> int:
@@ -356,6 +360,8 @@ def _check(cursor, contents: FileContents, where: str) -> None:
                         ("text", "text", "integer", "integer", "bigint", "text"),
                         [(b.mailbox, b.thread, b.clock, e.level, b.id, e.message_id) for b in breaches
                          for e in b.escalations]),
+        "outgoing": (("mailbox", "message_id"), ("text", "text"),
+                     [(mailbox, mail.message_id) for mailbox, mail in contents.outgoing]),
         "quarantine": (("mailbox", "key"), ("text", "text"), [(q.mailbox, q.key) for q in contents.quarantine]),
         **{table: (("mailbox", "name"), ("text", "text"), [(mailbox, name) for mailbox, name, _ in rows])
            for table, rows in contents.named.items()},

@@ -4,7 +4,8 @@ Why this shape:
 - Every record is kept as the very JSON document the file store writes (``doc`` columns, made by store.py's
   ``_thread_doc``/``_breach_doc``), so one serialiser serves both backends and copying a file store up is a plain
   copy. The columns beside ``doc`` exist for SQL: lists, filters and reports by mailbox, deadline, policy,
-  customer and status, with indexes; ``escalations`` holds one row per level of a clock (the exactly-once key).
+  customer and status, with indexes; ``outgoing`` holds one row per queued mail of every kind, with a unique
+  index on the level of a clock for escalations (the exactly-once key).
 - ``box(name)`` loads one mailbox's live (not archived) records once, as the engine keeps them in memory today;
   changes stay dirty in memory and ``flush()`` writes them in ONE transaction, whose first step is the lease check
   (``fence``), so a worker that lost its mailbox writes nothing.
@@ -34,8 +35,9 @@ from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, QueuedMail, Thread
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.queue import MailIndex, Queued
-from mailesc.store import (INSTALLATION, enqueue, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
+from mailesc.store import (INSTALLATION, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
+from mailesc.store import _outgoing_doc, _outgoing_from, enqueue, take_over_daily_digest
 
 try:
     import psycopg
@@ -43,7 +45,7 @@ try:
 except ImportError:  # the embedded store needs none of this
     psycopg = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_LOCK = int.from_bytes(b"mailesc", "big")  # pg_advisory_xact_lock key while creating or migrating
 NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'mailesc[postgresql]'"
 
@@ -87,12 +89,34 @@ SCHEMA_V1 = (
     "CREATE INDEX breaches_live ON breaches (mailbox) WHERE NOT archived",
     "CREATE INDEX reviews_breach ON reviews (breach)",
 )
-MIGRATIONS = {1: SCHEMA_V1}  # version -> the statements that bring the version before it there
-TABLES = ("mailesc_schema", "threads", "breaches", "escalations", "quarantine", "bookmarks", "health", "meta",
+# v2: the outgoing-mail queue. `outgoing` holds one row per mail mailesc sends, of every kind (escalation,
+# warning, ack, digest, daily), by Message-ID; escalations keep their exactly-once key (one row per level of a
+# thread's clock) as a unique index. Mails about a thread are also kept in their owner's document (a breach's
+# `escalations`, a thread's `notices`), as in the file; the others (digests) have theirs in `doc`. The v1
+# table `escalations` is moved into it and stays readable as a view of its escalation rows.
+SCHEMA_V2 = (
+    """CREATE TABLE outgoing (message_id text PRIMARY KEY, mailbox text NOT NULL, kind text NOT NULL, thread text,
+        clock integer, level integer, breach bigint REFERENCES breaches(id), recipients text[] NOT NULL,
+        delivery text NOT NULL, at timestamptz NOT NULL, sent_at timestamptz, retry_at timestamptz,
+        attempts integer NOT NULL DEFAULT 0, error text, doc jsonb)""",
+    """CREATE UNIQUE INDEX outgoing_escalation_once ON outgoing (mailbox, thread, clock, level)
+        WHERE kind = 'escalation'""",
+    "CREATE INDEX outgoing_unsent ON outgoing (mailbox) WHERE delivery = 'pending'",
+    "CREATE INDEX outgoing_breach ON outgoing (breach)",
+    """INSERT INTO outgoing (message_id, mailbox, kind, thread, clock, level, breach, recipients, delivery, at,
+        sent_at, attempts, error)
+        SELECT message_id, mailbox, 'escalation', thread, clock, level, breach, recipients, delivery, at, sent_at,
+        attempts, error FROM escalations""",
+    "DROP TABLE escalations",
+    """CREATE VIEW escalations AS SELECT mailbox, thread, clock, level, breach, message_id, recipients, delivery, at,
+        sent_at, attempts, error FROM outgoing WHERE kind = 'escalation'""",
+)
+MIGRATIONS = {1: SCHEMA_V1, 2: SCHEMA_V2}  # version -> the statements that bring the version before it there
+TABLES = ("mailesc_schema", "threads", "breaches", "outgoing", "quarantine", "bookmarks", "health", "meta",
           "reviews", "workers", "leases", "requests")
 
 # the box's dirty sets by record kind; sync/health/meta are the NamedRecords tables of the file store
-_KINDS = ("threads", "breaches", "quarantine", "sync", "health", "meta")
+_KINDS = ("threads", "breaches", "quarantine", "sync", "health", "meta", "outgoing")
 _NAMED_TABLES = {"sync": "bookmarks", "health": "health", "meta": "meta"}
 
 
@@ -444,7 +468,9 @@ class PostgresBox:
         self._threads: dict[str, Thread] = {}
         self._breaches: dict[int, Breach] = {}
         self._quarantine: dict[str, Quarantined] = {}
+        self._outgoing: dict[str, QueuedMail] = {}
         self.threads = MappingProxyType(self._threads)
+        self.outgoing = MappingProxyType(self._outgoing)  # mails of no single thread: unsent ones, the last daily
         self.breaches = MappingProxyType(self._breaches)
         self.quarantine = MappingProxyType(self._quarantine)
         self.sync = NamedRecords(self, "sync", name)  # the sources' bookmarks, per folder
@@ -475,6 +501,13 @@ class PostgresBox:
                     for name, state in connection.execute(f"SELECT name, state FROM {table} WHERE mailbox = %s",
                                                           (self.name,)):
                         records.data[name] = state
+                for (doc,) in connection.execute(
+                        "SELECT doc FROM outgoing WHERE mailbox = %s AND doc IS NOT NULL AND (delivery = 'pending' "
+                        "OR message_id = (SELECT message_id FROM outgoing WHERE mailbox = %s AND kind = 'daily' "
+                        "ORDER BY doc->>'day' DESC LIMIT 1))", (self.name, self.name)):
+                    mail = self.store._record(_outgoing_from, doc, "outgoing")
+                    self._outgoing[mail.message_id] = mail
+        take_over_daily_digest(self)
 
     # -- changing (in memory until flush) ---------------------------------------------------------------------
 
@@ -506,14 +539,20 @@ class PostgresBox:
         if self._quarantine.pop(key, None) is not None:
             self._dirty["quarantine"].add(key)
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         enqueue(self, mail, thread, breach)
 
-    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
-        self.put_breach(breach) if breach is not None else self.put_thread(thread)
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
+        if breach is not None:
+            self.put_breach(breach)
+        elif thread is not None:
+            self.put_thread(thread)
+        else:
+            self._outgoing[mail.message_id] = mail
+            self._dirty["outgoing"].add(mail.message_id)
 
     def pending_mails(self) -> list[Queued]:
-        return self.mails.pending(self._threads, self._breaches)
+        return self.mails.pending(self._threads, self._breaches, self._outgoing)
 
     def requeue(self) -> None:
         self.mails.rebuild(self._threads, self._breaches)
@@ -584,6 +623,7 @@ class PostgresBox:
                         cursor.execute("UPDATE breaches SET archived = true WHERE mailbox = %s AND thread = ANY(%s) "
                                        "AND NOT archived", (self.name, list(self._archived)))
                     self._write_quarantine(cursor)
+                    write_outgoing(cursor, self.name, [self._outgoing[i] for i in self._dirty["outgoing"]])
                     for kind, table in _NAMED_TABLES.items():
                         records = getattr(self, kind)
                         _upsert(cursor, table, ("mailbox", "name", "state"), 2,
@@ -617,10 +657,23 @@ def write_breaches(cursor, breaches: list[tuple[Breach, bool]]) -> None:
                                  "received_at", "due_at", "responded_at", "doc", "archived"), 1,
             [(b.id, b.mailbox, b.thread, b.clock, b.customer, b.policy, str(b.status), b.received_at, b.due_at,
               b.responded_at, Jsonb(_breach_doc(b)), archived) for b, archived in breaches])
-    _upsert(cursor, "escalations", ("mailbox", "thread", "clock", "level", "breach", "message_id", "recipients",
-                                    "delivery", "at", "sent_at", "attempts", "error"), 4,
-            [(b.mailbox, b.thread, b.clock, e.level, b.id, e.message_id, list(e.to), str(e.delivery), e.at,
-              e.sent_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations])
+    _upsert(cursor, "outgoing", _ESCALATION_COLUMNS, 4,
+            [(b.mailbox, b.thread, b.clock, e.level, e.message_id, "escalation", b.id, list(e.to), str(e.delivery),
+              e.at, e.sent_at, e.retry_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations],
+            where="kind = 'escalation'")  # the exactly-once key; a Message-ID claimed twice is refused
+
+
+def write_outgoing(cursor, mailbox: str, mails: list[QueuedMail]) -> None:
+    """Upsert a box's mails of no single thread (digests) by Message-ID, each with its document."""
+    _upsert(cursor, "outgoing", _OUTGOING_COLUMNS, 1,
+            [(m.message_id, mailbox, str(m.kind), None, None, None, None, list(m.to), str(m.delivery), m.at,
+              m.sent_at, m.retry_at, m.attempts, m.error, Jsonb(_outgoing_doc(m))) for m in mails])
+
+
+_OUTGOING_COLUMNS = ("message_id", "mailbox", "kind", "thread", "clock", "level", "breach", "recipients", "delivery",
+                     "at", "sent_at", "retry_at", "attempts", "error", "doc")
+_ESCALATION_COLUMNS = ("mailbox", "thread", "clock", "level", "message_id", "kind", "breach", "recipients", "delivery",
+                       "at", "sent_at", "retry_at", "attempts", "error")
 
 
 # the latest review entry of each breach: its review stands when that entry's action is "review"
@@ -664,14 +717,16 @@ def _breach_conditions(wanted, now: datetime, period: timedelta) -> tuple[list[s
 COPY_FROM = 200  # rows: from this many on, an upsert goes through COPY (a first sync writes thousands)
 
 
-def _upsert(cursor, table: str, columns: tuple[str, ...], key_columns: int, rows: list[tuple]) -> None:
-    """Insert `rows` into `table`, replacing the rows with the same key (its first `key_columns` columns).
+def _upsert(cursor, table: str, columns: tuple[str, ...], key_columns: int, rows: list[tuple],
+            where: str | None = None) -> None:
+    """Insert `rows` into `table`, replacing the rows with the same key (its first `key_columns` columns; `where`:
+    the predicate of the partial unique index that is the key).
     Few rows: one pipelined statement each. Many: COPY into a temporary table dropped at commit, then one
     INSERT ... SELECT (COPY is some ten times quicker than row by row)."""
     if not rows:
         return
     names = ", ".join(columns)
-    upsert = (f"ON CONFLICT ({', '.join(columns[:key_columns])}) DO UPDATE SET "
+    upsert = (f"ON CONFLICT ({', '.join(columns[:key_columns])}){f' WHERE {where}' if where else ''} DO UPDATE SET "
               + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns[key_columns:]))
     if len(rows) < COPY_FROM:
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))}) {upsert}",
