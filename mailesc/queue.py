@@ -67,16 +67,13 @@ class MailIndex:
         return found + [Queued(mail, None) for mail in (outgoing or {}).values() if mail.delivery is Delivery.PENDING]
 
 
-def keep_with_owner(mail: QueuedMail, thread: Thread | None, breach: Breach | None,
-                    outgoing: dict[str, QueuedMail]) -> None:
-    """Keep `mail` with its owner: an escalation on its breach, a thread's other mail on the thread, a mail of
-    no single thread in `outgoing` (a box's table)."""
+def keep_with_owner(mail: QueuedMail, thread: Thread | None, breach: Breach | None) -> None:
+    """Keep a mail about a thread with its owner: an escalation on its breach, a thread's other mail on the
+    thread. (A mail of no single thread goes to its box's `outgoing` when the box puts it.)"""
     if breach is not None:
         breach.escalations.append(mail)
     elif thread is not None:
         thread.notices.append(mail)
-    else:
-        outgoing[mail.message_id] = mail
 
 
 def daily_from_health(state: dict, to: list[str] | None = None) -> QueuedMail | None:

@@ -193,7 +193,7 @@ class FileBox:
 
 def enqueue(box, mail: QueuedMail, thread: Thread | None, breach: Breach | None) -> None:
     """Record `mail` with its owner in `box` (written at the next flush) and index it as unsent. (Both stores.)"""
-    keep_with_owner(mail, thread, breach, {})
+    keep_with_owner(mail, thread, breach)
     box.put_mail(mail, thread=thread, breach=breach)
     if thread is not None:
         box.mails.add(thread, breach)
