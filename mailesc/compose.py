@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from mailesc.clock import isoformat
@@ -106,7 +107,7 @@ class Composer:
     sender: str
     reply_to: str = ""
     secret: bytes = b""
-    policies: object = None
+    policies: Any = None  # mailesc.policies.Policies
     zone: tzinfo | None = None
 
     def zone_of(self, thread: Thread) -> tzinfo:
@@ -130,7 +131,8 @@ class Composer:
         omitted: list[str] = []
         chosen = _within_budget(messages, omitted) if breach else {}  # only escalations attach the thread
         opener = clock_opener(thread, breach)  # the customer message whose clock ran out
-        answer = (team_answers(thread, opener)[-1:] or [None])[0]  # what the team said last before it
+        answers = team_answers(thread, opener)
+        answer = answers[-1] if answers else None  # what the team said last before it
         quote = opener if opener and opener.size <= QUOTE_LIMIT else None
         if opener and not quote:
             omitted.append(f"the {'first' if opener is first else 'new'} message ({opener.size} bytes) "

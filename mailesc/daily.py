@@ -75,7 +75,8 @@ class DailyDigest:
                       composers={MailKind.DAILY.value: self._compose})
 
     def _compose(self, record: QueuedMail, now: datetime):
-        return daily_digest_mail(self.templates, record.template, self.context(date.fromisoformat(record.day), now),
+        day = date.fromisoformat(record.day or record.at.date().isoformat())
+        return daily_digest_mail(self.templates, record.template, self.context(day, now),
                                  sender=self.sender, to=list(record.to), message_id=record.message_id, now=now)
 
     def context(self, day: date, now: datetime) -> dict:

@@ -204,12 +204,14 @@ class Outbox:
     def _compose(self, envelope: _Envelope, now: datetime) -> OutgoingMail:
         record = envelope.record.record
         if envelope.is_digest:
-            members = [(item.thread, item.breach, item.record.level, item.record.message_id)
-                       for item in envelope.members]
+            members = [(item.thread, item.breach, item.record.level or 0, item.record.message_id)
+                       for item in envelope.members if item.thread is not None and item.breach is not None]
             return self.composer.storm_digest(record.message_id, list(record.to), members, now)
         if record.kind in self.composers:
             return self.composers[record.kind](record, now)
         item = envelope.record
+        if item.thread is None:
+            raise ComposeError(f"no way to compose a mail of kind {record.kind!r}")
         return self.composer.thread_mail(kind=record.kind, message_id=record.message_id, to=record.to,
                                          template=record.template, thread=item.thread, now=now,
                                          fetch=self.source.fetch, breach=item.breach, level=record.level)
@@ -280,7 +282,7 @@ def _loggable(item: _Pending, error: Exception) -> str:
 
 def _fields(item: _Pending) -> dict:
     """The structured fields of a delivery line: ids only (an acknowledgement's recipient is a customer)."""
-    values = {"thread": item.thread.id} if item.thread is not None else {}
+    values: dict[str, object] = {"thread": item.thread.id} if item.thread is not None else {}
     values.update(mail=item.record.message_id, kind=str(item.record.kind))
     if item.breach:
         values.update(breach=item.breach.id, escalation_level=item.record.level)

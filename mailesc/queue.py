@@ -52,8 +52,10 @@ class MailIndex:
         then the mails of no single thread (few: every one of them is looked at)."""
         if self._places is None:
             self.rebuild(threads, breaches)
+        places = self._places
+        assert places is not None
         found: list[Queued] = []
-        for thread_id, breach_id in sorted(self._places, key=lambda key: (key[1] is None, key[1] or 0, key[0])):
+        for thread_id, breach_id in sorted(places, key=lambda key: (key[1] is None, key[1] or 0, key[0])):
             thread = threads.get(thread_id)
             breach = breaches.get(breach_id) if breach_id is not None else None
             if thread is None or (breach_id is not None and breach is None):
@@ -62,7 +64,7 @@ class MailIndex:
                 mails = breach.escalations if breach else thread.notices
             here = [Queued(mail, thread, breach) for mail in mails if mail.delivery is Delivery.PENDING]
             if not here:
-                self._places.discard((thread_id, breach_id))
+                places.discard((thread_id, breach_id))
             found += here
         return found + [Queued(mail, None) for mail in (outgoing or {}).values() if mail.delivery is Delivery.PENDING]
 
