@@ -33,7 +33,7 @@ class NoMailbox:
 def _transport(sink) -> SmtpTransport:
     server = ServerConfig(host=sink.host, port=sink.port, security="plain", username="", password=Secret(),
                           timeout=10, ca_file=None)
-    return SmtpTransport(SmtpConfig(kind="smtp", path=None, server=server, from_address=SENDER, reply_to=""))
+    return SmtpTransport(SmtpConfig(kind="smtp", settings=server, from_address=SENDER, reply_to=""))
 
 
 def _storm(store: Store, count: int) -> list[QueuedMail]:
