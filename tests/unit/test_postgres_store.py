@@ -40,19 +40,21 @@ def test_a_fresh_database_gets_schema_version_one_and_check_can_say_so(pg_databa
     with open_store(pg_database) as store:
         host_port_db = pg_database.url.partition("@")[2]
         assert store.describe() == {"database": host_port_db, "schema": SCHEMA_VERSION}
-    assert sql(pg_database, "SELECT version FROM mailesc_schema") == [(1,)]
+    assert sql(pg_database, "SELECT version FROM mailesc_schema ORDER BY version") == [
+        (version,) for version in range(1, SCHEMA_VERSION + 1)]  # every step, in order
     tables = {row[0] for row in sql(pg_database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"mailesc_schema", "threads", "breaches", "escalations", "quarantine", "bookmarks", "health",
                       "meta", "reviews", "workers", "leases", "requests"}
     indexes = {row[0] for row in sql(pg_database, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
     assert {"breaches_due_at", "breaches_policy_due_at", "breaches_customer", "breaches_status",
-            "breaches_mailbox_due_at", "threads_live", "breaches_live", "reviews_breach"} <= indexes
+            "breaches_mailbox_due_at", "threads_live", "breaches_live", "reviews_breach", "threads_report",
+            "breaches_report"} <= indexes
 
 
 def test_opening_again_migrates_nothing(pg_database):
     open_store(pg_database).close()
     open_store(pg_database).close()
-    assert sql(pg_database, "SELECT count(*) FROM mailesc_schema") == [(1,)]
+    assert sql(pg_database, "SELECT count(*) FROM mailesc_schema") == [(SCHEMA_VERSION,)]  # one row per step
 
 
 STARTER = """
@@ -77,17 +79,21 @@ def test_workers_starting_together_create_the_schema_once(pg_database, postgres)
             time.sleep(0.05)
         holder.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
     results = [worker.communicate(timeout=60) for worker in workers]
-    assert [(worker.returncode, out.strip()) for worker, (out, _) in zip(workers, results)] == [(0, "1")] * 3, results
-    assert sql(pg_database, "SELECT count(*) FROM mailesc_schema") == [(1,)]
+    assert [(worker.returncode, out.strip()) for worker, (out, _) in zip(workers, results)] == [
+        (0, str(SCHEMA_VERSION))] * 3, results
+    assert sql(pg_database, "SELECT count(*) FROM mailesc_schema") == [(SCHEMA_VERSION,)]
 
 
 def test_a_newer_schema_is_refused_with_upgrade_mailesc_and_left_untouched(pg_database):
     open_store(pg_database).close()
-    sql(pg_database, "INSERT INTO mailesc_schema (version) VALUES (2)")
+    newer = SCHEMA_VERSION + 1
+    sql(pg_database, "INSERT INTO mailesc_schema (version) VALUES (%s)", newer)
     sql(pg_database, "CREATE TABLE outgoing (id integer)")  # what a newer mailesc might have added
-    with pytest.raises(StoreError, match=r"schema version 2, newer than this mailesc knows \(1\): upgrade mailesc"):
+    with pytest.raises(StoreError, match=rf"schema version {newer}, newer than this mailesc knows "
+                                         rf"\({SCHEMA_VERSION}\): upgrade mailesc"):
         open_store(pg_database)
-    assert sql(pg_database, "SELECT version FROM mailesc_schema ORDER BY version") == [(1,), (2,)]
+    assert sql(pg_database, "SELECT version FROM mailesc_schema ORDER BY version") == [
+        (version,) for version in range(1, newer + 1)]
     assert sql(pg_database, "SELECT to_regclass('outgoing') IS NOT NULL") == [(True,)]
 
 
@@ -103,7 +109,7 @@ def test_a_database_with_foreign_tables_is_refused_and_left_untouched(pg_databas
 def test_a_schema_that_lost_a_table_is_refused(pg_database):
     open_store(pg_database).close()
     sql(pg_database, "DROP TABLE leases")
-    with pytest.raises(StoreError, match="is damaged: mailesc schema version 1 lacks the table leases"):
+    with pytest.raises(StoreError, match=f"is damaged: mailesc schema version {SCHEMA_VERSION} lacks the table leases"):
         open_store(pg_database)
     assert sql(pg_database, "SELECT to_regclass('leases')") == [(None,)]
 
