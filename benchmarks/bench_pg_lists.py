@@ -33,7 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 from common import median, percentile, save, table
-from mailesc.history import BreachFilter
+from mailesc.policies import load_policies
+from mailesc.reporting.queries import BreachFilter
 from mailesc.store import _breach_doc, _breach_from, _thread_doc, _thread_from
 from mailesc.stores.postgres import PostgresStore
 from mailesc.testing.postgres import PostgresCluster
@@ -75,11 +76,15 @@ def fill_sql(size: int, start: datetime, step_s: float) -> list[str]:
                g > {size} * 0.98 AS open,
                g <= {size} / 2 AS archived
         FROM generate_series(1, {size}) AS g"""
-    times = f"""
+    answered = f"""
         SELECT *, rcv + interval '4 hours' AS due,
                CASE WHEN open THEN NULL ELSE rcv + interval '4 hours' + ((g * 37) % 1560) * interval '1 minute'
                                                   + interval '1 minute' END AS resp
         FROM ({base}) b"""
+    # the business hours the engine keeps when a thread is answered (the policies' calendar is "always": wall-clock
+    # hours, divided as Python divides timedeltas)
+    times = f"""
+        SELECT *, (extract(epoch FROM resp) - extract(epoch FROM rcv))::float8 / 3600 AS hours FROM ({answered}) a"""
     escalation = (f"jsonb_build_object('level', 0, 'at', {_iso('due')}, 'to', jsonb_build_array('manager@example.test'), "
                   f"'message_id', '<esc' || g || '.0@mailesc.example>', 'template', 'escalation', 'delivery', 'sent', "
                   f"'sent_at', {_iso('due')}, 'error', NULL, 'attempts', 0, 'retry_at', NULL, 'digest', NULL)")
@@ -101,7 +106,10 @@ def fill_sql(size: int, start: datetime, step_s: float) -> list[str]:
                   f"'messages', CASE WHEN open THEN jsonb_build_array({customer_message}) "
                   f"ELSE jsonb_build_array({customer_message}, {team_message}) END, "
                   f"'policy', policy, 'due_at', {_iso('due')}, 'breach_ids', jsonb_build_object('0', g), "
-                  f"'notices', '[]'::jsonb, 'mailbox', mailbox)")
+                  f"'notices', '[]'::jsonb, 'mailbox', mailbox, 'report', jsonb_build_object('thread', tid, "
+                  f"'received', {_iso('rcv')}, 'customer', customer, 'policy', policy, 'breach', g, "
+                  f"'responded', CASE WHEN open THEN NULL ELSE {_iso('resp')} END, 'hours', hours, "
+                  f"'mailbox', mailbox))")
     return [
         "SET synchronous_commit = off",
         "SET maintenance_work_mem = '256MB'",
@@ -109,8 +117,10 @@ def fill_sql(size: int, start: datetime, step_s: float) -> list[str]:
                                  responded_at, doc, archived)
             SELECT g, mailbox, tid, 0, customer, policy, CASE WHEN open THEN 'open' ELSE 'responded_late' END,
                    rcv, due, resp, {breach_doc}, archived FROM ({times}) t""",
-        f"""INSERT INTO threads (mailbox, id, doc, archived, last_activity)
-            SELECT mailbox, tid, {thread_doc}, archived, COALESCE(resp, rcv) FROM ({times}) t""",
+        f"""INSERT INTO threads (mailbox, id, doc, archived, last_activity, received_at, customer, policy,
+                                first_breach, responded_at, response_hours)
+            SELECT mailbox, tid, {thread_doc}, archived, COALESCE(resp, rcv), rcv, customer, policy, g, resp, hours
+            FROM ({times}) t""",
         f"""INSERT INTO outgoing (kind, mailbox, thread, clock, level, breach, message_id, recipients, delivery, at,
                                  sent_at, attempts, error)
             SELECT 'escalation', mailbox, tid, 0, 0, g, '<esc' || g || '.0@mailesc.example>',
@@ -212,7 +222,7 @@ def captured_sql(store: PostgresStore, call) -> list[str]:
     return [psycopg.ClientCursor(connection).mogrify(query, params) for connection, query, params in seen]
 
 
-def baselines(store: PostgresStore, now: datetime) -> dict[str, list[str]]:
+def baselines(store: PostgresStore, now: datetime, policies) -> dict[str, list[str]]:
     """Per command, the SQL mailesc runs for it (captured on the empty database: the statements do not depend
     on the rows). `breaches list` reads the reviews of the listed breaches in batches of 2000 ids; the baseline
     reads them in one statement over the same selection."""
@@ -227,13 +237,14 @@ def baselines(store: PostgresStore, now: datetime) -> dict[str, list[str]]:
         return statements + [f"SELECT breach, at, by, action, cause, note FROM reviews WHERE breach IN "
                              f"(SELECT id FROM ({main}) selected) ORDER BY id"]
 
-    def reporting() -> list[str]:
-        return captured_sql(store, lambda: store.report_history(None, None))
+    def reporting(by: str | None) -> list[str]:
+        return captured_sql(store, lambda: store.count_report(policies, now=now, review_period=REVIEW_PERIOD,
+                                                              by=by))
 
     everything = listing(BreachFilter())
     return {"list": everything, "list --json": everything, "list --csv": everything,
             "list --policy vip --since 90d": listing(BreachFilter(since=now - timedelta(days=90), policy="vip")),
-            "report": reporting(), "report --by mailbox": reporting()}
+            "report": reporting(None), "report --by mailbox": reporting("mailbox")}
 
 
 def write_config(folder: Path, url: str) -> Path:
@@ -305,7 +316,7 @@ def main(argv=None) -> int:
         url, password = cluster.new_database("pg_lists")
         now = datetime.now(timezone.utc).replace(microsecond=0)
         with PostgresStore(url, password, security="plain") as store:  # mailesc creates its schema
-            sql = baselines(store, now)
+            sql = baselines(store, now, load_policies(write_config(Path(tempfile.mkdtemp()), url).parent / "policies"))
         print(f"filling {args.size:,} breaches ...", flush=True)
         filled = fill(url, password, args.size, now)
         print(f"filled: {filled}", flush=True)

@@ -20,14 +20,12 @@ from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
-from mailesc.history import load_history
 from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
 from mailesc.queue import daily_state, latest_daily
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, check_cause, reviews_path
-from mailesc.stats import build_report
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.store import DryRunStore, Store, archive_folder
@@ -461,7 +459,7 @@ def open_records(config: Config, replay: bool = False, *, threads: bool = True, 
     """The one door of admin commands to the records, whichever store the config names: the PostgreSQL database
     of `[store] url` (workers may be running: everything is read in transactions, never locked), else the file
     store (read without its lock: the daemon may be running; its writes are atomic renames). A replay's store is
-    always a file. Both give `history(threads)`, `select_breaches(...)`, `report_history(since, until)`,
+    always a file. Both give `history(threads)`, `select_breaches(...)`, `count_report(policies, ...)`,
     `find_breach(id)`, `reviews()`, `record_review(entry)`, `mailboxes()`, `box(name)`, `installation` and
     `last_polls()`; close it (a context manager). For the file store, `threads=False` skips reading the threads
     and `live=False` reads no live record at open (for commands that find their own, like `breaches show`)."""
@@ -573,16 +571,16 @@ def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str
 
 
 def report(setup: Setup, now: datetime, *, since: datetime | None = None, until: datetime | None = None,
-           by: str | None = None, replay: bool = False) -> dict:
-    with open_records(setup.config, replay, live=False) as records:
-        known = records.report_history(since, until)
-    return build_report(known, setup.policies, now=now, review_period=setup.config.review.period, since=since,
-                        until=until, by=by)
+           by: str | None = None, replay: bool = False, store: Path | None = None) -> dict:
+    """`mailesc report`: the configured store's numbers (or the replay's, or the file store at `store`: a
+    replay's own, for `replay --report`)."""
+    from mailesc.reporting.statistics import assemble
 
-
-def report_of(setup: Setup, path: Path, now: datetime, **period_and_grouping) -> dict:
-    return build_report(load_history(path), setup.policies, now=now, review_period=setup.config.review.period,
-                        **period_and_grouping)
+    period = setup.config.review.period
+    records = Store(store, readonly=True, live=False) if store else open_records(setup.config, replay, live=False)
+    with records:  # each store counts its way: the file store in Python, PostgreSQL in SQL
+        counts = records.count_report(setup.policies, now=now, review_period=period, since=since, until=until, by=by)
+    return assemble(counts, now=now, review_period=period, since=since, until=until, by=by)
 
 
 # -- status ---------------------------------------------------------------------------------------------------

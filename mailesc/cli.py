@@ -20,10 +20,11 @@ from mailesc import __version__, logs
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
 from mailesc.durations import format_duration, parse_duration
 from mailesc.errors import MailescError, UsageError
-from mailesc.history import STATUSES, BreachFilter
-from mailesc.report import TABLE_COLUMNS, breach_json, breach_story, plain_table, table_row, timeline, write_csv
-from mailesc.stats import GROUPINGS
-from mailesc.report_tables import print_report, write_report_csv
+from mailesc.reporting.breaches import TABLE_COLUMNS, breach_json, plain_table, table_row, write_csv
+from mailesc.reporting.queries import STATUSES, BreachFilter, StoredBreach
+from mailesc.reporting.statistics import GROUPINGS
+from mailesc.reporting.tables import print_report, write_report_csv
+from mailesc.reporting.timeline import breach_story, timeline
 from mailesc.terminal import busy, print_table, progress
 
 EX_SOFTWARE = 70
@@ -313,7 +314,7 @@ def cmd_replay(args) -> int:
     summary = app.replay(setup, Path(args.mailbox), store_path=store, outbox_path=outbox,
                          until=_time(args.until, "--until") if args.until else None, progress=progress)
     if args.report:
-        _write_page(Path(args.report), app.report_of(setup, store, parse_iso(summary.end)))
+        _write_page(Path(args.report), app.report(setup, parse_iso(summary.end), store=store))
     if args.json:
         print(json.dumps(summary.as_json()))
         return 0
@@ -341,7 +342,7 @@ def cmd_breaches_list(args) -> int:
                           unreviewed=args.unreviewed, overdue_review=args.overdue_review,
                           mailboxes=_names(args.mailbox))
     period = config.review.period
-    with app.open_records(config, args.replay, threads=False) as records:
+    with app.open_records(config, args.replay, live=False) as records:
         with busy("reading the breaches"):
             selected, reviews, recorded = records.select_breaches(wanted, now, period, args.limit)
         if args.json:
@@ -375,7 +376,7 @@ def cmd_breaches_show(args) -> int:
             return 1
         reviews = records.reviews(of=[args.id])
     events = timeline(breach, thread, reviews)
-    doc = breach_json(breach, reviews, now, config.review.period)
+    doc = breach_json(StoredBreach.of(breach), reviews, now, config.review.period)
     if args.json:
         print(json.dumps({**doc, "timeline": [event.as_json() for event in events]}, indent=2))
     else:
@@ -418,7 +419,7 @@ def cmd_report(args) -> int:
 
 
 def _write_page(path: Path, result: dict) -> None:
-    from mailesc.report_html import render_html  # matplotlib loads slowly: only when a page is asked for
+    from mailesc.reporting.page import render_html  # matplotlib loads slowly: only when a page is asked for
 
     try:
         path.write_text(render_html(result), encoding="utf-8")

@@ -179,6 +179,8 @@ class Engine:
         if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
             self._start_clock(thread, message, report)  # the first customer message, even if it came in late
             self._acknowledge_customer(thread, message, now, report)
+        if kind is Kind.CUSTOMER or kind is Kind.TEAM:
+            self._keep_response_hours(thread)
         self.index.add(thread)
         self.store.put_thread(thread)
         self.agenda.changed(thread.id)
@@ -277,8 +279,17 @@ class Engine:
                 log.info("a thread its policy could not time before is timed again (policy %s)", thread.policy)
             elif thread.clock_error == before:
                 continue
+            self._keep_response_hours(thread)
             self.store.put_thread(thread)
             self.agenda.changed(thread.id)
+
+    def _keep_response_hours(self, thread: Thread) -> None:
+        """The first response's business hours, kept on the thread for reports (computed once, when it is
+        answered or its first customer message or policy changes, instead of per thread at every report)."""
+        try:
+            thread.response_hours = sla.response_hours(thread, self.policies.get(thread.policy))
+        except ValueError:  # a calendar that cannot count: the report counts it itself
+            thread.response_hours = None
 
     def _reparse(self, first: ThreadMessage, data: bytes | None, now: datetime) -> Message | None:
         if data is None:

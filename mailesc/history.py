@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from mailesc.model import Breach, Status, Thread
+from mailesc.model import Breach, Thread
 from mailesc.reviews import Reviews
 from mailesc.store import Store, find_breach, read_archive
-
-STATUSES = tuple(str(status) for status in Status)
 
 
 @dataclass
@@ -52,40 +49,3 @@ def load_breach(store_path: Path, breach_id: int) -> History:
     thread, breach = find_breach(store_path, breach_id)
     return History(threads={thread_key(thread): thread} if thread else {},
                    breaches={breach.id: breach} if breach else {}, reviews=Reviews.load(store_path))
-
-
-@dataclass(frozen=True)
-class BreachFilter:
-    """What `mailesc breaches list` narrows the list by; every field left empty lets every breach through."""
-
-    since: datetime | None = None  # deadline at or after
-    until: datetime | None = None  # deadline before
-    policy: str | None = None
-    customer: str | None = None  # an address, or a domain ("example.com" or "@example.com")
-    status: str | None = None
-    unreviewed: bool = False
-    overdue_review: bool = False
-    mailboxes: tuple[str, ...] = ()  # any of these mailboxes (none named: every mailbox)
-
-    def select(self, history: History, now: datetime, period: timedelta) -> list[Breach]:
-        return [breach for breach in sorted(history.breaches.values(), key=lambda b: b.id)
-                if self.admits(breach, history, now, period)]
-
-    def admits(self, breach: Breach, history: History, now: datetime, period: timedelta) -> bool:
-        reviews = history.reviews
-        return ((self.since is None or breach.due_at >= self.since)
-                and (self.until is None or breach.due_at < self.until)
-                and (self.policy is None or breach.policy == self.policy)
-                and (self.customer is None or customer_matches(breach.customer, self.customer))
-                and (self.status is None or str(breach.status) == self.status)
-                and (not self.mailboxes or breach.mailbox in self.mailboxes)
-                and (not self.unreviewed or reviews.current(breach.id) is None)
-                and (not self.overdue_review or reviews.overdue(breach, now, period)))
-
-
-def customer_matches(address: str, wanted: str) -> bool:
-    """`wanted` is an address or a domain (with or without its @); case does not matter."""
-    address, wanted = address.lower(), wanted.lower().strip()
-    if "@" in wanted.lstrip("@"):
-        return address == wanted
-    return address.rpartition("@")[2] == wanted.lstrip("@")

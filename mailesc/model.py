@@ -158,6 +158,10 @@ class Thread:
     clock_error: str | None = None  # why its policy could not time it (a calendar that never opens): no clock
     # until the policies change; then it is timed again. Never a reason to quarantine the customer's message.
     mailbox: str = DEFAULT_MAILBOX  # the mailbox it was read from: a thread id is unique within its mailbox only
+    # business hours from the first customer message to the first team response, in its policy's calendar:
+    # set by the engine when the thread is answered (sla.response_hours) and kept, so that reports need no
+    # calendar per thread; None while unanswered (or for records written before it was kept)
+    response_hours: float | None = None
 
     def first_customer_message(self) -> ThreadMessage | None:
         return self.first_customer_message_after(None)

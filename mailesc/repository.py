@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Protocol
 from mailesc.model import Breach, Quarantined, QueuedMail, Thread
 
 if TYPE_CHECKING:
+    from mailesc.history import History
+    from mailesc.policies import Policies
     from mailesc.queue import Queued
-    from mailesc.history import BreachFilter, History
+    from mailesc.reporting.queries import BreachFilter, StoredBreach
+    from mailesc.reporting.statistics import Counts
     from mailesc.reviews import ReviewEntry, Reviews
 
 
@@ -103,11 +106,14 @@ class Records(Store, Protocol):
     def history(self, threads: bool = True) -> "History":
         """Everything on record, live and archived, with the reviews."""
 
-    def report_history(self, since: datetime | None = None, until: datetime | None = None) -> "History":
-        """At least what a report of the period counts over (the file store: everything)."""
+    def count_report(self, policies: "Policies", *, now: datetime, review_period: timedelta,
+                     since: datetime | None = None, until: datetime | None = None,
+                     by: str | None = None) -> "Counts":
+        """`report`'s counts of the period (reporting.statistics.assemble makes the report of them): the file
+        store counts its records in Python, PostgreSQL in SQL."""
 
     def select_breaches(self, wanted: "BreachFilter", now: datetime, period: timedelta,
-                        limit: int | None = None) -> tuple[Iterable[Breach], "Reviews", bool]:
+                        limit: int | None = None) -> tuple[Iterable["StoredBreach"], "Reviews", bool]:
         """(the breaches `wanted` lets through, oldest first (with `limit` the newest that many), their reviews
         (filled in as the breaches are read), whether any breach is on record at all)."""
 

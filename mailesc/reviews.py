@@ -5,7 +5,7 @@ runs: the daemon holds the store's lock for its whole life but never writes revi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,7 +30,9 @@ class ReviewEntry:
     note: str | None = None
 
     def as_json(self) -> dict:
-        return {**asdict(self), "at": isoformat(self.at)}
+        """Built field by field: dataclasses.asdict deep-copies and was most of a long list's review summaries."""
+        return {"breach": self.breach, "at": isoformat(self.at), "by": self.by, "action": self.action,
+                "cause": self.cause, "note": self.note}
 
 
 def reviews_path(store_path: Path) -> Path:
@@ -49,13 +51,13 @@ class Reviews:
         path = reviews_path(store_path)
         if not path.exists():
             return cls()
-        db = TinyDB(str(path), storage=AtomicJSONStorage, what=REVIEW_FILE)
+        tables = AtomicJSONStorage(str(path), what=REVIEW_FILE).read() or {}  # TinyDB's layout, checked
         entries = []
-        for doc in db.table("reviews").all():
+        for doc_id, doc in tables.get("reviews", {}).items():  # in insertion order, as TinyDB lists them
             try:
                 entries.append(_entry_from(doc))
             except (KeyError, TypeError, ValueError, AttributeError) as error:
-                raise StoreError(damaged(REVIEW_FILE, path, f"in review record {doc.doc_id}",
+                raise StoreError(damaged(REVIEW_FILE, path, f"in review record {doc_id}",
                                          record_problem(error))) from None
         return cls(entries)
 
@@ -86,13 +88,16 @@ class Reviews:
         """Still without a cause, longer than the review period after its deadline."""
         return self.current(breach.id) is None and now - breach.due_at > period
 
-    def summary(self, breach: Breach, now: datetime, period: timedelta) -> dict:
-        """The review as `breaches list/show --json` print it."""
-        current = self.current(breach.id)
-        return {"state": self.state(breach.id), "cause": current and current.cause, "note": current and current.note,
+    def summary(self, breach, now: datetime, period: timedelta) -> dict:
+        """The review as `breaches list/show --json` print it (`breach`: a Breach or a StoredBreach)."""
+        entries = self._by_breach.get(breach.id, ())
+        current = entries[-1] if entries and entries[-1].action == "review" else None
+        due = breach.due_at
+        return {"state": REVIEWED if current else REOPENED if entries else UNREVIEWED,
+                "cause": current and current.cause, "note": current and current.note,
                 "by": current and current.by, "at": isoformat(current.at) if current else None,
-                "due_at": isoformat(breach.due_at + period), "overdue": self.overdue(breach, now, period),
-                "history": [entry.as_json() for entry in self.history(breach.id)]}
+                "due_at": isoformat(due + period), "overdue": current is None and now - due > period,
+                "history": [entry.as_json() for entry in entries]}
 
 
 def record_review(store_path: Path, entry: ReviewEntry, causes: tuple[str, ...] | None = None) -> ReviewEntry:
@@ -116,5 +121,14 @@ def check_cause(entry: ReviewEntry, causes: tuple[str, ...]) -> None:
 
 
 def _entry_from(doc: dict) -> ReviewEntry:
-    return ReviewEntry(breach=int(doc["breach"]), at=parse_iso(doc["at"]), by=doc["by"], action=doc["action"],
+    return ReviewEntry(breach=int(doc["breach"]), at=_time(doc["at"]), by=doc["by"], action=doc["action"],
                        cause=doc.get("cause"), note=doc.get("note"))
+
+
+def _time(text: str) -> datetime:
+    """A time mailesc wrote (with its offset): fromisoformat at once; anything else the careful way."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return parse_iso(text)
+    return when if when.tzinfo is not None else parse_iso(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mailesc.model import Thread
 from mailesc.policies import Level, Rule
@@ -61,3 +61,15 @@ def _verdict(thread: Thread, rule: Rule, clock: int, started: datetime, due_at: 
         clock=clock, received_at=started, due_at=due_at, responded_at=None, breached=now >= due_at,
         warn_due=warn_at is not None and warn_at <= now < due_at, warn_at=warn_at,
         due_steps=tuple(step for step in steps if step.at <= now), next_at=min(upcoming, default=None))
+
+
+def response_hours(thread: Thread, rule: Rule | None) -> float | None:
+    """Business hours from the thread's first customer message to the first team response after it, in the
+    calendar of `rule` (wall-clock hours without one: its policy is gone); None while it is unanswered. The
+    engine keeps it on the thread (Thread.response_hours) and reports read it back."""
+    first = thread.first_customer_message()
+    reply = thread.first_response_after(first.arrived) if first is not None else None
+    if reply is None:
+        return None
+    spent = rule.calendar.between(first.arrived, reply.arrived) if rule else reply.arrived - first.arrived
+    return spent / timedelta(hours=1)

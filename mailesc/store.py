@@ -18,7 +18,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -285,17 +285,42 @@ class Store:
         return load_history(self.path, threads, live=self if mine else None)
 
     def select_breaches(self, wanted, now: datetime, period, limit: int | None = None):
-        """`breaches list`: (the breaches `wanted` (a history.BreachFilter) lets through, oldest first (with
-        `limit`, the newest that many); their reviews; whether any breach is on record at all)."""
-        history = self.history(threads=False)
-        selected = wanted.select(history, now, period)
-        if limit is not None:
-            selected = selected[-limit:] if limit > 0 else []
-        return selected, history.reviews, bool(history.breaches)
+        """`breaches list`: (the breaches `wanted` (a reporting.queries.BreachFilter) lets through, as stored
+        (StoredBreach), oldest first (with `limit`, the newest that many); their reviews; whether any breach is
+        on record at all). No thread is read, and no breach becomes an object."""
+        from mailesc.reporting.queries import newest
 
-    def report_history(self, since: datetime | None = None, until: datetime | None = None):
-        """What `report` counts over (the file store has no index: everything)."""
-        return self.history()
+        reviews = self.reviews()
+        stored = self._stored_breaches()
+        return newest(wanted.select(stored.values(), reviews, now, period), limit), reviews, bool(stored)
+
+    def report_records(self, since: datetime | None = None, until: datetime | None = None):
+        """What `report` counts over (reporting.queries.ReportRecords): each thread's stored summary (the
+        whole thread only for one written before summaries were kept), every breach as stored, the reviews.
+        The file store has no index: everything is read, the period is applied by the report."""
+        from mailesc.reporting.queries import ReportRecords, ThreadFacts
+
+        threads = []
+        for item, summary, where in report_documents(self.path):
+            facts = (ThreadFacts.stored(item, f"{where}") if item is not None else None) if summary \
+                else ThreadFacts.of(item)
+            if facts is not None:
+                threads.append(facts)
+        return ReportRecords(threads, self._stored_breaches(), self.reviews())
+
+    def count_report(self, policies, *, now: datetime, review_period, since: datetime | None = None,
+                     until: datetime | None = None, by: str | None = None):
+        """`report`'s counts (reporting.statistics.Counts), counted in Python over report_records."""
+        from mailesc.reporting.statistics import count
+
+        return count(self.report_records(since, until), policies, now=now, review_period=review_period,
+                     since=since, until=until, by=by)
+
+    def _stored_breaches(self) -> dict:
+        from mailesc.reporting.queries import checked_breach
+
+        return {breach.id: breach for breach in (checked_breach(doc, f"at {where}")
+                                                 for doc, where in breach_documents(self.path).values())}
 
     def find_breach(self, breach_id: int):
         """One breach (live or archived) and its thread, without building every record."""
@@ -766,11 +791,15 @@ def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach
 _CUT_RECORD = b'{"thread":'  # how every archive line starts: a line that does, but does not parse, was cut short
 
 
-def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tuple[Path, str]]]:
+def _documents(path: Path, marker: str | None = None,
+               read: Callable[[str], object] | None = None) -> Iterator[tuple[dict, tuple[Path, str]]]:
     """The records of an archive file, each with its place (the file, "line N"); with `marker`, only the lines
     holding it (parsed, the others skipped unread). A line cut short by a crash is skipped: its thread was
     still in the live store (which is only written after the archive line is safe), and is archived again
-    later. Anything else that is not a record (an empty file, garbage, another shape) is refused."""
+    later. Anything else that is not a record (an empty file, garbage, another shape) is refused.
+
+    `read(text)` may stand in for parsing a whole line (it returns None when it cannot, and the line is then
+    parsed and checked as usual)."""
     wanted = marker.encode("utf-8") if marker else None
     try:
         with open(path, "rb") as handle:
@@ -780,6 +809,9 @@ def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tu
                 if wanted is not None and wanted not in line:
                     continue
                 place = f"line {number}"
+                if read is not None and (part := _read_part(read, line)) is not None:
+                    yield part, (path, place)
+                    continue
                 try:
                     doc = json.loads(line.decode("utf-8"))
                 except UnicodeDecodeError:
@@ -797,6 +829,106 @@ def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tu
     if empty:
         raise StoreError(damaged("the archive file", path, "", "it is empty (0 bytes), but mailesc never writes "
                                                               "an empty archive file"))
+
+
+def _read_part(read: Callable[[str], object], line: bytes):
+    try:
+        return read(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+_DECODER = json.JSONDecoder()
+_ARCHIVE_LINE = '{"thread":{'
+
+
+def _last_value(text: str, key: str, end: int | None = None) -> tuple[object, int]:
+    """(the value of `key`, where it begins) when `key` is the last key of the object that closes at `end` (the
+    end of `text`): mailesc writes the parts that lists and reports read last, so that they are read alone.
+    Raises ValueError otherwise. (`,"key":` cannot occur inside a JSON string: its quote would be escaped.)"""
+    end = len(text.rstrip()) if end is None else end
+    at = text.rfind(f',"{key}":', 0, end)
+    if at < 0:
+        raise ValueError(key)
+    value, stop = _DECODER.raw_decode(text, at + len(key) + 4)
+    if text[stop:end] != "}":
+        raise ValueError(key)
+    return value, at
+
+
+def _archived_breaches(text: str) -> list:
+    """The breach documents of an archive line, without parsing its thread."""
+    if not text.startswith(_ARCHIVE_LINE):
+        raise ValueError("not an archived thread")
+    return _last_value(text, "breaches")[0]
+
+
+def _archived_facts(text: str) -> tuple[object, list]:
+    """(the report summary of an archive line's thread, its breach documents), without parsing the rest."""
+    if not text.startswith(_ARCHIVE_LINE):
+        raise ValueError("not an archived thread")
+    breaches, at = _last_value(text, "breaches")
+    facts, _ = _last_value(text, FACTS_KEY, at)
+    return facts, breaches
+
+
+def _facts_or_doc(text: str) -> tuple[bool, object]:
+    """(True, the report summary) of a thread document's text; (False, the whole document) for a thread written
+    before the summary was kept."""
+    try:
+        return True, _last_value(text, FACTS_KEY)[0]
+    except ValueError:
+        return False, json.loads(text)
+
+
+def breach_documents(store_path: Path) -> dict[int, tuple[dict, str]]:
+    """Every breach document on record, live and archived (the latest copy of each), by id, with where it was
+    read: for breach lists, which read no thread (neither in the live file nor in archive lines)."""
+    found: dict[int, tuple[dict, str]] = {}
+    for path in sorted(archive_folder(store_path).glob("*.jsonl")):
+        for part, (where, place) in _documents(path, read=_archived_breaches):
+            breaches = part if isinstance(part, list) else part["breaches"]
+            for doc in breaches:
+                found[doc.get("id") if isinstance(doc, dict) else None] = doc, f"{where} {place}"
+    for _table, _doc_id, doc, place, _span in _documents_of(AtomicJSONStorage(str(store_path)), only="breaches"):
+        found[doc.get("id")] = doc, f"{store_path} {place}"
+    return found
+
+
+def report_documents(store_path: Path) -> Iterator[tuple[object, bool, str]]:
+    """For `report`: (each thread's report summary, True, where) or, for a thread written before summaries were
+    kept, (the Thread, False, where); archived ones first, the latest copy of each thread, then the live ones
+    (which win). The breaches come from breach_documents."""
+    archived: dict[tuple, tuple[object, bool, str]] = {}
+    for path in sorted(archive_folder(store_path).glob("*.jsonl")):
+        for part, (where, place) in _documents(path, read=_archived_facts):
+            if isinstance(part, tuple):
+                facts = part[0]
+                key = (facts.get("mailbox", DEFAULT_MAILBOX), facts.get("thread")) if isinstance(facts, dict) else \
+                    (None, f"{where} {place}")  # no customer: not counted
+                item = facts, True, f"{where} {place}"
+            else:
+                thread = _archived(part, (where, place))[0]
+                key, item = (thread.mailbox, thread.id), (thread, False, f"{where} {place}")
+            archived.pop(key, None)
+            archived[key] = item
+    live = []
+    threads = _documents_of(AtomicJSONStorage(str(store_path)), only="threads", read=_facts_or_doc)
+    for _table, _doc_id, (summary, doc), place, _span in threads:
+        where = f"{store_path} {place}"
+        if summary:
+            live.append((doc, True, where))
+            key = (doc.get("mailbox", DEFAULT_MAILBOX), doc.get("thread")) if isinstance(doc, dict) else None
+        else:
+            try:
+                thread = _thread_from(doc)
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
+                raise StoreError(damaged("the store", store_path, place, record_problem(error))) from None
+            live.append((thread, False, where))
+            key = thread.mailbox, thread.id
+        archived.pop(key, None)
+    yield from archived.values()
+    yield from live
 
 
 def _append_lines(path: Path, lines: list[str]) -> None:
@@ -839,11 +971,15 @@ TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine", "outgoi
 _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 
 
-def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]:
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads
+                  ) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]:
     """(table, document id, document, where it is, (offset, length) of its text in the file) of every record.
     A file mailesc wrote has one document a line and is parsed a line at a time, so the whole parsed file never
     sits in memory; any other (TinyDB's own single line, an older mailesc) is parsed whole, and its records
-    have no offsets. Whatever is not such a file is refused (see damaged())."""
+    have no offsets. Whatever is not such a file is refused (see damaged()).
+
+    With `only`, the records of that table alone: the other lines are not even parsed (a breach list skips
+    the threads). `read` turns a document's text into what is yielded (json.loads: the document)."""
     try:
         handle = open(storage.path, "rb")
     except FileNotFoundError:
@@ -855,14 +991,19 @@ def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, 
             first = _table_header(handle.readline())
             if first is None:
                 for table, documents in (storage.read() or {}).items():
-                    while documents:
+                    while documents and (only is None or table == only):
                         doc_id, doc = documents.popitem()
-                        yield table, int(doc_id), doc, f"in record {doc_id} of table {table!r}", None
+                        yield table, int(doc_id), doc if read is json.loads else read(_text(doc)), \
+                            f"in record {doc_id} of table {table!r}", None
                 return
             table, complete = first, False
+            skipping = only is not None and table != only
             start = handle.tell()
             for number, raw in enumerate(handle, start=2):
                 line_start, start = start, start + len(raw)
+                record = raw[:1] == b'"' and not complete  # `"17":{...},`; headers and the end start otherwise
+                if record and skipping and _looks_whole(raw):
+                    continue  # a record of a table not wanted: checked for its shape and UTF-8, not parsed
                 where = f"at line {number}"
                 try:
                     line = raw.decode("utf-8").rstrip("\n")
@@ -872,25 +1013,39 @@ def _documents_of(storage: AtomicJSONStorage) -> Iterator[tuple[str, int, dict, 
                     if line.strip():
                         raise StoreError(damaged("the store", storage.path, where, "there is more after its end"))
                     continue
-                if header := _TABLE_LINE.fullmatch(line):
+                if record:
+                    key, _, text = line.rstrip(",").partition(":")
+                    try:
+                        doc = read(text)
+                    except json.JSONDecodeError as error:
+                        raise StoreError(damaged("the store", storage.path, where, f"not JSON ({error.msg})")) from None
+                    if not (len(key) > 2 and key[-1] == '"' and key[1:-1].isdigit()) or (
+                            read is json.loads and not isinstance(doc, dict)):
+                        raise StoreError(damaged("the store", storage.path, where, "not a numbered record"))
+                    head = len(key) + 1  # the document id is digits in quotes: the first colon ends it
+                    body = len(raw.rstrip(b"\n").rstrip(b","))
+                    yield table, int(key[1:-1]), doc, where, (line_start + head, body - head)
+                elif header := _TABLE_LINE.fullmatch(line):
                     table = header.group(1)
+                    skipping = only is not None and table != only
                 elif line == "}}":
                     complete = True
                 else:
-                    doc_id, _, text = line.rstrip(",").partition(":")
-                    try:
-                        doc_id, doc = json.loads(doc_id), json.loads(text)
-                    except json.JSONDecodeError as error:
-                        raise StoreError(damaged("the store", storage.path, where, f"not JSON ({error.msg})")) from None
-                    if not isinstance(doc_id, str) or not doc_id.isdigit() or not isinstance(doc, dict):
-                        raise StoreError(damaged("the store", storage.path, where, "not a numbered record"))
-                    body = raw.rstrip(b"\n").rstrip(b",")
-                    head = body.index(b":") + 1  # the document id is digits in quotes: the first colon ends it
-                    yield table, int(doc_id), doc, where, (line_start + head, len(body) - head)
+                    raise StoreError(damaged("the store", storage.path, where, "not a numbered record"))
         except OSError as error:
             raise StoreError(f"cannot read the store {storage.path}: {error.strerror}; it was left untouched") from None
         if not complete:
             raise StoreError(damaged("the store", storage.path, "at its end", "it ends too early (cut short?)"))
+
+
+def _looks_whole(raw: bytes) -> bool:
+    """A record line of a table being skipped: whole (`"17":{...}` and a comma or the end) and UTF-8 text; any
+    other line is read in full, which says what is wrong with it."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return raw.endswith((b"},\n", b"}\n")) and b'":{' in raw[:24]
 
 
 def _table_header(line: bytes) -> str | None:
@@ -992,7 +1147,29 @@ def _thread_doc(thread: Thread) -> dict:
         del doc["clock_error"]  # written only when there is one: most threads never have it
     if thread.mailbox == DEFAULT_MAILBOX:
         del doc["mailbox"]  # a single-mailbox store stays as it was
+    del doc["response_hours"]  # kept in the report summary
+    doc[FACTS_KEY] = report_facts(thread)  # always the last key: reports read it without parsing the rest
     return doc
+
+
+FACTS_KEY = "report"
+
+
+def report_facts(thread: Thread) -> dict | None:
+    """The summary of a thread that `report` reads (reporting.queries.ThreadFacts), written with the thread so
+    that a report over 100k threads parses neither their messages nor runs a calendar per thread; None: no
+    customer wrote (not counted)."""
+    first = thread.first_customer_message()
+    if first is None:
+        return None
+    reply = thread.first_response_after(first.arrived)
+    facts = {"thread": thread.id, "received": isoformat(first.arrived), "customer": first.sender,
+             "policy": thread.policy, "breach": thread.breach_ids.get(0),
+             "responded": isoformat(reply.arrived) if reply else None,
+             "hours": thread.response_hours if reply else None}
+    if thread.mailbox != DEFAULT_MAILBOX:
+        facts["mailbox"] = thread.mailbox
+    return facts
 
 
 _MESSAGE_FIELDS = tuple(f.name for f in fields(ThreadMessage))
@@ -1007,7 +1184,8 @@ def _thread_from(doc: dict) -> Thread:
     return Thread(id=intern(doc["id"]), subject=doc["subject"], ids={intern(i) for i in doc["ids"]}, messages=messages,
                   policy=doc.get("policy"), due_at=_time(doc.get("due_at")),
                   breach_ids={int(clock): breach for clock, breach in doc.get("breach_ids", {}).items()},
-                  notices=notices, clock_error=doc.get("clock_error"), mailbox=doc.get("mailbox", DEFAULT_MAILBOX))
+                  notices=notices, clock_error=doc.get("clock_error"), mailbox=doc.get("mailbox", DEFAULT_MAILBOX),
+                  response_hours=(doc.get(FACTS_KEY) or {}).get("hours"))
 
 
 def _breach_doc(breach: Breach) -> dict:

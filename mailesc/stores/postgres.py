@@ -33,9 +33,10 @@ from mailesc.config import StoreConfig
 from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, QueuedMail, Thread
-from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.queue import MailIndex, Queued
-from mailesc.store import (INSTALLATION, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
+from mailesc.reporting.queries import checked_breach
+from mailesc.reviews import ReviewEntry, Reviews
+from mailesc.store import (FACTS_KEY, INSTALLATION, _time, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
 from mailesc.store import _outgoing_doc, _outgoing_from, enqueue, take_over_daily_digest
 
@@ -45,7 +46,7 @@ try:
 except ImportError:  # the embedded store needs none of this
     psycopg = None
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_LOCK = int.from_bytes(b"mailesc", "big")  # pg_advisory_xact_lock key while creating or migrating
 NOT_INSTALLED = "PostgreSQL support is not installed: pip install 'mailesc[postgresql]'"
 
@@ -111,7 +112,35 @@ SCHEMA_V2 = (
     """CREATE VIEW escalations AS SELECT mailbox, thread, clock, level, breach, message_id, recipients, delivery, at,
         sent_at, attempts, error FROM outgoing WHERE kind = 'escalation'""",
 )
-MIGRATIONS = {1: SCHEMA_V1, 2: SCHEMA_V2}  # version -> the statements that bring the version before it there
+# v3: reports counted in SQL (reporting in stores/postgres_report.py): each thread's report summary as columns (the
+# first customer message, its sender, the first team response, its business hours as the engine kept them, the
+# breach of the first response) and the breaches' acknowledgement, filled from the docs. A thread written before
+# summaries were kept gets them from its messages; its business hours stay NULL and the report counts them.
+SCHEMA_REPORTING = (
+    """ALTER TABLE threads ADD COLUMN received_at timestamptz, ADD COLUMN customer text, ADD COLUMN policy text,
+        ADD COLUMN first_breach bigint, ADD COLUMN responded_at timestamptz, ADD COLUMN response_hours float8""",
+    "ALTER TABLE breaches ADD COLUMN acknowledged_at timestamptz",
+    """UPDATE threads SET received_at = (doc->'report'->>'received')::timestamptz,
+        customer = doc->'report'->>'customer', policy = doc->'report'->>'policy',
+        first_breach = (doc->'report'->>'breach')::bigint, responded_at = (doc->'report'->>'responded')::timestamptz,
+        response_hours = (doc->'report'->>'hours')::float8
+        WHERE jsonb_typeof(doc->'report') = 'object'""",
+    """UPDATE threads t SET (received_at, customer) = (
+        SELECT (m->>'arrived')::timestamptz, m->>'sender' FROM jsonb_array_elements(t.doc->'messages')
+        WITH ORDINALITY e(m, n) WHERE m->>'kind' = 'customer' ORDER BY 1, n LIMIT 1)
+        WHERE NOT (t.doc ? 'report')""",
+    """UPDATE threads t SET policy = t.doc->>'policy', first_breach = (t.doc->'breach_ids'->>'0')::bigint,
+        responded_at = (SELECT min((m->>'arrived')::timestamptz) FROM jsonb_array_elements(t.doc->'messages') m
+                        WHERE m->>'kind' = 'team' AND (m->>'arrived')::timestamptz > t.received_at)
+        WHERE NOT (t.doc ? 'report') AND t.received_at IS NOT NULL""",
+    "UPDATE breaches SET acknowledged_at = (doc->>'acknowledged_at')::timestamptz WHERE doc->>'acknowledged_at' IS NOT NULL",
+    # covering: a report reads these indexes only, never the rows with their docs
+    """CREATE INDEX threads_report ON threads (received_at) INCLUDE (mailbox, id, policy, customer, first_breach,
+        responded_at, response_hours) WHERE received_at IS NOT NULL""",
+    """CREATE INDEX breaches_report ON breaches (received_at) INCLUDE (id, mailbox, policy, customer, due_at,
+        acknowledged_at)""",
+)
+MIGRATIONS = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_REPORTING}  # version -> the statements that bring the version before it there
 TABLES = ("mailesc_schema", "threads", "breaches", "outgoing", "quarantine", "bookmarks", "health", "meta",
           "reviews", "workers", "leases", "requests")
 
@@ -147,8 +176,10 @@ class PostgresStore:
         self.daily_mailbox: str | None = None  # whose lease the installation's records are written under
         self.dry_run = dry_run  # --dry-run: read, change in memory only, never write (flush and polls do nothing)
         self._dry_breach_id: int | None = None
+        self._view = None  # a dry run's transaction, rolled back at close (see _dry_run_schema)
         with self._errors("creating or checking the schema"):
-            self.schema_version = self._ensure_schema(self.connection())
+            connection = self.connection()
+            self.schema_version = (self._dry_run_schema(connection) if dry_run else self._ensure_schema(connection))
 
     shared = True  # several workers may share it: mailboxes are worked under leases (stores/leases.py)
 
@@ -244,6 +275,18 @@ class PostgresStore:
                                  f"{SCHEMA_VERSION} lacks the table {missing[0]}; it was left untouched. Restore it "
                                  f"from a backup")
         return SCHEMA_VERSION
+
+    def _dry_run_schema(self, connection) -> int:
+        """A dry run writes nothing, not even the schema: on a database without mailesc's schema (or with an
+        older one) the schema is made in a transaction that stays open for the whole dry run, which reads and
+        works in it, and is rolled back at close. (Nobody else sees it; a worker starting meanwhile waits for
+        the schema lock until then.)"""
+        version = self._schema_version(connection)
+        if version is not None and version >= SCHEMA_VERSION:
+            return self._ensure_schema(connection)  # refuses a newer schema; creates nothing
+        self._view = connection.transaction()
+        self._view.__enter__()
+        return self._ensure_schema(connection)
 
     def _schema_version(self, connection) -> int | None:
         if connection.execute("SELECT to_regclass('mailesc_schema')").fetchone()[0] is None:
@@ -345,9 +388,10 @@ class PostgresStore:
         return history
 
     def select_breaches(self, wanted, now: datetime, period: timedelta, limit: int | None = None):
-        """`breaches list` as SQL over the indexed columns: (the breaches `wanted` (a history.BreachFilter) lets
-        through, oldest first (with `limit`, the newest that many), streamed in batches; their reviews, filled in batch by batch as the breaches are
-        read; whether any breach is on record at all). Only the selected breaches are ever turned into objects."""
+        """`breaches list` as SQL over the indexed columns: (the breaches `wanted` (a reporting.queries.BreachFilter)
+        lets through, as stored (StoredBreach), oldest first (with `limit`, the newest that many), streamed in
+        batches through a named cursor; their reviews, filled in batch by batch as the breaches are read; whether
+        any breach is on record at all). No breach becomes an object."""
         where, values = _breach_conditions(wanted, now, period)
         query = (f"SELECT b.id, b.doc FROM breaches b {_LAST_REVIEW} WHERE {' AND '.join(where) or 'true'}")
         if limit is not None:  # the newest `limit`, oldest first
@@ -368,7 +412,7 @@ class PostgresStore:
                 while rows := cursor.fetchmany(batch):
                     reviews.extend(self._reviews_of([row[0] for row in rows]))
                     for _, doc in rows:
-                        yield self._record(_breach_from, doc, "breaches")
+                        yield checked_breach(doc, f"in the PostgreSQL database {self.where}, table breaches")
 
     def _reviews_of(self, breach_ids: list[int]) -> list[ReviewEntry]:
         rows = self.connection().execute("SELECT breach, at, by, action, cause, note FROM reviews "
@@ -376,26 +420,18 @@ class PostgresStore:
         return [ReviewEntry(breach=row[0], at=row[1], by=row[2], action=row[3], cause=row[4], note=row[5])
                 for row in rows]
 
-    def report_history(self, since: datetime | None = None, until: datetime | None = None) -> History:
-        """What `report` counts over, narrowed in SQL: the breaches whose customer wrote in the period
-        (received_at), the threads active since its start (a thread opened in the period was active in it), and
-        every review. Response times in business hours are then counted in Python (they need the calendars)."""
-        history = History(reviews=self.reviews())
-        with self._errors("reading the history"):
+    def count_report(self, policies, *, now: datetime, review_period: timedelta, since: datetime | None = None,
+                     until: datetime | None = None, by: str | None = None):
+        """`report`, counted in SQL (GROUP BY over the threads' and breaches' columns; see postgres_report.py):
+        nothing but the counts leaves the database."""
+        from mailesc.stores.postgres_report import count_report
+
+        with self._errors("counting the report"):
             connection = self.connection()
             with connection.transaction():
-                for (doc,) in connection.execute("SELECT doc FROM threads WHERE %(since)s::timestamptz IS NULL "
-                                                 "OR last_activity >= %(since)s ORDER BY mailbox, id",
-                                                 {"since": since}):
-                    thread = self._record(_thread_from, doc, "threads")
-                    history.threads[thread_key(thread)] = thread
-                for (doc,) in connection.execute(
-                        "SELECT doc FROM breaches WHERE (%(since)s::timestamptz IS NULL OR received_at >= %(since)s) "
-                        "AND (%(until)s::timestamptz IS NULL OR received_at < %(until)s) ORDER BY id",
-                        {"since": since, "until": until}):
-                    breach = self._record(_breach_from, doc, "breaches")
-                    history.breaches[breach.id] = breach
-        return history
+                connection.execute("SET LOCAL work_mem = '64MB'")  # a million hours sorted in memory
+                return count_report(connection, policies, now=now, review_period=review_period, since=since,
+                                    until=until, by=by)
 
     def last_polls(self) -> tuple[datetime | None, str | None]:
         """(when a mailbox was last polled successfully, by any worker; None) for `status`."""
@@ -447,6 +483,12 @@ class PostgresStore:
     # -- life -------------------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self._view is not None:
+            view, self._view = self._view, None
+            try:
+                view.__exit__(psycopg.Rollback, psycopg.Rollback(), None)  # nothing of a dry run stays
+            except psycopg.Error:
+                pass  # the connection is gone: so is everything it did
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -645,18 +687,25 @@ class PostgresBox:
 def write_threads(cursor, threads: list[tuple[Thread, bool]]) -> None:
     """Upsert threads (each with its archived flag) by (mailbox, id): the rows of a worker's flush and of a store
     copy alike."""
-    _upsert(cursor, "threads", ("mailbox", "id", "doc", "archived", "last_activity"), 2,
-            [(thread.mailbox, thread.id, Jsonb(_thread_doc(thread)), archived,
-              max((m.arrived for m in thread.messages), default=None)) for thread, archived in threads])
+    rows = []
+    for thread, archived in threads:
+        doc = _thread_doc(thread)
+        facts = doc[FACTS_KEY] or {}
+        rows.append((thread.mailbox, thread.id, Jsonb(doc), archived, max((m.arrived for m in thread.messages),
+                                                                            default=None),
+                     _time(facts.get("received")), facts.get("customer"), facts.get("policy"), facts.get("breach"),
+                     _time(facts.get("responded")), facts.get("hours")))
+    _upsert(cursor, "threads", ("mailbox", "id", "doc", "archived", "last_activity", "received_at", "customer",
+                                "policy", "first_breach", "responded_at", "response_hours"), 2, rows)
 
 
 def write_breaches(cursor, breaches: list[tuple[Breach, bool]]) -> None:
     """Upsert breaches (each with its archived flag) by id, and one escalations row per level of a clock: the key
     that makes a level exactly once across workers."""
     _upsert(cursor, "breaches", ("id", "mailbox", "thread", "clock", "customer", "policy", "status",
-                                 "received_at", "due_at", "responded_at", "doc", "archived"), 1,
+                                 "received_at", "due_at", "responded_at", "doc", "archived", "acknowledged_at"), 1,
             [(b.id, b.mailbox, b.thread, b.clock, b.customer, b.policy, str(b.status), b.received_at, b.due_at,
-              b.responded_at, Jsonb(_breach_doc(b)), archived) for b, archived in breaches])
+              b.responded_at, Jsonb(_breach_doc(b)), archived, b.acknowledged_at) for b, archived in breaches])
     _upsert(cursor, "outgoing", _ESCALATION_COLUMNS, 4,
             [(b.mailbox, b.thread, b.clock, e.level, e.message_id, "escalation", b.id, list(e.to), str(e.delivery),
               e.at, e.sent_at, e.retry_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations],
@@ -682,7 +731,8 @@ _LAST_REVIEW = ("LEFT JOIN LATERAL (SELECT r.action FROM reviews r WHERE r.breac
 
 
 def _breach_conditions(wanted, now: datetime, period: timedelta) -> tuple[list[str], dict]:
-    """The WHERE conditions of a history.BreachFilter (the same tests as BreachFilter.admits) and their values."""
+    """The WHERE conditions of a reporting.queries.BreachFilter (the same tests as BreachFilter.admits) and their
+    values."""
     where, values = [], {"now": now, "period": period}
     if wanted.since is not None:
         where.append("b.due_at >= %(since)s")

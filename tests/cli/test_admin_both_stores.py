@@ -93,12 +93,14 @@ def both(tmp_path, pg_database, capsys, monkeypatch):
 
 
 def _same(capsys, file_config: str, pg_config: str, *args) -> str:
-    """The output of one command over both stores: equal (with the report's moment of making left out)."""
+    """The output of one command over both stores: equal (with the report's moment of making left out, and the
+    period's ends, which a relative --since takes from that moment)."""
     file_code, file_out, file_err = _run(capsys, "-c", file_config, *args)
     pg_code, pg_out, pg_err = _run(capsys, "-c", pg_config, *args)
     assert (file_code, file_err) == (pg_code, pg_err), args
     if args[0] == "report" and "--json" in args:
-        file_out, pg_out = (json.dumps({**json.loads(out), "generated_at": None}) for out in (file_out, pg_out))
+        file_out, pg_out = (json.dumps({**json.loads(out), "generated_at": None, "since": None, "until": None})
+                            for out in (file_out, pg_out))
     assert file_out == pg_out, args
     return file_out
 
@@ -367,3 +369,27 @@ def test_the_daily_digest_lists_each_breach_with_its_mailbox_from_either_store(b
     assert contexts[0] == contexts[1]
     assert [(b["id"], b["mailbox"]) for b in contexts[0]["unreviewed"]] == [(1, "support"), (3, "billing"),
                                                                           (2, "support")]  # by deadline
+
+
+def _relations(database) -> int:
+    return _sql(database, "SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace")[0][0]
+
+
+def test_a_dry_run_on_an_empty_database_creates_nothing_and_says_what_it_would_do(tmp_path, pg_database, capsys,
+                                                                                   monkeypatch):
+    """`once --dry-run` on a database mailesc never started on: it works on the schema in a transaction that is
+    rolled back (nothing is left: no table, no sequence), and says what a real cycle would record and send."""
+    monkeypatch.setenv(PASSWORD_ENV, pg_database.password)
+    config, support, _ = two_mailboxes(tmp_path, store=f'url = "{pg_database.url}"\npassword_env = "{PASSWORD_ENV}"\n'
+                                                        f'security = "plain"')
+    raw, _ = make_mail(sender="pat@acme.example", subject="Help", date=NOW - timedelta(hours=30))
+    deliver(support, raw, NOW - timedelta(hours=30))
+    assert _relations(pg_database) == 0
+    code, out, err = _run(capsys, "-c", str(config), "once", "--dry-run", "--now", NOW.isoformat())
+    assert code == 0, err
+    assert "would record breach 1" in out and "dry run, nothing was written or sent: 1 new message(s)" in out
+    assert _relations(pg_database) == 0  # not even the schema
+    code, out, err = _run(capsys, "-c", str(config), "once", "--now", NOW.isoformat())  # a real one creates it
+    assert code == 0, err
+    assert _relations(pg_database) > 0
+    assert _sql(pg_database, "SELECT count(*) FROM breaches")[0][0] == 1

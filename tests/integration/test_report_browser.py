@@ -15,8 +15,8 @@ import numpy
 import pytest
 from matplotlib import image
 
-from mailesc import report_html
-from mailesc.report_html import render_html
+from mailesc.reporting import page as report_page
+from mailesc.reporting.page import render_html
 from tests.integration.browser import dump_dom, find_chromium, screenshot
 
 pytestmark = [pytest.mark.integration,
@@ -48,7 +48,7 @@ def realistic_report() -> dict:
         year, week, _ = monday.isocalendar()
         weekly.append({"week": f"{year}-W{week:02d}", "start": monday.isoformat(), "threads": count,
                        "breaches": breaches, "breach_rate": round(breaches / count, 4)})
-    edges = [0, 0.5, 1, 2, 4, 8, 16, 24, 48, None]  # as mailesc.stats bins them
+    edges = [0, 0.5, 1, 2, 4, 8, 16, 24, 48, None]  # as mailesc.reporting.statistics bins them
     counts = [141, 96, 88, 71, 53, 34, 19, 12, 5]
     histogram = [{"from_hours": float(low), "to_hours": None if high is None else float(high), "threads": n}
                  for low, high, n in zip(edges, edges[1:], counts)]
@@ -114,7 +114,7 @@ def test_the_screenshot_is_not_blank(pixels):
 
 @pytest.mark.parametrize("colour", ["THREADS_COLOUR", "BREACHES_COLOUR", "HISTOGRAM_COLOUR", "CAUSES_COLOUR"])
 def test_the_screenshot_shows_each_chart_colour(pixels, colour):
-    rgb = numpy.array([int(getattr(report_html, colour)[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    rgb = numpy.array([int(getattr(report_page, colour)[i:i + 2], 16) / 255 for i in (1, 3, 5)])
     matching = (numpy.abs(pixels - rgb) < 0.03).all(axis=2).sum()
     assert matching > 1500, f"{colour} covers only {matching} pixels"
 

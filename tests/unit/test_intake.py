@@ -287,3 +287,28 @@ def test_a_dry_run_writes_nothing_and_sends_nothing(world):
     assert len([line for line in said if line.startswith("would record breach")]) == 4
     assert world.store_path.read_bytes() == before and outbox_mails(world.outbox) == []
     assert {p.name: p.read_bytes() for p in world.store_path.parent.iterdir()} == files
+
+
+# -- business hours kept for reports --------------------------------------------------------------------------------
+
+
+def test_the_first_response_business_hours_are_kept_with_the_thread_when_it_is_answered(world):
+    """Reports read them instead of running the calendar per thread: Mon 16:00 -> Tue 11:00 is 3 office hours
+    (19 on the wall clock); kept across a reopen of the store, and None until the team answers."""
+    from mailesc.hours import make_calendar
+
+    office = make_calendar("office", "UTC", {day: "09:00-17:00" for day in ("mon", "tue", "wed", "thu", "fri")})
+    asked = T0 + 7 * H  # Mon 16:00
+    question, question_id = make_mail(sender="pat@customer.example", subject="Invoice", date=asked)
+    world.deliver(asked, raw=question)
+    engine = world.engine(policies(office))
+    engine.cycle(asked + H)
+    assert only_thread(world.store).response_hours is None
+    answer, _ = make_mail(sender="agent@example.test", to="pat@customer.example", subject="Re: Invoice",
+                          date=asked + 19 * H, in_reply_to=question_id, references=[question_id])
+    world.deliver(asked + 19 * H, raw=answer)
+    engine.cycle(asked + 20 * H)
+    assert only_thread(world.store).response_hours == 3.0
+    world.store.flush()
+    world.engine(policies(office))  # reopens the store
+    assert only_thread(world.store).response_hours == 3.0

@@ -149,7 +149,7 @@ def test_a_v1_database_is_migrated_to_v2_and_keeps_its_rows(pg_database):
                            (Jsonb(DAILY_STATE),))
 
     with PostgresStore(pg_database.url, pg_database.password, security="plain") as store:
-        assert store.describe()["schema"] == SCHEMA_VERSION == 2
+        assert store.describe()["schema"] == SCHEMA_VERSION == 3  # v1, then v2 (the queue) and v3 (reports)
         box = store.box("support")
         assert [(e.level, e.delivery) for e in box.breaches[1].escalations] == [(1, Delivery.SENT),
                                                                                 (2, Delivery.PENDING)]
@@ -161,7 +161,7 @@ def test_a_v1_database_is_migrated_to_v2_and_keeps_its_rows(pg_database):
         def rows(statement):
             return connection.execute(statement).fetchall()
 
-        assert rows("SELECT version FROM mailesc_schema ORDER BY version") == [(1,), (2,)]
+        assert rows("SELECT version FROM mailesc_schema ORDER BY version") == [(1,), (2,), (3,)]
         assert rows("SELECT kind, level, message_id, delivery, breach FROM outgoing WHERE kind = 'escalation' "
                     "ORDER BY level") == [("escalation", 1, "<mailesc.1.L1@example.test>", "sent", 1),
                                           ("escalation", 2, "<mailesc.1.L2@example.test>", "pending", 1)]

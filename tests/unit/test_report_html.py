@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mailesc.report_html import _top_causes, format_value, render_html
+from mailesc.reporting.page import _top_causes, format_value, render_html
 
 HOSTILE = "<script>alert(1)</script>"
 

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.errors import UsageError
-from mailesc.history import BreachFilter, History, customer_matches, load_breach
+from mailesc.history import load_breach
+from mailesc.reporting.queries import BreachFilter, StoredBreach, customer_matches
 from mailesc.model import Breach, Kind, Status, Thread, ThreadMessage
 from mailesc.reviews import REOPENED, REVIEWED, UNREVIEWED, ReviewEntry, Reviews, record_review, reviews_path
 from mailesc.store import Store, archive_folder, read_archive
@@ -66,9 +67,10 @@ ENTRIES = [
     (BreachFilter(overdue_review=True), [1]),                                  # 3 is unreviewed but recent
     (BreachFilter(unreviewed=True, status="open"), [1]),
 ])
-def test_breach_filters_combine(query, ids):
-    history = History(breaches={b.id: b for b in BREACHES}, reviews=Reviews(ENTRIES))
-    assert [b.id for b in query.select(history, NOW, PERIOD)] == ids
+@pytest.mark.parametrize("stored", [False, True], ids=["objects", "as stored"])
+def test_breach_filters_combine(query, ids, stored):
+    breaches = [StoredBreach.of(b) for b in BREACHES] if stored else BREACHES
+    assert [b.id for b in query.select(breaches, Reviews(ENTRIES), NOW, PERIOD)] == ids
 
 
 def test_a_review_state_follows_its_latest_entry_and_keeps_every_entry():

@@ -1,15 +1,17 @@
 """`mailesc report` numbers on hand-built histories: every figure is counted by hand in the comments."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailesc.history import History
+from mailesc import sla
 from mailesc.hours import make_calendar
 from mailesc.model import Breach, Kind, Status, Thread, ThreadMessage
 from mailesc.policies import Policies, Rule
 from mailesc.reviews import ReviewEntry, Reviews
-from mailesc.stats import build_report, percentile
+from mailesc.reporting.queries import ReportRecords
+from mailesc.reporting.statistics import build_report, percentile
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -76,7 +78,7 @@ def _history():
                  "a@one.example")]
     breaches = [_breach(1, t[2]), _breach(2, t[3], acknowledged_after_h=2)]
     reviews = Reviews([ReviewEntry(breach=1, at=NOW, by="alice", action="review", cause="staffing")])
-    history = History(threads={(x.mailbox, x.id): x for x in t}, breaches={b.id: b for b in breaches}, reviews=reviews)
+    history = ReportRecords.of(t, breaches, reviews)
     return history, Policies(rules=(_rule("gold"), _rule("basic")), calendars={"office": OFFICE})
 
 
@@ -162,7 +164,31 @@ def test_a_policy_no_longer_configured_counts_wall_clock_hours():
 
 
 def test_an_empty_history_gives_zeros_and_no_percentiles():
-    report = build_report(History(), Policies(rules=()), now=NOW, review_period=timedelta(days=30))
+    report = build_report(ReportRecords(), Policies(rules=()), now=NOW, review_period=timedelta(days=30))
     assert report["totals"]["threads"] == 0 and report["totals"]["breach_rate"] == 0.0
     assert report["totals"]["first_response_p50_hours"] is None
     assert report["weekly"] == [] and report["response_time_histogram"] == [] and report["causes"] == []
+
+
+def test_the_hours_kept_with_an_answered_thread_are_the_ones_counted():
+    """The engine keeps each thread's business hours when it is answered (sla.response_hours); the report reads
+    them instead of running the calendar again. A thread without them (written before) is counted as before."""
+    history, policies = _history()
+    kept = ReportRecords([replace(f, hours=10.0) if f.customer == "a@one.example" else f for f in history.threads],
+                         history.breaches, history.reviews)
+    # threads 1 and 5 (customer a@) now count 10.0 h each instead of 1.0 and 0.5; 2 and 3 keep 3.0 and 6.0
+    report = build_report(kept, policies, now=NOW, review_period=timedelta(days=30), by="customer")
+    assert report["groups"][0]["key"] == "a@one.example" and report["groups"][0]["first_response_p50_hours"] == 10.0
+    assert report["totals"]["first_response_p50_hours"] == 8.0  # 3, 6, 10, 10: between 6 and 10
+
+
+@pytest.mark.parametrize("answered, expected", [
+    (None, None),                                                        # unanswered: nothing to count
+    (datetime(2026, 11, 2, 10, tzinfo=UTC), 1.0),                        # Mon 09:00 -> 10:00
+    (datetime(2026, 11, 3, 11, tzinfo=UTC), 3.0),                        # Mon 16:00 (1 h) + Tue 09-11 (2 h)
+])
+def test_the_engine_keeps_business_hours_of_the_first_response(answered, expected):
+    received = datetime(2026, 11, 2, 9, tzinfo=UTC) if answered is None or answered.day == 2 else \
+        datetime(2026, 11, 2, 16, tzinfo=UTC)
+    thread = _thread(1, "gold", received, answered, "a@one.example")
+    assert sla.response_hours(thread, _rule("gold")) == expected

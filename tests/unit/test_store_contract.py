@@ -308,3 +308,102 @@ def test_a_store_that_is_damaged_or_not_mailescs_is_refused_and_left_untouched(b
     with pytest.raises(StoreError, match="left untouched"):
         backend.open()
     assert backend.fingerprint() == before
+
+
+def _report_case(backend):
+    """Threads over three weeks in two mailboxes, answered or not, with the business hours the engine keeps or
+    without (written before they were kept), one of a policy no longer configured; breaches acknowledged or
+    not, reviewed, reopened or not. Returns (policies, threads, breaches, reviews) as objects."""
+    from mailesc.hours import make_calendar
+    from mailesc.policies import Policies, Rule
+    from mailesc.reviews import ReviewEntry, Reviews
+    from mailesc.sla import response_hours
+
+    berlin = make_calendar("office", "Europe/Berlin", {d: "09:00-17:00" for d in ("mon", "tue", "wed", "thu", "fri")})
+    rules = tuple(Rule(name=name, source="test", match=None, first_response=timedelta(hours=4), calendar=calendar,
+                       escalate=()) for name, calendar in (("gold", berlin), ("basic", make_calendar("always", "UTC",
+                                                                                                       None))))
+    policies = Policies(rules=rules, calendars={"office": berlin})
+    threads, breaches, entries = [], [], []
+    for n in range(1, 25):
+        mailbox = "support" if n % 3 else "billing"
+        policy = ("gold", "basic", "retired")[n % 3 if n % 5 else 2]
+        received = T0 + timedelta(days=n // 2, hours=7 * n % 13, minutes=17 * n % 60)
+        messages = [ThreadMessage(key=f"c{n}", folder="INBOX", message_id=f"<c{n}@x>", kind=Kind.CUSTOMER,
+                                  sender=f"user{n % 4}@acme{n % 2}.example", arrived=received)]
+        if n % 4:
+            messages.append(ThreadMessage(key=f"t{n}", folder="Sent", message_id=f"<t{n}@x>", kind=Kind.TEAM,
+                                          sender="agent@example.test",
+                                          arrived=received + timedelta(hours=n % 7 + 0.25, minutes=n)))
+        thread = Thread(id=f"<c{n}@x>", subject=f"case {n}", ids={f"<c{n}@x>"}, messages=messages, policy=policy,
+                        due_at=received + timedelta(hours=4))
+        if n % 4 and n % 6:  # the engine kept its hours (the others: written before, counted by the report)
+            thread.response_hours = response_hours(thread, policies.get(policy))
+        box = backend.box(mailbox)
+        box.put_thread(thread)
+        if n % 2:
+            reply = thread.first_response_after(received)
+            breach = add_breach(box, thread, customer=messages[0].sender, policy=policy, received_at=received,
+                                due_at=received + timedelta(hours=4), status=Status.RESPONDED_LATE if reply
+                                else Status.OPEN, responded_at=reply.arrived if reply else None)
+            if n % 5 == 1:
+                breach.acknowledged_by, breach.acknowledged_at = "boss@x", breach.due_at + timedelta(minutes=37 * n)
+                box.put_breach(breach)
+            breaches.append(breach)
+            if n % 3 == 0:
+                entries.append(ReviewEntry(breach=breach.id, at=T0, by="alice", action="review", cause="staffing"))
+            if n % 7 == 0:
+                entries += [ReviewEntry(breach=breach.id, at=T0, by="alice", action="review", cause="tooling"),
+                            ReviewEntry(breach=breach.id, at=T0, by="bob", action="reopen")]
+        threads.append(thread)
+        box.flush()
+    for entry in entries:
+        backend.record_review(entry)
+    return policies, threads, breaches, Reviews(entries)
+
+
+@pytest.mark.parametrize("by", [None, "policy", "cause", "customer", "mailbox", "weekday", "week"])
+def test_a_report_counted_by_the_store_is_the_report_of_its_records(backend, by):
+    """The file store counts in Python over the summaries it keeps with each thread, PostgreSQL in SQL; both
+    must give the report that the records themselves give (statistics over the objects)."""
+    from mailesc.reporting.queries import ReportRecords
+    from mailesc.reporting.statistics import assemble, build_report
+
+    policies, threads, breaches, reviews = _report_case(backend)
+    now = T0 + timedelta(days=40)
+    for since, until in ((None, None), (T0 + timedelta(days=3), T0 + timedelta(days=9, hours=5))):
+        options = {"now": now, "review_period": timedelta(days=30), "since": since, "until": until, "by": by}
+        expected = build_report(ReportRecords.of(threads, breaches, reviews), policies, **options)
+        counted = backend.store.count_report(policies, **options)
+        assert assemble(counted, **options) == expected
+        assert expected["totals"]["threads"] and expected["totals"]["first_response_p90_hours"] is not None
+
+
+def test_a_database_before_the_report_step_gains_the_report_columns_from_its_records(pg_database, postgres):
+    """Schema step 3 fills the report columns of records written before it: a thread's from its summary when it
+    has one, else from its messages (its business hours are then counted by the report with the calendar)."""
+    from mailesc.reporting.queries import ReportRecords
+    from mailesc.reporting.statistics import assemble, build_report
+
+    backend = PostgresBackend(pg_database, postgres).open()
+    try:
+        policies, threads, breaches, reviews = _report_case(backend)
+        backend.close()
+        database = backend.database
+        postgres.admin_sql("UPDATE threads SET doc = doc - 'report' WHERE id LIKE '<c1%'", database=database)
+        postgres.admin_sql("ALTER TABLE threads DROP COLUMN received_at, DROP COLUMN customer, DROP COLUMN policy, "
+                           "DROP COLUMN first_breach, DROP COLUMN responded_at, DROP COLUMN response_hours",
+                           database=database)
+        postgres.admin_sql("ALTER TABLE breaches DROP COLUMN acknowledged_at", database=database)
+        postgres.admin_sql("DROP INDEX IF EXISTS breaches_report", database=database)
+        postgres.admin_sql("DELETE FROM mailesc_schema WHERE version = 3", database=database)
+        backend.open()  # migrates
+        assert backend.store.schema_version == 3
+        assert postgres.admin_sql("SELECT count(*) FROM threads WHERE received_at IS NULL OR customer IS NULL",
+                                  database=database)[0][0] == 0
+        options = {"now": T0 + timedelta(days=40), "review_period": timedelta(days=30), "since": None, "until": None}
+        for by in (None, "customer", "cause"):
+            expected = build_report(ReportRecords.of(threads, breaches, reviews), policies, **options, by=by)
+            assert assemble(backend.store.count_report(policies, **options, by=by), **options, by=by) == expected
+    finally:
+        backend.close()

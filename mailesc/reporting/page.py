@@ -21,9 +21,9 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from mailesc.stats import METRICS
+from mailesc.reporting.statistics import METRICS
 
-TEMPLATE = "report_page.html.j2"
+TEMPLATE = "page.html.j2"
 
 # One palette for charts and page (the browser test looks for these colours in the screenshot).
 THREADS_COLOUR = "#b8c7d9"
@@ -89,7 +89,7 @@ def render_html(report: dict) -> str:
 def _template() -> jinja2.Template:
     global _environment
     if _environment is None:
-        _environment = jinja2.Environment(loader=jinja2.PackageLoader("mailesc", "."), autoescape=True,
+        _environment = jinja2.Environment(loader=jinja2.PackageLoader("mailesc", "reporting"), autoescape=True,
                                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return _environment.get_template(TEMPLATE)
 

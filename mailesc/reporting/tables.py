@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 from typing import IO
 
-from mailesc import stats
+from mailesc.reporting import statistics
 from mailesc.terminal import print_table
 
-METRICS = tuple(key for key, _label, _kind in stats.METRICS)
+METRICS = tuple(key for key, _label, _kind in statistics.METRICS)
 HEADINGS = ("THREADS", "ANSWERED", "ON TIME", "LATE", "UNANSWERED", "BREACHES", "RATE", "P50 H", "P90 H", "P95 H",
             "ACKED", "ACK P50 H", "ACK P90 H", "UNREVIEWED", "OVERDUE")
 TOTAL = "(total)"

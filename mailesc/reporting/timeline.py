@@ -1,101 +1,14 @@
-"""Breach records as people and scripts read them: JSON objects with the documented keys, CSV rows, a
-table, and each breach's story as a timeline."""
+"""The story of one breach (`breaches show`): everything that happened to it, in order, as events and as text."""
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import IO, Iterable
+from datetime import datetime
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.durations import format_duration
 from mailesc.model import Breach, Delivery, Thread
 from mailesc.reviews import Reviews
-
-CSV_COLUMNS = ("id", "status", "clock", "policy", "customer", "subject", "received_at", "due_at", "responded_at",
-               "late_by_seconds", "levels", "acknowledged_by", "acknowledged_at", "review_state", "cause", "note",
-               "reviewed_by", "reviewed_at", "review_overdue", "thread", "delivery", "mailbox")  # new columns at the end
-
-
-def level_delivery(breach: Breach) -> dict[str, str]:
-    """Level (as text, for JSON) -> its delivery state: sent, pending or failed."""
-    return {str(e.level): str(e.delivery) for e in breach.escalations}
-
-
-def delivery_text(breach: Breach) -> str:
-    """"1:sent 2:failed": each level's delivery state, for CSV cells and the table."""
-    return " ".join(f"{level}:{state}" for level, state in level_delivery(breach).items())
-
-
-def breach_json(breach: Breach, reviews: Reviews | None = None, now: datetime | None = None,
-                period: timedelta | None = None) -> dict:
-    doc = {
-        "id": breach.id,
-        "thread": breach.thread,
-        "mailbox": breach.mailbox,
-        "customer": breach.customer,
-        "subject": breach.subject,
-        "policy": breach.policy,
-        "status": str(breach.status),
-        "clock": "first_response" if breach.clock == 0 else "next_response",
-        "received_at": isoformat(breach.received_at),
-        "due_at": isoformat(breach.due_at),
-        "responded_at": isoformat(breach.responded_at),
-        "acknowledged_by": breach.acknowledged_by,
-        "acknowledged_at": isoformat(breach.acknowledged_at),
-        "escalations": [
-            {"level": e.level, "at": isoformat(e.at), "to": list(e.to), "message_id": e.message_id,
-             "delivery": str(e.delivery), "sent_at": isoformat(e.sent_at), "error": e.error, "digest": e.digest,
-             "attempts": e.attempts, "retry_at": isoformat(e.retry_at), "resent": list(e.resent)}
-            for e in breach.escalations
-        ],
-        "delivery": level_delivery(breach),
-    }
-    if reviews is not None:
-        doc["review"] = reviews.summary(breach, now, period)
-    return doc
-
-
-def write_csv(out: IO[str], breaches: Iterable[Breach], reviews: Reviews, now: datetime, period: timedelta) -> None:
-    """One row per breach, streamed: the flat facts a spreadsheet wants (times as ISO 8601 with offset)."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for b in breaches:
-        current = reviews.current(b.id)
-        late = int((b.responded_at - b.due_at).total_seconds()) if b.responded_at else ""
-        writer.writerow((b.id, b.status, "first_response" if b.clock == 0 else "next_response", b.policy, b.customer,
-                         b.subject, isoformat(b.received_at), isoformat(b.due_at), isoformat(b.responded_at) or "",
-                         late, " ".join(str(e.level) for e in b.escalations), b.acknowledged_by or "",
-                         isoformat(b.acknowledged_at) or "", reviews.state(b.id),
-                         current.cause if current else "", (current.note or "") if current else "",
-                         current.by if current else "", isoformat(current.at) if current else "",
-                         "yes" if reviews.overdue(b, now, period) else "no", b.thread, delivery_text(b), b.mailbox))
-
-
-TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW", "MAILBOX", "POLICY", "CUSTOMER",
-                 "SUBJECT")
-
-
-def table_row(breach: Breach, reviews: Reviews, now: datetime, period: timedelta) -> tuple[str, ...]:
-    late = format_duration(breach.responded_at - breach.due_at) if breach.responded_at else "(no reply)"
-    current = reviews.current(breach.id)
-    review = current.cause if current else ("OVERDUE" if reviews.overdue(breach, now, period)
-                                            else reviews.state(breach.id))
-    return (str(breach.id), str(breach.status), isoformat(breach.due_at), late,
-            ",".join(str(e.level) for e in breach.escalations) or "-", delivery_text(breach) or "-", review,
-            breach.mailbox, breach.policy, breach.customer,
-            breach.subject[:60])
-
-
-def plain_table(rows: Iterable[tuple[str, ...]],
-                widths: tuple[int, ...] = (5, 14, 25, 10, 6, 16, 22, 10, 12, 28)) -> Iterable[str]:
-    """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
-    for row in rows:
-        yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
-
-
-# -- the story of one breach ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
