@@ -711,7 +711,7 @@ def check(setup: Setup, offline: bool) -> list[str]:
              + " render",
              f"store      {config.store.where if config.store.url else config.store_path}",
              "mailboxes  " + ", ".join(f"{m.name} ({m.kind})" for m in config.mailboxes)]
-    lines += shipped_notes(setup)
+    lines += setup_notes(setup)
     if offline:
         return lines + ["servers    not contacted (--offline)"]
     if config.store.url:
@@ -731,9 +731,11 @@ def check(setup: Setup, offline: bool) -> list[str]:
     return lines
 
 
-def shipped_notes(setup: Setup) -> list[str]:
-    """What is taken from the package because the configured folder does not exist (for check and run)."""
-    config, notes = setup.config, []
+def setup_notes(setup: Setup) -> list[str]:
+    """What is taken from the package because the configured folder does not exist, and what the config says
+    that works but should change (an old name): for check and run."""
+    config = setup.config
+    notes = [f"note: {note}" for note in config.notes]
     if setup.policies_path is not None and setup.policies_path != config.policies_path:
         notes.append(f"note: policies.path {config.policies_path} does not exist: using the example policy shipped "
                      f"with mailesc (mailesc init writes a copy to edit)")

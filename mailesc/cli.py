@@ -252,7 +252,7 @@ def cmd_run(args) -> int:
 
     setup = _setup(args, starting=True)  # a config problem stops here, with exit 78, not at every cycle
     config = setup.config
-    for note in app.shipped_notes(setup):
+    for note in app.setup_notes(setup):
         logging.getLogger("mailesc").warning("%s", note.removeprefix("note: "))
     with app.open_store(config, args.dry_run) as store:
         transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)

@@ -242,6 +242,7 @@ class Config:
     spam: SpamRules = SpamRules()  # [classify]: when a message the server let through is spam
     subject_window: timedelta = timedelta(days=30)  # [threads]: how far back an orphan reply may join by subject
     lease_seconds: float = 30.0  # [daemon]: a worker that stops renewing loses its mailboxes after this long
+    notes: tuple[str, ...] = ()  # what works but should change (an old name): `check` prints them, `run` logs them
 
     @property
     def mailbox(self) -> MailboxConfig:
@@ -409,7 +410,8 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     problems: list = []
     reader = _Reader(file, base, data, problems)
     reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
-                             "digest", "classify", "threads"))
+                             "daily_digest", "digest", "classify", "threads"))
+    daily_table, notes = _daily_digest_table(reader)
     mailboxes = _mailboxes(reader)
     smtp = _smtp(reader.section("smtp", _SMTP_KEYS + _transport_kinds().keys()))
     team = reader.section("team", ("addresses",))
@@ -433,11 +435,12 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         digest_after=int(daemon.number("digest_after", 5, minimum=1)),
         archive_after=store_section.duration("archive_after", "90d", allow_never=True),
         review=_review(reader.section("review", ("period", "causes"))),
-        daily_digest=_daily_digest(reader.section("digest", ("daily_at", "timezone", "to", "template"))),
+        daily_digest=_daily_digest(reader.section(daily_table, ("daily_at", "timezone", "to", "template"))),
         templates_timezone=_zone(templates, ""),
         spam=_spam(reader.section("classify", ("spam_score_threshold", "spam_headers"))),
         subject_window=reader.section("threads", ("subject_window",)).duration("subject_window", "30d"),
         lease_seconds=daemon.number("lease_seconds", 30, minimum=5),
+        notes=tuple(notes),
     )
     if problems:
         raise ConfigError.many(problems)
@@ -500,6 +503,20 @@ def _spam(section: _Section) -> SpamRules:
             except re.error as error:
                 section.problem(key, f"is not a valid regular expression: {error}")
     return SpamRules(threshold=None if threshold is None else float(threshold), headers=tuple(patterns))
+
+
+def _daily_digest_table(reader: _Reader) -> tuple[str, list[str]]:
+    """The table of the daily digest, and a note when it has its old name. [digest] was its name until "digest"
+    also came to mean the storm digest (daemon.digest_after: many escalations as one mail); [daily_digest] says
+    which one it is. The old name keeps working."""
+    if "digest" not in reader.data:
+        return "daily_digest", []
+    if "daily_digest" in reader.data:
+        reader.problem("digest", "is the old name of [daily_digest], which this file also has: keep only "
+                                 "[daily_digest]")
+        return "daily_digest", []
+    return "digest", [f"{reader.file}: [digest] is now called [daily_digest] (a \"digest\" alone is the storm "
+                      f"digest of daemon.digest_after); [digest] still works: rename it when you next edit the file"]
 
 
 def _daily_digest(section: _Section) -> DailyDigestConfig:

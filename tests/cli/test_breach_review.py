@@ -138,10 +138,14 @@ def test_the_report_prints_the_same_numbers_as_table_csv_and_json(three_breaches
         assert int(rows[group["key"]]["unreviewed"]) == group["unreviewed"] == int(table[group["key"]][13])
 
 
-def test_a_daily_digest_goes_out_once_a_day_at_its_local_time(three_breaches, tmp_path, capsys, backend):
+@pytest.mark.parametrize("table", ["daily_digest", "digest"])  # its name, and its old name (with a note)
+def test_a_daily_digest_goes_out_once_a_day_at_its_local_time(three_breaches, tmp_path, capsys, backend, table):
     config = tmp_path / "mailesc.toml"
-    config.write_text(config.read_text() + '[digest]\ndaily_at = "08:00"\ntimezone = "Europe/Berlin"\n'
+    config.write_text(config.read_text() + f'[{table}]\ndaily_at = "08:00"\ntimezone = "Europe/Berlin"\n'
                                            'to = ["boss@example.test"]\n')
+    code, out, _ = _run(capsys, "-c", str(config), "check", "--offline")
+    renamed = "[digest] is now called [daily_digest]"
+    assert code == 0 and (renamed in out) == (table == "digest")
     outbox = tmp_path / "outbox"
 
     def digests():
@@ -199,7 +203,11 @@ def test_replay_writes_the_report_page(tmp_path, capsys):
     ('[review]\ncauses = []', "review.causes"),
     ('[digest]\ndaily_at = "8 o\'clock"\nto = ["a@b.example"]', "digest.daily_at"),
     ('[digest]\ndaily_at = "08:00"', "digest.to"),
-    ('[digest]\ntimezone = "Mars/Olympus"', "digest.timezone"),
+    ('[digest]\ntimezone = "Mars/Olympus"', "digest.timezone"),  # the daily digest's old table name still read
+    ('[daily_digest]\ndaily_at = "8 o\'clock"\nto = ["a@b.example"]', "daily_digest.daily_at"),
+    ('[daily_digest]\ndaily_at = "08:00"', "daily_digest.to"),
+    ('[daily_digest]\ndaily_at = "08:00"\nto = ["a@b.example"]\n[digest]\nto = ["a@b.example"]',
+     "digest: is the old name of [daily_digest], which this file also has"),
     ('archive_after = "0d"', "store.archive_after"),
 ])
 def test_bad_review_digest_and_archive_settings_exit_78_naming_the_key(tmp_path, extra, key):

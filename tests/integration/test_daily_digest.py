@@ -25,7 +25,7 @@ def test_the_daily_digest_is_retried_after_a_4xx_and_never_sent_twice(tmp_path, 
                                                                        capsys, backend):
     monkeypatch.setenv("MAILESC_IMAP_PASSWORD", mailbox.password)
     config = write_config(tmp_path, mailbox=imap_section(mailbox), smtp=smtp_section(smtp_sink), rules=RULE,
-                          extra='[digest]\ndaily_at = "07:30"\ntimezone = "UTC"\nto = ["boss@example.test"]\n',
+                          extra='[daily_digest]\ndaily_at = "07:30"\ntimezone = "UTC"\nto = ["boss@example.test"]\n',
                           store=backend.store_section)
     yesterday = NOW - timedelta(days=1)
     raw, _ = make_mail(sender="pat@customer.example", subject="Still waiting", date=yesterday)

@@ -88,7 +88,7 @@ PROBLEMS = [
     ("acknowledgement-template-missing", "", RULE.replace('first_response = "4h"',
                                                           'first_response = "4h"\nacknowledge = "thanks"'), {}, {},
      [("p.toml rule 1", "acknowledge", "no template 'thanks'")]),
-    ("daily-digest-template-missing", '[digest]\ndaily_at = "08:00"\nto = ["boss@example.test"]\n'
+    ("daily-digest-template-missing", '[daily_digest]\ndaily_at = "08:00"\nto = ["boss@example.test"]\n'
                                       'template = "morning"\n', RULE, {}, {},
      [("mailesc.toml", "digest.template", "no template 'morning'")]),
     ("broken-custom-template", "", RULE, {"escalation.txt.j2": "{% if %}"}, {},
