@@ -60,7 +60,8 @@ class Worker:
         every mailbox cycled failed, the error is raised, for the daemon's backoff."""
         if self.membership is not None:
             self._balance(now)
-        reports, failed = {}, None
+        reports: dict[str, CycleReport] = {}
+        failed: MailescError | None = None
         for name in self._due(now):
             engine = self.engines[name]
             try:
