@@ -222,8 +222,8 @@ class ImapSource:
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted: dict[tuple[str, int], list[int]] = {}
         for key in own_keys("imap", keys):
-            _, validity, uid, folder = key.split(":", 3)
-            wanted.setdefault((folder, int(validity)), []).append(int(uid))
+            _, validity_text, uid, folder = key.split(":", 3)
+            wanted.setdefault((folder, int(validity_text)), []).append(int(uid))
         found = {}
         try:
             for (folder, validity), uids in wanted.items():
