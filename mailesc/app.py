@@ -11,6 +11,7 @@ from email.utils import parseaddr
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
@@ -36,7 +37,7 @@ from mailesc.worker import Worker
 log = logging.getLogger("mailesc")
 _UNKNOWN = datetime(9999, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
 
-SAMPLE_CONTEXT = {
+SAMPLE_CONTEXT: dict[str, Any] = {
     "customer": "customer@example.com", "customer_name": "Pat Customer", "subject": "Cannot log in",
     "policy": "default", "received": "2026-01-05T09:00:00+00:00", "due": "2026-01-05T13:00:00+00:00",
     "overdue_by": "1h", "level": 1, "recipients": ["manager@example.com"], "excerpt": "Hello, I cannot log in.",
@@ -111,9 +112,10 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
             problems += templates.problems({config.daily_digest.template}, DAILY_SAMPLE)
     if starting:
         problems += credential_problems(config)
-    if problems:
+    if problems or policies is None:  # _policies_in gives None only after adding why
         raise ConfigError.many(problems)
-    return Setup(config, policies, templates, policies_path, own)
+    return Setup(config, policies, templates, policies_path,
+                 {name: mine for name, mine in own.items() if mine is not None})
 
 
 def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: set, problems: list,
@@ -121,6 +123,7 @@ def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: s
     """The policies in `folder` (None when they have problems, which are added to `problems`); the templates
     its rules name are added to `wanted` (those of escalation levels also to `escalations`), each missing one
     is a problem, and so is a `match.mailbox` naming none of `mailboxes`."""
+    checked: Policies | None
     try:
         policies = checked = load_policies(folder)
     except ConfigError as error:

@@ -27,15 +27,37 @@ if TYPE_CHECKING:
 
 
 class MailboxStore(Protocol):
-    """One mailbox's live (not archived) records: what an Engine works on."""
+    """One mailbox's live (not archived) records: what an Engine works on.
 
-    name: str
-    threads: Mapping[str, Thread]  # by thread id
-    breaches: Mapping[int, Breach]  # by breach id
-    quarantine: Mapping[str, Quarantined]  # by the source's message key
-    sync: MutableMapping[str, dict]  # the source's bookmarks, per folder
-    health: MutableMapping[str, dict]  # the last poll and failure, for `status`
-    meta: MutableMapping[str, dict]  # the first start (the anchor of `[mailbox] since`)
+    The records are read-only properties here: a store keeps them in its own kind of mapping (a dict, a table
+    written at flush), and nobody but the store replaces them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def threads(self) -> Mapping[str, Thread]:  # by thread id
+        ...
+
+    @property
+    def breaches(self) -> Mapping[int, Breach]:  # by breach id
+        ...
+
+    @property
+    def quarantine(self) -> Mapping[str, Quarantined]:  # by the source's message key
+        ...
+
+    @property
+    def sync(self) -> MutableMapping[str, dict]:  # the source's bookmarks, per folder
+        ...
+
+    @property
+    def health(self) -> MutableMapping[str, dict]:  # the last poll and failure, for `status`
+        ...
+
+    @property
+    def meta(self) -> MutableMapping[str, dict]:  # the first start (the anchor of `[mailbox] since`)
+        ...
 
     def put_thread(self, thread: Thread) -> None: ...
 
