@@ -11,7 +11,7 @@ from email.utils import parseaddr
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
@@ -33,6 +33,12 @@ from mailesc.store import DryRunStore, Store, archive_folder
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 from mailesc.worker import Worker
+
+if TYPE_CHECKING:
+    from mailesc import repository
+    from mailesc.sources import Source
+    from mailesc.stores.postgres import PostgresStore
+    from mailesc.transports import Transport
 
 log = logging.getLogger("mailesc")
 _UNKNOWN = datetime(9999, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
@@ -165,7 +171,7 @@ def reload(config: Config, worker: Worker) -> str:
             + ", ".join(rule.name for rule in fresh.policies.rules) + own + f"; templates from {config.templates_path}")
 
 
-def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True,
+def build_engine(setup: Setup, store: repository.Store, source: Source, transport: Transport, durable: bool = True,
                  mailbox: MailboxConfig | None = None) -> Engine:
     """The engine of one mailbox (the first configured one unless given) for `run` and `once`; a replay (not
     durable) keeps everything live and counts all of its mail (no `since`). With a DryRunTransport (and a
@@ -173,7 +179,7 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
     config = setup.config
     mailbox = mailbox or config.mailbox
     dry_run = isinstance(transport, DryRunTransport)
-    engine = DryRunEngine if dry_run else Engine
+    engine: Callable[..., Engine] = DryRunEngine if dry_run else Engine  # DryRunEngine: with its DryRunTransport
     return engine(policies=setup.policies_of(mailbox.name), team=config.team_of(mailbox), store=store.box(mailbox.name),
                   source=source, transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
@@ -182,7 +188,8 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
 
 
-def build_worker(setup: Setup, store, transport, sources: dict | None = None) -> Worker:
+def build_worker(setup: Setup, store: repository.Store, transport: Transport,
+                 sources: dict[str, Source] | None = None) -> Worker:
     """Every configured mailbox's engine and the daily digest, as one Worker for the daemon and for `once`.
 
     On PostgreSQL (not in a dry run) the worker works the mailboxes it holds the leases of (stores/leases.py),
@@ -199,7 +206,7 @@ def build_worker(setup: Setup, store, transport, sources: dict | None = None) ->
     if store.shared and not dry_run:  # PostgreSQL: several workers may share the mailboxes
         from mailesc.stores.leases import Membership
 
-        membership = Membership(store, config.lease_seconds).start()
+        membership = Membership(cast("PostgresStore", store), config.lease_seconds).start()  # the shared kind
     return Worker([mailbox.name for mailbox in config.mailboxes], EngineFactory(setup, store, transport, sources),
                   daily=daily, membership=membership, poll_every=timedelta(seconds=config.poll_seconds))
 
@@ -208,7 +215,8 @@ class EngineFactory:
     """Makes a mailbox's engine when a worker starts working it (at start, or when it takes the mailbox's lease),
     with the setup in use then (`setup` is replaced on reload)."""
 
-    def __init__(self, setup: Setup, store, transport, sources: dict | None = None):
+    def __init__(self, setup: Setup, store: repository.Store, transport: Transport,
+                 sources: dict[str, Source] | None = None):
         self.setup, self.store, self.transport, self.sources = setup, store, transport, sources
 
     def __call__(self, name: str) -> Engine:
@@ -245,7 +253,7 @@ class DryRunEngine(Engine):
         return report
 
 
-def recorded_at(store, now: datetime) -> list[str]:
+def recorded_at(store: repository.MailboxStore, now: datetime) -> list[str]:
     """What a cycle at `now` recorded (for a dry run, which keeps it in memory only): one line per escalation
     level, warning and acknowledgement."""
     return [f"would record breach {breach.id} (policy {breach.policy}, due {isoformat(breach.due_at)}): level "

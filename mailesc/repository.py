@@ -108,6 +108,7 @@ class Store(Protocol):
     """A whole store: every mailbox's part, the installation's records, the signing secret."""
 
     installation: MailboxStore
+    shared: bool  # several workers may work it at once, each mailbox under a lease (PostgreSQL)
 
     def box(self, name: str) -> MailboxStore: ...
 
