@@ -327,8 +327,8 @@ class ReplaySummary:
     ignored_spam: int
     quarantined: int
     duplicates: int
-    start: str | None
-    end: str | None
+    start: str  # a replay has at least one dated message: it starts and ends at a time
+    end: str
     store: str
     outbox: str
 
@@ -377,7 +377,8 @@ def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: Cyc
     clock.advance_to(until)
 
 
-def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, outbox_path: Path) -> ReplaySummary:
+def _summarise(store: Store, report: CycleReport, start: datetime, end: datetime, store_path: Path,
+               outbox_path: Path) -> ReplaySummary:
     clocked = [t for t in store.threads.values() if t.first_customer_message()]
     responded = [t for t in clocked if t.first_response_after(t.first_customer_message().arrived)]
     late = sum(1 for b in store.breaches.values() if b.status is Status.RESPONDED_LATE)
@@ -388,7 +389,7 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         escalations=sum(1 for b in store.breaches.values() for e in b.escalations if e.delivery is Delivery.SENT),
         ignored_auto=report.ignored_auto, ignored_spam=report.ignored_spam, quarantined=report.quarantined,
         duplicates=report.duplicates,
-        start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+        start=start.isoformat(), end=end.isoformat(),
         store=str(store_path), outbox=str(outbox_path))
 
 
