@@ -285,6 +285,10 @@ class DryRunTransport:
     def __init__(self, say):
         self.say, self.mails = say, []
 
+    def check(self) -> dict:
+        """What it is, for a Transport's `check`: nothing to connect to, nothing sent."""
+        return {"kind": "dry run", "sends": "nothing"}
+
     def send(self, mails, settle=None) -> dict:
         for mail in mails:
             self.mails.append(describe_mail(mail))
