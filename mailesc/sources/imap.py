@@ -15,6 +15,7 @@ import imapclient
 from imapclient.imapclient import SENT
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mailesc.config import MailboxConfig, ServerConfig
 from mailesc.errors import ConfigError, SourceError, connection_problem
 from mailesc.model import RawMessage
 from mailesc.sources import own_keys
@@ -27,9 +28,9 @@ log = logging.getLogger("mailesc.imap")
 
 
 class ImapSource:
-    def __init__(self, config):
+    def __init__(self, config: MailboxConfig) -> None:
         self.config = config
-        self.server = config.server
+        self.server: ServerConfig = config.settings  # the imap kind's settings
         self._client: imapclient.IMAPClient | None = None
         self._folders: list[str] | None = None
         self._uidnext: dict[str, int] = {}  # folder -> UIDNEXT when the last poll looked at it
