@@ -621,7 +621,7 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             m for box in boxes for m in box.outgoing.values() if m.kind != MailKind.DIGEST]  # a digest: its members
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
-        result = {
+        result: dict[str, Any] = {
             "store": where,
             "mailbox": {key: mailbox.get(key) for key in _HEALTH_KEYS},
             "mailboxes": mailboxes,
