@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 from sys import intern
-from typing import Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
 
 from mailesc import sla
 from mailesc.agenda import Agenda
@@ -27,6 +27,11 @@ from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
 from mailesc.repository import MailboxStore
 from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
+
+if TYPE_CHECKING:
+    from mailesc.render import Templates
+    from mailesc.sources import Source
+    from mailesc.transports import Transport
 
 log = logging.getLogger("mailesc.cycle")
 T = TypeVar("T")
@@ -61,7 +66,8 @@ class CycleReport:
 
 
 class Engine:
-    def __init__(self, *, policies: Policies, team: tuple[str, ...], store: MailboxStore, source, transport, templates,
+    def __init__(self, *, policies: Policies, team: tuple[str, ...], store: MailboxStore, source: Source,
+                 transport: Transport, templates: Templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
                  archive_after: timedelta | None = None, secret: bytes, mail_zone=None,
                  since: timedelta | datetime | None = None, spam: SpamRules | None = None,

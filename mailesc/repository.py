@@ -48,6 +48,10 @@ class MailboxStore(Protocol):
         ...
 
     @property
+    def outgoing(self) -> Mapping[str, QueuedMail]:  # mails of no single thread (digests), by Message-ID
+        ...
+
+    @property
     def sync(self) -> MutableMapping[str, dict]:  # the source's bookmarks, per folder
         ...
 
@@ -73,11 +77,11 @@ class MailboxStore(Protocol):
 
     # -- the outgoing-mail queue (mailesc/queue.py; sent by mailesc/outbox.py) --
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """Record a mail that fell due, unsent, with its owner (an escalation on `breach`, a warning or an
-        acknowledgement on `thread`), written at the next flush: the write-ahead record the outbox sends from."""
+        acknowledgement on `thread`; none for a digest, kept in `outgoing`), written at the next flush: the write-ahead record the outbox sends from."""
 
-    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """A queued mail's delivery changed (tried, sent, failed, retry time): its owner is written at the next
         flush."""
 
