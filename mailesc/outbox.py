@@ -79,7 +79,8 @@ Compose = Callable[[QueuedMail, datetime], OutgoingMail]
 
 
 class Outbox:
-    def __init__(self, store: MailboxStore, source: Source | None, transport: Transport, templates: Templates, sender: str, reply_to: str = "",
+    def __init__(self, store: MailboxStore, source: Source | None, transport: Transport, templates: Templates,
+                 sender: str, reply_to: str = "",
                  digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b"", policies=None,
                  zone: tzinfo | None = None, composers: dict[str, Compose] | None = None):
         """`composers`: how mails of other kinds are composed (kind -> function of the record and the time; the

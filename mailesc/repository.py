@@ -79,7 +79,8 @@ class MailboxStore(Protocol):
 
     def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """Record a mail that fell due, unsent, with its owner (an escalation on `breach`, a warning or an
-        acknowledgement on `thread`; none for a digest, kept in `outgoing`), written at the next flush: the write-ahead record the outbox sends from."""
+        acknowledgement on `thread`; none for a digest, kept in `outgoing`), written at the next flush: the
+        write-ahead record the outbox sends from."""
 
     def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """A queued mail's delivery changed (tried, sent, failed, retry time): its owner is written at the next
