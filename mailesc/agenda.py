@@ -6,11 +6,12 @@ daemon knows its next deadline without walking every thread: an idle cycle costs
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from datetime import datetime
 
 
 class Agenda:
-    def __init__(self, thread_ids=()):
+    def __init__(self, thread_ids: Iterable[str] = ()) -> None:
         self._heap: list[tuple[datetime, str]] = []
         self._wake_at: dict[str, datetime] = {}  # the one wake-up that counts per thread (older heap entries are stale)
         self._changed: set[str] = set(thread_ids)

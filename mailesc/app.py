@@ -11,6 +11,7 @@ from email.utils import parseaddr
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
@@ -33,10 +34,16 @@ from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
 from mailesc.worker import Worker
 
+if TYPE_CHECKING:
+    from mailesc import repository
+    from mailesc.sources import Source
+    from mailesc.stores.postgres import PostgresStore
+    from mailesc.transports import Transport
+
 log = logging.getLogger("mailesc")
 _UNKNOWN = datetime(9999, 1, 1, tzinfo=timezone.utc)  # "no time known" while parsing for explain
 
-SAMPLE_CONTEXT = {
+SAMPLE_CONTEXT: dict[str, Any] = {
     "customer": "customer@example.com", "customer_name": "Pat Customer", "subject": "Cannot log in",
     "policy": "default", "received": "2026-01-05T09:00:00+00:00", "due": "2026-01-05T13:00:00+00:00",
     "overdue_by": "1h", "level": 1, "recipients": ["manager@example.com"], "excerpt": "Hello, I cannot log in.",
@@ -111,9 +118,10 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
             problems += templates.problems({config.daily_digest.template}, DAILY_SAMPLE)
     if starting:
         problems += credential_problems(config)
-    if problems:
+    if problems or policies is None:  # _policies_in gives None only after adding why
         raise ConfigError.many(problems)
-    return Setup(config, policies, templates, policies_path, own)
+    return Setup(config, policies, templates, policies_path,
+                 {name: mine for name, mine in own.items() if mine is not None})
 
 
 def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: set, problems: list,
@@ -121,6 +129,7 @@ def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: s
     """The policies in `folder` (None when they have problems, which are added to `problems`); the templates
     its rules name are added to `wanted` (those of escalation levels also to `escalations`), each missing one
     is a problem, and so is a `match.mailbox` naming none of `mailboxes`."""
+    checked: Policies | None
     try:
         policies = checked = load_policies(folder)
     except ConfigError as error:
@@ -162,7 +171,7 @@ def reload(config: Config, worker: Worker) -> str:
             + ", ".join(rule.name for rule in fresh.policies.rules) + own + f"; templates from {config.templates_path}")
 
 
-def build_engine(setup: Setup, store: Store, source, transport, durable: bool = True,
+def build_engine(setup: Setup, store: repository.Store, source: Source, transport: Transport, durable: bool = True,
                  mailbox: MailboxConfig | None = None) -> Engine:
     """The engine of one mailbox (the first configured one unless given) for `run` and `once`; a replay (not
     durable) keeps everything live and counts all of its mail (no `since`). With a DryRunTransport (and a
@@ -170,7 +179,7 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
     config = setup.config
     mailbox = mailbox or config.mailbox
     dry_run = isinstance(transport, DryRunTransport)
-    engine = DryRunEngine if dry_run else Engine
+    engine: Callable[..., Engine] = DryRunEngine if dry_run else Engine  # DryRunEngine: with its DryRunTransport
     return engine(policies=setup.policies_of(mailbox.name), team=config.team_of(mailbox), store=store.box(mailbox.name),
                   source=source, transport=transport, templates=setup.templates, sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
@@ -179,7 +188,8 @@ def build_engine(setup: Setup, store: Store, source, transport, durable: bool = 
                   since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
 
 
-def build_worker(setup: Setup, store, transport, sources: dict | None = None) -> Worker:
+def build_worker(setup: Setup, store: repository.Store, transport: Transport,
+                 sources: dict[str, Source] | None = None) -> Worker:
     """Every configured mailbox's engine and the daily digest, as one Worker for the daemon and for `once`.
 
     On PostgreSQL (not in a dry run) the worker works the mailboxes it holds the leases of (stores/leases.py),
@@ -196,7 +206,7 @@ def build_worker(setup: Setup, store, transport, sources: dict | None = None) ->
     if store.shared and not dry_run:  # PostgreSQL: several workers may share the mailboxes
         from mailesc.stores.leases import Membership
 
-        membership = Membership(store, config.lease_seconds).start()
+        membership = Membership(cast("PostgresStore", store), config.lease_seconds).start()  # the shared kind
     return Worker([mailbox.name for mailbox in config.mailboxes], EngineFactory(setup, store, transport, sources),
                   daily=daily, membership=membership, poll_every=timedelta(seconds=config.poll_seconds))
 
@@ -205,7 +215,8 @@ class EngineFactory:
     """Makes a mailbox's engine when a worker starts working it (at start, or when it takes the mailbox's lease),
     with the setup in use then (`setup` is replaced on reload)."""
 
-    def __init__(self, setup: Setup, store, transport, sources: dict | None = None):
+    def __init__(self, setup: Setup, store: repository.Store, transport: Transport,
+                 sources: dict[str, Source] | None = None):
         self.setup, self.store, self.transport, self.sources = setup, store, transport, sources
 
     def __call__(self, name: str) -> Engine:
@@ -242,7 +253,7 @@ class DryRunEngine(Engine):
         return report
 
 
-def recorded_at(store, now: datetime) -> list[str]:
+def recorded_at(store: repository.MailboxStore, now: datetime) -> list[str]:
     """What a cycle at `now` recorded (for a dry run, which keeps it in memory only): one line per escalation
     level, warning and acknowledgement."""
     return [f"would record breach {breach.id} (policy {breach.policy}, due {isoformat(breach.due_at)}): level "
@@ -273,6 +284,10 @@ class DryRunTransport:
 
     def __init__(self, say):
         self.say, self.mails = say, []
+
+    def check(self) -> dict:
+        """What it is, for a Transport's `check`: nothing to connect to, nothing sent."""
+        return {"kind": "dry run", "sends": "nothing"}
 
     def send(self, mails, settle=None) -> dict:
         for mail in mails:
@@ -316,8 +331,8 @@ class ReplaySummary:
     ignored_spam: int
     quarantined: int
     duplicates: int
-    start: str | None
-    end: str | None
+    start: str  # a replay has at least one dated message: it starts and ends at a time
+    end: str
     store: str
     outbox: str
 
@@ -366,7 +381,8 @@ def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: Cyc
     clock.advance_to(until)
 
 
-def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, outbox_path: Path) -> ReplaySummary:
+def _summarise(store: Store, report: CycleReport, start: datetime, end: datetime, store_path: Path,
+               outbox_path: Path) -> ReplaySummary:
     clocked = [t for t in store.threads.values() if t.first_customer_message()]
     responded = [t for t in clocked if t.first_response_after(t.first_customer_message().arrived)]
     late = sum(1 for b in store.breaches.values() if b.status is Status.RESPONDED_LATE)
@@ -377,7 +393,7 @@ def _summarise(store: Store, report: CycleReport, start, end, store_path: Path, 
         escalations=sum(1 for b in store.breaches.values() for e in b.escalations if e.delivery is Delivery.SENT),
         ignored_auto=report.ignored_auto, ignored_spam=report.ignored_spam, quarantined=report.quarantined,
         duplicates=report.duplicates,
-        start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+        start=start.isoformat(), end=end.isoformat(),
         store=str(store_path), outbox=str(outbox_path))
 
 
@@ -605,7 +621,7 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             m for box in boxes for m in box.outgoing.values() if m.kind != MailKind.DIGEST]  # a digest: its members
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
-        result = {
+        result: dict[str, Any] = {
             "store": where,
             "mailbox": {key: mailbox.get(key) for key in _HEALTH_KEYS},
             "mailboxes": mailboxes,

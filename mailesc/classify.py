@@ -201,6 +201,8 @@ def bounce_in_body(data: bytes) -> str | None:
             payload = part.get_payload(decode=True) or b""
         except Exception:
             continue
+        if not isinstance(payload, bytes):  # decoding a text part gives bytes; anything else has no wording
+            continue
         match = _MTA_PHRASES.search(payload[:32 * 1024].decode("utf-8", "replace"))
         if match:
             return f"a mail system's wording in the body: {' '.join(match.group(0).split())[:60]!r}"

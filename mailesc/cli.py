@@ -15,6 +15,7 @@ import select
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailesc import __version__, logs
 from mailesc.clock import SimulatedClock, SystemClock, parse_iso
@@ -26,6 +27,9 @@ from mailesc.reporting.statistics import GROUPINGS
 from mailesc.reporting.tables import print_report, write_report_csv
 from mailesc.reporting.timeline import breach_story, timeline
 from mailesc.terminal import busy, print_table, progress
+
+if TYPE_CHECKING:
+    from mailesc import app  # for types only: the commands import it themselves (see above)
 
 EX_SOFTWARE = 70
 EX_UNAVAILABLE = 69

@@ -155,10 +155,10 @@ class Composer:
             context.update(level=level, breach_id=breach.id)
             headers = auto_headers(marker, secret=self.secret, message_id=message_id, reply_to=self.reply_to)
         elif kind == "ack":  # to the customer
-            references = list(dict.fromkeys([thread.id, first.message_id]))
+            references = list(dict.fromkeys([thread.id, *([first.message_id] if first else [])]))
             headers, envelope_sender = ack_headers(marker, self.reply_to), ACK_SENDER
         else:
-            context.update(time_left=format_span(max(thread.due_at - now, timedelta(0))))
+            context.update(time_left=format_span(max((thread.due_at or now) - now, timedelta(0))))  # a warning: clocked
             headers = auto_headers(marker, secret=self.secret, message_id=message_id, reply_to=self.reply_to)
         subject, text, html = self.templates.render(template, context)
         return build_mail(sender=self.sender, to=to, subject=subject, text=text, html=html,
@@ -277,7 +277,7 @@ def thread_context(thread: Thread, now: datetime, first_raw: bytes | None, omitt
         "omitted": omitted,
         "now": when(now),
         "now_iso": isoformat(now),
-        "timezone": human_time(now, zone).rsplit(" ", 1)[-1],
+        "timezone": (human_time(now, zone) or "").rsplit(" ", 1)[-1],
     }
 
 

@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 from urllib.parse import unquote, urlsplit
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -364,6 +364,12 @@ class _Section:
             return default
         return value
 
+    @overload
+    def duration(self, key: str, default: str, allow_never: Literal[False] = False) -> timedelta: ...
+
+    @overload
+    def duration(self, key: str, default: str, allow_never: bool) -> timedelta | None: ...
+
     def duration(self, key: str, default: str, allow_never: bool = False) -> timedelta | None:
         """A duration like "30d"; with `allow_never`, "never" means None."""
         text = self.text(key, default)
@@ -527,7 +533,7 @@ def _daily_digest(section: _Section) -> DailyDigestConfig:
             at = time.fromisoformat(text)
         except ValueError:
             section.problem("daily_at", f'must be a time of day like "08:00", not {text!r}')
-    timezone = _zone(section, "UTC")
+    timezone = _zone(section, "UTC") or ZoneInfo("UTC")  # None only for a timezone = "" written out
     to = section.strings("to", ())
     if text and not to:
         section.problem("to", "a daily digest needs at least one recipient")

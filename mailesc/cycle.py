@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 from sys import intern
-from typing import Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Iterable, Iterator, TypeVar
 
 from mailesc import sla
 from mailesc.agenda import Agenda
@@ -27,6 +27,11 @@ from mailesc.parse import parse_message
 from mailesc.policies import Policies, Rule
 from mailesc.repository import MailboxStore
 from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
+
+if TYPE_CHECKING:
+    from mailesc.render import Templates
+    from mailesc.sources import Source
+    from mailesc.transports import Transport
 
 log = logging.getLogger("mailesc.cycle")
 T = TypeVar("T")
@@ -61,7 +66,8 @@ class CycleReport:
 
 
 class Engine:
-    def __init__(self, *, policies: Policies, team: tuple[str, ...], store: MailboxStore, source, transport, templates,
+    def __init__(self, *, policies: Policies, team: tuple[str, ...], store: MailboxStore, source: Source,
+                 transport: Transport, templates: Templates,
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
                  archive_after: timedelta | None = None, secret: bytes, mail_zone=None,
                  since: timedelta | datetime | None = None, spam: SpamRules | None = None,
@@ -69,10 +75,13 @@ class Engine:
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
         self.policies, self.store, self.source = policies, store, source
-        self.since, self._history_before, self._first_start = since, None, None
-        self._timed_with = None  # the policies the untimed threads were last tried with
+        self.since = since
+        self._history_before: datetime | None = None
+        self._first_start: datetime | None = None
+        self._timed_with: Policies | None = None  # the policies the untimed threads were last tried with
         self._untimed_logged: set[str | None] = set()
-        self.archive_after, self._archived_at = archive_after, None
+        self.archive_after = archive_after
+        self._archived_at: datetime | None = None
         self.secret = secret  # signs the Message-IDs and markers of mailesc's mails (signing.py)
         self.people = who_is_who(policies, team, sender, secret)
         self.own_address, self.spam = self.people.own_address, spam
@@ -88,8 +97,8 @@ class Engine:
     def cycle(self, now: datetime) -> CycleReport:
         report = CycleReport()
         if self.since is not None and self._first_start is None:
-            self._first_start = self.store.first_start(now)
-            self._history_before = history_cutoff(self.since, self._first_start)
+            self._first_start = first_start = self.store.first_start(now)
+            self._history_before = history_cutoff(self.since, first_start)
             self.store.flush()  # on disk before any mail is read: a crash must not move the anchor
         if self.policies is not self._timed_with:  # a start, or the policies were reloaded: try again what failed
             self._timed_with = self.policies
@@ -176,7 +185,8 @@ class Engine:
         elif kind is Kind.TEAM and thread.due_at is not None:
             log.info("thread %s: team response seen", thread.id,
                      extra=detail(thread=thread.id, at=isoformat(message.arrived)))
-        if kind is Kind.CUSTOMER and thread.first_customer_message().message_id == message.message_id:
+        if kind is Kind.CUSTOMER and (first := thread.first_customer_message()) is not None \
+                and first.message_id == message.message_id:
             self._start_clock(thread, message, report)  # the first customer message, even if it came in late
             self._acknowledge_customer(thread, message, now, report)
         if kind is Kind.CUSTOMER or kind is Kind.TEAM:
@@ -379,6 +389,8 @@ class Engine:
         return sorted((t for t in threads if t.due_at is not None), key=lambda t: (t.due_at, t.id))
 
     def _warn(self, thread: Thread, rule: Rule, now: datetime, report: CycleReport) -> None:
+        if rule.warning is None:  # only a rule with a warning has one due
+            return
         self.store.enqueue(QueuedMail(kind=MailKind.WARNING,
                                       message_id=warning_mail_id(self.secret, thread, self.own_address),
                                       to=list(rule.warning.to), at=now, template=rule.warning.template),
@@ -417,6 +429,7 @@ class Engine:
         if verdict.clock in thread.breach_ids:
             return self.store.breaches[thread.breach_ids[verdict.clock]]
         first = thread.first_customer_message()
+        assert first is not None, "a clock that breached was started by a customer message"
         breach = self.store.new_breach(thread=thread.id, customer=first.sender, subject=first.subject,
                                        policy=thread.policy, received_at=verdict.received_at, due_at=verdict.due_at,
                                        clock=verdict.clock)
@@ -457,7 +470,7 @@ class Engine:
 
     def _finished(self, thread: Thread, now: datetime) -> bool:
         last = max((m.arrived for m in thread.messages), default=None)
-        if last is None or now - last < self.archive_after:
+        if last is None or self.archive_after is None or now - last < self.archive_after:
             return False
         breaches = [self.store.breaches[i] for i in thread.breach_ids.values() if i in self.store.breaches]
         records = [*thread.notices, *(record for breach in breaches for record in breach.escalations)]

@@ -40,11 +40,14 @@ class Daemon:
         self.stopping = _Stop(self.wake)
         self.hangup = threading.Event()  # SIGHUP came: reload between two steps
         self.poll_seconds = poll_seconds
-        self.failed_polls, self.last_poll_error = 0, None
+        self.failed_polls = 0
+        self.last_poll_error: str | None = None
         self.backoff_until: datetime | None = None  # no poll before this while the mailbox keeps failing
-        self.failed_cycles, self.last_failure = 0, None  # cycles that failed as a whole, and the last reason
+        self.failed_cycles = 0  # cycles that failed as a whole, and the last reason
+        self.last_failure: str | None = None
         self.scheduler = schedule.Scheduler()
-        self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)
+        # schedule annotates the interval as int, but it takes the float poll_seconds alike (it makes a timedelta)
+        self.poll_job = self.scheduler.every(poll_seconds).seconds.do(self.cycle)  # type: ignore[arg-type]
 
     def run(self) -> None:
         self._install_signal_handlers()

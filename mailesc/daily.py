@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mailesc.clock import isoformat
 from mailesc.compose import daily_digest_mail, daily_message_id
@@ -19,6 +20,9 @@ from mailesc.outbox import Outbox
 from mailesc.queue import latest_daily
 from mailesc.render import Templates
 
+if TYPE_CHECKING:
+    from mailesc.transports import Transport
+
 log = logging.getLogger("mailesc.daily")
 LISTED = 50  # unreviewed breaches named one by one; the rest are counted
 
@@ -27,7 +31,7 @@ class DailyDigest:
     """Decides when the day's digest is due and what it says; the outbox sends it, from the installation's
     queue (a QueuedMail of kind "daily" in the installation box's `outgoing`, `day` the date it is about)."""
 
-    def __init__(self, config: DailyDigestConfig, store, templates: Templates, transport, sender: str,
+    def __init__(self, config: DailyDigestConfig, store, templates: Templates, transport: Transport, sender: str,
                  review_period: timedelta, mail_zone=None):
         self.config, self.store, self.templates, self.transport = config, store, templates, transport
         self.sender, self.review_period = sender, review_period

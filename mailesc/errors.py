@@ -1,5 +1,12 @@
 """The errors mailesc raises on purpose, each mapped to what the operator must do."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailesc.policies import Policies
+
 EX_CONFIG = 78  # sysexits.h EX_CONFIG
 EX_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 EX_DATAERR = 65  # sysexits.h EX_DATAERR
@@ -22,6 +29,7 @@ class ConfigError(MailescError):
     """The configuration, a policy or a template is wrong: fix the file."""
 
     exit_code = EX_CONFIG
+    partial: Policies | None = None  # from load_policies: the rules without problems (their templates are checked)
 
     def __init__(self, file, key, problem):
         self.problems = [(str(file), key, problem)]

@@ -174,6 +174,8 @@ def _holiday(text: str | date) -> date | tuple[int, int]:
     if isinstance(text, date) and not isinstance(text, datetime):
         return text  # TOML reads an unquoted 2026-04-03 as a date
     try:
+        if not isinstance(text, str):
+            raise TypeError(text)  # a TOML time or number: no day
         if len(text) == 5:  # MM-DD, every year
             month, day = map(int, text.split("-"))
             date(2024, month, day)  # a leap year: 02-29 is allowed

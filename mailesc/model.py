@@ -195,7 +195,7 @@ class Breach:
     mailbox: str = DEFAULT_MAILBOX  # its thread's mailbox (breach ids are unique in the whole installation)
 
     def escalated_levels(self) -> set[int]:
-        return {record.level for record in self.escalations}
+        return {record.level for record in self.escalations if record.level is not None}
 
 
 @dataclass(frozen=True)

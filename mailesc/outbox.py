@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import datetime, timedelta, tzinfo
 
 from mailesc.clock import isoformat
@@ -22,6 +23,11 @@ from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
 from mailesc.logs import fields
 from mailesc.model import Breach, Delivery, MailKind, OutgoingMail, QueuedMail, Thread
 from mailesc.render import ComposeError, Templates
+
+if TYPE_CHECKING:
+    from mailesc.repository import MailboxStore
+    from mailesc.sources import Source
+    from mailesc.transports import Transport
 
 log = logging.getLogger("mailesc.outbox")
 RETRY_FIRST, RETRY_MOST = timedelta(seconds=30), timedelta(minutes=30)
@@ -73,7 +79,8 @@ Compose = Callable[[QueuedMail, datetime], OutgoingMail]
 
 
 class Outbox:
-    def __init__(self, store, source, transport, templates: Templates, sender: str, reply_to: str = "",
+    def __init__(self, store: MailboxStore, source: Source | None, transport: Transport, templates: Templates,
+                 sender: str, reply_to: str = "",
                  digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b"", policies=None,
                  zone: tzinfo | None = None, composers: dict[str, Compose] | None = None):
         """`composers`: how mails of other kinds are composed (kind -> function of the record and the time; the
@@ -210,7 +217,7 @@ class Outbox:
         if record.kind in self.composers:
             return self.composers[record.kind](record, now)
         item = envelope.record
-        if item.thread is None:
+        if item.thread is None or self.source is None:  # the installation's outbox (daily digests) has no source
             raise ComposeError(f"no way to compose a mail of kind {record.kind!r}")
         return self.composer.thread_mail(kind=record.kind, message_id=record.message_id, to=record.to,
                                          template=record.template, thread=item.thread, now=now,

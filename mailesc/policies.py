@@ -62,8 +62,12 @@ class Rule:
     def warn_at(self, received: datetime) -> datetime | None:
         if self.warning is None:
             return None
-        used = self.first_response * self.warning.share if self.warning.share is not None else \
-            self.first_response - self.warning.before
+        if self.warning.share is not None:
+            used = self.first_response * self.warning.share
+        elif self.warning.before is not None:
+            used = self.first_response - self.warning.before
+        else:  # a warning has `before` or `share` (checked when the policies are read)
+            return None
         return self.calendar.add(received, used)
 
 

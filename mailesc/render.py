@@ -108,7 +108,7 @@ class Templates:
             except jinja2.TemplateNotFound as error:
                 problems.append((str(home / str(error)), "", "template not found"))
             except jinja2.TemplateSyntaxError as error:
-                problems.append((str(error.filename or home), f"line {error.lineno}", error.message))
+                problems.append((str(error.filename or home), f"line {error.lineno}", error.message or "syntax error"))
             except (jinja2.TemplateError, TypeError, ValueError) as error:
                 problems.append((str(home / f"{name}.txt.j2"), "", f"cannot be rendered: {error}"))
         return problems
@@ -166,7 +166,8 @@ def build_mail(*, sender: str, to: list[str], subject: str, text: str, html: str
     if attachments:
         mail.make_mixed()
         for attachment in attachments:
-            mail.attach(_rfc822_part(attachment))
+            # typeshed asks for the container's class; a MIMEPart is a part (an EmailMessage would add MIME-Version)
+            mail.attach(_rfc822_part(attachment))  # type: ignore[arg-type]
     if envelope_sender is None:
         envelope_sender = getaddresses([header_safe(sender, 400)])[0][1]
     return OutgoingMail(message_id=message_id, sender=envelope_sender, recipients=tuple(recipients),

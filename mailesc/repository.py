@@ -27,15 +27,41 @@ if TYPE_CHECKING:
 
 
 class MailboxStore(Protocol):
-    """One mailbox's live (not archived) records: what an Engine works on."""
+    """One mailbox's live (not archived) records: what an Engine works on.
 
-    name: str
-    threads: Mapping[str, Thread]  # by thread id
-    breaches: Mapping[int, Breach]  # by breach id
-    quarantine: Mapping[str, Quarantined]  # by the source's message key
-    sync: MutableMapping[str, dict]  # the source's bookmarks, per folder
-    health: MutableMapping[str, dict]  # the last poll and failure, for `status`
-    meta: MutableMapping[str, dict]  # the first start (the anchor of `[mailbox] since`)
+    The records are read-only properties here: a store keeps them in its own kind of mapping (a dict, a table
+    written at flush), and nobody but the store replaces them."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def threads(self) -> Mapping[str, Thread]:  # by thread id
+        ...
+
+    @property
+    def breaches(self) -> Mapping[int, Breach]:  # by breach id
+        ...
+
+    @property
+    def quarantine(self) -> Mapping[str, Quarantined]:  # by the source's message key
+        ...
+
+    @property
+    def outgoing(self) -> Mapping[str, QueuedMail]:  # mails of no single thread (digests), by Message-ID
+        ...
+
+    @property
+    def sync(self) -> MutableMapping[str, dict]:  # the source's bookmarks, per folder
+        ...
+
+    @property
+    def health(self) -> MutableMapping[str, dict]:  # the last poll and failure, for `status`
+        ...
+
+    @property
+    def meta(self) -> MutableMapping[str, dict]:  # the first start (the anchor of `[mailbox] since`)
+        ...
 
     def put_thread(self, thread: Thread) -> None: ...
 
@@ -51,11 +77,12 @@ class MailboxStore(Protocol):
 
     # -- the outgoing-mail queue (mailesc/queue.py; sent by mailesc/outbox.py) --
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """Record a mail that fell due, unsent, with its owner (an escalation on `breach`, a warning or an
-        acknowledgement on `thread`), written at the next flush: the write-ahead record the outbox sends from."""
+        acknowledgement on `thread`; none for a digest, kept in `outgoing`), written at the next flush: the
+        write-ahead record the outbox sends from."""
 
-    def put_mail(self, mail: QueuedMail, *, thread: Thread, breach: Breach | None = None) -> None:
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
         """A queued mail's delivery changed (tried, sent, failed, retry time): its owner is written at the next
         flush."""
 
@@ -86,6 +113,7 @@ class Store(Protocol):
     """A whole store: every mailbox's part, the installation's records, the signing secret."""
 
     installation: MailboxStore
+    shared: bool  # several workers may work it at once, each mailbox under a lease (PostgreSQL)
 
     def box(self, name: str) -> MailboxStore: ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Iterable
 
 from tinydb import TinyDB
 
@@ -42,7 +43,7 @@ def reviews_path(store_path: Path) -> Path:
 class Reviews:
     """Every review entry, by breach, oldest first."""
 
-    def __init__(self, entries: list[ReviewEntry] = ()):
+    def __init__(self, entries: Iterable[ReviewEntry] = ()):
         self._by_breach: dict[int, list[ReviewEntry]] = {}
         self.extend(entries)
 

@@ -69,7 +69,7 @@ def response_hours(thread: Thread, rule: Rule | None) -> float | None:
     engine keeps it on the thread (Thread.response_hours) and reports read it back."""
     first = thread.first_customer_message()
     reply = thread.first_response_after(first.arrived) if first is not None else None
-    if reply is None:
+    if first is None or reply is None:
         return None
     spent = rule.calendar.between(first.arrived, reply.arrived) if rule else reply.arrived - first.arrived
     return spent / timedelta(hours=1)

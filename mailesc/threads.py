@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from sys import intern
-from typing import Callable
+from typing import Callable, Iterable
 
 from mailesc.model import Message, Thread
 
@@ -42,7 +42,7 @@ class ThreadIndex:
     gathering, but only a thread with a participant in common (outside the team: everybody writes to the
     support address) that was active within `subject_window`."""
 
-    def __init__(self, threads: list[Thread] = (), *, subject_window: timedelta = SUBJECT_WINDOW,
+    def __init__(self, threads: Iterable[Thread] = (), *, subject_window: timedelta = SUBJECT_WINDOW,
                  is_internal: Callable[[str], bool] = lambda address: False):
         self._by_id: dict[str, Thread] = {}
         self._by_subject: dict[str, Thread] = {}

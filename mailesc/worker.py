@@ -20,6 +20,7 @@ import logging
 import threading
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mailesc.cycle import CycleReport, Engine
 from mailesc.errors import LeaseLost, MailescError, StoreError, StoreUnavailable
@@ -27,12 +28,18 @@ from mailesc.logs import fields
 from mailesc.requests import apply_requests
 from mailesc.sources import wait_for_mail
 
+if TYPE_CHECKING:
+    from mailesc.app import EngineFactory, Setup
+    from mailesc.daily import DailyDigest
+    from mailesc.sources import Source
+    from mailesc.stores.leases import Membership
+
 log = logging.getLogger("mailesc.worker")
 
 
 class Worker:
-    def __init__(self, names: list[str], make_engine, *, daily=None, membership=None,
-                 poll_every: timedelta | None = None):
+    def __init__(self, names: list[str], make_engine: EngineFactory, *, daily: DailyDigest | None = None,
+                 membership: Membership | None = None, poll_every: timedelta | None = None):
         """`names`: the configured mailboxes in the config's order; `make_engine(name)`: a mailbox's Engine (an
         app.EngineFactory); `membership`: this process's leases (None: it
         works every mailbox); `poll_every`: with several mailboxes, a mailbox is polled when it reports news, when
@@ -59,8 +66,9 @@ class Worker:
         a whole (not its source: that is in its report) is logged, once per reason, and the others go on; when
         every mailbox cycled failed, the error is raised, for the daemon's backoff."""
         if self.membership is not None:
-            self._balance(now)
-        reports, failed = {}, None
+            self._balance(self.membership, now)
+        reports: dict[str, CycleReport] = {}
+        failed: MailescError | None = None
         for name in self._due(now):
             engine = self.engines[name]
             try:
@@ -125,7 +133,7 @@ class Worker:
             return news
         found = set()
 
-        def wait_on(name: str, source) -> None:
+        def wait_on(name: str, source: Source) -> None:
             try:
                 news = wait_for_mail(source, timeout, stop)
             except Exception:  # noqa: BLE001 - a wait that breaks is a poll that comes now, for that mailbox
@@ -145,7 +153,7 @@ class Worker:
         self._news |= found
         return bool(found)
 
-    def use(self, setup) -> None:
+    def use(self, setup: Setup) -> None:
         """SIGHUP: new policies and templates (`setup`: app.Setup) for every engine, and for the engines made
         later (`make_engine` is an app.EngineFactory, which makes them with its `setup`)."""
         for name, engine in self.engines.items():
@@ -183,10 +191,9 @@ class Worker:
                 due.append(name)
         return due
 
-    def _balance(self, now: datetime) -> None:
+    def _balance(self, membership: Membership, now: datetime) -> None:
         """Every balance_seconds: take this worker's fair share of the mailboxes and give back what is too much;
         at every cycle: stop working a mailbox whose lease may have expired."""
-        membership = self.membership
         if self._balanced_at is None or now - self._balanced_at >= timedelta(seconds=membership.balance_seconds):
             self._balanced_at = now
             try:

@@ -15,6 +15,7 @@ import imapclient
 from imapclient.imapclient import SENT
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from mailesc.config import MailboxConfig, ServerConfig
 from mailesc.errors import ConfigError, SourceError, connection_problem
 from mailesc.model import RawMessage
 from mailesc.sources import own_keys
@@ -27,9 +28,9 @@ log = logging.getLogger("mailesc.imap")
 
 
 class ImapSource:
-    def __init__(self, config):
+    def __init__(self, config: MailboxConfig) -> None:
         self.config = config
-        self.server = config.server
+        self.server: ServerConfig = config.settings  # the imap kind's settings
         self._client: imapclient.IMAPClient | None = None
         self._folders: list[str] | None = None
         self._uidnext: dict[str, int] = {}  # folder -> UIDNEXT when the last poll looked at it
@@ -222,8 +223,8 @@ class ImapSource:
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]:
         wanted: dict[tuple[str, int], list[int]] = {}
         for key in own_keys("imap", keys):
-            _, validity, uid, folder = key.split(":", 3)
-            wanted.setdefault((folder, int(validity)), []).append(int(uid))
+            _, validity_text, uid, folder = key.split(":", 3)
+            wanted.setdefault((folder, int(validity_text)), []).append(int(uid))
         found = {}
         try:
             for (folder, validity), uids in wanted.items():

@@ -89,6 +89,7 @@ def aware(when: datetime | None) -> datetime | None:
     if when.tzinfo is None:
         return when.replace(tzinfo=timezone.utc)
     try:
-        return when.replace(tzinfo=timezone(when.utcoffset()))
+        offset = when.utcoffset()  # None from a tzinfo that knows no offset: naive, as Python has it
+        return when.replace(tzinfo=timezone.utc if offset is None else timezone(offset))
     except ValueError:
         return None

@@ -123,7 +123,8 @@ def read_file_store(path: Path) -> FileContents:
         counter = store.installation.meta.get("breach_ids")
         counter = counter.get("last") if isinstance(counter, dict) else None
     for thread, breaches in read_archive(path):
-        contents.threads.setdefault((thread.mailbox, thread.id), (thread, True))
+        if thread is not None:  # always, as threads are read (None only with threads=False)
+            contents.threads.setdefault((thread.mailbox, thread.id), (thread, True))
         for breach in breaches:
             contents.breaches.setdefault(breach.id, (breach, True))
     contents.reviews = Reviews.load(path).entries()
@@ -351,7 +352,7 @@ def _count(cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...],
 def _check(cursor, contents: FileContents, where: str) -> None:
     """Count the copied keys back (with their archived flags, escalations' Message-IDs): all or nothing."""
     breaches = [pair[0] for pair in contents.breaches.values()]
-    expected = {
+    expected: dict[str, tuple[tuple[str, ...], tuple[str, ...], list[tuple]]] = {
         "threads": (("mailbox", "id", "archived"), ("text", "text", "boolean"),
                     [(m, i, archived) for (m, i), (_, archived) in contents.threads.items()]),
         "breaches": (("id", "mailbox", "archived"), ("bigint", "text", "boolean"),

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from mailesc.clock import isoformat
@@ -45,6 +46,9 @@ try:
     from psycopg.types.json import Jsonb
 except ImportError:  # the embedded store needs none of this
     psycopg = None
+
+if TYPE_CHECKING:
+    from mailesc.stores.leases import Membership
 
 SCHEMA_VERSION = 3
 SCHEMA_LOCK = int.from_bytes(b"mailesc", "big")  # pg_advisory_xact_lock key while creating or migrating
@@ -172,7 +176,7 @@ class PostgresStore:
         self._connect_timeout = connect_timeout
         self._connection = None
         self._boxes: dict[str, PostgresBox] = {}
-        self.membership = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
+        self.membership: Membership | None = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
         self.daily_mailbox: str | None = None  # whose lease the installation's records are written under
         self.dry_run = dry_run  # --dry-run: read, change in memory only, never write (flush and polls do nothing)
         self._dry_breach_id: int | None = None

@@ -227,9 +227,10 @@ class DovecotServer:
 
     def __init__(self, host: str = LOCALHOST, binary: str | None = None, tls: "TlsAuthority | None" = None,
                  oauth2: "IntrospectionServer | None" = None):
-        self.binary = binary or find_dovecot()
-        if not self.binary:
+        found = binary or find_dovecot()
+        if not found:
             raise DovecotNotInstalled("dovecot binary not found")
+        self.binary: str = found
         self.host = host
         self.port: int | None = None
         self.tls = tls
@@ -336,7 +337,7 @@ class DovecotServer:
     @property
     def pid(self) -> int | None:
         """The master's pid while it runs, else None."""
-        return self._proc.pid if self.running else None
+        return self._proc.pid if self._proc is not None and self.running else None
 
     def start(self, timeout: float = 10.0) -> "DovecotServer":
         """Start the master (no-op if running). First start picks a free port; later
@@ -445,7 +446,7 @@ class DovecotServer:
         Found by the process title Dovecot gives its children (``dovecot-<instance_name>/...``, the instance name
         holds this server's port), so several servers on one machine, or another test run's, are told apart."""
         title = f"dovecot-mailesc-test-{self.port}/".encode()
-        found = [self._proc.pid] if self.running else []
+        found = [] if (pid := self.pid) is None else [pid]
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:
                 if cmdline.read_bytes().startswith(title):
@@ -540,6 +541,8 @@ class DovecotServer:
         password = "pw-" + secrets.token_hex(8)
         self.add_user(username, password)
         token = self.oauth2.issue(username) if self.oauth2 is not None else None
+        if self.port is None:
+            raise RuntimeError("the server has no port before its first start(): start it, then make mailboxes")
         if self.tls is not None:
             return Mailbox(self.host, self.port, username, password,
                            imaps_port=self.imaps_port, tls_context=self.tls.client_context(), access_token=token)

@@ -48,7 +48,7 @@ def make_mail(*, sender: str, to: str = "support@example.test", subject: str = "
 def deliver(box: mailbox.Maildir, raw: bytes, arrived: datetime) -> None:
     """Deliver like a local MTA: the file's mtime is the arrival time."""
     key = box.add(raw)
-    path = os.path.join(box._path, box._lookup(key))
+    path = os.path.join(box._path, box._lookup(key))  # type: ignore[attr-defined]  # Maildir names no file publicly
     os.utime(path, (arrived.timestamp(), arrived.timestamp()))
 
 

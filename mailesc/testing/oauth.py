@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import secrets
 import threading
+from typing import TYPE_CHECKING
 
 from mailesc.testing.wait import LOCALHOST
+
+if TYPE_CHECKING:
+    import http.server
 
 __all__ = ["IntrospectionServer"]
 
@@ -30,7 +34,7 @@ class IntrospectionServer:
         self._tokens: dict[str, str] = {}
         self._requests: list[str] = []
         self._lock = threading.Lock()
-        self._httpd = None
+        self._httpd: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property

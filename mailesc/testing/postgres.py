@@ -63,9 +63,10 @@ class PostgresCluster:
     ``new_database(name)`` for a fresh database per test, ``stop()`` (immediate) and ``cleanup()``."""
 
     def __init__(self, bin_folder: Path | None = None, root: Path | None = None):
-        self.bin_folder = bin_folder or find_bin_folder()
-        if self.bin_folder is None:
+        found = bin_folder or find_bin_folder()
+        if found is None:
             raise ClusterError(MISSING)
+        self.bin_folder: Path = found
         self._given_root = root
         self.root: Path | None = None
         self.host = HOST
@@ -78,11 +79,16 @@ class PostgresCluster:
     # -- where things are -------------------------------------------------------------------------------------
     @property
     def data(self) -> Path:
-        return self.root / "data"
+        return self._made_root() / "data"
 
     @property
     def log_path(self) -> Path:
-        return self.root / "server.log"
+        return self._made_root() / "server.log"
+
+    def _made_root(self) -> Path:
+        if self.root is None:
+            raise ClusterError("the cluster has no folder before its first start()")
+        return self.root
 
     @property
     def url(self) -> str:

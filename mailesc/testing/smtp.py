@@ -16,8 +16,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from mailesc.testing.wait import LOCALHOST, free_port
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller  # imported for real only when a sink starts
 
 __all__ = ["SinkMessage", "SmtpSink", "XOAuth2Attempt", "parse_xoauth2"]
 
@@ -184,7 +188,7 @@ class SmtpSink:
         self._refused: dict[str, int] = {}
         self.valid_token = xoauth2_token
         self._xoauth2: list[XOAuth2Attempt] = []
-        self.controller = None
+        self.controller: Controller | None = None
 
     def start(self) -> "SmtpSink":
         """Start on a free port; a sink that ran before comes back on its old port (a server restart)."""

@@ -403,14 +403,14 @@ class CrashSoak:
         rounds cover); and a final run with nothing left to send would get its SIGTERM before it can handle it."""
         deadline = time.monotonic() + timeout
         while "mailesc started" not in run.text():
-            if time.monotonic() > deadline or self.process.poll() is not None:
+            if time.monotonic() > deadline or self._daemon().poll() is not None:
                 return  # the round goes on; an early exit or a hang shows in the outcome
             time.sleep(0.02)
         run.started_at = datetime.now(timezone.utc)
 
     def stop(self, run: Run, signum: int, timeout: float = 15.0) -> None:
         """Send ``signum`` to the running daemon and wait for it; records whether it was still alive."""
-        process = self.process
+        process = self._daemon()
         run.alive_at_signal = process.poll() is None
         if run.alive_at_signal:
             process.send_signal(signum)
@@ -431,6 +431,12 @@ class CrashSoak:
             with connection.transaction():
                 connection.execute("UPDATE leases SET expires_at = now() WHERE expires_at > now()")
                 connection.execute("UPDATE workers SET expires_at = now() WHERE expires_at > now()")
+
+    def _daemon(self) -> subprocess.Popen:
+        """The daemon started last, while a round or the final run has one."""
+        if self.process is None:
+            raise RuntimeError("no daemon was started, or it was cleaned up already")
+        return self.process
 
     def kill_leftover(self) -> None:
         """SIGKILL the daemon if it is still running (for `finally:` blocks of failed tests, too)."""
@@ -460,8 +466,9 @@ class CrashSoak:
                          for offset in (FIRST_RESPONSE, FIRST_RESPONSE + LEVEL_2_AFTER))
             aimed = [d + jitter for d in due if KILL_AFTER[0] <= d + jitter <= KILL_AFTER[1]]
             if aimed:
-                run.kill_after, run.aimed = aimed[0], True
-        time.sleep(max(0.0, start + run.kill_after - time.time()))
+                kill_after, run.aimed = aimed[0], True
+                run.kill_after = kill_after
+        time.sleep(max(0.0, start + kill_after - time.time()))
         self.stop(run, signal.SIGKILL)
         return run
 
@@ -482,7 +489,7 @@ class CrashSoak:
             final = self.start("final")
             deadline = time.monotonic() + self.final_timeout
             while not self.expected() <= self.delivered_pairs():
-                if time.monotonic() > deadline or self.process.poll() is not None:
+                if time.monotonic() > deadline or self._daemon().poll() is not None:
                     timed_out = True
                     break
                 time.sleep(0.1)

@@ -181,7 +181,7 @@ class WorkersCrashSoak(CrashSoak):
         self.live.append((process, run))
         return process, run
 
-    def connect(self, connect_timeout: float):
+    def connect(self, connect_timeout: int):
         """An autocommit psycopg connection to the soak's database (a context manager), to read what workers did."""
         import psycopg
 
@@ -305,9 +305,9 @@ class WorkersCrashSoak(CrashSoak):
             return None, f"reading the database failed: {type(error).__name__}"
         found = {bid: {"id": bid, "mailbox": mailbox, "thread": thread, "escalations": []}
                  for bid, mailbox, thread in breaches}
-        for bid, level, message_id, delivery, error in levels:
+        for bid, level, message_id, delivery, failure in levels:
             found[bid]["escalations"].append({"level": level, "message_id": message_id, "delivery": delivery,
-                                              "error": error})
+                                              "error": failure})
         return [b for b in found.values() if b["thread"] not in self.raced], None
 
 

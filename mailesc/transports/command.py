@@ -30,6 +30,7 @@ from mailesc.errors import EX_TEMPFAIL, PermanentTransportError, TemporaryTransp
 from mailesc.kinds import Kind
 
 if TYPE_CHECKING:
+    from mailesc.config import SmtpConfig
     from mailesc.model import OutgoingMail
 
 EXAMPLE = '["/usr/sbin/sendmail", "-t", "-oi"]'
@@ -53,7 +54,7 @@ class CommandConfig:
 
 
 class CommandTransport:
-    def __init__(self, config):
+    def __init__(self, config: SmtpConfig) -> None:
         self.config: CommandConfig = config.settings
 
     def send(self, mails: list[OutgoingMail], settle=None) -> dict[str, Exception | None]:

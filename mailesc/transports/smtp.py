@@ -42,7 +42,7 @@ class SmtpTransport:
             return {"kind": "smtp", "server": f"{self.server.where} ({self.server.security})",
                     "extensions": sorted(client.esmtp_extensions)}
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self) -> _Connection:
         server = self.server
         return _Connection(_TracedSMTP(
             hostname=server.host, port=server.port, timeout=server.timeout,
