@@ -24,6 +24,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -255,7 +256,7 @@ class Store:
         # _Changed(key) for a record changed since (its text is made at the write); the text itself for a record
         # read from a file in another layout
         self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
-        self._on_disk = None
+        self._on_disk: BinaryIO | None = None  # see _open_on_disk
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
         self._loaded = live or not readonly
         try:
@@ -569,6 +570,7 @@ class Store:
         """Copy a run of unchanged records from the file on disk (see _open_on_disk); the bytes written."""
         if run.end == run.start:
             return 0
+        assert self._on_disk is not None, "the file on disk is open whenever a record's text is there"
         self._on_disk.seek(run.start)
         done = 0
         while done < run.end - run.start:
@@ -612,7 +614,8 @@ class _Run:
     the block really is them, each separator between them (`,\n"id":`) with where it should be."""
 
     def __init__(self, start: int = 0, length: int = 0):
-        self.start, self.end, self.separators = start, start + length, []
+        self.start, self.end = start, start + length
+        self.separators: list[tuple[int, bytes]] = []
 
     def extends(self, span: tuple[int, int], prefix: bytes) -> bool:
         """Take the next record if its text starts right after this run and the separator before it."""
