@@ -355,7 +355,7 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path, 
     MaildirOutbox(outbox_path).clear()
     report = CycleReport()
     with Store(store_path) as store:
-        engine = build_engine(setup, store, source, MaildirOutbox(outbox_path), durable=False)
+        engine = build_engine(setup, store, source, MaildirOutbox(outbox_path, durable=False), durable=False)
         clock = SimulatedClock(dated[0])
         for raw in progress(raws, len(raws), "replaying"):
             _advance(engine, clock, raw.arrived or end, report, inclusive=False)

@@ -9,6 +9,7 @@ from io import BytesIO
 from datetime import datetime
 from email.message import EmailMessage, MIMEPart
 from email.generator import BytesGenerator
+from email.headerregistry import HeaderRegistry
 from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
@@ -51,7 +52,23 @@ class _OutgoingPolicy(EmailPolicy):
         return super().header_store_parse(name, value)
 
 
-_OUTGOING = _OutgoingPolicy(linesep="\r\n", refold_source="none")
+class _ClassKeepingRegistry(HeaderRegistry):
+    """The stdlib's header registry, except that it makes the class for a kind of header once: the stdlib
+    builds a new class (`type(...)`) for every header it sets, a tenth of composing a mail. The classes are
+    the same either way (the kind's class and the base class, nothing else), so the headers are too."""
+
+    def __init__(self):
+        super().__init__()
+        self._classes: dict[type, type] = {}
+
+    def __getitem__(self, name):
+        kind = self.registry.get(name.lower(), self.default_class)
+        if kind not in self._classes:
+            self._classes[kind] = super().__getitem__(name)
+        return self._classes[kind]
+
+
+_OUTGOING = _OutgoingPolicy(linesep="\r\n", refold_source="none", header_factory=_ClassKeepingRegistry())
 
 
 class Templates:
