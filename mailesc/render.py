@@ -49,7 +49,39 @@ class _OutgoingPolicy(EmailPolicy):
     def header_store_parse(self, name, value):
         if name.lower() in _ID_HEADERS:
             return name, value
-        return super().header_store_parse(name, value)
+        if type(value) is not str:
+            return super().header_store_parse(name, value)
+        key = (name, value)
+        stored = _STORED.get(key)
+        if stored is None:
+            stored = super().header_store_parse(name, value)  # a value it refuses raises, and is not kept
+            _remember(_STORED, key, stored)
+        return stored
+
+    def fold_binary(self, name, value):
+        if not hasattr(value, "name"):  # Message-ID and its kin, as build_mail folded them
+            return super().fold_binary(name, value)
+        key = (name, id(value))
+        kept = _FOLDED.get(key)
+        if kept is None or kept[0] is not value:
+            kept = (value, super().fold_binary(name, value))  # the header kept with it: its id stays its own
+            _remember(_FOLDED, key, kept)
+        return kept[1]
+
+
+# Most headers of escalation mails repeat from mail to mail (From, To, Auto-Submitted, the content and the
+# attachment headers): the parsed header and its folded bytes are kept per (name, text), as parsing and folding
+# them with the stdlib's header parser was half of composing a mail. Both are pure (the same text always gives
+# the same header and bytes, and a header is never changed after it is made); a bounded number is kept.
+_STORED: dict = {}
+_FOLDED: dict = {}
+_KEPT_AT_MOST = 4096
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= _KEPT_AT_MOST:
+        cache.clear()
+    cache[key] = value
 
 
 class _ClassKeepingRegistry(HeaderRegistry):

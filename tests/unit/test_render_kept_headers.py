@@ -1,0 +1,76 @@
+"""render keeps parsed and folded headers from mail to mail (a replay composes thousands of mails with mostly the
+same headers): the mails are byte for byte what the stdlib's policy alone makes, the first time and every time
+after, whatever the headers hold."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from email.policy import EmailPolicy
+
+import pytest
+
+from mailesc import render
+from mailesc.render import Attachment, build_mail
+
+NOW = datetime(2026, 10, 5, 14, 0, tzinfo=timezone.utc)
+ORIGINAL = b"From: Pat <pat@customer.example>\r\nSubject: Help\r\nMessage-ID: <a@customer.example>\r\n\r\nHello\r\n"
+
+MAILS = [
+    dict(subject="Escalation: Login problem", to=["manager@example.test"], headers={}),
+    dict(subject="Escalation: Login problem", to=["manager@example.test", "Boss <boss@example.test>"],
+         headers={"Reply-To": "Support <support@example.test>"}),
+    dict(subject="Eskalation: Grüße aus Köln " + "lang " * 30, to=["manager@example.test"],
+         headers={"X-Mailesc": "escalation; level=2; breach=7; sig=" + "ab" * 40}),
+    dict(subject="=?utf-8?q?encoded?= words and \u202e bidi", to=["manager@example.test"],
+         headers={"X-Odd": "a\r\nBcc: victim@example.org", "Keywords": "x, y, z"}),
+]
+
+
+def compose(number: int, spec: dict) -> bytes:
+    """The mail's bytes, its MIME boundaries (random each time) made the same."""
+    return _BOUNDARY.sub(b"=BOUNDARY=", build_mail(sender="Escalations <escalations@example.test>", subject=spec["subject"], to=spec["to"],
+                      text=f"Mail {number}\nGrüße\n", html="<p>Mail</p>" if number % 2 else None,
+                      message_id=f"<e{number}@example.test>", references=["<root@customer.example>"], date=NOW,
+                      headers={"Auto-Submitted": "auto-generated", **spec["headers"]},
+                      attachments=[Attachment(f"{n:02d}-customer.eml", ORIGINAL) for n in range(1, 3)]).data)
+
+
+_BOUNDARY = re.compile(rb"=+\d+==")
+
+
+class _StdlibOnly(render._OutgoingPolicy):
+    """The outgoing policy without the kept headers: every header parsed and folded anew."""
+
+    def header_store_parse(self, name, value):
+        if name.lower() in render._ID_HEADERS:
+            return name, value
+        return EmailPolicy.header_store_parse(self, name, value)
+
+    def fold_binary(self, name, value):
+        return EmailPolicy.fold_binary(self, name, value)
+
+
+@pytest.fixture
+def stdlib_mails(monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setattr(render, "_OUTGOING", _StdlibOnly(linesep="\r\n", refold_source="none"))
+        return [compose(number, spec) for number, spec in enumerate(MAILS)]
+
+
+def test_mails_are_what_the_stdlib_alone_makes_first_and_again(stdlib_mails, monkeypatch):
+    monkeypatch.setattr(render, "_STORED", {})
+    monkeypatch.setattr(render, "_FOLDED", {})
+    first = [compose(number, spec) for number, spec in enumerate(MAILS)]
+    assert render._STORED and render._FOLDED  # the second round reads kept headers
+    again = [compose(number, spec) for number, spec in enumerate(MAILS)]
+    assert first == stdlib_mails and again == stdlib_mails
+
+
+def test_a_full_store_starts_afresh_and_still_gives_the_same_mails(stdlib_mails, monkeypatch):
+    monkeypatch.setattr(render, "_KEPT_AT_MOST", 3)
+    monkeypatch.setattr(render, "_STORED", {})
+    monkeypatch.setattr(render, "_FOLDED", {})
+    for _ in range(2):
+        assert [compose(number, spec) for number, spec in enumerate(MAILS)] == stdlib_mails
+        assert len(render._STORED) <= 3 and len(render._FOLDED) <= 3
