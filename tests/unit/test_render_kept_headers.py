@@ -74,3 +74,25 @@ def test_a_full_store_starts_afresh_and_still_gives_the_same_mails(stdlib_mails,
     for _ in range(2):
         assert [compose(number, spec) for number, spec in enumerate(MAILS)] == stdlib_mails
         assert len(render._STORED) <= 3 and len(render._FOLDED) <= 3
+
+
+
+def _texts_around(boundary: str) -> list[bytes]:
+    b = boundary.encode()
+    return [b"", b"no boundary here\r\n", b"--" + b + b"\n", b"x\n--" + b + b"--\nmore", b"--" + b + b"\r\n",
+            b"--" + b + b"x\n", b"text --" + b + b"\n", b"--" + b + b"\n--" + b + b".0\n", None]
+
+
+def test_the_boundary_is_the_one_the_stdlib_would_choose():
+    """The same random draw, and a boundary whose line is in the text is passed over exactly as the stdlib's
+    BytesGenerator does ("B.0", "B.1", ...), whatever the text."""
+    import random
+    from email.generator import BytesGenerator
+
+    random.seed(13)
+    drawn = BytesGenerator._make_boundary()
+    for text in _texts_around(drawn):
+        random.seed(13)
+        ours = render._OwnPolicyGenerator._make_boundary(text)
+        random.seed(13)
+        assert ours == BytesGenerator._make_boundary(text), text
