@@ -66,7 +66,8 @@ def run_against(checkout: Path, config: Path, box) -> dict:
     """`mailesc once` from another checkout (its own empty store): wall seconds and what it said."""
     started, cpu = time.perf_counter(), _children_cpu()
     result = subprocess.run([sys.executable, "-m", "mailesc", "-c", str(config), "once"], capture_output=True,
-                            text=True, env={**mailesc_env(box), "PYTHONPATH": str(checkout.resolve())})
+                            text=True, env={**mailesc_env(box), "PYTHONPATH": str(checkout.resolve())},
+                            cwd=config.parent)  # not a checkout's folder: `-m` puts the cwd before PYTHONPATH
     if result.returncode not in (0, 69):
         raise RuntimeError(f"{checkout}: mailesc once exited {result.returncode}:\n{result.stderr[-3000:]}")
     return {"seconds": round(time.perf_counter() - started, 3), "cpu_s": round(_children_cpu() - cpu, 2),

@@ -86,7 +86,8 @@ def replay(work: Path, mbox: Path, timeout: float, checkout: Path = REPO) -> dic
     try:
         result = subprocess.run([sys.executable, "-m", "mailesc", "-c", str(work / "mailesc.toml"), "replay",
                                  str(mbox), "--json"], capture_output=True, text=True, timeout=timeout,
-                                env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"})
+                                env={"PYTHONPATH": str(checkout), "PATH": "/usr/bin:/bin"},
+                                cwd=work)  # not a checkout's folder: `-m` puts the cwd before PYTHONPATH
     except subprocess.TimeoutExpired:
         return {"seconds": None, "timed_out_after_s": timeout}
     seconds = time.perf_counter() - started
