@@ -122,7 +122,8 @@ class _Headers:
 
 
 def _as_text(item: tuple[str, object]) -> tuple[str, str]:
-    return item if type(item[1]) is str else (item[0], str(item[1]))
+    name, value = item
+    return (name, value) if isinstance(value, str) else (name, str(value))
 
 
 def message_ids(value) -> list[str]:
