@@ -111,3 +111,46 @@ def latest_daily(outgoing: Mapping[str, QueuedMail]) -> QueuedMail | None:
 
 def _midnight(day: str) -> datetime:
     return datetime.combine(date.fromisoformat(day), time(), tzinfo=timezone.utc)
+
+
+class BoxQueue:
+    """The queue methods of a store's box, the same for both stores (store.FileBox, postgres.PostgresBox): a
+    box brings `threads`, `breaches`, `outgoing`, `mails` (its MailIndex), `put_thread`, `put_breach`, and
+    `_put_outgoing` (how it keeps and marks a mail of no single thread)."""
+
+    mails: MailIndex
+    threads: Mapping[str, Thread]
+    breaches: Mapping[int, Breach]
+    outgoing: Mapping[str, QueuedMail]
+
+    def put_thread(self, thread: Thread) -> None:
+        raise NotImplementedError
+
+    def put_breach(self, breach: Breach) -> None:
+        raise NotImplementedError
+
+    def _put_outgoing(self, mail: QueuedMail) -> None:
+        raise NotImplementedError
+
+    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
+        """Record `mail` with its owner (written at the next flush) and index it as unsent."""
+        keep_with_owner(mail, thread, breach)
+        self.put_mail(mail, thread=thread, breach=breach)
+        if thread is not None:
+            self.mails.add(thread, breach)
+
+    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
+        """A mail changed (tried, sent, failed): its owner is written at the next flush."""
+        if breach is not None:
+            self.put_breach(breach)
+        elif thread is not None:
+            self.put_thread(thread)
+        else:
+            self._put_outgoing(mail)
+
+    def pending_mails(self) -> list[Queued]:
+        return self.mails.pending(self.threads, self.breaches, self.outgoing)
+
+    def requeue(self) -> None:
+        """Find the unsent mails again (after an admin's request put some back)."""
+        self.mails.rebuild(self.threads, self.breaches)

@@ -31,7 +31,7 @@ from tinydb.storages import Storage
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
-from mailesc.queue import MailIndex, Queued, daily_from_health, keep_with_owner
+from mailesc.queue import BoxQueue, MailIndex, Queued, daily_from_health
 from mailesc.signing import installation_secret, secret_path
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
@@ -113,7 +113,7 @@ class NamedRecords(MutableMapping):
         return len(self.data)
 
 
-class FileBox:
+class FileBox(BoxQueue):
     """One mailbox's live records in the file store: what an engine works on (repository.MailboxStore).
 
     Its changes are written with everything else in the store at the next flush of any box."""
@@ -153,23 +153,9 @@ class FileBox:
         self.quarantine[item.key] = item
         self.store.mark_dirty("quarantine", (self.name, item.key))
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
-        enqueue(self, mail, thread, breach)
-
-    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
-        if breach is not None:
-            self.put_breach(breach)
-        elif thread is not None:
-            self.put_thread(thread)
-        else:
-            self.outgoing[mail.message_id] = mail
-            self.store.mark_dirty("outgoing", (self.name, mail.message_id))
-
-    def pending_mails(self) -> list[Queued]:
-        return self.mails.pending(self.threads, self.breaches, self.outgoing)
-
-    def requeue(self) -> None:
-        self.mails.rebuild(self.threads, self.breaches)
+    def _put_outgoing(self, mail: QueuedMail) -> None:
+        self.outgoing[mail.message_id] = mail
+        self.store.mark_dirty("outgoing", (self.name, mail.message_id))
 
     def drop_quarantined(self, key: str) -> None:
         """Out of quarantine (it is being read again; a new failure puts it back)."""
@@ -190,14 +176,6 @@ class FileBox:
 
     def record_poll(self, at: datetime) -> None:
         self.store.record_poll(at)
-
-
-def enqueue(box, mail: QueuedMail, thread: Thread | None, breach: Breach | None) -> None:
-    """Record `mail` with its owner in `box` (written at the next flush) and index it as unsent. (Both stores.)"""
-    keep_with_owner(mail, thread, breach)
-    box.put_mail(mail, thread=thread, breach=breach)
-    if thread is not None:
-        box.mails.add(thread, breach)
 
 
 def take_over_daily_digest(box) -> None:

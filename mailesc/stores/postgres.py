@@ -34,12 +34,12 @@ from mailesc.config import StoreConfig
 from mailesc.errors import StoreError, StoreLoginRefused, StoreUnavailable
 from mailesc.history import History, thread_key
 from mailesc.model import Breach, Quarantined, QueuedMail, Thread
-from mailesc.queue import MailIndex, Queued
+from mailesc.queue import BoxQueue, MailIndex
 from mailesc.reporting.queries import checked_breach
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.store import (FACTS_KEY, INSTALLATION, _time, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
-from mailesc.store import _outgoing_doc, _outgoing_from, enqueue, take_over_daily_digest
+from mailesc.store import _outgoing_doc, _outgoing_from, take_over_daily_digest
 
 try:
     import psycopg
@@ -504,7 +504,7 @@ class PostgresStore:
         self.close()
 
 
-class PostgresBox:
+class PostgresBox(BoxQueue):
     """One mailbox's live records, the surface of the file store (see mailesc/repository.py): read-only
     mappings ``threads``, ``breaches``, ``quarantine``; mutable ``sync``, ``health``, ``meta``; changes kept
     until ``flush()`` writes them in one transaction."""
@@ -585,23 +585,9 @@ class PostgresBox:
         if self._quarantine.pop(key, None) is not None:
             self._dirty["quarantine"].add(key)
 
-    def enqueue(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
-        enqueue(self, mail, thread, breach)
-
-    def put_mail(self, mail: QueuedMail, *, thread: Thread | None = None, breach: Breach | None = None) -> None:
-        if breach is not None:
-            self.put_breach(breach)
-        elif thread is not None:
-            self.put_thread(thread)
-        else:
-            self._outgoing[mail.message_id] = mail
-            self._dirty["outgoing"].add(mail.message_id)
-
-    def pending_mails(self) -> list[Queued]:
-        return self.mails.pending(self._threads, self._breaches, self._outgoing)
-
-    def requeue(self) -> None:
-        self.mails.rebuild(self._threads, self._breaches)
+    def _put_outgoing(self, mail: QueuedMail) -> None:
+        self._outgoing[mail.message_id] = mail
+        self._dirty["outgoing"].add(mail.message_id)
 
     def first_start(self, now: datetime) -> datetime:
         return first_start(self, now)
