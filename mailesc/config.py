@@ -109,8 +109,24 @@ class ServerConfig:
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
+class _KindSettings:
+    """What a mailbox's or a transport's kind read, seen the two ways most callers need it."""
+
+    settings: Any  # what the kind read from its keys (kinds.Kind.settings)
+
+    @property
+    def server(self) -> ServerConfig | None:
+        """The server of a kind that logs in to one (imap, smtp); None for the others."""
+        return self.settings if isinstance(self.settings, ServerConfig) else None
+
+    @property
+    def path(self) -> Path | None:
+        """The folder of a kind that reads or writes one (maildir, outbox); None for the others."""
+        return self.settings if isinstance(self.settings, Path) else None
+
+
 @dataclass(frozen=True)
-class MailboxConfig:
+class MailboxConfig(_KindSettings):
     kind: str  # a source kind registered in mailesc.sources.KINDS: imap | maildir
     settings: Any  # what the kind read from its keys (kinds.Kind.settings): a ServerConfig (imap), a Path (maildir)
     folders: tuple[str, ...]
@@ -119,24 +135,6 @@ class MailboxConfig:
     name: str = "default"  # names its records, leases, logs and files: MAILBOX_NAME, unique in the config
     team: tuple[str, ...] = ()  # addresses that are the team for this mailbox only, besides [team] addresses
     policies_path: Path | None = None  # its own policies folder; None: [policies] path
-
-    @property
-    def server(self) -> ServerConfig | None:
-        """The server of a kind that logs in to one (imap); None for the others."""
-        return _server_of(self.settings)
-
-    @property
-    def path(self) -> Path | None:
-        """The folder of a kind that reads one (maildir); None for the others."""
-        return _path_of(self.settings)
-
-
-def _server_of(settings) -> ServerConfig | None:
-    return settings if isinstance(settings, ServerConfig) else None
-
-
-def _path_of(settings) -> Path | None:
-    return settings if isinstance(settings, Path) else None
 
 
 MAILBOX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # safe in a log line, a file name and SQL
@@ -191,21 +189,11 @@ def _system_ca_file() -> str:
 
 
 @dataclass(frozen=True)
-class SmtpConfig:
+class SmtpConfig(_KindSettings):
     kind: str  # a transport kind registered in mailesc.transports.KINDS: smtp | outbox | command
     settings: Any  # what the kind read from its keys (kinds.Kind.settings): a ServerConfig (smtp), a Path (outbox)...
     from_address: str
     reply_to: str  # where replies to mailesc's mails go: the watched mailbox, so a manager's reply acknowledges
-
-    @property
-    def server(self) -> ServerConfig | None:
-        """The server of a kind that logs in to one (smtp); None for the others."""
-        return _server_of(self.settings)
-
-    @property
-    def path(self) -> Path | None:
-        """The folder of a kind that writes into one (outbox); None for the others."""
-        return _path_of(self.settings)
 
 
 @dataclass(frozen=True)
