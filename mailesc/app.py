@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 
 from mailesc import defaults, sla
 from mailesc.classify import auto_generated_reason, classify, spam_reason
-from mailesc.clock import SimulatedClock, isoformat, parse_iso
+from mailesc.clock import SimulatedClock, SystemClock, isoformat, parse_iso
 from mailesc.durations import format_duration
 from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
@@ -236,6 +236,23 @@ def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = No
         try:
             worker.poll_every = None  # once: every mailbox it works is read
             return worker.cycle(now)
+        finally:
+            worker.close()
+
+
+def run_daemon(setup: Setup, dry_run: "DryRunTransport | None" = None) -> None:
+    """`mailesc run`: every mailbox of the config as one worker, driven by the daemon until SIGTERM or SIGINT
+    (SIGHUP reloads the policies and templates). With `dry_run`, as for run_once: nothing written or sent."""
+    from mailesc.daemon import Daemon
+
+    config = setup.config
+    with open_store(config, dry_run is not None) as store:
+        transport = dry_run if dry_run is not None else open_transport(config.smtp)
+        worker = build_worker(setup, store, transport)
+        try:
+            if dry_run is not None:
+                dry_run.say("dry run: nothing is written to the store and no mail is sent")
+            Daemon(worker, SystemClock(), config.poll_seconds, reload=lambda: reload(config, worker)).run()
         finally:
             worker.close()
 

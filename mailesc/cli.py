@@ -251,22 +251,11 @@ def _setup(args, starting: bool = False) -> app.Setup:
 
 def cmd_run(args) -> int:
     from mailesc import app
-    from mailesc.daemon import Daemon
-    from mailesc.transports import open_transport
 
     setup = _setup(args, starting=True)  # a config problem stops here, with exit 78, not at every cycle
-    config = setup.config
     for note in app.setup_notes(setup):
         logging.getLogger("mailesc").warning("%s", note.removeprefix("note: "))
-    with app.open_store(config, args.dry_run) as store:
-        transport = app.DryRunTransport(_say) if args.dry_run else open_transport(config.smtp)
-        worker = app.build_worker(setup, store, transport)
-        try:
-            if args.dry_run:
-                print("dry run: nothing is written to the store and no mail is sent", flush=True)
-            Daemon(worker, SystemClock(), config.poll_seconds, reload=lambda: app.reload(config, worker)).run()
-        finally:
-            worker.close()
+    app.run_daemon(setup, app.DryRunTransport(_say) if args.dry_run else None)
     return 0
 
 
