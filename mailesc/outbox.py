@@ -21,7 +21,8 @@ from mailesc.clock import isoformat
 from mailesc.compose import Composer, digest_message_id
 from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
 from mailesc.logs import fields
-from mailesc.model import Breach, Delivery, MailKind, OutgoingMail, QueuedMail, Thread
+from mailesc.model import Delivery, MailKind, OutgoingMail, QueuedMail
+from mailesc.queue import Queued
 from mailesc.render import ComposeError, Templates
 
 if TYPE_CHECKING:
@@ -44,34 +45,19 @@ class Delivered:
 
 
 @dataclass
-class _Pending:
-    """A recorded mail not yet accepted by the server, with its owner."""
-
-    record: QueuedMail
-    thread: Thread | None  # None: a mail of no single thread (a digest)
-    breach: Breach | None = None  # for escalations
-
-    @property
-    def what(self) -> str:
-        if self.breach:
-            return f"level {self.record.level} escalation"
-        return "daily digest" if self.record.kind == MailKind.DAILY else self.record.kind
-
-
-@dataclass
 class _Envelope:
     """One mail to send: the record whose Message-ID it has, and the records it settles (its members: for a
     storm-control digest the escalations it lists, and the digest's own record; else the record alone)."""
 
-    record: _Pending
-    members: list[_Pending] = field(default_factory=list)
+    record: Queued
+    members: list[Queued] = field(default_factory=list)
 
     @property
     def is_digest(self) -> bool:
-        return self.record.record.kind == MailKind.DIGEST
+        return self.record.mail.kind == MailKind.DIGEST
 
     @property
-    def settled(self) -> list[_Pending]:
+    def settled(self) -> list[Queued]:
         return self.members + [self.record] if self.is_digest else self.members
 
 
@@ -101,16 +87,16 @@ class Outbox:
         if self.durable:
             self.store.flush()
 
-    def pending(self, now: datetime | None = None) -> list[_Pending]:
+    def pending(self, now: datetime | None = None) -> list[Queued]:
         """Mails recorded and not yet accepted; with `now`, only those whose retry time has come."""
-        return [item for item in self._unsent() if now is None or item.record.retry_at is None
-                or item.record.retry_at <= now]
+        return [item for item in self._unsent() if now is None or item.mail.retry_at is None
+                or item.mail.retry_at <= now]
 
     def next_retry(self) -> datetime | None:
-        return min((item.record.retry_at for item in self._unsent() if item.record.retry_at), default=None)
+        return min((item.mail.retry_at for item in self._unsent() if item.mail.retry_at), default=None)
 
-    def _unsent(self) -> list[_Pending]:
-        return [_Pending(item.mail, item.thread, item.breach) for item in self.store.pending_mails()]
+    def _unsent(self) -> list[Queued]:
+        return self.store.pending_mails()
 
     def deliver(self, now: datetime) -> Delivered:
         """Send every pending mail once; what could not be sent stays pending for the next cycle.
@@ -122,7 +108,7 @@ class Outbox:
         planned = self._envelopes(pending, now)
         if planned:
             log.debug("sending %d mail(s) for %d record(s)", len(planned), len(pending))
-        envelopes = {envelope.record.record.message_id: envelope for envelope in planned}
+        envelopes = {envelope.record.mail.message_id: envelope for envelope in planned}
         mails = {}
         for mail_id, envelope in envelopes.items():
             try:
@@ -132,9 +118,9 @@ class Outbox:
         for mail_id in mails:
             envelope = envelopes[mail_id]
             for item in envelope.settled:
-                item.record.attempts += 1
+                item.mail.attempts += 1
                 if item.breach:
-                    item.record.digest = mail_id if envelope.is_digest else None
+                    item.mail.digest = mail_id if envelope.is_digest else None
                 self._save(item)
         self.commit()
         if mails and not self.store.may_send():  # a worker frozen after the commit, whose lease ran out meanwhile
@@ -147,9 +133,9 @@ class Outbox:
             self.commit()
 
         results = self.transport.send(list(mails.values()), settle) if mails else {}
-        records = [item.record for item in pending if item.record.kind != MailKind.DIGEST]
-        waiting = [item.record for item in self.pending()  # also those still inside their retry pause
-                   if item.record.kind != MailKind.DIGEST]
+        records = [item.mail for item in pending if item.mail.kind != MailKind.DIGEST]
+        waiting = [item.mail for item in self.pending()  # also those still inside their retry pause
+                   if item.mail.kind != MailKind.DIGEST]
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
@@ -159,59 +145,59 @@ class Outbox:
                             next((r.error for r in waiting if r.error), None)),
         )
 
-    def _envelopes(self, pending: list[_Pending], now: datetime) -> list[_Envelope]:
+    def _envelopes(self, pending: list[Queued], now: datetime) -> list[_Envelope]:
         """The mails to send. Storm control: more than `digest_after` fresh escalations to the same recipients
         go out as one digest listing them all, queued as a mail of its own that covers them. A mail tried before
         goes out again exactly as it was: alone with its own Message-ID, or in the same digest."""
-        again: dict[str, list[_Pending]] = {}
-        fresh: dict[tuple[str, ...], list[_Pending]] = {}
+        again: dict[str, list[Queued]] = {}
+        fresh: dict[tuple[str, ...], list[Queued]] = {}
         singles = []
         for item in pending:
-            if item.record.kind == MailKind.DIGEST:
+            if item.mail.kind == MailKind.DIGEST:
                 continue  # goes out with its escalations (below)
-            if item.breach and item.record.digest:
-                again.setdefault(item.record.digest, []).append(item)
-            elif item.breach and item.record.attempts == 0:
-                fresh.setdefault(tuple(sorted(item.record.to)), []).append(item)
+            if item.breach and item.mail.digest:
+                again.setdefault(item.mail.digest, []).append(item)
+            elif item.breach and item.mail.attempts == 0:
+                fresh.setdefault(tuple(sorted(item.mail.to)), []).append(item)
             else:
                 singles.append(item)
         for items in fresh.values():
             if len(items) > self.digest_after:
-                again[digest_message_id((i.record.message_id for i in items), self.sender)] = items
+                again[digest_message_id((i.mail.message_id for i in items), self.sender)] = items
             else:
                 singles += items
         envelopes = [_Envelope(item, [item]) for item in singles]
         for mail_id, items in again.items():
-            envelopes.append(_Envelope(_Pending(self._digest_record(mail_id, items, now), None), items))
+            envelopes.append(_Envelope(Queued(self._digest_record(mail_id, items, now), None), items))
         self._settle_orphans(pending, set(again))
         return envelopes
 
-    def _digest_record(self, mail_id: str, items: list[_Pending], now: datetime) -> QueuedMail:
+    def _digest_record(self, mail_id: str, items: list[Queued], now: datetime) -> QueuedMail:
         """The queued record of a storm-control digest: the one on record (a retry, or a member put back by
         `breaches resend`), else a new one covering these escalations (an older mailesc kept none)."""
         record = self.store.outgoing.get(mail_id)
         if record is None:
-            record = QueuedMail(kind=MailKind.DIGEST, message_id=mail_id, to=list(items[0].record.to), at=now,
-                                template="digest", covers=[item.record.message_id for item in items])
+            record = QueuedMail(kind=MailKind.DIGEST, message_id=mail_id, to=list(items[0].mail.to), at=now,
+                                template="digest", covers=[item.mail.message_id for item in items])
             self.store.enqueue(record)
         elif record.delivery is not Delivery.PENDING:
             record.delivery, record.retry_at = Delivery.PENDING, None
         return record
 
-    def _settle_orphans(self, pending: list[_Pending], sending: set[str]) -> None:
+    def _settle_orphans(self, pending: list[Queued], sending: set[str]) -> None:
         """A digest's record whose escalations are none of them waiting any more (they were put back to go
         elsewhere) has nothing left to send: it is closed, never sent empty."""
-        waiting = {item.record.digest for item in self._unsent() if item.breach and item.record.digest}
+        waiting = {item.mail.digest for item in self._unsent() if item.breach and item.mail.digest}
         for item in pending:
-            if item.record.kind == MailKind.DIGEST and item.record.message_id not in sending | waiting:
-                item.record.delivery = Delivery.FAILED
-                item.record.error = "none of its escalations waits for it any more"
+            if item.mail.kind == MailKind.DIGEST and item.mail.message_id not in sending | waiting:
+                item.mail.delivery = Delivery.FAILED
+                item.mail.error = "none of its escalations waits for it any more"
                 self._save(item)
 
     def _compose(self, envelope: _Envelope, now: datetime) -> OutgoingMail:
-        record = envelope.record.record
+        record = envelope.record.mail
         if envelope.is_digest:
-            members = [(item.thread, item.breach, item.record.level or 0, item.record.message_id)
+            members = [(item.thread, item.breach, item.mail.level or 0, item.mail.message_id)
                        for item in envelope.members if item.thread is not None and item.breach is not None]
             return self.composer.storm_digest(record.message_id, list(record.to), members, now)
         if record.kind in self.composers:
@@ -223,76 +209,83 @@ class Outbox:
                                          template=record.template, thread=item.thread, now=now,
                                          fetch=self.source.fetch, breach=item.breach, level=record.level)
 
-    def _mark(self, item: _Pending, error: Exception | None, now: datetime) -> None:
-        record = item.record
+    def _mark(self, item: Queued, error: Exception | None, now: datetime) -> None:
+        record = item.mail
         quiet = record.kind == MailKind.DIGEST  # its escalations say what became of it
         if error is None or isinstance(error, PartiallyRefused):
             record.delivery, record.sent_at, record.error = Delivery.SENT, now, str(error) if error else None
             record.retry_at = None
             if not quiet:
-                log.info("sent the %s for %s to %s as %s", item.what, _naming(item),
+                log.info("sent the %s for %s to %s as %s", _what(item), _naming(item),
                          "the customer" if _to_customer(item) else ", ".join(record.to), record.message_id,
                          extra=_fields(item))
         elif isinstance(error, PermanentTransportError):
             record.delivery, record.error = Delivery.FAILED, str(error)
             if not quiet:
-                log.error("the %s %s failed for good: %s", item.what, record.message_id, _loggable(item, error),
+                log.error("the %s %s failed for good: %s", _what(item), record.message_id, _loggable(item, error),
                           extra=_fields(item))
         else:
             self._retry_later(item, str(error), now)
             if not quiet:
-                log.warning("the %s %s is not sent yet, will retry at %s: %s", item.what, record.message_id,
+                log.warning("the %s %s is not sent yet, will retry at %s: %s", _what(item), record.message_id,
                             isoformat(record.retry_at), _loggable(item, error), extra=_fields(item))
             return
         self._save(item)
 
-    def _not_composed(self, mail_id: str, items: list[_Pending], error: Exception) -> None:
+    def _not_composed(self, mail_id: str, items: list[Queued], error: Exception) -> None:
         """A mail that cannot be composed fails for good, with the reason: trying again composes the same
         mail from the same records and fails the same way (it stayed pending for ever before). `status`
         shows it; `breaches resend` tries again once the cause (a template, say) is fixed. The reason never
         quotes the exception's text, which may hold what the customer wrote."""
         reason = str(error) if isinstance(error, ComposeError) else f"{type(error).__name__} while composing"
         for item in items:
-            item.record.attempts += 1
-            item.record.delivery, item.record.error = Delivery.FAILED, f"could not compose the mail: {reason}"
-            item.record.retry_at = None
+            item.mail.attempts += 1
+            item.mail.delivery, item.mail.error = Delivery.FAILED, f"could not compose the mail: {reason}"
+            item.mail.retry_at = None
             self._save(item)
         log.error("the mail %s could not be composed and is recorded as failed: %s", mail_id, reason)
 
-    def _retry_later(self, item: _Pending, error: str, now: datetime) -> None:
-        record = item.record
+    def _retry_later(self, item: Queued, error: str, now: datetime) -> None:
+        record = item.mail
         record.error = error
         record.retry_at = retry_time(record.attempts, now)
         self._save(item)
 
-    def _save(self, item: _Pending) -> None:
-        self.store.put_mail(item.record, thread=item.thread, breach=item.breach)
+    def _save(self, item: Queued) -> None:
+        self.store.put_mail(item.mail, thread=item.thread, breach=item.breach)
 
 
-def _naming(item: _Pending) -> str:
+def _what(item: Queued) -> str:
+    """What a mail is, for the log: "level 2 escalation", "daily digest", "warning"..."""
+    if item.breach:
+        return f"level {item.mail.level} escalation"
+    return "daily digest" if item.mail.kind == MailKind.DAILY else item.mail.kind
+
+
+def _naming(item: Queued) -> str:
     if item.thread is None:
-        return f"the day {item.record.day}" if item.record.day else "the installation"
+        return f"the day {item.mail.day}" if item.mail.day else "the installation"
     return f"breach {item.breach.id} (thread {item.thread.id})" if item.breach else f"thread {item.thread.id}"
 
 
-def _to_customer(item: _Pending) -> bool:
-    return item.breach is None and item.record.kind == MailKind.ACK
+def _to_customer(item: Queued) -> bool:
+    return item.breach is None and item.mail.kind == MailKind.ACK
 
 
-def _loggable(item: _Pending, error: Exception) -> str:
+def _loggable(item: Queued, error: Exception) -> str:
     """A delivery error for the log: a server's refusal of an acknowledgement names the customer's address."""
     text = str(error)
-    for address in item.record.to if _to_customer(item) else ():
+    for address in item.mail.to if _to_customer(item) else ():
         text = re.sub(re.escape(address), "the customer", text, flags=re.IGNORECASE)
     return text
 
 
-def _fields(item: _Pending) -> dict:
+def _fields(item: Queued) -> dict:
     """The structured fields of a delivery line: ids only (an acknowledgement's recipient is a customer)."""
     values: dict[str, object] = {"thread": item.thread.id} if item.thread is not None else {}
-    values.update(mail=item.record.message_id, kind=str(item.record.kind))
+    values.update(mail=item.mail.message_id, kind=str(item.mail.kind))
     if item.breach:
-        values.update(breach=item.breach.id, escalation_level=item.record.level)
+        values.update(breach=item.breach.id, escalation_level=item.mail.level)
     return fields(**values)
 
 

@@ -57,8 +57,8 @@ def test_which_mails_go_out(tmp_path, records, digest_after, expected):
         assert sorted((e.is_digest, len(e.members)) for e in envelopes) == sorted(expected)
         digests = [e for e in envelopes if e.is_digest]
         for envelope in digests:  # a digest is a queued mail of its own, covering its members
-            assert store.outgoing[envelope.record.record.message_id] is envelope.record.record
-            assert envelope.record.record.delivery is Delivery.PENDING
+            assert store.outgoing[envelope.record.mail.message_id] is envelope.record.mail
+            assert envelope.record.mail.delivery is Delivery.PENDING
         assert len(store.outgoing) == len(digests)
 
 
