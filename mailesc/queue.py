@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
 from mailesc.clock import isoformat, parse_iso
-from mailesc.model import Breach, Delivery, QueuedMail, Thread
+from mailesc.model import Breach, Delivery, MailKind, QueuedMail, Thread
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def daily_from_health(state: dict, to: list[str] | None = None) -> QueuedMail | 
         return None
     sent_at = parse_iso(state["sent_at"]) if state.get("sent_at") else None
     at = sent_at or (parse_iso(state["retry_at"]) if state.get("retry_at") else None)
-    return QueuedMail(kind="daily", message_id=state["message_id"], to=list(to or []), template="daily",
+    return QueuedMail(kind=MailKind.DAILY, message_id=state["message_id"], to=list(to or []), template="daily",
                       at=at or _midnight(state["date"]), delivery=Delivery(state["delivery"]), sent_at=sent_at,
                       error=state.get("error"), attempts=int(state.get("attempts") or 0),
                       retry_at=parse_iso(state["retry_at"]) if state.get("retry_at") else None, day=state["date"])
@@ -105,7 +105,7 @@ def daily_state(mail: QueuedMail | None) -> dict | None:
 
 def latest_daily(outgoing: Mapping[str, QueuedMail]) -> QueuedMail | None:
     """The daily digest of the latest day on record."""
-    return max((mail for mail in outgoing.values() if mail.kind == "daily"), key=lambda mail: mail.day or "",
+    return max((mail for mail in outgoing.values() if mail.kind == MailKind.DAILY), key=lambda mail: mail.day or "",
                default=None)
 
 

@@ -203,7 +203,7 @@ def first_start(box, now: datetime) -> datetime:
 
 INSTALLATION = ""  # the box of the installation-wide records: the daily digests, the last breach id
 DAILY_DIGEST_RECORD = "daily_digest"  # the daily digest's delivery in the installation's health, before the queue
-_INSTALLATION_RECORDS = {"health": {"daily_digest"}, "meta": {"breach_ids"}}  # kept without a mailbox before
+_INSTALLATION_RECORDS = {"health": {DAILY_DIGEST_RECORD}, "meta": {"breach_ids"}}  # kept without a mailbox before
 
 
 class Store:
