@@ -38,6 +38,7 @@ from pathlib import Path
 
 from common import REPO, median, percentile, save, table
 from mailesc.testing.configs import OUTBOX, write_config
+from mailesc.testing.wait import wait_until
 from mailesc.testing.mail import deliver, make_mail
 
 RULES = """
@@ -56,6 +57,8 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
+PATIENCE, STEP = 600.0, 0.02  # seconds: how long to wait for a worker's cycle, and how often to look
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -66,16 +69,6 @@ def rss_mb(pid: int) -> float:
 
 def new_mail_cycles(log: Path) -> int:
     return sum(1 for m in CYCLE.finditer(log.read_text(errors="replace")) if int(m.group(1)) > 0)
-
-
-def wait(condition, patience: float = 600.0, step: float = 0.02):
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError("gave up waiting")
 
 
 def measure(count: int, args, url: str, db_password: str) -> dict:
@@ -105,7 +98,7 @@ def measure(count: int, args, url: str, db_password: str) -> dict:
         process = subprocess.Popen([sys.executable, "-m", "mailesc", "-c", str(config), "run"], env=env,
                                    cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait(lambda: new_mail_cycles(log) > 0 or process.poll() is not None)
+        wait_until(lambda: new_mail_cycles(log) > 0 or process.poll() is not None, PATIENCE, STEP)
         if process.poll() is not None:
             raise RuntimeError(f"the worker stopped: {log.read_text()[-2000:]}")
         start_s = time.monotonic() - started
@@ -123,7 +116,7 @@ def measure(count: int, args, url: str, db_password: str) -> dict:
             raw, _ = make_mail(sender=f"New {k} <new{k}@customer.example>", subject=f"{name} new {k}", date=arrived)
             delivered = time.monotonic()
             deliver(boxes[name], raw, arrived)
-            wait(lambda: new_mail_cycles(log) > cycles)
+            wait_until(lambda: new_mail_cycles(log) > cycles, PATIENCE, STEP)
             latencies.append(time.monotonic() - delivered)
             time.sleep(rng.uniform(0, args.poll_seconds))  # the next one lands at another point of the poll
         process.send_signal(signal.SIGTERM)

@@ -30,6 +30,7 @@ from pathlib import Path
 from common import REPO, median, percentile, save, table
 from mailesc.testing import DovecotServer, find_dovecot
 from mailesc.testing.configs import OUTBOX, write_config
+from mailesc.testing.wait import wait_until
 from mailesc.testing.workers_soak import mailbox_sections, shared_password_mailboxes
 
 RULES = """
@@ -41,6 +42,7 @@ after = "0m"
 to = ["manager@example.test"]
 """
 GOAL_EXTRA_S = 5.0
+PATIENCE, STEP = 60.0, 0.05  # seconds: how long to wait for leases to settle or move, and how often to look
 
 
 class Database:
@@ -68,16 +70,6 @@ class Database:
         return self.connection.execute(
             "SELECT extract(epoch FROM max(l.expires_at) - now())::float8 FROM leases l JOIN workers w "
             "ON w.id = l.owner WHERE w.pid = %s", (pid,)).fetchone()[0]
-
-
-def wait(condition, patience: float = 60.0, step: float = 0.05):
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise RuntimeError("gave up waiting")
 
 
 def main(argv=None) -> int:
@@ -127,8 +119,9 @@ def main(argv=None) -> int:
         half = args.mailboxes // 2
         for number in range(1, samples + 1):
             pids = {p.pid for p in live}
-            wait(lambda: (h := db.holders()) and set(h.values()) == pids
-                 and sorted(list(h.values()).count(pid) for pid in pids) == [half, args.mailboxes - half])
+            wait_until(lambda: (h := db.holders()) and set(h.values()) == pids
+                       and sorted(list(h.values()).count(pid) for pid in pids) == [half, args.mailboxes - half],
+                       PATIENCE, STEP)
             time.sleep(1.0)  # let the survivor-to-be settle (its engines made, IDLE entered)
             victim, survivor = live
             victim_boxes = {m for m, pid in db.holders().items() if pid == victim.pid}
@@ -137,14 +130,14 @@ def main(argv=None) -> int:
             killed = time.monotonic()
             victim.kill()
             victim.wait()
-            taken = wait(lambda: (h := db.holders()) and all(h[m] == survivor.pid for m in victim_boxes)
-                         and time.monotonic()) - killed
+            taken = wait_until(lambda: (h := db.holders()) and all(h[m] == survivor.pid for m in victim_boxes)
+                               and time.monotonic(), PATIENCE, STEP) - killed
 
             def worked_all():
                 text = logs[survivor.pid].read_text(errors="replace")
                 return text.count("is worked here now") - worked_before >= len(victim_boxes) and time.monotonic()
 
-            worked = wait(worked_all) - killed
+            worked = wait_until(worked_all, PATIENCE, STEP) - killed
             rows.append({"sample": number, "mailboxes_taken": len(victim_boxes), "expiry_s": round(expiry, 2),
                          "taken_s": round(taken, 2), "worked_s": round(worked, 2)})
             print(table(rows[-1:], list(rows[-1])), flush=True)
