@@ -6,6 +6,8 @@ import difflib
 import email.policy
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from dataclasses import dataclass, field
@@ -229,15 +231,9 @@ def run_once(setup: Setup, now: datetime, dry_run: "DryRunTransport | None" = No
     """One cycle of every mailbox (on PostgreSQL: of those this process can take the leases of, given back at
     the end). With `dry_run` (a DryRunTransport, which collects the mails instead of sending them) the store is
     read but never written, and nothing is sent."""
-    config = setup.config
-    with open_store(config, dry_run is not None) as store:
-        transport = dry_run if dry_run is not None else open_transport(config.smtp)
-        worker = build_worker(setup, store, transport)
-        try:
-            worker.poll_every = None  # once: every mailbox it works is read
-            return worker.cycle(now)
-        finally:
-            worker.close()
+    with working(setup, dry_run) as worker:
+        worker.poll_every = None  # once: every mailbox it works is read
+        return worker.cycle(now)
 
 
 def run_daemon(setup: Setup, dry_run: "DryRunTransport | None" = None) -> None:
@@ -245,14 +241,21 @@ def run_daemon(setup: Setup, dry_run: "DryRunTransport | None" = None) -> None:
     (SIGHUP reloads the policies and templates). With `dry_run`, as for run_once: nothing written or sent."""
     from mailesc.daemon import Daemon
 
-    config = setup.config
-    with open_store(config, dry_run is not None) as store:
-        transport = dry_run if dry_run is not None else open_transport(config.smtp)
-        worker = build_worker(setup, store, transport)
+    with working(setup, dry_run) as worker:
+        if dry_run is not None:
+            dry_run.say("dry run: nothing is written to the store and no mail is sent")
+        Daemon(worker, SystemClock(), setup.config.poll_seconds, reload=lambda: reload(setup.config, worker)).run()
+
+
+@contextmanager
+def working(setup: Setup, dry_run: "DryRunTransport | None" = None) -> Iterator[Worker]:
+    """The worker of every mailbox of the config, on its store and transport (with `dry_run`, which collects
+    the mails instead of sending them, the store is read but never written); closed (its leases given back on
+    PostgreSQL) at the end."""
+    with open_store(setup.config, dry_run is not None) as store:
+        worker = build_worker(setup, store, dry_run if dry_run is not None else open_transport(setup.config.smtp))
         try:
-            if dry_run is not None:
-                dry_run.say("dry run: nothing is written to the store and no mail is sent")
-            Daemon(worker, SystemClock(), config.poll_seconds, reload=lambda: reload(config, worker)).run()
+            yield worker
         finally:
             worker.close()
 
