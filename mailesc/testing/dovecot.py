@@ -463,6 +463,9 @@ class DovecotServer:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 continue
+        deadline = time.monotonic() + 5.0  # a killed process stays in /proc until it has exited and been reaped:
+        while self.processes() and time.monotonic() < deadline:  # stop() returns once they are gone
+            time.sleep(0.02)
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
