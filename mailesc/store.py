@@ -838,10 +838,14 @@ def _last_value(text: str, key: str, end: int | None = None) -> tuple[object, in
 
 
 def _archived_breaches(text: str) -> list:
-    """The breach documents of an archive line, without parsing its thread."""
+    """The breach documents of an archive line, without parsing its thread (ValueError when they are not a
+    list: the line is then read whole, and refused, by _documents)."""
     if not text.startswith(_ARCHIVE_LINE):
         raise ValueError("not an archived thread")
-    return _last_value(text, "breaches")[0]
+    breaches = _last_value(text, "breaches")[0]
+    if not isinstance(breaches, list):
+        raise ValueError("not an archived thread")
+    return breaches
 
 
 def _archived_facts(text: str) -> tuple[object, list]:
@@ -862,18 +866,26 @@ def _facts_or_doc(text: str) -> tuple[bool, object]:
         return False, json.loads(text)
 
 
-def breach_documents(store_path: Path) -> dict[int, tuple[dict, str]]:
+def breach_documents(store_path: Path) -> dict[int | str, tuple[object, str]]:
     """Every breach document on record, live and archived (the latest copy of each), by id, with where it was
-    read: for breach lists, which read no thread (neither in the live file nor in archive lines)."""
-    found: dict[int, tuple[dict, str]] = {}
+    read: for breach lists, which read no thread (neither in the live file nor in archive lines). A document
+    that has no number for an id is kept by where it was read, for reporting.queries.checked_breach to refuse."""
+    found: dict[int | str, tuple[object, str]] = {}
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
         for part, (where, place) in _documents(path, read=_archived_breaches):
             breaches = part if isinstance(part, list) else part["breaches"]
             for doc in breaches:
-                found[doc.get("id") if isinstance(doc, dict) else None] = doc, f"{where} {place}"
+                found[_breach_key(doc, f"{where} {place}")] = doc, f"{where} {place}"
     for _table, _doc_id, doc, place, _span in _documents_of(AtomicJSONStorage(str(store_path)), only="breaches"):
-        found[doc.get("id")] = doc, f"{store_path} {place}"
+        found[_breach_key(doc, f"{store_path} {place}")] = doc, f"{store_path} {place}"
     return found
+
+
+def _breach_key(doc: object, where: str) -> int | str:
+    """A breach document's id, or where it was read when it has none (any JSON value could be there, even one
+    that cannot be a dict key)."""
+    breach_id = doc.get("id") if isinstance(doc, dict) else None
+    return breach_id if isinstance(breach_id, int) else where
 
 
 def report_documents(store_path: Path) -> Iterator[tuple[object, bool, str]]:

@@ -266,3 +266,52 @@ def test_a_new_archive_month_is_never_an_empty_file(folder):
 @contextmanager
 def _nothing():
     yield
+
+
+# -- breach lists and reports, which read parts of records without building them ---------------------------------
+
+def write_breach_archive(store_path: Path) -> tuple[bytes, bytes]:
+    """(the live store, its archive month): a thread with a breach archived, another thread with one still live."""
+    with Store(store_path) as store:
+        for number in (1, 2):
+            thread = customer_thread(number)
+            breach = store.new_breach(thread=thread.id, customer=ADDRESS, subject=SUBJECT, policy="default",
+                                      received_at=T0, due_at=T0 + timedelta(hours=1))
+            thread.breach_ids[0] = breach.id
+            store.put_thread(thread)
+        store.flush()
+        store.archive([store.threads[customer_thread(1).id]])
+        store.flush()
+    [month] = archive_folder(store_path).glob("*.jsonl")
+    return store_path.read_bytes(), month.read_bytes()
+
+
+# which file, how it is damaged; each damage had reached the user as a Python traceback (a list for an id is no
+# dict key; an object for the breaches of an archive line was looked up as a whole line)
+PART_DAMAGES = {
+    "live-breach-id-a-list": ("live", lambda good: good.replace(b'{"id":2,', b'{"id":[2],', 1)),
+    "live-breach-id-an-object": ("live", lambda good: good.replace(b'{"id":2,', b'{"id":{"n":2},', 1)),
+    "archived-breaches-an-object": ("archive", lambda good: good[:good.rindex(b',"breaches":[')]
+                                    + b',"breaches":{"id":1}}\n'),
+}
+
+
+@pytest.mark.parametrize("how", sorted(PART_DAMAGES))
+def test_breach_lists_and_reports_refuse_a_damaged_part_of_a_record(folder, how):
+    from mailesc.reporting.queries import BreachFilter
+
+    store_path = folder / "mailesc.json"
+    live, archived = write_breach_archive(store_path)
+    [month] = archive_folder(store_path).glob("*.jsonl")
+    which, make = PART_DAMAGES[how]
+    path, good = (store_path, live) if which == "live" else (month, archived)
+    bad = make(good)
+    assert bad != good
+    path.write_bytes(bad)
+    store = Store(store_path, readonly=True, live=False)  # as `breaches list` and `report` open it
+    reads = [lambda: store.select_breaches(BreachFilter(), T0, timedelta(days=7)), lambda: store.report_records()]
+    for read in reads:
+        with pytest.raises(StoreError) as caught:
+            read()
+        assert_refused_quietly(caught.value, path)
+    assert path.read_bytes() == bad
