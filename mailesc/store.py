@@ -24,7 +24,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal, Protocol, TypeVar, overload
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -89,12 +89,19 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-class NamedRecords(MutableMapping):
+class _MarksDirty(Protocol):
+    """What NamedRecords writes through: the file store, or a PostgreSQL box (which keeps its own dirty set)."""
+
+    def mark_dirty(self, table: str, key: tuple[str, str]) -> None: ...
+
+
+class NamedRecords(MutableMapping[str, dict]):
     """A table of small documents by name, written at the next flush when set: a mailbox's bookmarks per folder
     (UIDVALIDITY and last UID, or seen Maildir keys), its health, its first start; or the installation's."""
 
-    def __init__(self, store: "Store", table: str, mailbox: str):
-        self.store, self.table, self.mailbox, self.data = store, table, mailbox, {}
+    def __init__(self, store: _MarksDirty, table: str, mailbox: str):
+        self.store, self.table, self.mailbox = store, table, mailbox
+        self.data: dict[str, dict] = {}
 
     def __getitem__(self, name: str) -> dict:
         return self.data[name]
@@ -280,9 +287,9 @@ class Store:
         from mailesc.reporting.queries import ReportRecords, ThreadFacts
 
         threads = []
-        for item, summary, where in report_documents(self.path):
-            facts = (ThreadFacts.stored(item, f"{where}") if item is not None else None) if summary \
-                else ThreadFacts.of(item)
+        for item, _summary, where in report_documents(self.path):
+            facts = ThreadFacts.of(item) if isinstance(item, Thread) else \
+                ThreadFacts.stored(item, where) if item is not None else None
             if facts is not None:
                 threads.append(facts)
         return ReportRecords(threads, self._stored_breaches(), self.reviews())
@@ -738,6 +745,10 @@ def read_archive(store_path: Path, threads: bool = True) -> Iterator[tuple[Threa
         yield _archived(doc, where, threads)
 
 
+@overload
+def _archived(doc: dict, where: tuple[Path, str], threads: Literal[True] = True) -> tuple[Thread, list[Breach]]: ...
+@overload
+def _archived(doc: dict, where: tuple[Path, str], threads: bool) -> tuple[Thread | None, list[Breach]]: ...
 def _archived(doc: dict, where: tuple[Path, str], threads: bool = True) -> tuple[Thread | None, list[Breach]]:
     try:
         return _thread_from(doc["thread"]) if threads else None, [_breach_from(b) for b in doc["breaches"]]
@@ -749,20 +760,20 @@ def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach
     """One breach and its thread, live or archived, without building every record (for `breaches show`)."""
     db = TinyDB(str(store_path), storage=AtomicJSONStorage) if store_path.exists() else None
     doc = db.table("breaches").get(doc_id=breach_id) if db is not None else None
-    if doc is not None:
+    if db is not None and doc is not None:
         try:
             mailbox = doc.get("mailbox", DEFAULT_MAILBOX)
-            thread = next((t for t in db.table("threads").all()
-                           if t["id"] == doc["thread"] and t.get("mailbox", DEFAULT_MAILBOX) == mailbox), None)
-            return (_thread_from(thread) if thread else None), _breach_from(doc)
+            thread_doc = next((t for t in db.table("threads").all()
+                               if t["id"] == doc["thread"] and t.get("mailbox", DEFAULT_MAILBOX) == mailbox), None)
+            return (_thread_from(thread_doc) if thread_doc else None), _breach_from(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", store_path, f"near breach {breach_id}",
                                      record_problem(error))) from None
     marker = f'"id":{breach_id},'
-    found = (None, None)
+    found: tuple[Thread | None, Breach | None] = (None, None)
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
-        for doc, where in _documents(path, marker):
-            thread, breaches = _archived(doc, where)
+        for line_doc, where in _documents(path, marker):
+            thread, breaches = _archived(line_doc, where)
             breach = next((b for b in breaches if b.id == breach_id), None)
             if breach is not None:
                 found = thread, breach  # the latest copy wins
@@ -772,8 +783,16 @@ def find_breach(store_path: Path, breach_id: int) -> tuple[Thread | None, Breach
 _CUT_RECORD = b'{"thread":'  # how every archive line starts: a line that does, but does not parse, was cut short
 
 
+_Part = TypeVar("_Part")
+
+
+@overload
+def _documents(path: Path, marker: str | None = None) -> Iterator[tuple[dict, tuple[Path, str]]]: ...
+@overload
+def _documents(path: Path, marker: str | None = None, *,
+               read: Callable[[str], _Part]) -> Iterator[tuple[dict | _Part, tuple[Path, str]]]: ...
 def _documents(path: Path, marker: str | None = None,
-               read: Callable[[str], object] | None = None) -> Iterator[tuple[dict, tuple[Path, str]]]:
+               read: Callable[[str], object] | None = None) -> Iterator[tuple[object, tuple[Path, str]]]:
     """The records of an archive file, each with its place (the file, "line N"); with `marker`, only the lines
     holding it (parsed, the others skipped unread). A line cut short by a crash is skipped: its thread was
     still in the live store (which is only written after the archive line is safe), and is archived again
@@ -812,7 +831,7 @@ def _documents(path: Path, marker: str | None = None,
                                                               "an empty archive file"))
 
 
-def _read_part(read: Callable[[str], object], line: bytes):
+def _read_part(read: Callable[[str], _Part], line: bytes) -> _Part | None:
     try:
         return read(line.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -838,32 +857,43 @@ def _last_value(text: str, key: str, end: int | None = None) -> tuple[object, in
 
 
 def _archived_breaches(text: str) -> list:
-    """The breach documents of an archive line, without parsing its thread (ValueError when they are not a
-    list: the line is then read whole, and refused, by _documents)."""
-    if not text.startswith(_ARCHIVE_LINE):
-        raise ValueError("not an archived thread")
-    breaches = _last_value(text, "breaches")[0]
-    if not isinstance(breaches, list):
-        raise ValueError("not an archived thread")
-    return breaches
+    """The breach documents of an archive line, without parsing its thread."""
+    return _breaches_at(text)[0]
 
 
-def _archived_facts(text: str) -> tuple[object, list]:
-    """(the report summary of an archive line's thread, its breach documents), without parsing the rest."""
+def _breaches_at(text: str) -> tuple[list, int]:
+    """(the breach documents of an archive line, where they begin); ValueError when the line is not one or they
+    are not a list (the line is then read whole, and refused, by _documents)."""
     if not text.startswith(_ARCHIVE_LINE):
         raise ValueError("not an archived thread")
     breaches, at = _last_value(text, "breaches")
+    if not isinstance(breaches, list):
+        raise ValueError("not an archived thread")
+    return breaches, at
+
+
+def _archived_facts(text: str) -> tuple[dict | None, list]:
+    """(the report summary of an archive line's thread, its breach documents), without parsing the rest."""
+    breaches, at = _breaches_at(text)
     facts, _ = _last_value(text, FACTS_KEY, at)
-    return facts, breaches
+    return _summary(facts), breaches
 
 
-def _facts_or_doc(text: str) -> tuple[bool, object]:
+def _facts_or_doc(text: str) -> tuple[Literal[True], dict | None] | tuple[Literal[False], object]:
     """(True, the report summary) of a thread document's text; (False, the whole document) for a thread written
-    before the summary was kept."""
+    before the summary was kept (or whose summary is not one: the thread is then read for it)."""
     try:
-        return True, _last_value(text, FACTS_KEY)[0]
+        return True, _summary(_last_value(text, FACTS_KEY)[0])
     except ValueError:
         return False, json.loads(text)
+
+
+def _summary(facts: object) -> dict | None:
+    """A stored report summary (report_facts: a document, or None when no customer wrote); ValueError if it is
+    neither."""
+    if facts is not None and not isinstance(facts, dict):
+        raise ValueError(FACTS_KEY)
+    return facts
 
 
 def breach_documents(store_path: Path) -> dict[int | str, tuple[object, str]]:
@@ -888,36 +918,39 @@ def _breach_key(doc: object, where: str) -> int | str:
     return breach_id if isinstance(breach_id, int) else where
 
 
-def report_documents(store_path: Path) -> Iterator[tuple[object, bool, str]]:
+def report_documents(store_path: Path) -> Iterator[tuple[dict | Thread | None, bool, str]]:
     """For `report`: (each thread's report summary, True, where) or, for a thread written before summaries were
     kept, (the Thread, False, where); archived ones first, the latest copy of each thread, then the live ones
     (which win). The breaches come from breach_documents."""
-    archived: dict[tuple, tuple[object, bool, str]] = {}
+    archived: dict[tuple, tuple[dict | Thread | None, bool, str]] = {}
     for path in sorted(archive_folder(store_path).glob("*.jsonl")):
         for part, (where, place) in _documents(path, read=_archived_facts):
             if isinstance(part, tuple):
                 facts = part[0]
-                key = (facts.get("mailbox", DEFAULT_MAILBOX), facts.get("thread")) if isinstance(facts, dict) else \
+                key = (facts.get("mailbox", DEFAULT_MAILBOX), facts.get("thread")) if facts is not None else \
                     (None, f"{where} {place}")  # no customer: not counted
-                item = facts, True, f"{where} {place}"
+                item: tuple[dict | Thread | None, bool, str] = facts, True, f"{where} {place}"
             else:
                 thread = _archived(part, (where, place))[0]
                 key, item = (thread.mailbox, thread.id), (thread, False, f"{where} {place}")
             archived.pop(key, None)
             archived[key] = item
-    live = []
+    live: list[tuple[dict | Thread | None, bool, str]] = []
     threads = _documents_of(AtomicJSONStorage(str(store_path)), only="threads", read=_facts_or_doc)
-    for _table, _doc_id, (summary, doc), place, _span in threads:
-        where = f"{store_path} {place}"
-        if summary:
-            live.append((doc, True, where))
-            key = (doc.get("mailbox", DEFAULT_MAILBOX), doc.get("thread")) if isinstance(doc, dict) else None
+    for _table, _doc_id, read, place, _span in threads:
+        at = f"{store_path} {place}"
+        if read[0]:
+            doc = read[1]
+            live.append((doc, True, at))
+            key = (doc.get("mailbox", DEFAULT_MAILBOX), doc.get("thread")) if doc is not None else (None, at)
         else:
             try:
-                thread = _thread_from(doc)
+                if not isinstance(read[1], dict):
+                    raise TypeError("not a thread")
+                thread = _thread_from(read[1])
             except (KeyError, TypeError, ValueError, AttributeError) as error:
                 raise StoreError(damaged("the store", store_path, place, record_problem(error))) from None
-            live.append((thread, False, where))
+            live.append((thread, False, at))
             key = thread.mailbox, thread.id
         archived.pop(key, None)
     yield from archived.values()
@@ -964,8 +997,14 @@ TABLES = ("threads", "breaches", "sync", "health", "meta", "quarantine", "outgoi
 _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 
 
+@overload
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None
+                  ) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]: ...
+@overload
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, *, read: Callable[[str], _Part]
+                  ) -> Iterator[tuple[str, int, _Part, str, tuple[int, int] | None]]: ...
 def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads
-                  ) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]:
+                  ) -> Iterator[tuple[str, int, object, str, tuple[int, int] | None]]:
     """(table, document id, document, where it is, (offset, length) of its text in the file) of every record.
     A file mailesc wrote has one document a line and is parsed a line at a time, so the whole parsed file never
     sits in memory; any other (TinyDB's own single line, an older mailesc) is parsed whole, and its records
@@ -1241,9 +1280,9 @@ def _outgoing_from(doc: dict) -> QueuedMail:
     return _mail_from(doc, doc["kind"], _stored_time(doc["at"]))
 
 
-def _mailbox_doc(mailbox: str, doc: dict | None) -> dict | None:
+def _mailbox_doc(mailbox: str, doc: dict) -> dict:
     """A document of a box's own table, with its mailbox named unless it is the default one."""
-    return doc if doc is None or mailbox == DEFAULT_MAILBOX else {**doc, "mailbox": mailbox}
+    return doc if mailbox == DEFAULT_MAILBOX else {**doc, "mailbox": mailbox}
 
 
 def _mail_from(doc: dict, kind: str, at: datetime) -> QueuedMail:

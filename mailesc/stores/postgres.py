@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -44,8 +44,9 @@ from mailesc.store import _outgoing_doc, _outgoing_from, take_over_daily_digest
 try:
     import psycopg
     from psycopg.types.json import Jsonb
+    HAVE_PSYCOPG = True
 except ImportError:  # the embedded store needs none of this
-    psycopg = None
+    HAVE_PSYCOPG = False
 
 if TYPE_CHECKING:
     from mailesc.stores.leases import Membership
@@ -164,7 +165,7 @@ class PostgresStore:
         tools without a config file, from a ``url`` (without a password), the ``password`` and the TLS choice:
         ``tls`` verifies the server's certificate and name against ``ca_file`` or the system's CAs, ``plain``
         uses no TLS."""
-        if psycopg is None:
+        if not HAVE_PSYCOPG:
             raise StoreError(NOT_INSTALLED)
         if config is None:
             config = StoreConfig(path=Path("."), url=url, security=security, ca_file=ca_file)
@@ -174,13 +175,13 @@ class PostgresStore:
         self.where = config.where
         self._secrets = _secret_forms(self._args.get("password"))
         self._connect_timeout = connect_timeout
-        self._connection = None
+        self._connection: psycopg.Connection | None = None
         self._boxes: dict[str, PostgresBox] = {}
         self.membership: Membership | None = None  # a leases.Membership fences every mailbox's flush (it sets itself here)
         self.daily_mailbox: str | None = None  # whose lease the installation's records are written under
         self.dry_run = dry_run  # --dry-run: read, change in memory only, never write (flush and polls do nothing)
         self._dry_breach_id: int | None = None
-        self._view = None  # a dry run's transaction, rolled back at close (see _dry_run_schema)
+        self._view: AbstractContextManager[psycopg.Transaction] | None = None  # a dry run's transaction, rolled back at close (see _dry_run_schema)
         with self._errors("creating or checking the schema"):
             connection = self.connection()
             self.schema_version = (self._dry_run_schema(connection) if dry_run else self._ensure_schema(connection))
