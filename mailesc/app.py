@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields as dataclass_fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
@@ -31,6 +31,7 @@ from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, check_cause, reviews_path
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
+from mailesc.sources.replay import ReplaySource
 from mailesc.store import DryRunStore, Store, archive_folder
 from mailesc.transports import open_transport
 from mailesc.transports.maildir import MaildirOutbox
@@ -364,22 +365,29 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path, 
            progress=lambda items, total, label: items) -> ReplaySummary:
     """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail.
 
-    Messages without any time are played last, at the end of the replay."""
-    source = FileMailbox(mailbox)
-    raws = sorted(source.poll({}), key=lambda raw: (raw.arrived is None, raw.arrived, raw.key))
-    dated = [raw.arrived for raw in raws if raw.arrived]
+    The replay drives the very cycle the daemon runs: one at each moment mail arrives (its source hands over
+    what has arrived by then) and one at each deadline in between, up to `until` (default: the last message).
+    Messages without any time are played last, at the end of the replay. Its store is throwaway: the engine
+    does not write it at each cycle (durable=False); it is written once, at the end."""
+    files = FileMailbox(mailbox)
+    dated = sorted(raw.arrived for raw in files.messages if raw.arrived)
     if not dated:
         raise SourceError(f"no message in {mailbox} carries a date: there is nothing to replay")
     end = until or dated[-1]
     forget_everything(store_path)  # a backtest starts from nothing: no records, no mails of an earlier one
     MaildirOutbox(outbox_path).clear()
     report = CycleReport()
+    clock = SimulatedClock(dated[0])
+    source = ReplaySource(files, clock, end)
+    raws = source.messages
     with Store(store_path) as store:
         engine = build_engine(setup, store, source, MaildirOutbox(outbox_path, durable=False), durable=False)
-        clock = SimulatedClock(dated[0])
-        for raw in progress(raws, len(raws), "replaying"):
-            _advance(engine, clock, raw.arrived or end, report, inclusive=False)
-            engine.ingest([raw], clock.now(), report)
+        for position, raw in enumerate(progress(raws, len(raws), "replaying")):
+            moment = source.arrival(raw)
+            if position + 1 < len(raws) and source.arrival(raws[position + 1]) == moment:
+                continue  # more mail at this moment: one cycle takes it all
+            _advance(engine, clock, moment, report, inclusive=False)
+            _add(report, engine.cycle(clock.now()))
         _advance(engine, clock, end, report, inclusive=True)
         store.flush()
         return _summarise(store, report, dated[0], end, store_path, outbox_path)
@@ -393,12 +401,24 @@ def forget_everything(store_path: Path) -> None:
 
 
 def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: CycleReport, inclusive: bool) -> None:
-    """Fire every deadline up to `until` at its own simulated moment, in order."""
+    """A cycle at every deadline up to `until`, each at its own simulated moment, in order; then the clock
+    stands at `until`."""
     while (when := engine.next_deadline(clock.now())) and (when < until or (inclusive and when == until)):
         clock.advance_to(when)
-        engine.escalate(when, report)
-        engine.deliver(when, report)
+        _add(report, engine.cycle(when))
     clock.advance_to(until)
+
+
+_COUNTS = [item.name for item in dataclass_fields(CycleReport)
+           if item.type in ("int", int) and item.name != "mails_waiting"]  # waiting: a state, not a count
+
+
+def _add(total: CycleReport, report: CycleReport) -> None:
+    """A replay's cycles as one report: the counts added up, the latest waiting mails and errors."""
+    for name in _COUNTS:
+        setattr(total, name, getattr(total, name) + getattr(report, name))
+    total.mails_waiting = report.mails_waiting
+    total.source_error, total.transport_error = report.source_error, report.transport_error
 
 
 def _summarise(store: Store, report: CycleReport, start: datetime, end: datetime, store_path: Path,

@@ -28,7 +28,6 @@ from mailesc.stages.timing import Timing
 from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
 
 if TYPE_CHECKING:
-    from mailesc.model import RawMessage
     from mailesc.render import Templates
     from mailesc.sources import Source
     from mailesc.transports import Transport
@@ -56,7 +55,7 @@ class Engine:
                               is_internal=people.is_internal),
             agenda=Agenda(store.threads.keys()),  # every thread is looked at once, then only when due or changed
             escalations=escalation_index(store.breaches.values()))
-        self.store, self.source, self.since = store, source, since
+        self.store, self.source, self.since, self.durable = store, source, since, durable
         self._timed_with: Policies | None = None  # the policies the untimed threads were last tried with
         self.timing = Timing(self.state, source)
         self.intake = Intake(self.state, self.timing, source, spam)
@@ -79,7 +78,7 @@ class Engine:
         if self.since is not None and state.first_start is None:
             state.first_start = first_start = self.store.first_start(now)
             state.history_before = history_cutoff(self.since, first_start)
-            self.store.flush()  # on disk before any mail is read: a crash must not move the anchor
+            self._commit()  # on disk before any mail is read: a crash must not move the anchor
         if self.policies is not self._timed_with:  # a start, or the policies were reloaded: try again what failed
             self._timed_with = self.policies
             self.timing.retime(now)
@@ -88,21 +87,29 @@ class Engine:
         self.intake.read_new(now, report)
         self._record_poll(now, report.source_error)
         self.deadlines.escalate(now, report)
-        self.store.flush()  # breaches and pending escalations are on disk before anything is sent
+        self._commit()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
-        self.store.flush()
+        self._commit()
         if self.retention.archive(now):
-            self.store.flush()
+            self._commit()
         return report
+
+    def _commit(self) -> None:
+        """A transaction point: every change since the last one is written, all or nothing (on PostgreSQL:
+        fenced by the mailbox's lease). A replay's store is throwaway and nobody resends from it: the replay
+        writes it once, at its end."""
+        if self.durable:
+            self.store.flush()
 
     def _record_poll(self, now: datetime, error: str | None) -> None:
         """The mailbox's health for `mailesc status`: written when it changes, and a success at most every
         few minutes (every write rewrites the store file); every success also beats the heartbeat, a small
         file beside the store, so that `status` sees a stopped daemon."""
+        if not self.durable:
+            return  # a replay has no daemon to watch, and a dry run writes nothing
         before = self.store.health.get("mailbox", {})
         if error is None:
-            if self.outbox.durable:  # a replay has no daemon to watch
-                self.store.record_poll(now)
+            self.store.record_poll(now)
             last_ok = before.get("ok_at")
             if before.get("error") or not last_ok or now - parse_iso(last_ok) >= HEALTH_EVERY:
                 self.store.health["mailbox"] = {"ok_at": isoformat(now), "error": None, "failing_since": None}
@@ -116,14 +123,6 @@ class Engine:
         retry = self.outbox.next_retry()
         return min((when for when in (self.state.agenda.next_at(now), retry if retry and retry > now else None)
                     if when), default=None)
-
-    # -- the steps replay still drives one by one ---------------------------------------------------------------
-
-    def ingest(self, raws: list[RawMessage], now: datetime, report: CycleReport) -> None:
-        self.intake.ingest(raws, now, report)
-
-    def escalate(self, now: datetime, report: CycleReport) -> None:
-        self.deadlines.escalate(now, report)
 
     # -- reload -------------------------------------------------------------------------------------------------
 

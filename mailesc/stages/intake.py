@@ -47,7 +47,8 @@ class Intake:
 
     def ingest(self, raws: list[RawMessage], now: datetime, report: CycleReport) -> None:
         report.fetched += len(raws)
-        for raw in sorted(raws, key=lambda r: (r.arrived or now, r.key)):
+        for raw in sorted(raws, key=lambda r: (r.arrived or now, r.arrived is None, r.key)):  # at the same
+            # moment, mail that carries its time before mail that has none (a replay's undated messages, at its end)
             try:
                 message = parse_message(raw, now, self.state.store.name)
                 whole = raw.data if raw.size is None else None  # IMAP hands over headers only
