@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
-from dataclasses import dataclass, field, fields as dataclass_fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, cast
@@ -268,8 +268,8 @@ class DryRunEngine(Engine):
         super().__init__(transport=transport, **everything_else)
         self.dry_run = transport
 
-    def cycle(self, now: datetime) -> CycleReport:
-        report = super().cycle(now)
+    def cycle(self, now: datetime, report: CycleReport | None = None) -> CycleReport:
+        report = super().cycle(now, report)
         self.dry_run.tell(recorded_at(self.store, now))  # this mailbox's
         return report
 
@@ -387,7 +387,7 @@ def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path, 
             if position + 1 < len(raws) and source.arrival(raws[position + 1]) == moment:
                 continue  # more mail at this moment: one cycle takes it all
             _advance(engine, clock, moment, report, inclusive=False)
-            _add(report, engine.cycle(clock.now()))
+            engine.cycle(clock.now(), report)
         _advance(engine, clock, end, report, inclusive=True)
         store.flush()
         return _summarise(store, report, dated[0], end, store_path, outbox_path)
@@ -405,20 +405,8 @@ def _advance(engine: Engine, clock: SimulatedClock, until: datetime, report: Cyc
     stands at `until`."""
     while (when := engine.next_deadline(clock.now())) and (when < until or (inclusive and when == until)):
         clock.advance_to(when)
-        _add(report, engine.cycle(when))
+        engine.cycle(when, report)
     clock.advance_to(until)
-
-
-_COUNTS = [item.name for item in dataclass_fields(CycleReport)
-           if item.type in ("int", int) and item.name != "mails_waiting"]  # waiting: a state, not a count
-
-
-def _add(total: CycleReport, report: CycleReport) -> None:
-    """A replay's cycles as one report: the counts added up, the latest waiting mails and errors."""
-    for name in _COUNTS:
-        setattr(total, name, getattr(total, name) + getattr(report, name))
-    total.mails_waiting = report.mails_waiting
-    total.source_error, total.transport_error = report.source_error, report.transport_error
 
 
 def _summarise(store: Store, report: CycleReport, start: datetime, end: datetime, store_path: Path,

@@ -72,8 +72,10 @@ class Engine:
     def policies(self, policies: Policies) -> None:
         self.state.policies = policies
 
-    def cycle(self, now: datetime) -> CycleReport:
-        report = CycleReport()
+    def cycle(self, now: datetime, report: CycleReport | None = None) -> CycleReport:
+        """One cycle at `now`: the steps in their order, and the store written where a crash needs it. Counted
+        in a new report, or added to `report` (a replay counts all of its cycles in one)."""
+        report = CycleReport() if report is None else report
         state = self.state
         if self.since is not None and state.first_start is None:
             state.first_start = first_start = self.store.first_start(now)
