@@ -13,19 +13,18 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
-from mailesc.agenda import Agenda
 from mailesc.classify import People, SpamRules
 from mailesc.clock import isoformat, parse_iso
 from mailesc.outbox import DIGEST_AFTER, Outbox
 from mailesc.policies import Policies
 from mailesc.repository import MailboxStore
-from mailesc.stages.deadlines import Deadlines, escalation_index
+from mailesc.stages.deadlines import Deadlines
 from mailesc.stages.intake import (ACK_ONLY_WITHIN, INGEST_CHUNK, Intake, is_message_problem,  # noqa: F401
                                    last_acknowledgements, reply_address)
 from mailesc.stages.retention import ARCHIVE_EVERY, Retention  # noqa: F401
-from mailesc.stages.state import CycleReport, MailboxState, history_cutoff
+from mailesc.stages.state import CycleReport, history_cutoff, mailbox_state
 from mailesc.stages.timing import Timing
-from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
+from mailesc.threads import SUBJECT_WINDOW
 
 if TYPE_CHECKING:
     from mailesc.render import Templates
@@ -48,13 +47,7 @@ class Engine:
                  subject_window: timedelta = SUBJECT_WINDOW):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
-        people = who_is_who(policies, team, sender, secret)
-        self.state = MailboxState(
-            store=store, policies=policies, people=people, secret=secret,
-            index=ThreadIndex(list(store.threads.values()), subject_window=subject_window,
-                              is_internal=people.is_internal),
-            agenda=Agenda(store.threads.keys()),  # every thread is looked at once, then only when due or changed
-            escalations=escalation_index(store.breaches.values()))
+        self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window)
         self.store, self.source, self.since, self.durable = store, source, since, durable
         self._timed_with: Policies | None = None  # the policies the untimed threads were last tried with
         self.timing = Timing(self.state, source)

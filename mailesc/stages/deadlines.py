@@ -111,8 +111,3 @@ class Deadlines:
             breach.status, breach.responded_at = Status.RESPONDED_LATE, responded_at
             self.state.store.put_breach(breach)
 
-
-def escalation_index(breaches) -> dict[str, Breach]:
-    """Escalation Message-ID -> its breach, for every escalation recorded on `breaches` (a reply to one of these
-    mails acknowledges its breach)."""
-    return {record.message_id: breach for breach in breaches for record in breach.escalations}

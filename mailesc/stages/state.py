@@ -13,7 +13,7 @@ from mailesc.classify import People
 from mailesc.model import Breach
 from mailesc.policies import Policies
 from mailesc.repository import MailboxStore
-from mailesc.threads import ThreadIndex
+from mailesc.threads import SUBJECT_WINDOW, ThreadIndex
 
 
 @dataclass
@@ -66,6 +66,18 @@ class MailboxState:
     def is_history(self, received_at: datetime) -> bool:
         """Mail from before `since`: read for threading and responses, but it starts no clock."""
         return self.history_before is not None and received_at < self.history_before
+
+
+def mailbox_state(store: MailboxStore, policies: Policies, people: People, secret: bytes,
+                  subject_window: timedelta = SUBJECT_WINDOW) -> MailboxState:
+    """The state of a mailbox whose records are in `store`, as a start finds them: every live thread indexed
+    and due for one look, every escalation recorded known by its Message-ID."""
+    return MailboxState(
+        store=store, policies=policies, people=people, secret=secret,
+        index=ThreadIndex(list(store.threads.values()), subject_window=subject_window, is_internal=people.is_internal),
+        agenda=Agenda(store.threads.keys()),  # every thread is looked at once, then only when due or changed
+        escalations={record.message_id: breach for breach in store.breaches.values()
+                     for record in breach.escalations})
 
 
 def history_cutoff(since: timedelta | datetime, first_start: datetime) -> datetime:
