@@ -40,6 +40,7 @@ from mailesc.worker import Worker
 if TYPE_CHECKING:
     from mailesc import repository
     from mailesc.sources import Source
+    from mailesc.stores.copy import CopyResult
     from mailesc.stores.postgres import PostgresStore
     from mailesc.transports import Transport
 
@@ -625,6 +626,20 @@ def report(setup: Setup, now: datetime, *, since: datetime | None = None, until:
     with records:  # each store counts its way: the file store in Python, PostgreSQL in SQL
         counts = records.count_report(setup.policies, now=now, review_period=period, since=since, until=until, by=by)
     return assemble(counts, now=now, review_period=period, since=since, until=until, by=by)
+
+
+# -- store copy -----------------------------------------------------------------------------------------------
+
+
+def copy_store(config: Config, url: str, *, password_env: str | None = None, password_file: str | None = None,
+               security: str | None = None, ca_file: str | None = None) -> CopyResult:
+    """`store copy`: the embedded store the config names copied into the PostgreSQL database at `url`, with the
+    password and TLS settings the flags give, else the config's [store] (see stores/copy.py)."""
+    from mailesc.stores.copy import copy_store, target_config
+
+    target = target_config(config, url, password_env=password_env, password_file=password_file,
+                           security=security, ca_file=ca_file)
+    return copy_store(config.store_path, target)
 
 
 # -- status ---------------------------------------------------------------------------------------------------

@@ -581,13 +581,12 @@ def cmd_check(args) -> int:
 
 
 def cmd_store_copy(args) -> int:
-    from mailesc.stores.copy import copy_store, target_config
+    from mailesc import app
 
     config = _config(args)
-    target = target_config(config, args.to, password_env=args.password_env, password_file=args.password_file,
-                           security=args.security, ca_file=args.ca_file)
     with busy("copying the store"):
-        result = copy_store(config.store_path, target)
+        result = app.copy_store(config, args.to, password_env=args.password_env, password_file=args.password_file,
+                                security=args.security, ca_file=args.ca_file)
     print("\n".join(result.lines()))
     return 0
 
