@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import email.policy
 import logging
 import shutil
@@ -22,7 +21,7 @@ from mailesc.durations import format_duration
 from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
-from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError
+from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError, did_you_mean
 from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
 from mailesc.queue import daily_state, latest_daily
 from mailesc.parse import parse_message
@@ -154,9 +153,8 @@ def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: s
 
 
 def _no_template(name: str, templates: Templates) -> str:
-    close = difflib.get_close_matches(name, sorted(templates.names()), n=1)
     return (f"no template {name!r}: {templates.folder / (name + '.txt.j2')} does not exist and mailesc ships none "
-            f"by that name" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            f"by that name" + did_you_mean(name, sorted(templates.names())))
 
 
 def _escalation_templates(policies: Policies) -> set[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailesc.spam import SpamRules
 from mailesc.durations import parse_duration
-from mailesc.errors import ConfigError
+from mailesc.errors import ConfigError, did_you_mean
 
 DEFAULT_FILE = "mailesc.toml"
 ENV_VAR = "MAILESC_CONFIG"
@@ -306,7 +305,7 @@ class _Reader:
     def unknown_sections(self, known: tuple[str, ...]) -> None:
         for name in self.data:
             if name not in known:
-                self.problem(name, "unknown section" + _did_you_mean(name, known))
+                self.problem(name, "unknown section" + did_you_mean(name, known))
 
 
 class _Section:
@@ -314,7 +313,7 @@ class _Section:
         self.reader, self.name, self.table = reader, name, table
         for key in table:
             if key not in known:
-                self.problem(key, "unknown key" + _did_you_mean(key, known))
+                self.problem(key, "unknown key" + did_you_mean(key, known))
 
     def problem(self, key: str, text: str) -> None:
         self.reader.problem(f"{self.name}.{key}", text)
@@ -326,6 +325,15 @@ class _Section:
             return default
         if choices and value not in choices:
             self.problem(key, f"must be one of {', '.join(choices)}, not {value!r}")
+            return default
+        return value
+
+    def kind(self, default: str, kinds: tuple[str, ...]) -> str:
+        """`kind`: one of the names registered for this table (kinds.Registry), a misspelt one named as such."""
+        value = self.text("kind", default)
+        if value not in kinds:
+            self.problem("kind", f"unknown kind {value!r}{did_you_mean(value, kinds)}: must be one of "
+                                 f"{', '.join(kinds)}")
             return default
         return value
 
@@ -384,11 +392,6 @@ class _Section:
             self.problem("password", "passwords are not written in the config: use password_env or password_file")
         return Secret(env=self.text("password_env", "") or None, file=self.path("password_file", "") if file else None,
                       config_file=self.reader.file, section=self.name)
-
-
-def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 SERVER_KEYS = ("host", "port", "security", "username", "password_env", "password_file", "timeout_seconds",
@@ -572,7 +575,7 @@ def _distinct_mailboxes(sections: list[_Section], boxes: list[MailboxConfig]) ->
 
 def _mailbox(section: _Section, needs_name: bool) -> MailboxConfig:
     kinds = _source_kinds()
-    kind = section.text("kind", "maildir", kinds.names())
+    kind = section.kind("maildir", kinds.names())
     settings = _kind_settings(kinds, section, kind)
     policies = section.path("policies", "") if "policies" in section.table else None
     if policies is not None and not policies.is_dir():
@@ -630,7 +633,7 @@ def _since(section: _Section) -> timedelta | datetime:
 
 def _smtp(section: _Section) -> SmtpConfig:
     kinds = _transport_kinds()
-    kind = section.text("kind", "outbox", kinds.names())
+    kind = section.kind("outbox", kinds.names())
     return SmtpConfig(
         kind=kind,
         settings=_kind_settings(kinds, section, kind),

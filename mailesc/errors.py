@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,6 +13,14 @@ EX_CONFIG = 78  # sysexits.h EX_CONFIG
 EX_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 EX_DATAERR = 65  # sysexits.h EX_DATAERR
 EX_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """` (did you mean 'host'?)` after a problem with a misspelt name (a key, a section, a kind, a template), when
+    one of the `known` names is close to `word` (whatever their case: `kind = "IMAP"`); "" when none is."""
+    lowered = {name.lower(): name for name in known}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 class MailescError(Exception):

@@ -97,6 +97,23 @@ def test_config_problems_stop_at_start_with_one_line_each(broken_setup, command)
     assert not (broken_setup.parent / "var" / "mailesc.json").exists()  # refused before anything was read
 
 
+@pytest.mark.parametrize("command", [["check", "--offline"], ["once"], ["run"]], ids=["check", "once", "run"])
+@pytest.mark.parametrize("table, kind, problem", [
+    ("mailbox", "imapp", "mailbox.kind: unknown kind 'imapp' (did you mean 'imap'?)"),
+    ("smtp", "smpt", "smtp.kind: unknown kind 'smpt' (did you mean 'smtp'?)"),
+], ids=["mailbox", "smtp"])
+def test_a_misspelt_kind_stops_at_start_with_the_closest_name(tmp_path, command, table, kind, problem):
+    config = tmp_path / "mailesc.toml"
+    config.write_text(f'[{table}]\nkind = "{kind}"\n[store]\npath = "var/mailesc.json"\n[daemon]\npoll_seconds = 1\n')
+
+    result = mailesc("-c", str(config), *command, cwd=tmp_path)
+
+    assert result.returncode == 78, result.stderr
+    assert result.stderr.splitlines() == [f"mailesc: {config}: {problem}: must be one of "
+                                          + ("imap, maildir" if table == "mailbox" else "smtp, outbox, command")]
+    assert not (tmp_path / "var" / "mailesc.json").exists()
+
+
 def test_a_fixed_config_starts(broken_setup):
     (broken_setup.parent / "policies" / "rules.toml").write_text(
         BROKEN_POLICY.replace("hours = {}", 'hours = { mon = "08:00-18:00" }').replace("escalaton", "escalation"))

@@ -102,7 +102,7 @@ ERRORS = [
     ("timeout-zero", 'kind = "command"\ncommand = ["/bin/cat"]\ntimeout_seconds = 0', "smtp.timeout_seconds",
      "must be a number of at least 1, not 0"),
     ("misspelt", 'kind = "outbox"\ncomand = ["/bin/cat"]', "smtp.comand", "unknown key (did you mean 'command'?)"),
-    ("unknown-kind", 'kind = "sendmail"', "smtp.kind", "must be one of smtp, outbox, command, not 'sendmail'"),
+    ("unknown-kind", 'kind = "sendmail"', "smtp.kind", "unknown kind 'sendmail': must be one of smtp, outbox, command"),
     # a key of the kind not chosen is still read, as the server keys always were: a typo is found before switching
     ("shell-string-for-another-kind", 'kind = "outbox"\ncommand = "/usr/sbin/sendmail -t"', "smtp.command",
      'must be a list like ["/usr/sbin/sendmail", "-t", "-oi"]'),

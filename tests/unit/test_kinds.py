@@ -93,13 +93,41 @@ def test_a_registered_kind_is_read_from_the_config_and_opened(tmp_path, spool_ki
     ('[smtp]\nkind = "spool"\n', "smtp.spool", 'is required with kind = "spool"'),
     ('[smtp]\nkind = "spool"\nspool = "out"\nsufix = ".x"\n', "smtp.sufix", "unknown key (did you mean 'suffix'?)"),
     ('[smtp]\nkind = "outbox"\nsuffix = 3\n', "smtp.suffix", "must be a string, not 3"),  # read for every kind
-    ('[smtp]\nkind = "spoool"\n', "smtp.kind", "must be one of smtp, outbox, command, spool, not 'spoool'"),
+    ('[smtp]\nkind = "spoool"\n', "smtp.kind", "unknown kind 'spoool' (did you mean 'spool'?): must be one of smtp, outbox, command, spool"),
 ], ids=["required", "misspelt", "wrong-type-while-another-kind-is-chosen", "unknown-kind"])
 def test_a_registered_kind_s_problems_name_the_file_and_key(tmp_path, spool_kind, text, key, problem):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.problems == [(str(path), key, problem)]
+
+
+# A kind is chosen by name from a registry: a misspelt one is named as such, with the closest registered name
+# (as an unknown key is), and the names there are; one close to none gets the list alone.
+MISSPELT_KINDS = [
+    ("imapp", "[mailbox]\nkind = \"imapp\"\n", "mailbox.kind",
+     "unknown kind 'imapp' (did you mean 'imap'?): must be one of imap, maildir"),
+    ("maildr", "[mailbox]\nkind = \"maildr\"\n", "mailbox.kind",
+     "unknown kind 'maildr' (did you mean 'maildir'?): must be one of imap, maildir"),
+    ("pop3", "[mailbox]\nkind = \"pop3\"\n", "mailbox.kind", "unknown kind 'pop3': must be one of imap, maildir"),
+    ("in-a-mailbox-array", "[[mailbox]]\nname = \"a\"\nkind = \"IMAP\"\n", "mailbox[1].kind",
+     "unknown kind 'IMAP' (did you mean 'imap'?): must be one of imap, maildir"),
+    ("smpt", "[smtp]\nkind = \"smpt\"\n", "smtp.kind",
+     "unknown kind 'smpt' (did you mean 'smtp'?): must be one of smtp, outbox, command"),
+    ("outbx", "[smtp]\nkind = \"outbx\"\n", "smtp.kind",
+     "unknown kind 'outbx' (did you mean 'outbox'?): must be one of smtp, outbox, command"),
+    ("sendmail", "[smtp]\nkind = \"sendmail\"\n", "smtp.kind",
+     "unknown kind 'sendmail': must be one of smtp, outbox, command"),
+]
+
+
+@pytest.mark.parametrize("text, key, problem", [case[1:] for case in MISSPELT_KINDS],
+                         ids=[case[0] for case in MISSPELT_KINDS])
+def test_an_unknown_kind_is_named_with_the_closest_registered_one(tmp_path, text, key, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [(str(path), key, problem)] and caught.value.exit_code == 78
 
 
 # -- message keys name their kind ----------------------------------------------------------------------------------
