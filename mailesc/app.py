@@ -22,12 +22,12 @@ from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError, did_you_mean
-from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
+from mailesc.model import Breach, Delivery, Kind, MailKind, RawMessage, Status, Thread
 from mailesc.queue import daily_state, latest_daily
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
-from mailesc.reviews import ReviewEntry, check_cause, reviews_path
+from mailesc.reviews import ReviewEntry, Reviews, check_cause, reviews_path
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.sources.replay import ReplaySource
@@ -595,6 +595,15 @@ def quarantine_retry(config: Config, keys: list[str] | None, wait=None) -> list[
 
 def store_path(config: Config, replay: bool = False) -> Path:
     return config.replay_store_path if replay else config.store_path
+
+
+def breach(config: Config, breach_id: int, replay: bool = False) -> tuple[Thread | None, Breach, Reviews] | None:
+    """`breaches show`: one breach (live or archived), its thread and its reviews; None when there is none."""
+    with open_records(config, replay, live=False) as records:
+        thread, found = records.find_breach(breach_id)
+        if found is None:
+            return None
+        return thread, found, records.reviews(of=[breach_id])
 
 
 def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,

@@ -362,12 +362,11 @@ def cmd_breaches_show(args) -> int:
     from mailesc import app
 
     config, now = _config(args), SystemClock().now()
-    with app.open_records(config, args.replay, live=False) as records:
-        thread, breach = records.find_breach(args.id)
-        if breach is None:
-            print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
-            return 1
-        reviews = records.reviews(of=[args.id])
+    found = app.breach(config, args.id, args.replay)
+    if found is None:
+        print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
+        return 1
+    thread, breach, reviews = found
     events = timeline(breach, thread, reviews)
     doc = breach_json(StoredBreach.of(breach), reviews, now, config.review.period)
     if args.json:
