@@ -63,9 +63,11 @@ path = "{templates or PACKAGED_TEMPLATES.resolve()}"
     return path
 
 
-def imap_section(mailbox) -> str:
-    """The [mailbox] table for a ``Mailbox`` on a plain test Dovecot (password from $MAILESC_IMAP_PASSWORD)."""
-    return f"""[mailbox]
+def imap_section(mailbox, name: str | None = None) -> str:
+    """The [mailbox] table for a ``Mailbox`` on a plain test Dovecot (password from $MAILESC_IMAP_PASSWORD); with
+    `name`, a ``[[mailbox]]`` table of that name (one of several)."""
+    head = "[mailbox]" if name is None else f'[[mailbox]]\nname = "{name}"'
+    return f"""{head}
 kind = "imap"
 host = "{mailbox.host}"
 port = {mailbox.port}

@@ -359,26 +359,30 @@ class CrashSoak:
 
     def new_threads(self) -> list[str]:
         """0-2 new customer threads; about a third are answered from the team a second after they arrived."""
-        new = []
-        for _ in range(self.rng.choice((0, 1, 1, 2))):
-            number = len(self.threads) + 1
-            arrived = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
-            subject = f"Crash soak {self.seed} thread {number}: order {self.rng.randrange(10**6):06d} is stuck"
-            message_id = f"<soak-{self.seed}-{number}@customer.example>"
-            raw, _ = make_mail(sender=f"Customer {number} <customer{number}@customer.example>", subject=subject,
-                               date=arrived, message_id=message_id)
-            self.mailbox.append("INBOX", raw, arrived)
-            self.threads.append(message_id)
-            self.thread_ids.add(message_id)
-            self.arrivals[message_id] = arrived.timestamp()
-            new.append(message_id)
-            if self.rng.random() < 1 / 3:  # answered before its 2 s deadline: INTERNALDATE one second later
-                reply, _ = make_mail(sender=TEAM, to=f"customer{number}@customer.example", subject=f"Re: {subject}",
-                                     date=arrived + timedelta(seconds=1), in_reply_to=message_id,
-                                     references=[message_id], body="We are on it.")
-                self.mailbox.append("Sent", reply, arrived + timedelta(seconds=1))
-                self.answered.add(message_id)
-        return new
+        return [self.add_thread(self.mailbox, "soak", "Crash soak")[0]
+                for _ in range(self.rng.choice((0, 1, 1, 2)))]
+
+    def add_thread(self, box, tag: str, title: str) -> tuple[str, bool]:
+        """One customer thread in `box` (a ``Mailbox``), arrived a second ago; about a third answered from the team
+        a second after it arrived (the answer's INTERNALDATE). Its Message-ID, and whether it was answered."""
+        number = len(self.threads) + 1
+        arrived = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+        subject = f"{title} {self.seed} thread {number}: order {self.rng.randrange(10**6):06d} is stuck"
+        message_id = f"<{tag}-{self.seed}-{number}@customer.example>"
+        raw, _ = make_mail(sender=f"Customer {number} <customer{number}@customer.example>", subject=subject,
+                           date=arrived, message_id=message_id)
+        box.append("INBOX", raw, arrived)
+        self.threads.append(message_id)
+        self.thread_ids.add(message_id)
+        self.arrivals[message_id] = arrived.timestamp()
+        answered = self.rng.random() < 1 / 3
+        if answered:  # before its 2 s deadline: INTERNALDATE one second later
+            reply, _ = make_mail(sender=TEAM, to=f"customer{number}@customer.example", subject=f"Re: {subject}",
+                                 date=arrived + timedelta(seconds=1), in_reply_to=message_id,
+                                 references=[message_id], body="We are on it.")
+            box.append("Sent", reply, arrived + timedelta(seconds=1))
+            self.answered.add(message_id)
+        return message_id, answered
 
     # -- the daemon ---------------------------------------------------------------------------------------------
 

@@ -31,15 +31,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from mailesc.testing.configs import smtp_section, write_config
+from mailesc.testing.configs import imap_section, smtp_section, write_config
 from mailesc.testing.dovecot import Mailbox
-from mailesc.testing.mail import make_mail
-from mailesc.testing.soak import (AIM_JITTER, DAEMON, FIRST_RESPONSE, KILL_AFTER, LEVEL_2_AFTER, RULES, TEAM,
+from mailesc.testing.soak import (AIM_JITTER, DAEMON, FIRST_RESPONSE, KILL_AFTER, LEVEL_2_AFTER, RULES,
                                   CrashSoak, Outcome, Run)
 
 LEASE_SECONDS = 5
@@ -48,19 +47,7 @@ RACE_MARGIN = 0.3  # seconds: an answer appended later than this before its dead
 
 def mailbox_sections(mailboxes: dict) -> str:
     """`[[mailbox]]` tables for Mailbox objects by name; they share one password (MAILESC_IMAP_PASSWORD)."""
-    return "".join(f"""
-[[mailbox]]
-name = "{name}"
-kind = "imap"
-host = "{box.host}"
-port = {box.port}
-security = "plain"
-username = "{box.username}"
-password_env = "MAILESC_IMAP_PASSWORD"
-folders = ["INBOX"]
-sent_folder = "auto"
-timeout_seconds = 10
-""" for name, box in mailboxes.items())
+    return "".join(f"\n{imap_section(box, name)}\n" for name, box in mailboxes.items())
 
 
 @dataclass
@@ -137,27 +124,11 @@ class WorkersCrashSoak(CrashSoak):
             time.sleep(1.02 - fraction)
         for _ in range(self.rng.choice((0, 1, 1, 2))):
             name = self.rng.choice(sorted(self.mailboxes))
-            box = self.mailboxes[name]
-            number = len(self.threads) + 1
-            arrived = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
-            subject = f"Workers soak {self.seed} thread {number}: order {self.rng.randrange(10**6):06d} is stuck"
-            message_id = f"<wsoak-{self.seed}-{number}@customer.example>"
-            raw, _ = make_mail(sender=f"Customer {number} <customer{number}@customer.example>", subject=subject,
-                               date=arrived, message_id=message_id)
-            box.append("INBOX", raw, arrived)
-            self.threads.append(message_id)
-            self.thread_ids.add(message_id)
-            self.arrivals[message_id] = arrived.timestamp()
+            message_id, answered = self.add_thread(self.mailboxes[name], "wsoak", "Workers soak")
             self.box_of[message_id] = name
             new.append(message_id)
-            if self.rng.random() < 1 / 3:
-                reply, _ = make_mail(sender=TEAM, to=f"customer{number}@customer.example", subject=f"Re: {subject}",
-                                     date=arrived + timedelta(seconds=1), in_reply_to=message_id,
-                                     references=[message_id], body="We are on it.")
-                box.append("Sent", reply, arrived + timedelta(seconds=1))
-                if time.time() > arrived.timestamp() + FIRST_RESPONSE - RACE_MARGIN:
-                    self.raced.add(message_id)
-                self.answered.add(message_id)
+            if answered and time.time() > self.arrivals[message_id] + FIRST_RESPONSE - RACE_MARGIN:
+                self.raced.add(message_id)
         return new
 
     def deliveries(self):
