@@ -283,17 +283,37 @@ def thread_context(thread: Thread, now: datetime, first_raw: bytes | None, omitt
 
 def body_excerpt(raw: bytes | None) -> tuple[str, list[str]]:
     """A short plain-text excerpt of a message body, paragraphs kept (one empty line between them, quoted
-    lines left out), and the MIME defects mail-parser found in it."""
+    lines left out), and the MIME defects mail-parser found in it.
+
+    Kept per message (by a digest of its bytes, EXCERPTS_KEPT of them at most): every escalation level,
+    warning and digest of a thread quotes the same opener, and mail-parser's parse of it was a fifth of a
+    replay. The excerpt is a pure function of the bytes, so a kept one is the one a new parse would give."""
     if raw is None:
         return "(the message body is not available)", []
+    key = hashlib.blake2b(raw, digest_size=16).digest()
+    kept = _EXCERPTS.get(key)
+    if kept is None:
+        kept = _parse_excerpt(raw)
+        if len(_EXCERPTS) >= EXCERPTS_KEPT:
+            del _EXCERPTS[next(iter(_EXCERPTS))]  # the oldest: openers of threads long escalated
+        _EXCERPTS[key] = kept
+    excerpt, defects = kept
+    return excerpt, list(defects)  # a list of its own: a template must not change the kept one
+
+
+EXCERPTS_KEPT = 512  # excerpts (each at most EXCERPT_CHARS and a few defect names) kept by body_excerpt
+_EXCERPTS: dict[bytes, tuple[str, tuple[str, ...]]] = {}
+
+
+def _parse_excerpt(raw: bytes) -> tuple[str, tuple[str, ...]]:
     import mailparser  # loads slowly: only when an escalation quotes a message
 
     try:
         parsed = mailparser.parse_from_bytes(raw)
         text = "\n".join(parsed.text_plain) or _strip_tags("\n".join(parsed.text_html))
-        defects = sorted(parsed.defects_categories)
+        defects = tuple(sorted(parsed.defects_categories))
     except Exception as error:  # mail-parser raises many kinds on broken MIME; the escalation must still go out
-        return f"(the message body could not be decoded: {type(error).__name__})", []
+        return f"(the message body could not be decoded: {type(error).__name__})", ()
     paragraphs, lines = [], []
     for line in text.splitlines():
         if line.lstrip().startswith(">"):
