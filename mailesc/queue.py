@@ -29,29 +29,39 @@ class Queued:
 
 
 class MailIndex:
-    """The places ((thread id, breach id or None)) of a box that hold an unsent mail. A place whose mails were
-    all settled (or that was archived) is dropped the next time the pending mails are listed."""
+    """The places ((thread id, breach id or None)) of a box that hold an unsent mail, and the Message-IDs of its
+    unsent mails of no single thread. A place whose mails were all settled (or that was archived), or a mail that
+    was settled, is dropped the next time the pending mails are listed."""
 
     def __init__(self) -> None:
         self._places: set[tuple[str, int | None]] | None = None  # None: not built yet
+        # `outgoing` keeps every digest ever sent: walking it at each listing made a long replay quadratic
+        self._outgoing: set[str] = set()
 
-    def rebuild(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach]) -> None:
+    def rebuild(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach],
+                outgoing: Mapping[str, QueuedMail] | None = None) -> None:
         """Find every unsent mail of the box (at load, and after an admin's request put some back)."""
         self._places = {(breach.thread, breach.id) for breach in breaches.values()
                         if any(m.delivery is Delivery.PENDING for m in breach.escalations)} | {
             (thread.id, None) for thread in threads.values()
             if any(m.delivery is Delivery.PENDING for m in thread.notices)}
+        self._outgoing = {key for key, mail in (outgoing or {}).items() if mail.delivery is Delivery.PENDING}
 
     def add(self, thread: Thread, breach: Breach | None) -> None:
         if self._places is not None:  # else the first build finds it with the others
             self._places.add((thread.id, breach.id if breach else None))
+
+    def add_outgoing(self, mail: QueuedMail) -> None:
+        """A mail of no single thread was put: indexed while it is unsent."""
+        if self._places is not None and mail.delivery is Delivery.PENDING:  # else the first build finds it
+            self._outgoing.add(mail.message_id)
 
     def pending(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach],
                 outgoing: Mapping[str, QueuedMail] | None = None) -> list[Queued]:
         """Every unsent mail: escalations by breach id first, then the threads' warnings and acknowledgements,
         then the mails of no single thread (few: every one of them is looked at)."""
         if self._places is None:
-            self.rebuild(threads, breaches)
+            self.rebuild(threads, breaches, outgoing)
         places = self._places
         assert places is not None
         found: list[Queued] = []
@@ -66,7 +76,15 @@ class MailIndex:
             if not here:
                 places.discard((thread_id, breach_id))
             found += here
-        return found + [Queued(mail, None) for mail in (outgoing or {}).values() if mail.delivery is Delivery.PENDING]
+        return found + self._pending_outgoing(outgoing or {})
+
+    def _pending_outgoing(self, outgoing: Mapping[str, QueuedMail]) -> list[Queued]:
+        """The unsent mails of no single thread, in the order `outgoing` keeps them."""
+        unsent = [key for key in self._outgoing if key in outgoing and outgoing[key].delivery is Delivery.PENDING]
+        self._outgoing = set(unsent)
+        if len(unsent) > 1:  # seldom (a digest is sent in the cycle that makes it): their order is outgoing's
+            return [Queued(mail, None) for mail in outgoing.values() if mail.delivery is Delivery.PENDING]
+        return [Queued(outgoing[key], None) for key in unsent]
 
 
 def keep_with_owner(mail: QueuedMail, thread: Thread | None, breach: Breach | None) -> None:
@@ -147,10 +165,11 @@ class BoxQueue:
             self.put_thread(thread)
         else:
             self._put_outgoing(mail)
+            self.mails.add_outgoing(mail)
 
     def pending_mails(self) -> list[Queued]:
         return self.mails.pending(self.threads, self.breaches, self.outgoing)
 
     def requeue(self) -> None:
         """Find the unsent mails again (after an admin's request put some back)."""
-        self.mails.rebuild(self.threads, self.breaches)
+        self.mails.rebuild(self.threads, self.breaches, self.outgoing)

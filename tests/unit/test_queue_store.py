@@ -173,3 +173,70 @@ def test_a_v1_database_is_migrated_to_v2_and_keeps_its_rows(pg_database):
             connection.execute("INSERT INTO outgoing (message_id, mailbox, kind, thread, clock, level, breach, "
                                "recipients, delivery, at) VALUES ('<other@x>', 'support', 'escalation', %s, 0, 1, 1, "
                                "'{}', 'pending', now())", (thread.id,))
+
+
+class _CountedWalks(dict):
+    """A box's `outgoing` that counts the walks over all of it."""
+
+    walks = 0
+
+    def values(self):
+        self.walks += 1
+        return super().values()
+
+    def items(self):
+        self.walks += 1
+        return super().items()
+
+    def __iter__(self):
+        self.walks += 1
+        return super().__iter__()
+
+
+def _digest_numbered(number: int, delivery: Delivery = Delivery.SENT) -> QueuedMail:
+    return _digest(message_id=f"<mailesc.digest.{number:020d}@example.test>", delivery=delivery)
+
+
+def test_listing_pending_mails_does_not_walk_the_sent_digests():
+    """A replay or a long-running daemon keeps every digest it sent in `outgoing`: listing the pending mails
+    (several times a cycle) must not cost a walk over them, or a long replay grows quadratic."""
+    outgoing = _CountedWalks({mail.message_id: mail for mail in map(_digest_numbered, range(1000))})
+    index = MailIndex()
+    assert index.pending({}, {}, outgoing) == []
+    assert outgoing.walks == 1  # the first listing builds the index
+    fresh = _digest_numbered(1000, Delivery.PENDING)
+    outgoing[fresh.message_id] = fresh
+    index.add_outgoing(fresh)
+    for _ in range(5):
+        assert [item.mail for item in index.pending({}, {}, outgoing)] == [fresh]
+    fresh.delivery = Delivery.SENT
+    assert index.pending({}, {}, outgoing) == []
+    assert outgoing.walks == 1
+
+
+def test_pending_digests_keep_the_order_of_outgoing_and_a_rebuild_finds_those_put_back():
+    first, second, sent = (_digest_numbered(1, Delivery.PENDING), _digest_numbered(2, Delivery.PENDING),
+                           _digest_numbered(3))
+    outgoing = {mail.message_id: mail for mail in (first, second, sent)}
+    index = MailIndex()
+    assert [item.mail for item in index.pending({}, {}, outgoing)] == [first, second]
+    index.add_outgoing(second)  # put again: still in the order outgoing keeps them
+    assert [item.mail for item in index.pending({}, {}, outgoing)] == [first, second]
+    first.delivery = second.delivery = Delivery.SENT
+    assert index.pending({}, {}, outgoing) == []
+    sent.delivery = Delivery.PENDING  # put back behind the index's back: found after a rebuild only
+    assert index.pending({}, {}, outgoing) == []
+    index.rebuild({}, {}, outgoing)
+    assert [item.mail for item in index.pending({}, {}, outgoing)] == [sent]
+
+
+def test_a_digest_put_back_to_pending_through_the_box_is_listed_again(backend):  # noqa: F811
+    box = backend.box("support")
+    box.enqueue(_digest())
+    [item] = box.pending_mails()
+    item.mail.delivery = Delivery.SENT
+    box.put_mail(item.mail)
+    assert box.pending_mails() == []
+    item.mail.delivery = Delivery.PENDING  # what the outbox does to a digest whose escalation was resent
+    box.put_mail(item.mail)
+    assert [i.mail.message_id for i in box.pending_mails()] == [DIGEST_ID]
