@@ -13,7 +13,7 @@ from email.headerregistry import HeaderRegistry
 from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailesc.errors import ConfigError
 from mailesc.model import Attachment, OutgoingMail
@@ -51,6 +51,12 @@ class _OutgoingPolicy(EmailPolicy):
             return name, value
         if type(value) is not str:
             return super().header_store_parse(name, value)
+        drawn = _DRAWN_BOUNDARY.fullmatch(value) if name.lower() == "content-type" else None
+        if drawn:
+            return name, self._with_boundary(name, *drawn.groups())
+        return self._kept(name, value)
+
+    def _kept(self, name: str, value: str):
         key = (name, value)
         stored = _STORED.get(key)
         if stored is None:
@@ -58,7 +64,23 @@ class _OutgoingPolicy(EmailPolicy):
             _remember(_STORED, key, stored)
         return stored
 
+    def _with_boundary(self, name: str, head: str, digits: str, tail: str):
+        """The Content-Type header of a multipart part with the boundary the generator drew for it (set anew for
+        every multipart part of every mail, so never kept): the kept header of the same text with zeros for
+        the boundary's digits, the digits changed. Parsing and folding it anew was a tenth of composing a
+        mail; tests/unit/test_render_kept_headers.py holds it to the stdlib's header, fold for fold."""
+        zeros = "0" * len(digits)
+        model = self._kept(name, head + zeros + tail)[1]
+        header: Any = str.__new__(_boundary_class(type(model)), head + digits + tail)
+        header.init(model.name, parse_tree=model._parse_tree, defects=list(model.defects),
+                    params={key: value.replace(zeros, digits) if key == "boundary" else value
+                            for key, value in model.params.items()})
+        header._model, header._zeros, header._digits = model, zeros, digits
+        return header
+
     def fold_binary(self, name, value):
+        if hasattr(value, "_model"):  # a drawn boundary's Content-Type: its model's folded bytes, boundary changed
+            return self.fold_binary(name, value._model).replace(value._zeros.encode(), value._digits.encode())
         if not hasattr(value, "name"):  # Message-ID and its kin, as build_mail folded them
             return super().fold_binary(name, value)
         key = (name, id(value))
@@ -67,6 +89,21 @@ class _OutgoingPolicy(EmailPolicy):
             kept = (value, super().fold_binary(name, value))  # the header kept with it: its id stays its own
             _remember(_FOLDED, key, kept)
         return kept[1]
+
+
+# What the generator writes when it draws a multipart boundary: the stdlib's shape ("=" * 15, digits, "==")
+# without the ".N" it adds when a text holds the boundary (that rare one takes the stdlib's own road).
+_DRAWN_BOUNDARY = re.compile(r'(multipart/[a-z]+; boundary="={15})([0-9]{1,30})(=="\Z)')
+_BOUNDARY_CLASSES: dict[type, type] = {}
+
+
+def _boundary_class(kind: type) -> type:
+    """The header class of `kind` whose fold (as str(mail) would ask) is its model's with the boundary changed."""
+    if kind not in _BOUNDARY_CLASSES:
+        def fold(self, *, policy):
+            return self._model.fold(policy=policy).replace(self._zeros, self._digits)
+        _BOUNDARY_CLASSES[kind] = type(kind.__name__, (kind,), {"fold": fold})
+    return _BOUNDARY_CLASSES[kind]
 
 
 # Most headers of escalation mails repeat from mail to mail (From, To, Auto-Submitted, the content and the

@@ -96,3 +96,57 @@ def test_the_boundary_is_the_one_the_stdlib_would_choose():
         ours = render._OwnPolicyGenerator._make_boundary(text)
         random.seed(13)
         assert ours == BytesGenerator._make_boundary(text), text
+
+
+@pytest.mark.parametrize("seed", [1, 7, 13, 2026, 99999])
+def test_mails_with_drawn_boundaries_are_byte_for_byte_the_stdlibs(seed, monkeypatch):
+    """The same random draws give the very same bytes, boundaries included, with the drawn boundaries'
+    Content-Type headers made from a kept one (and with the stdlib parsing and folding each anew)."""
+    import random
+
+    def mails():
+        random.seed(seed)
+        return [build_mail(sender="Escalations <escalations@example.test>", subject=spec["subject"], to=spec["to"],
+                           text=f"Mail {number}\nGrüße\n", html="<p>Mail</p>" if number % 2 else None,
+                           message_id=f"<e{number}@example.test>", references=["<root@customer.example>"], date=NOW,
+                           headers={"Auto-Submitted": "auto-generated", **spec["headers"]},
+                           attachments=[Attachment(f"{n:02d}-customer.eml", ORIGINAL)
+                                        for n in range(number % 3)]).data
+                for number, spec in enumerate(MAILS * 2)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(render, "_OUTGOING", _StdlibOnly(linesep="\r\n", refold_source="none"))
+        expected = mails()
+    monkeypatch.setattr(render, "_STORED", {})
+    monkeypatch.setattr(render, "_FOLDED", {})
+    assert mails() == expected
+    assert mails() == expected  # with the model headers kept
+    assert sum(b"multipart/" in mail for mail in expected) >= 6  # the case is about drawn boundaries
+
+
+@pytest.mark.parametrize("value", [
+    'multipart/mixed; boundary="===============1234567890123456789=="',
+    'multipart/alternative; boundary="===============0000000000000000042=="',
+    'multipart/alternative; boundary="===============9999999999999999999=="',
+    'multipart/mixed; boundary="===============12=="',
+])
+def test_a_drawn_boundary_header_is_the_stdlibs_header(value):
+    from email.message import EmailMessage
+
+    ours = render._OUTGOING.header_store_parse("Content-Type", value)[1]
+    stdlib = EmailPolicy.header_store_parse(render._OUTGOING, "Content-Type", value)[1]
+    assert hasattr(ours, "_model")  # the kept road, not a parse
+    assert (str(ours), ours.name, dict(ours.params), ours.content_type, ours.defects) == (
+        str(stdlib), stdlib.name, dict(stdlib.params), stdlib.content_type, stdlib.defects)
+    assert render._OUTGOING.fold_binary("Content-Type", ours) == EmailPolicy.fold_binary(
+        render._OUTGOING, "Content-Type", stdlib)
+    assert ours.fold(policy=render._OUTGOING) == stdlib.fold(policy=render._OUTGOING)
+    mail = EmailMessage(policy=render._OUTGOING)
+    mail["Content-Type"] = value
+    assert mail.get_boundary() == stdlib.params["boundary"]
+
+
+def test_a_boundary_that_is_not_a_drawn_one_takes_the_stdlibs_road():
+    for value in ('multipart/mixed; boundary="===============1234567890123456789==.0"',
+                  'multipart/mixed; boundary="own-boundary"', 'text/plain; charset="utf-8"'):
+        assert not hasattr(render._OUTGOING.header_store_parse("Content-Type", value)[1], "_model")
