@@ -104,7 +104,8 @@ class Outbox:
         Write-ahead: before a mail goes out, its records are marked as tried (escalations tied to their digest,
         whose own record is queued too) and committed; after the server accepts it, they are marked sent and
         committed again. A crash in between resends the very same mail, with the same Message-ID."""
-        pending = self.pending(now)
+        unsent = self._unsent()
+        pending = [item for item in unsent if item.mail.retry_at is None or item.mail.retry_at <= now]
         planned = self._envelopes(pending, now)
         if planned:
             log.debug("sending %d mail(s) for %d record(s)", len(planned), len(pending))
@@ -134,8 +135,8 @@ class Outbox:
 
         results = self.transport.send(list(mails.values()), settle) if mails else {}
         records = [item.mail for item in pending if item.mail.kind != MailKind.DIGEST]
-        waiting = [item.mail for item in self.pending()  # also those still inside their retry pause
-                   if item.mail.kind != MailKind.DIGEST]
+        waiting = [item.mail for item in (self.pending() if planned else unsent)  # also those inside their retry
+                   if item.mail.kind != MailKind.DIGEST]  # pause (nothing planned: nothing changed since)
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
@@ -187,6 +188,8 @@ class Outbox:
     def _settle_orphans(self, pending: list[Queued], sending: set[str]) -> None:
         """A digest's record whose escalations are none of them waiting any more (they were put back to go
         elsewhere) has nothing left to send: it is closed, never sent empty."""
+        if not any(item.mail.kind == MailKind.DIGEST for item in pending):
+            return  # no digest's record waits: none to close (and no second listing of the unsent mails)
         waiting = {item.mail.digest for item in self._unsent() if item.breach and item.mail.digest}
         for item in pending:
             if item.mail.kind == MailKind.DIGEST and item.mail.message_id not in sending | waiting:

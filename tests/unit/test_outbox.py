@@ -68,3 +68,24 @@ def test_which_mails_go_out(tmp_path, records, digest_after, expected):
 ], ids=["first", "second", "sixth", "capped", "many", "never-overflows"])
 def test_retries_back_off_to_a_cap(attempts, pause):
     assert retry_time(attempts, NOW) == NOW + pause
+
+
+@pytest.mark.parametrize("records", [
+    [],
+    [(W, TEAM, 1, None), (E, BOSS, 2, None)],
+], ids=["nothing-queued", "all-inside-their-retry-pause"])
+def test_a_delivery_with_nothing_due_lists_the_unsent_mails_once_and_says_what_waits(tmp_path, records):
+    """The outbox is asked at every deadline of a replay and every cycle of the daemon: with nothing to send it
+    answers from one listing of the unsent mails (it listed them three times)."""
+    with Store(tmp_path / "mailesc.json") as store:
+        _queue(store, records)
+        for number, item in enumerate(store.pending_mails()):
+            item.mail.retry_at, item.mail.error = NOW + timedelta(minutes=5), f"451 try later {number}"
+        listings = []
+        listed = store.pending_mails
+        store.pending_mails = lambda: listings.append(1) or listed()
+        outbox = Outbox(store, None, None, TEMPLATES, "escalations@example.test")
+        delivered = outbox.deliver(NOW)
+        assert (delivered.mails, delivered.sent, delivered.failed, delivered.waiting) == (0, 0, 0, len(records))
+        assert delivered.last_error == ("451 try later 0" if records else None)
+        assert len(listings) == 1
