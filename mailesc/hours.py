@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CLOSED_STREAK = 3 * 366  # this many closed days in a row: the calendar never opens (again)
+DAYS_KEPT = 4096  # days whose open periods a calendar keeps (see Calendar._day_periods)
 
 Interval = tuple[time, time | None]  # None as the end means midnight at the end of the day (24:00)
 
@@ -87,16 +88,35 @@ class Calendar:
         day = start.astimezone(self.zone).date() - timedelta(days=1)  # a period may span midnight in UTC
         closed_days = 0
         while closed_days <= CLOSED_STREAK:
-            found = False
-            if self.closed is None or day not in self.closed:
-                for opens_at, closes_at in self._intervals(day):
-                    opens, closes = self._utc(day, opens_at), self._utc(day, closes_at)
-                    if closes > opens:
-                        found = True
-                        if closes > start:
-                            yield max(opens, start), closes
-            closed_days = 0 if found else closed_days + 1
+            periods = self._day_periods(day)
+            for opens, closes in periods:
+                if closes > start:
+                    yield max(opens, start), closes
+            closed_days = 0 if periods else closed_days + 1
             day += timedelta(days=1)
+
+    def _day_periods(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The open periods of `day` as UTC datetimes (none on a closed day), kept per calendar for the next
+        deadline: every clock of a replay or a busy mailbox asks for the same few weeks again, and working
+        them out (zone conversions, holiday look-ups) was several per cent of a replay. A pure function of the day;
+        at most DAYS_KEPT days are kept (then it starts afresh)."""
+        kept = self.__dict__.get("_days")
+        if kept is None:
+            kept = {}
+            object.__setattr__(self, "_days", kept)  # frozen: a cache, no field (equality and repr stay)
+        periods = kept.get(day)
+        if periods is None:
+            periods = self._work_out_periods(day)
+            if len(kept) >= DAYS_KEPT:
+                kept.clear()
+            kept[day] = periods
+        return periods
+
+    def _work_out_periods(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        if self.closed is not None and day in self.closed:
+            return ()
+        utc = ((self._utc(day, opens_at), self._utc(day, closes_at)) for opens_at, closes_at in self._intervals(day))
+        return tuple((opens, closes) for opens, closes in utc if closes > opens)
 
     def _intervals(self, day: date) -> tuple[Interval, ...]:
         if self.hours is None:
