@@ -1222,7 +1222,7 @@ def _thread_from(doc: dict) -> Thread:
 
 def _breach_doc(breach: Breach) -> dict:
     """Built from the fields as they are (no deep copy: dataclasses.asdict copied every escalation record only
-    for it to be replaced below, a tenth of a replay); tests/unit/test_store_docs.py holds it to asdict."""
+    for it to be replaced below, half of a replay's flush); tests/unit/test_store_docs.py holds it to asdict."""
     doc = _plain(vars(breach))
     doc["escalations"] = [_escalation_doc(e) for e in breach.escalations]
     if breach.mailbox == DEFAULT_MAILBOX:
