@@ -14,6 +14,7 @@ import io
 import math
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup, escape
@@ -22,6 +23,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from mailesc.reporting.statistics import METRICS
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 TEMPLATE = "page.html.j2"
 
@@ -52,7 +56,7 @@ GROUP_COLUMNS = (
 BY_LABELS = {"policy": "Policy", "cause": "Cause", "customer": "Customer", "mailbox": "Mailbox", "weekday": "Weekday",
              "week": "Week"}
 
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "path",  # glyphs as paths: the page looks the same without the fonts installed
     "svg.hashsalt": "mailesc",  # stable ids, so the same report renders to the same page
     "text.parse_math": False,  # a "$" in a cause is a dollar sign, not mathtext
@@ -78,12 +82,18 @@ def render_html(report: dict) -> str:
         review_days=_days(report.get("review_period_days")),
         groups=_group_rows(report.get("groups") or []),
         grouped=bool(report.get("by")),
-        by_label=BY_LABELS.get(report.get("by"), str(report.get("by") or "Group").capitalize()),
+        by_label=_by_label(report.get("by")),
         column_groups=_column_groups(),
         group_starts=_group_starts(),
         charts=_charts(report),
         accent=BREACHES_COLOUR,
     )
+
+
+def _by_label(by: object) -> str:
+    """The heading of the group column: a known grouping's label, else the key as given ("Group" for none)."""
+    label = BY_LABELS.get(by) if isinstance(by, str) else None
+    return label or str(by or "Group").capitalize()
 
 
 def _template() -> jinja2.Template:
@@ -217,7 +227,7 @@ def _weekly_chart(weekly: list[dict]) -> Markup | None:
     ax.set_ylim(0, max(max(w.get("threads") or 0, w.get("breaches") or 0) for w in weekly) * 1.08)
     _week_ticks(ax, weekly)
     rate = ax.twinx()
-    rate.plot(positions, [_percent(w.get("breach_rate")) for w in weekly], color=RATE_COLOUR, marker="o",
+    rate.plot(positions, [_percent_or_gap(w.get("breach_rate")) for w in weekly], color=RATE_COLOUR, marker="o",
               markersize=3.5, linewidth=1.6, label="Breach rate")
     rate.set_ylim(0, max(10, _nice_ceiling(max((_percent(w.get("breach_rate")) or 0) for w in weekly))))
     rate.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
@@ -225,7 +235,7 @@ def _weekly_chart(weekly: list[dict]) -> Markup | None:
     rate.set_ylabel("Breach rate")
     _tidy(ax, right=rate)
     handles = ax.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper left", ncols=3, bbox_to_anchor=(0, 1.14))
+    ax.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", ncols=3, bbox_to_anchor=(0, 1.14))
     return _svg(fig, "weekly", "Threads and breaches per week, with the weekly breach rate")
 
 
@@ -261,6 +271,11 @@ def _slots(count: int, at_least: int) -> tuple[float, float]:
 
 def _percent(share: float | None) -> float | None:
     return None if share is None else share * 100
+
+
+def _percent_or_gap(share: float | None) -> float:
+    """A point of the rate line: a week without a rate is a gap (NaN, as matplotlib draws a None)."""
+    return math.nan if share is None else share * 100
 
 
 def _nice_ceiling(value: float) -> float:
@@ -306,8 +321,8 @@ def _hours_text(hours: float) -> str:
     return f"{hours:g}"
 
 
-def _causes_chart(causes: list[dict]) -> Markup | None:
-    causes = _top_causes(causes)
+def _causes_chart(counted: list[dict]) -> Markup | None:
+    causes = _top_causes(counted)
     if not causes:
         return None
     fig = Figure(figsize=(4.8, max(3.4, 1.1 + 0.26 * len(causes))))
