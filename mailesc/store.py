@@ -286,6 +286,9 @@ class Store:
         The file store has no index: everything is read, the period is applied by the report."""
         from mailesc.reporting.queries import ReportRecords, ThreadFacts
 
+        bulk = self._bulk(facts=True)
+        if bulk is not None:
+            return ReportRecords(*bulk, self.reviews())
         threads = []
         for item, _summary, where in report_documents(self.path):
             facts = ThreadFacts.of(item) if isinstance(item, Thread) else \
@@ -305,8 +308,29 @@ class Store:
     def _stored_breaches(self) -> dict:
         from mailesc.reporting.queries import checked_breach
 
+        bulk = self._bulk(facts=False)
+        if bulk is not None:
+            return bulk[1]
         return {breach.id: breach for breach in (checked_breach(doc, f"at {where}")
                                                  for doc, where in breach_documents(self.path).values())}
+
+    def _bulk(self, facts: bool):
+        """(with `facts`, every thread's report facts (ThreadFacts); else []) and every breach as stored, by id,
+        read in bulk (store_bulk); None when a file or a record needs the careful readers, which then say
+        where the damage is (a bulk read knows no places)."""
+        from mailesc import store_bulk
+        from mailesc.reporting.queries import StoredBreach, ThreadFacts
+
+        read = store_bulk.records(self.path, sorted(archive_folder(self.path).glob("*.jsonl")),
+                                  FACTS_KEY if facts else None)
+        if read is None:
+            return None
+        summaries, docs = read
+        try:
+            breaches = {breach.id: breach for breach in map(StoredBreach.checked, docs.values())}
+            return [ThreadFacts.stored(f) for f in summaries if f is not None], breaches
+        except StoreError:
+            return None
 
     def find_breach(self, breach_id: int):
         """One breach (live or archived) and its thread, without building every record."""

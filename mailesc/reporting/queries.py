@@ -33,18 +33,32 @@ def stored_time(text: str | None, what: str = "a breach") -> datetime | None:
     return when
 
 
+def required_time(text: str | None, what: str) -> datetime:
+    """A time a record must have (stored_time; none at all is damage too)."""
+    return stored_time(text, what) or _damaged_time(what)
+
+
 class StoredBreach:
     """A breach as both stores keep it: its JSON document (store._breach_doc's shape), read on demand. Texts are
-    printed as stored; a time is parsed only when a row computes with it (and then once)."""
+    printed as stored; a time is parsed only when a row computes with it (and then once). Built 100k times for
+    a long list: the id and the deadline (every row compares or computes with it) are read at once, nothing
+    else is copied."""
 
-    __slots__ = ("doc", "due_at", "_times")
+    __slots__ = ("doc", "id", "due_at", "_times")
 
     REQUIRED = frozenset(("id", "thread", "customer", "subject", "policy", "received_at", "due_at", "status",
                           "escalations"))
 
     def __init__(self, doc: dict):
-        self.doc, self._times = doc, None
-        self.due_at = stored_time(doc["due_at"], f"breach {doc.get('id')}")  # every list row computes with it
+        self.doc: dict = doc
+        self.id: int = doc["id"]
+        try:
+            due = datetime.fromisoformat(doc["due_at"])
+        except (TypeError, ValueError):
+            due = None
+        self.due_at: datetime = due if due is not None and due.tzinfo is not None else \
+            _damaged_time(f"breach {doc.get('id')}")
+        self._times: dict[str, datetime | None] | None = None
 
     @classmethod
     def of(cls, breach: Breach) -> "StoredBreach":
@@ -53,33 +67,75 @@ class StoredBreach:
 
         return cls(_breach_doc(breach))
 
+    @classmethod
+    def checked(cls, doc: object, where: str = "") -> "StoredBreach":
+        """A breach document read from a store, refused (StoreError naming `where`, e.g. "at FILE line 3") when it
+        lacks what lists read."""
+        if not isinstance(doc, dict) or not cls.REQUIRED <= doc.keys() or not isinstance(doc["id"], int):
+            raise StoreError(f"the store is damaged{' ' + where if where else ''}: a breach record lacks a field "
+                             f"mailesc reads; it was left untouched. Restore it from a backup")
+        return cls(doc)
+
     def _time(self, key: str) -> datetime | None:
         if self._times is None:
             self._times = {}
         if key not in self._times:
-            self._times[key] = stored_time(self.doc.get(key), f"breach {self.doc.get('id')}")
+            self._times[key] = stored_time(self.doc.get(key), f"breach {self.id}")
         return self._times[key]
 
-    id = property(lambda self: self.doc["id"])
-    thread = property(lambda self: self.doc["thread"])
-    mailbox = property(lambda self: self.doc.get("mailbox", DEFAULT_MAILBOX))
-    policy = property(lambda self: self.doc["policy"])
-    customer = property(lambda self: self.doc["customer"])
-    subject = property(lambda self: self.doc["subject"])
-    status = property(lambda self: self.doc["status"])
-    clock = property(lambda self: self.doc.get("clock", 0))
-    escalations = property(lambda self: self.doc["escalations"])
-    received_at = property(lambda self: self._time("received_at"))
-    responded_at = property(lambda self: self._time("responded_at"))
-    acknowledged_at = property(lambda self: self._time("acknowledged_at"))
+    @property
+    def thread(self) -> str:
+        return self.doc["thread"]
+
+    @property
+    def mailbox(self) -> str:
+        return self.doc.get("mailbox", DEFAULT_MAILBOX)
+
+    @property
+    def policy(self) -> str:
+        return self.doc["policy"]
+
+    @property
+    def customer(self) -> str:
+        return self.doc["customer"]
+
+    @property
+    def subject(self) -> str:
+        return self.doc["subject"]
+
+    @property
+    def status(self) -> str:
+        return self.doc["status"]
+
+    @property
+    def clock(self) -> int:
+        return self.doc.get("clock", 0)
+
+    @property
+    def escalations(self) -> list[dict]:
+        return self.doc["escalations"]
+
+    @property
+    def received_at(self) -> datetime:
+        return self._time("received_at") or _damaged_time(f"breach {self.id}")
+
+    @property
+    def responded_at(self) -> datetime | None:
+        return self._time("responded_at")
+
+    @property
+    def acknowledged_at(self) -> datetime | None:
+        return self._time("acknowledged_at")
+
+
+def _damaged_time(what: str) -> datetime:
+    raise StoreError(f"the store is damaged: {what} has a time mailesc cannot read; it was left untouched. "
+                     f"Restore it from a backup")
 
 
 def checked_breach(doc, where: str) -> StoredBreach:
     """A breach document read from a store, refused (StoreError naming `where`) when it lacks what lists read."""
-    if not isinstance(doc, dict) or not StoredBreach.REQUIRED <= doc.keys() or not isinstance(doc["id"], int):
-        raise StoreError(f"the store is damaged {where}: a breach record lacks a field mailesc reads; it was left "
-                         f"untouched. Restore it from a backup")
-    return StoredBreach(doc)
+    return StoredBreach.checked(doc, where)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, 100k times
@@ -110,7 +166,7 @@ class ThreadFacts:
     def stored(cls, facts: dict, where: str = "a thread") -> "ThreadFacts":
         """From the summary a store keeps with each thread (store.report_facts)."""
         try:
-            return cls(received=stored_time(facts["received"], where), customer=facts["customer"],
+            return cls(received=required_time(facts["received"], where), customer=facts["customer"],
                        policy=facts.get("policy"), mailbox=facts.get("mailbox", DEFAULT_MAILBOX),
                        breach=facts.get("breach"), responded=stored_time(facts.get("responded"), where),
                        hours=facts.get("hours"))
