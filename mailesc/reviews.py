@@ -8,16 +8,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from tinydb import TinyDB
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreError, UsageError
-from mailesc.model import Breach
 from mailesc.store import AtomicJSONStorage, damaged, file_lock, record_problem
 
 REVIEWED, REOPENED, UNREVIEWED = "reviewed", "reopened", "unreviewed"
+
+
+class Reviewable(Protocol):
+    """What a review's due date is counted from: a breach object or a breach as stored (StoredBreach)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def due_at(self) -> datetime: ...
 REVIEW_FILE = "the review file"
 
 
@@ -79,17 +88,25 @@ class Reviews:
         history = self._by_breach.get(breach_id)
         return history[-1] if history and history[-1].action == "review" else None
 
+    def standing(self, breach_id: int) -> tuple[str, ReviewEntry | None]:
+        """(state, the entry that stands) in one look-up: what each row of a long breach list reads."""
+        history = self._by_breach.get(breach_id)
+        if not history:
+            return UNREVIEWED, None
+        last = history[-1]
+        return (REVIEWED, last) if last.action == "review" else (REOPENED, None)
+
     def state(self, breach_id: int) -> str:
         history = self._by_breach.get(breach_id)
         if not history:
             return UNREVIEWED
         return REVIEWED if history[-1].action == "review" else REOPENED
 
-    def overdue(self, breach: Breach, now: datetime, period: timedelta) -> bool:
+    def overdue(self, breach: Reviewable, now: datetime, period: timedelta) -> bool:
         """Still without a cause, longer than the review period after its deadline."""
         return self.current(breach.id) is None and now - breach.due_at > period
 
-    def summary(self, breach, now: datetime, period: timedelta) -> dict:
+    def summary(self, breach: Reviewable, now: datetime, period: timedelta) -> dict:
         """The review as `breaches list/show --json` print it (`breach`: a Breach or a StoredBreach)."""
         entries = self._by_breach.get(breach.id, ())
         current = entries[-1] if entries and entries[-1].action == "review" else None

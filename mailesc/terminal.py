@@ -21,8 +21,7 @@ def print_table(columns: tuple[str, ...], rows: Iterable[tuple[str, ...]], plain
                 expected: int | None = None, numbers_from: int | None = None) -> None:
     """A rich table in a terminal (paged when longer than the screen); `plain_lines(rows)` otherwise."""
     if not interactive() or (expected is not None and expected > RICH_ROWS):
-        for line in plain_lines(rows):
-            print(line)
+        sys.stdout.writelines(f"{line}\n" for line in plain_lines(rows))  # print() per line: twice the time
         return
     from rich.console import Console
     from rich.table import Table

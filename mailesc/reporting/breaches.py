@@ -12,6 +12,7 @@ from typing import IO, Iterable
 
 from mailesc.clock import isoformat
 from mailesc.durations import format_duration
+from mailesc.model import DEFAULT_MAILBOX
 from mailesc.reporting.queries import StoredBreach
 from mailesc.reviews import Reviews
 
@@ -27,11 +28,14 @@ def level_delivery(breach: StoredBreach) -> dict[str, str]:
 
 def delivery_text(breach: StoredBreach) -> str:
     """"1:sent 2:failed": each level's delivery state, for CSV cells and the table."""
-    return " ".join(f"{level}:{state}" for level, state in level_delivery(breach).items())
+    escalations = breach.escalations
+    return " ".join(f"{level}:{state}" for level, state in level_delivery(breach).items()) if escalations else ""
 
 
-def _clock(breach: StoredBreach) -> str:
-    return "first_response" if breach.clock == 0 else "next_response"
+def _levels(breach: StoredBreach) -> str:
+    """"1 2": the levels escalated."""
+    escalations = breach.escalations
+    return " ".join(str(e["level"]) for e in escalations) if escalations else ""
 
 
 def _escalation_json(e: dict) -> dict:
@@ -44,47 +48,58 @@ def _escalation_json(e: dict) -> dict:
 
 def breach_json(breach: StoredBreach, reviews: Reviews | None = None, now: datetime | None = None,
                 period: timedelta | None = None) -> dict:
-    """The documented JSON object of a breach (`breaches list/show --json`); its times as stored (ISO 8601)."""
+    """The documented JSON object of a breach (`breaches list/show --json`); its times as stored (ISO 8601);
+    with `reviews` (and the time and review period they are judged at), its review too."""
     doc = breach.doc
+    escalations = doc["escalations"]
     result = {
         "id": doc["id"],
         "thread": doc["thread"],
-        "mailbox": breach.mailbox,
+        "mailbox": doc.get("mailbox", DEFAULT_MAILBOX),
         "customer": doc["customer"],
         "subject": doc["subject"],
         "policy": doc["policy"],
         "status": doc["status"],
-        "clock": _clock(breach),
+        "clock": _CLOCKS[doc.get("clock", 0) == 0],
         "received_at": doc["received_at"],
         "due_at": doc["due_at"],
         "responded_at": doc.get("responded_at"),
         "acknowledged_by": doc.get("acknowledged_by"),
         "acknowledged_at": doc.get("acknowledged_at"),
-        "escalations": [_escalation_json(e) for e in breach.escalations],
-        "delivery": level_delivery(breach),
+        "escalations": [_escalation_json(e) for e in escalations] if escalations else [],
+        "delivery": level_delivery(breach) if escalations else {},
     }
     if reviews is not None:
+        if now is None or period is None:
+            raise ValueError("a review is judged at a time and with a review period")
         result["review"] = reviews.summary(breach, now, period)
     return result
 
 
+_CLOCKS = {True: "first_response", False: "next_response"}
+
+
 def write_csv(out: IO[str], breaches: Iterable[StoredBreach], reviews: Reviews, now: datetime,
               period: timedelta) -> None:
-    """One row per breach, streamed: the flat facts a spreadsheet wants (times as ISO 8601 with offset)."""
+    """One row per breach, streamed: the flat facts a spreadsheet wants (times as ISO 8601 with offset). One
+    pass per row over the stored document and one review look-up: this is run 100k times for a long list."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    cutoff = now - period  # a breach without a cause whose deadline is before this is overdue for review
     for b in breaches:
         doc = b.doc
-        current = reviews.current(b.id)
-        late = int((b.responded_at - b.due_at).total_seconds()) if doc.get("responded_at") else ""
-        writer.writerow((doc["id"], doc["status"], _clock(b), doc["policy"], doc["customer"], doc["subject"],
-                         doc["received_at"], doc["due_at"], doc.get("responded_at") or "", late,
-                         " ".join(str(e["level"]) for e in b.escalations), doc.get("acknowledged_by") or "",
-                         doc.get("acknowledged_at") or "", reviews.state(b.id),
-                         current.cause if current else "", (current.note or "") if current else "",
-                         current.by if current else "", isoformat(current.at) if current else "",
-                         "yes" if reviews.overdue(b, now, period) else "no", doc["thread"], delivery_text(b),
-                         b.mailbox))
+        state, current = reviews.standing(b.id)
+        responded = doc.get("responded_at")
+        responded_at = b.responded_at if responded else None
+        late = int((responded_at - b.due_at).total_seconds()) if responded_at is not None else ""
+        if current is None:
+            review: tuple = ("", "", "", "", "yes" if b.due_at < cutoff else "no")
+        else:
+            review = (current.cause, current.note or "", current.by, isoformat(current.at), "no")
+        writer.writerow((doc["id"], doc["status"], _CLOCKS[doc.get("clock", 0) == 0], doc["policy"], doc["customer"],
+                         doc["subject"], doc["received_at"], doc["due_at"], responded or "", late, _levels(b),
+                         doc.get("acknowledged_by") or "", doc.get("acknowledged_at") or "", state, *review,
+                         doc["thread"], delivery_text(b), doc.get("mailbox", DEFAULT_MAILBOX)))
 
 
 TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW", "MAILBOX", "POLICY", "CUSTOMER",
@@ -93,18 +108,20 @@ TABLE_COLUMNS = ("ID", "STATUS", "DUE", "LATE BY", "LEVELS", "DELIVERY", "REVIEW
 
 def table_row(breach: StoredBreach, reviews: Reviews, now: datetime, period: timedelta) -> tuple[str, ...]:
     doc = breach.doc
-    late = format_duration(breach.responded_at - breach.due_at) if doc.get("responded_at") else "(no reply)"
-    current = reviews.current(breach.id)
-    review = current.cause if current else ("OVERDUE" if reviews.overdue(breach, now, period)
-                                            else reviews.state(breach.id))
+    responded = breach.responded_at if doc.get("responded_at") else None
+    late = format_duration(responded - breach.due_at) if responded is not None else "(no reply)"
+    state, current = reviews.standing(breach.id)
+    review = current.cause or "" if current else ("OVERDUE" if now - breach.due_at > period else state)
+    escalations = doc["escalations"]
     return (str(doc["id"]), doc["status"], doc["due_at"], late,
-            ",".join(str(e["level"]) for e in breach.escalations) or "-", delivery_text(breach) or "-", review,
-            breach.mailbox, doc["policy"], doc["customer"],
-            doc["subject"][:60])
+            ",".join(str(e["level"]) for e in escalations) if escalations else "-", delivery_text(breach) or "-",
+            review, doc.get("mailbox", DEFAULT_MAILBOX), doc["policy"], doc["customer"], doc["subject"][:60])
 
 
 def plain_table(rows: Iterable[tuple[str, ...]],
                 widths: tuple[int, ...] = (5, 14, 25, 10, 6, 16, 22, 10, 12, 28)) -> Iterable[str]:
-    """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded."""
+    """Fixed-width lines, streamed (for pipes and very long lists); the last column is never padded (a cell
+    wider than its column pushes the rest to the right, as str.ljust does)."""
+    line = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
     for row in rows:
-        yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]
+        yield line.format(*row[:len(widths)], row[-1])
