@@ -24,7 +24,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TypeVar, overload
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -35,6 +35,9 @@ from mailesc.queue import BoxQueue, MailIndex, Queued, daily_from_health
 from mailesc.signing import installation_secret, secret_path
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
+
+if TYPE_CHECKING:  # the reporting rows are imported where lists and reports read them, not at start-up
+    from mailesc.reporting.queries import StoredBreach, ThreadFacts
 
 
 class AtomicJSONStorage(Storage):
@@ -288,7 +291,7 @@ class Store:
 
         bulk = self._bulk(facts=True)
         if bulk is not None:
-            return ReportRecords(*bulk, self.reviews())
+            return ReportRecords(bulk[0], dict(bulk[1]), self.reviews())
         threads = []
         for item, _summary, where in report_documents(self.path):
             facts = ThreadFacts.of(item) if isinstance(item, Thread) else \
@@ -314,7 +317,7 @@ class Store:
         return {breach.id: breach for breach in (checked_breach(doc, f"at {where}")
                                                  for doc, where in breach_documents(self.path).values())}
 
-    def _bulk(self, facts: bool):
+    def _bulk(self, facts: bool) -> tuple[list[ThreadFacts], dict[int, StoredBreach]] | None:
         """(with `facts`, every thread's report facts (ThreadFacts); else []) and every breach as stored, by id,
         read in bulk (store_bulk); None when a file or a record needs the careful readers, which then say
         where the damage is (a bulk read knows no places)."""
@@ -326,9 +329,11 @@ class Store:
         if read is None:
             return None
         summaries, docs = read
+        if not all(f is None or isinstance(f, dict) for f in summaries):
+            return None
         try:
             breaches = {breach.id: breach for breach in map(StoredBreach.checked, docs.values())}
-            return [ThreadFacts.stored(f) for f in summaries if f is not None], breaches
+            return [ThreadFacts.stored(f) for f in summaries if isinstance(f, dict)], breaches
         except StoreError:
             return None
 

@@ -160,12 +160,12 @@ def archive_parts(path: Path, summaries: str | None = None) -> list[tuple[object
 
 
 def records(live: Path, archive: list[Path], facts_key: str | None = None
-            ) -> tuple[list[object], dict[object, dict]] | None:
+            ) -> tuple[list[object], dict[int, dict]] | None:
     """What lists and reports read of the whole store, in bulk: (with `facts_key`, the report summary of every
     thread, the latest copy of each, archived ones first; else []) and every breach document by id (the latest
     copy); the same as store.report_documents and store.breach_documents read, or None when any file needs
     the careful reader."""
-    breaches: dict[object, dict] = {}
+    breaches: dict[int, dict] = {}
     archived: dict[tuple, object] = {}
     for path in archive:
         parts = archive_parts(path, facts_key)
@@ -173,9 +173,9 @@ def records(live: Path, archive: list[Path], facts_key: str | None = None
             return None
         for facts, docs in parts:
             for doc in docs:
-                if not isinstance(doc, dict):
-                    return None
-                breaches[doc.get("id")] = doc
+                if not isinstance(doc, dict) or not isinstance(doc.get("id"), int):
+                    return None  # the careful reader refuses it, saying where
+                breaches[doc["id"]] = doc
             if facts_key:
                 key = _thread_key(facts) or (None, object())  # no summary (no customer writes): never a copy
                 archived.pop(key, None)  # re-insert: the latest copy last
@@ -188,7 +188,9 @@ def records(live: Path, archive: list[Path], facts_key: str | None = None
     if live_breaches is None or current is None:
         return None
     for doc in live_breaches:
-        breaches[doc.get("id")] = doc
+        if not isinstance(doc.get("id"), int):
+            return None
+        breaches[doc["id"]] = doc
     for facts in current:
         live_key = _thread_key(facts)
         if live_key is not None:
