@@ -5,7 +5,11 @@ the way an admin or a script would (stdout to a pipe) and times each command. Th
 same run, is the least any command must do: start Python and read the same JSON files (`json.load` of the
 live store, the review file and every archive line). Prints a table and writes benchmarks/results/review.json.
 
-    python3 benchmarks/bench_review.py [--breaches 100000]
+    python3 benchmarks/bench_review.py [--breaches 100000] [--against CHECKOUT] [--keep DIR] [--runs 3]
+
+Each command's wall and CPU time (user+sys: the steadier figure on a shared machine) is the best of `--runs`,
+the checkouts interleaved run by run; with --against, the outputs of both must be byte for byte the same (but
+for the moment a report was made), else the exit status is 1.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import argparse
 import json
 import os
 import random
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,66 +96,100 @@ for f in store.with_name(store.stem + "-archive").glob("*.jsonl"):
         json.loads(line)
 """
 
+COMMANDS = {
+    "breaches list (table, piped)": ["breaches", "list"],
+    "breaches list --json": ["breaches", "list", "--json"],
+    "breaches list --csv": ["breaches", "list", "--csv"],
+    "breaches list --unreviewed --since 30d": ["breaches", "list", "--unreviewed", "--since", "30d"],
+    "breaches show 1 (archived)": ["breaches", "show", "1"],
+    "report": ["report"],
+    "report --by week --json": ["report", "--by", "week", "--json"],
+    "report --by customer --csv": ["report", "--by", "customer", "--csv"],
+}
 
-def timed(command: list[str], repeat: int = 3, code: Path = REPO) -> tuple[float, int]:
-    """Best wall time of `repeat` runs of the mailesc in `code`, and the bytes written to stdout."""
-    best, size = float("inf"), 0
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, check=True, env=env)
-        best, size = min(best, time.perf_counter() - started), len(result.stdout)
-    return best, size
+
+def timed(command: list[str], code: Path, cwd: Path) -> tuple[float, float, bytes]:
+    """(wall seconds, CPU seconds user+sys, stdout) of one run of `command` with the mailesc in `code`. It runs
+    in `cwd`, a folder without a mailesc in it: `python3 -m` puts the working folder before PYTHONPATH."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, check=True, env={**os.environ, "PYTHONPATH": str(code)},
+                            cwd=cwd)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), result.stdout
+
+
+def comparable(output: bytes) -> bytes:
+    """An output without the moment it was made (a report's generated_at, its table title's end): what must be
+    byte for byte the same from both checkouts."""
+    output = re.sub(rb'\n *"generated_at": "[^"]*",', b"", output)
+    return re.sub(rb"^(Threads opened from .* to ).*$", rb"\1(now)", output, flags=re.MULTILINE)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--breaches", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="10k breaches")
-    parser.add_argument("--before", type=Path, metavar="DIR",
-                        help="also time each command with the mailesc of this checkout (e.g. a worktree of the "
-                             "previous commit), run by run beside this one")
+    parser.add_argument("--runs", type=int, default=3, help="counted runs of each command (the best is kept)")
+    parser.add_argument("--against", "--before", type=Path, metavar="CHECKOUT", dest="against",
+                        help="also time each command with the mailesc of this checkout (e.g. a worktree of main), "
+                             "run by run beside this one, and compare their outputs byte for byte")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="build the store in DIR and keep it; a store already built there is used as it is")
     args = parser.parse_args(argv)
     if args.quick:
         args.breaches = 10_000
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        started = time.perf_counter()
-        store = build(folder, args.breaches)
-        print(f"built a store of {args.breaches} breaches in {time.perf_counter() - started:.1f} s")
+        folder = args.keep or Path(tmp)
+        store = folder / "var" / "mailesc.json"
+        if not store.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            build(folder, args.breaches)
+            print(f"built a store of {args.breaches} breaches in {time.perf_counter() - started:.1f} s")
         cli = [sys.executable, "-m", "mailesc", "-c", str(config(folder, store))]
-        baseline, _ = timed([sys.executable, "-c", BASELINE, str(store)])
-        commands = {
-            "breaches list (table, piped)": ["breaches", "list"],
-            "breaches list --json": ["breaches", "list", "--json"],
-            "breaches list --csv": ["breaches", "list", "--csv"],
-            "breaches list --unreviewed --since 30d": ["breaches", "list", "--unreviewed", "--since", "30d"],
-            "breaches show 1 (archived)": ["breaches", "show", "1"],
-            "report": ["report"],
-            "report --by week --json": ["report", "--by", "week", "--json"],
-            "report --by customer --csv": ["report", "--by", "customer", "--csv"],
-        }
-        rows = []
-        for name, command in commands.items():
-            row = {"command": name}
-            if args.before:
-                before, before_size = timed(cli + command, code=args.before)
-                row.update(before_seconds=round(before, 2), before_output_bytes=before_size)
-            seconds, size = timed(cli + command)
-            row.update(seconds=round(seconds, 2), x_baseline=round(seconds / baseline, 2), output_bytes=size)
-            rows.append(row)
-    print(f"\nbaseline: python3 + json.load of the same files: {baseline:.2f} s\n")
-    print(f"{'command':42} {'before':>8} {'seconds':>8} {'x baseline':>10} {'output':>12}")
+        cwd = Path(tmp)
+        checkouts = {"this": REPO, **({"against": args.against.resolve()} if args.against else {})}
+        cases = {("python3 -c pass", "floor"): [sys.executable, "-c", "pass"],
+                 ("json.load of the same files", "floor"): [sys.executable, "-c", BASELINE, str(store)]}
+        for name, command in COMMANDS.items():
+            for label in checkouts:
+                cases[(name, label)] = cli + command
+        walls: dict[tuple, list[float]] = {case: [] for case in cases}
+        cpus: dict[tuple, list[float]] = {case: [] for case in cases}
+        outputs: dict[tuple, bytes] = {}
+        for run in range(args.runs + 1):  # run 0 warms the file cache and is not counted
+            for case, command in cases.items():
+                wall, cpu, out = timed(command, checkouts.get(case[1], REPO), cwd)
+                outputs[case] = out
+                if run:
+                    walls[case].append(wall)
+                    cpus[case].append(cpu)
+    baseline = min(walls[("json.load of the same files", "floor")])
+    rows = []
+    for (name, label), command in cases.items():
+        row = {"command": name, "code": label, "wall_s": round(min(walls[(name, label)]), 2),
+               "cpu_s": round(min(cpus[(name, label)]), 2),
+               "x_baseline": round(min(walls[(name, label)]) / baseline, 2),
+               "output_bytes": len(outputs[(name, label)])}
+        if label == "this" and args.against:
+            row["same_output"] = comparable(outputs[(name, label)]) == comparable(outputs[(name, "against")])
+        rows.append(row)
+    print(f"best of {args.runs} runs each, interleaved, {args.breaches} breaches; 'this' is {REPO}"
+          + (f", 'against' is {checkouts['against']}" if args.against else "") + "\n")
+    print(f"{'command':42} {'code':8} {'wall s':>7} {'cpu s':>7} {'x json':>7} {'output':>12} same")
     for row in rows:
-        print(f"{row['command']:42} {row.get('before_seconds', float('nan')):8.2f} {row['seconds']:8.2f} "
-              f"{row['x_baseline']:10.2f} {row['output_bytes']:12,}")
+        print(f"{row['command']:42} {row['code']:8} {row['wall_s']:7.2f} {row['cpu_s']:7.2f} {row['x_baseline']:7.2f} "
+              f"{row['output_bytes']:12,} {row.get('same_output', '')}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "review", "breaches": args.breaches, "baseline_seconds": round(baseline, 2),
-              "before": str(args.before) if args.before else None,
-              "commands": rows, "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    result = {"benchmark": "review", "breaches": args.breaches, "runs": args.runs,
+              "baseline_seconds": round(baseline, 2), "load_average": os.getloadavg(),
+              "checkouts": {k: str(v) for k, v in checkouts.items()}, "commands": rows,
+              "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (RESULTS / "review.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten to {RESULTS / 'review.json'}")
-    return 0
+    return 0 if all(row.get("same_output", True) for row in rows) else 1
 
 
 if __name__ == "__main__":
