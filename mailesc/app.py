@@ -22,12 +22,13 @@ from mailesc.config import Config, MailboxConfig, credential_problems
 from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError, did_you_mean
-from mailesc.model import Breach, Delivery, Kind, MailKind, RawMessage, Status, Thread
+from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
 from mailesc.queue import daily_state, latest_daily
+from mailesc.records import breach, open_records, store_path  # noqa: F401  (app.breach, app.open_records too)
 from mailesc.parse import parse_message
 from mailesc.policies import Policies, load_policies, mailbox_problems
 from mailesc.render import Templates
-from mailesc.reviews import ReviewEntry, Reviews, check_cause, reviews_path
+from mailesc.reviews import ReviewEntry, check_cause, reviews_path
 from mailesc.sources import open_source
 from mailesc.sources.files import FileMailbox
 from mailesc.sources.replay import ReplaySource
@@ -498,21 +499,6 @@ def _no_clock_reason(kind: Kind, message, setup: Setup, data: bytes) -> str | No
 # -- the records admin commands read and write -------------------------------------------------------------
 
 
-def open_records(config: Config, replay: bool = False, *, threads: bool = True, live: bool = True):
-    """The one door of admin commands to the records, whichever store the config names: the PostgreSQL database
-    of `[store] url` (workers may be running: everything is read in transactions, never locked), else the file
-    store (read without its lock: the daemon may be running; its writes are atomic renames). A replay's store is
-    always a file. Both give `history(threads)`, `select_breaches(...)`, `count_report(policies, ...)`,
-    `find_breach(id)`, `reviews()`, `record_review(entry)`, `mailboxes()`, `box(name)`, `installation` and
-    `last_polls()`; close it (a context manager). For the file store, `threads=False` skips reading the threads
-    and `live=False` reads no live record at open (for commands that find their own, like `breaches show`)."""
-    if config.store.url and not replay:
-        from mailesc.stores.postgres import PostgresStore
-
-        return PostgresStore.from_config(config.store)
-    return Store(store_path(config, replay), readonly=True, threads=threads, live=live)
-
-
 # -- resend ---------------------------------------------------------------------------------------------------
 
 
@@ -591,19 +577,6 @@ def quarantine_retry(config: Config, keys: list[str] | None, wait=None) -> list[
 
 
 # -- breach review and reports -----------------------------------------------------------------------------
-
-
-def store_path(config: Config, replay: bool = False) -> Path:
-    return config.replay_store_path if replay else config.store_path
-
-
-def breach(config: Config, breach_id: int, replay: bool = False) -> tuple[Thread | None, Breach, Reviews] | None:
-    """`breaches show`: one breach (live or archived), its thread and its reviews; None when there is none."""
-    with open_records(config, replay, live=False) as records:
-        thread, found = records.find_breach(breach_id)
-        if found is None:
-            return None
-        return thread, found, records.reviews(of=[breach_id])
 
 
 def review(config: Config, breach_id: int, *, by: str, now: datetime, cause: str | None = None,

@@ -327,7 +327,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_breaches_list(args) -> int:
-    from mailesc import app
+    from mailesc.records import open_records  # not app: a list loads no engine
 
     config, now = _config(args), SystemClock().now()
     wanted = BreachFilter(since=_when(args.since, "--since", now), until=_when(args.until, "--until", now),
@@ -335,7 +335,7 @@ def cmd_breaches_list(args) -> int:
                           unreviewed=args.unreviewed, overdue_review=args.overdue_review,
                           mailboxes=_names(args.mailbox))
     period = config.review.period
-    with app.open_records(config, args.replay, live=False) as records:
+    with open_records(config, args.replay, live=False) as records:
         with busy("reading the breaches"):
             selected, reviews, recorded = records.select_breaches(wanted, now, period, args.limit)
         if args.json:
@@ -359,10 +359,10 @@ def _names(given: list[str] | None) -> tuple[str, ...]:
 
 
 def cmd_breaches_show(args) -> int:
-    from mailesc import app
+    from mailesc.records import breach as breach_on_record  # not app: showing a breach loads no engine
 
     config, now = _config(args), SystemClock().now()
-    found = app.breach(config, args.id, args.replay)
+    found = breach_on_record(config, args.id, args.replay)
     if found is None:
         print(f"mailesc: no breach with id {args.id}", file=sys.stderr)
         return 1

@@ -322,7 +322,7 @@ class Store:
         read in bulk (store_bulk); None when a file or a record needs the careful readers, which then say
         where the damage is (a bulk read knows no places)."""
         from mailesc import store_bulk
-        from mailesc.reporting.queries import StoredBreach, ThreadFacts
+        from mailesc.reporting.queries import stored_breaches, stored_facts
 
         read = store_bulk.records(self.path, sorted(archive_folder(self.path).glob("*.jsonl")),
                                   FACTS_KEY if facts else None)
@@ -332,8 +332,7 @@ class Store:
         if not all(f is None or isinstance(f, dict) for f in summaries):
             return None
         try:
-            breaches = {breach.id: breach for breach in map(StoredBreach.checked, docs.values())}
-            return [ThreadFacts.stored(f) for f in summaries if isinstance(f, dict)], breaches
+            return stored_facts([f for f in summaries if isinstance(f, dict)]), stored_breaches(docs.values())
         except StoreError:
             return None
 

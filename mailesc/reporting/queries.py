@@ -175,6 +175,36 @@ class ThreadFacts:
                              f"left untouched. Restore it from a backup") from None
 
 
+def stored_facts(summaries: list[dict]) -> list[ThreadFacts]:
+    """ThreadFacts.stored of many summaries in one loop (a report reads one per thread, 100k of them): the same
+    reading, the same refusal of damage (StoreError), without two calls per thread."""
+    parse, facts = datetime.fromisoformat, []
+    try:
+        for summary in summaries:
+            received, responded = parse(summary["received"]), summary.get("responded")
+            responded = parse(responded) if responded is not None else None
+            if received.tzinfo is None or (responded is not None and responded.tzinfo is None):
+                raise ValueError("a time without its offset")
+            facts.append(ThreadFacts(received, summary["customer"], summary.get("policy"),
+                                     summary.get("mailbox", DEFAULT_MAILBOX), summary.get("breach"), responded,
+                                     summary.get("hours")))
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise StoreError("the store is damaged: a thread has a report summary mailesc cannot read; it was left "
+                         "untouched. Restore it from a backup") from None
+    return facts
+
+
+def stored_breaches(docs: Iterable[dict]) -> dict[int, StoredBreach]:
+    """StoredBreach.checked of many documents in one loop, by id (StoreError for the first that is damaged)."""
+    required, breaches = StoredBreach.REQUIRED, {}
+    for doc in docs:
+        if not required <= doc.keys() or not isinstance(doc["id"], int):
+            StoredBreach.checked(doc)  # raises, saying what is wrong
+        breach = StoredBreach(doc)
+        breaches[breach.id] = breach
+    return breaches
+
+
 @dataclass
 class ReportRecords:
     """What a report counts over: the customer threads (their facts), the breaches by id, the reviews."""

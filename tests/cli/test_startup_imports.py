@@ -77,6 +77,9 @@ def test_the_first_cycle_that_escalates_loads_what_a_mail_needs(served_store):
     (("status", "--json"), set(HEAVY)),
     (("breaches", "list", "--json"), set(HEAVY)),
     (("breaches", "list"), set(HEAVY)),  # not a terminal: plain lines, no rich table
+    # reading records needs the config and the store, not the engine app.py wires (mailesc/records.py)
+    (("breaches", "list", "--csv"), set(HEAVY) | {"mailesc.app", "mailesc.cycle"}),
+    (("breaches", "show", "1"), set(HEAVY) | {"mailesc.app", "mailesc.cycle"}),
     (("report", "--json"), {"matplotlib", "rich", "mailparser", "holidays"}),  # no --html: no chart
 ])
 def test_a_command_loads_none_of_the_libraries_it_does_not_use(served_store, argv, not_needed):
