@@ -31,7 +31,8 @@ def thread(number: int, mailbox: str = "default", answered: bool = True) -> Thre
                               sender=f"c{number}@customer.example", arrived=arrived, subject=f"case {number}")]
     if answered:
         messages.append(ThreadMessage(key=f"Sent/{number}", folder="Sent", message_id=f"<r{number}@team.example>",
-                                      kind=Kind.TEAM, sender="agent@team.example", arrived=arrived + timedelta(hours=9)))
+                                      kind=Kind.TEAM, sender="agent@team.example",
+                                      arrived=arrived + timedelta(hours=9)))
     return Thread(id=root, subject=f"case {number}", ids={root}, policy="default", due_at=arrived + timedelta(hours=4),
                   messages=messages, mailbox=mailbox, response_hours=9.0 if answered else None)
 
@@ -124,7 +125,8 @@ def test_a_thread_written_before_summaries_were_kept_is_read_the_careful_way(tmp
     doc_id, _, text = lines[number].partition(":")
     doc = json.loads(text.rstrip().rstrip(","))
     del doc[FACTS_KEY]
-    lines[number] = f"{doc_id}:{json.dumps(doc, separators=(',', ':'))}" + ("," if text.rstrip().endswith(",") else "") + "\n"
+    comma = "," if text.rstrip().endswith(",") else ""
+    lines[number] = f"{doc_id}:{json.dumps(doc, separators=(',', ':'))}{comma}\n"
     path.write_text("".join(lines))
     assert bulk(path, True) is None and bulk(path, False) is not None  # a breach list still reads in bulk
     _selected, _recorded, threads, _breaches = listed(path)
