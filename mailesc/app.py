@@ -23,10 +23,11 @@ from mailesc.cycle import CycleReport, Engine, who_is_who
 from mailesc.daily import DailyDigest
 from mailesc.errors import ConfigError, MessageFileError, ParseError, SourceError, StoreBusy, UsageError, did_you_mean
 from mailesc.model import Delivery, Kind, MailKind, RawMessage, Status
+from mailesc.notifiers import Notifier, ReplayNotifier
 from mailesc.queue import daily_state, latest_daily
 from mailesc.records import breach, open_records, store_path  # noqa: F401  (app.breach, app.open_records too)
 from mailesc.parse import parse_message
-from mailesc.policies import Policies, load_policies, mailbox_problems
+from mailesc.policies import Policies, load_policies, mailbox_problems, notifier_problems
 from mailesc.render import Templates
 from mailesc.reviews import ReviewEntry, check_cause, reviews_path
 from mailesc.sources import open_source
@@ -105,12 +106,12 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
     escalations = {"escalation"}
     policies_path = defaults.policies_folder(config.policies_path)
     names = [mailbox.name for mailbox in config.mailboxes]
-    policies = _policies_in(policies_path, templates, wanted, escalations, problems, starting, names)
+    policies = _policies_in(policies_path, templates, wanted, escalations, problems, starting, names, config)
     own = {}
     for mailbox in config.mailboxes:
         if mailbox.policies_path is not None:  # its own folder, which must exist (no shipped stand-in)
             own[mailbox.name] = _policies_in(mailbox.policies_path, templates, wanted, escalations, problems, starting,
-                                             names)
+                                             names, config)
     for name in sorted(wanted):  # a template that fails the first sample is not tried with the second
         problems += (templates.problems({name}, SAMPLE_CONTEXT)
                      or (templates.problems({name}, NEXT_RESPONSE_SAMPLE) if name in escalations | {"digest"} else []))
@@ -129,10 +130,11 @@ def load_setup(config: Config, *, starting: bool = False) -> Setup:
 
 
 def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: set, problems: list,
-                 starting: bool, mailboxes: list[str]) -> Policies | None:
+                 starting: bool, mailboxes: list[str], config: Config) -> Policies | None:
     """The policies in `folder` (None when they have problems, which are added to `problems`); the templates
     its rules name are added to `wanted` (those of escalation levels also to `escalations`), each missing one
-    is a problem, and so is a `match.mailbox` naming none of `mailboxes`."""
+    is a problem, and so is a `match.mailbox` naming none of `mailboxes` and a level's `notify` naming a webhook
+    the config does not define."""
     checked: Policies | None
     try:
         policies = checked = load_policies(folder)
@@ -147,6 +149,7 @@ def _policies_in(folder: Path, templates: Templates, wanted: set, escalations: s
     if checked:
         escalations |= _escalation_templates(checked)
         problems += mailbox_problems(checked, folder, mailboxes)
+        problems += notifier_problems(checked, folder, [webhook.name for webhook in config.webhooks], config.file)
     if starting and policies is not None and not policies.rules:
         problems.append((str(folder), "", "no [[rule]] in any policy file: no message would ever get a "
                                           "deadline (policies/default.toml is an example)"))
@@ -183,12 +186,23 @@ def build_engine(setup: Setup, store: repository.Store, source: Source, transpor
     mailbox = mailbox or config.mailbox
     dry_run = isinstance(transport, DryRunTransport)
     engine: Callable[..., Engine] = DryRunEngine if dry_run else Engine  # DryRunEngine: with its DryRunTransport
+    # a dry run says what it would post, a replay posts nothing (as its mails go to a Maildir only)
+    notifier: Notifier = (cast(Notifier, transport) if dry_run else open_notifier(config) if durable
+                          else ReplayNotifier())
     return engine(policies=setup.policies_of(mailbox.name), team=config.team_of(mailbox), store=store.box(mailbox.name),
-                  source=source, transport=transport, templates=setup.templates, sender=config.smtp.from_address,
+                  source=source, transport=transport, notifier=notifier, templates=setup.templates,
+                  sender=config.smtp.from_address,
                   reply_to=config.smtp.reply_to, digest_after=config.digest_after, durable=durable and not dry_run,
                   archive_after=config.archive_after if durable and not dry_run else None,
                   secret=store.installation_secret(), mail_zone=config.templates_timezone,
                   since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
+
+
+def open_notifier(config: Config) -> Notifier:
+    """What posts a level's `notify` entries: the configured webhooks (their URLs are read at each post)."""
+    from mailesc.notifiers.webhook import WebhookNotifier
+
+    return WebhookNotifier(config.webhooks)
 
 
 def build_worker(setup: Setup, store: repository.Store, transport: Transport,
@@ -281,6 +295,9 @@ def recorded_at(store: repository.MailboxStore, now: datetime) -> list[str]:
             f"{record.level} escalation to {', '.join(record.to)}"
             for breach in sorted(store.breaches.values(), key=lambda b: b.id) for record in breach.escalations
             if record.at == now] + [
+        f"would record breach {breach.id}: level {record.level} post to {', '.join(record.to)}"
+        for breach in sorted(store.breaches.values(), key=lambda b: b.id) for record in breach.notifications
+        if record.at == now] + [
         f"would record a {_notice_text(notice)} for a thread of policy {thread.policy}"
         for thread in store.threads.values() for notice in thread.notices if notice.at == now]
 
@@ -309,6 +326,11 @@ class DryRunTransport:
     def check(self) -> dict:
         """What it is, for a Transport's `check`: nothing to connect to, nothing sent."""
         return {"kind": "dry run", "sends": "nothing"}
+
+    def post(self, post) -> None:
+        """A webhook post it would make (the Notifier of a dry run): named, never its URL or text."""
+        self.mails.append(f"would post webhook {post.name}, level={post.level}, breach={post.breach}")
+        return None
 
     def send(self, mails, settle=None) -> dict:
         for mail in mails:
@@ -644,6 +666,8 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             m for box in boxes for m in box.outgoing.values() if m.kind != MailKind.DIGEST]  # a digest: its members
         pending = [r for r in records if r.delivery is Delivery.PENDING]
         failed = [r for r in records if r.delivery is Delivery.FAILED]
+        posts = [n for b in breaches for n in b.notifications]  # webhook posts: counted apart from the mails
+        failed_posts = [n for n in posts if n.delivery is Delivery.FAILED]
         result: dict[str, Any] = {
             "store": where,
             "mailbox": {key: mailbox.get(key) for key in _HEALTH_KEYS},
@@ -656,6 +680,9 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
             "last_pending_error": next((r.error for r in pending if r.error), None),
             "failed_mails": len(failed),
             "last_failed_error": max(failed, key=lambda r: r.at).error if failed else None,
+            "pending_posts": sum(1 for n in posts if n.delivery is Delivery.PENDING),
+            "failed_posts": len(failed_posts),
+            "last_failed_post_error": max(failed_posts, key=lambda n: n.at).error if failed_posts else None,
             "quarantined": sum(len(box.quarantine) for box in boxes),
             "untimed_threads": sum(1 for t in threads if t.clock_error),
             "untimed_reason": next((t.clock_error for t in threads if t.clock_error), None),
@@ -673,6 +700,9 @@ def status(config: Config, now: datetime, *, replay: bool = False) -> dict:
     if failed:
         problems.append(f"{len(failed)} mail(s) refused for good (last: {result['last_failed_error']}; see mailesc "
                         f"breaches list)")
+    if failed_posts:
+        problems.append(f"{len(failed_posts)} webhook post(s) refused for good (last: "
+                        f"{result['last_failed_post_error']}; see mailesc breaches show)")
     if result["last_pending_error"]:
         problems.append(f"{len(pending)} mail(s) waiting for a retry: {result['last_pending_error']}")
     digest = result["daily_digest"] or {}
@@ -750,6 +780,9 @@ def check(setup: Setup, offline: bool) -> list[str]:
              + " render",
              f"store      {config.store.where if config.store.url else config.store_path}",
              "mailboxes  " + ", ".join(f"{m.name} ({m.kind})" for m in config.mailboxes)]
+    if config.webhooks:  # their URLs were read and checked at load_setup; none is printed, nothing is posted
+        lines.append("webhooks   " + "; ".join(f"{name}: {where}" for name, where in
+                                              open_notifier(config).check().items()) + " (nothing posted)")
     lines += setup_notes(setup)
     if offline:
         return lines + ["servers    not contacted (--offline)"]

@@ -276,7 +276,9 @@ def cmd_once(args) -> int:
             return EX_UNAVAILABLE
         return 0
     print(f"{report.fetched} new message(s), {report.threads_opened} thread(s) opened, {report.breaches} new "
-          f"breach(es), {report.mails_sent} mail(s) sent, {report.quarantined} quarantined")
+          f"breach(es), {report.mails_sent} mail(s) sent, "
+          + (f"{report.posts_sent} webhook post(s) made, " if report.posts_sent else "")
+          + f"{report.quarantined} quarantined")
     if report.untimed:
         print(f"mailesc: {report.untimed} thread(s) taken in without a clock: a policy cannot time them "
               f"(see mailesc status)", file=sys.stderr)
@@ -471,6 +473,9 @@ def cmd_status(args) -> int:
               + (f" (oldest {result['oldest_pending']}{why})" if result["pending_mails"] else ""))
         print(f"mails failed     {result['failed_mails']}" + (f"  (last: {result['last_failed_error']}; see mailesc "
                                                               f"breaches list)" if result["failed_mails"] else ""))
+        if result["pending_posts"] or result["failed_posts"]:
+            print(f"webhook posts    {result['pending_posts']} waiting, {result['failed_posts']} failed"
+                  + (f"  (last: {result['last_failed_post_error']})" if result["failed_posts"] else ""))
         print(f"quarantined      {result['quarantined']}" + ("  (see mailesc quarantine)"
                                                             if result["quarantined"] else ""))
         if result["untimed_threads"]:

@@ -19,7 +19,8 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from mailesc.clock import isoformat
 from mailesc.errors import SourceError
 from mailesc.humane import format_span, human_time
-from mailesc.model import DEFAULT_MAILBOX, Attachment, Breach, Kind, OutgoingMail, Thread, ThreadMessage
+from mailesc.model import (DEFAULT_MAILBOX, Attachment, Breach, Kind, OutgoingMail, QueuedMail, Thread, ThreadMessage,
+                           WebhookPost)
 from mailesc.parse import clean
 from mailesc.render import ATTACHMENT_BUDGET, Templates, build_mail
 from mailesc.signing import mail_message_id, signed_marker
@@ -42,6 +43,12 @@ def thread_mail_id(secret: bytes, thread: Thread, what: str, own_address: str) -
 def escalation_mail_id(secret: bytes, thread: Thread, clock: int, level: int, own_address: str) -> str:
     """A level's escalation of one clock of `thread`: "L1" for the first response, "N2L1" for the second next."""
     return thread_mail_id(secret, thread, f"{_clock_mark(clock)}L{level}", own_address)
+
+
+def webhook_post_id(secret: bytes, thread: Thread, clock: int, level: int, target: str, own_address: str) -> str:
+    """A level's post to a webhook ("webhook:ops"): stable like its mail's Message-ID, so that a crash between
+    recording and posting posts this very record again, never a second one."""
+    return thread_mail_id(secret, thread, f"{_clock_mark(clock)}L{level}P{target.partition(':')[2]}", own_address)
 
 
 def warning_mail_id(secret: bytes, thread: Thread, own_address: str) -> str:
@@ -187,6 +194,45 @@ class Composer:
         return build_mail(sender=self.sender, to=recipients, subject=subject, text=text, html=html,
                           message_id=message_id, references=[m[3] for m in members][:DIGEST_REFERENCES], date=now,
                           headers=headers, attachments=[])
+
+
+# -- chat posts -----------------------------------------------------------------------------------------------------
+
+WEBHOOK_SUBJECT_CHARS = 80
+
+
+def webhook_post(record: QueuedMail, breach: Breach, now: datetime, zone: tzinfo) -> WebhookPost:
+    """A level's post (its record is kind 'webhook', to ["webhook:NAME"]): what chat gets to read."""
+    return WebhookPost(record_id=record.message_id, name=record.to[0].partition(":")[2],
+                       text=webhook_text(breach, record.level or 0, now, zone), breach=breach.id,
+                       level=record.level or 0)
+
+
+def webhook_text(breach: Breach, level: int, now: datetime, zone: tzinfo) -> str:
+    """One paragraph for a channel: the breach, its policy, how late, the subject (as the escalation mail shows
+    it) and how to see the rest. Never the customer's address: a channel is a wider audience than a manager's
+    inbox, and the mail (and `breaches show`) has it for whoever needs it."""
+    clock = "first" if breach.clock == 0 else "next"
+    subject = " ".join(breach.subject.split()) or "(no subject)"
+    if len(subject) > WEBHOOK_SUBJECT_CHARS:
+        subject = subject[:WEBHOOK_SUBJECT_CHARS - 1] + "…"
+    late = format_span(max(now - breach.due_at, timedelta(0)))
+    return (f"mailesc: breach {breach.id} reached escalation level {level} (policy {breach.policy}): "
+            f"no {clock} response to \"{subject}\" {late} after its deadline "
+            f"({human_time(breach.due_at, zone, now)}). Details: mailesc breaches show {breach.id}")
+
+
+def webhook_payload(text: str, format: str = "slack") -> dict:
+    """The JSON body for a webhook. "slack": {"text": ...}, which Slack, Mattermost and Teams' old incoming
+    webhook connectors take (&, < and > escaped as Slack asks, so a subject cannot mention @channel or make a
+    link). "teams": the Adaptive Card envelope that Teams Workflows ("post to a channel when a webhook request
+    is received") need: they take no plain `text`."""
+    if format == "teams":
+        card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+                "version": "1.2", "body": [{"type": "TextBlock", "text": text, "wrap": True}]}
+        return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+                                                    "contentUrl": None, "content": card}]}
+    return {"text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
 
 
 def daily_digest_mail(templates: Templates, template: str, context: dict, *, sender: str, to: list[str],

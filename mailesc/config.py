@@ -230,6 +230,7 @@ class Config:
     subject_window: timedelta = timedelta(days=30)  # [threads]: how far back an orphan reply may join by subject
     lease_seconds: float = 30.0  # [daemon]: a worker that stops renewing loses its mailboxes after this long
     notes: tuple[str, ...] = ()  # what works but should change (an old name): `check` prints them, `run` logs them
+    webhooks: tuple[Any, ...] = ()  # [webhook.NAME] tables (notifiers.webhook.WebhookConfig), in the file's order
 
     @property
     def mailbox(self) -> MailboxConfig:
@@ -407,7 +408,7 @@ def _build(file: Path, data: dict, base: Path) -> Config:
     problems: list = []
     reader = _Reader(file, base, data, problems)
     reader.unknown_sections(("mailbox", "smtp", "team", "store", "policies", "templates", "daemon", "review",
-                             "daily_digest", "digest", "classify", "threads"))
+                             "daily_digest", "digest", "classify", "threads", "webhook"))
     daily_table, notes = _daily_digest_table(reader)
     mailboxes = _mailboxes(reader)
     smtp = _smtp(reader.section("smtp", _SMTP_KEYS + _transport_kinds().keys()))
@@ -438,10 +439,17 @@ def _build(file: Path, data: dict, base: Path) -> Config:
         subject_window=reader.section("threads", ("subject_window",)).duration("subject_window", "30d"),
         lease_seconds=daemon.number("lease_seconds", 30, minimum=5),
         notes=tuple(notes),
+        webhooks=_webhooks(reader),
     )
     if problems:
         raise ConfigError.many(problems)
     return config
+
+
+def _webhooks(reader: _Reader) -> tuple:
+    from mailesc.notifiers.webhook import read_webhooks  # not at the top: it reads its keys with this module
+
+    return read_webhooks(reader)
 
 
 def _stale_after(daemon: _Section, poll_seconds: float) -> timedelta:
@@ -758,6 +766,10 @@ def credential_problems(config: Config) -> list[tuple[str, str, str]]:
     problems += transports[config.smtp.kind].credentials(config.file, config.smtp.settings)
     if config.store.url is not None:
         problems += _store_credential_problems(config.file, config.store.password)
+    if config.webhooks:
+        from mailesc.notifiers.webhook import url_problems
+
+        problems += url_problems(config.webhooks)
     return problems
 
 

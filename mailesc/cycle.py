@@ -27,6 +27,7 @@ from mailesc.stages.timing import Timing
 from mailesc.threads import SUBJECT_WINDOW
 
 if TYPE_CHECKING:
+    from mailesc.notifiers import Notifier
     from mailesc.render import Templates
     from mailesc.sources import Source
     from mailesc.transports import Transport
@@ -44,7 +45,7 @@ class Engine:
                  sender: str, reply_to: str = "", digest_after: int = DIGEST_AFTER, durable: bool = True,
                  archive_after: timedelta | None = None, secret: bytes, mail_zone=None,
                  since: timedelta | datetime | None = None, spam: SpamRules | None = None,
-                 subject_window: timedelta = SUBJECT_WINDOW):
+                 subject_window: timedelta = SUBJECT_WINDOW, notifier: Notifier | None = None):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
         self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window)
@@ -55,7 +56,7 @@ class Engine:
         self.deadlines = Deadlines(self.state, self.timing)
         self.retention = Retention(self.state, archive_after)
         self.outbox = Outbox(store, source, transport, templates, sender, reply_to, digest_after, durable, secret,
-                             policies, mail_zone)
+                             policies, mail_zone, notifier=notifier)
 
     @property
     def policies(self) -> Policies:
@@ -135,6 +136,7 @@ class Engine:
     def deliver(self, now: datetime, report: CycleReport) -> None:
         delivered = self.outbox.deliver(now)
         report.mails_sent += delivered.mails
+        report.posts_sent += delivered.posts
         report.mails_failed += delivered.failed
         report.mails_waiting = delivered.waiting
         report.transport_error = delivered.last_error

@@ -102,6 +102,7 @@ class MailKind(StrEnum):
     ACK = "ack"  # to the customer: we have your message (kept in the thread's `notices`)
     DIGEST = "digest"  # storm control: many escalations to the same recipients as one mail
     DAILY = "daily"  # the daily digest to the managers
+    WEBHOOK = "webhook"  # a level's chat post (`notify = ["webhook:ops"]`; kept in the breach's `notifications`)
 
 
 @dataclass
@@ -115,7 +116,7 @@ class QueuedMail:
     to: list[str]
     at: datetime  # when it was recorded (fell due)
     template: str
-    level: int | None = None  # escalations: the ladder level
+    level: int | None = None  # escalations and webhook posts: the ladder level
     delivery: Delivery = Delivery.PENDING
     sent_at: datetime | None = None
     error: str | None = None
@@ -193,15 +194,34 @@ class Breach:
     acknowledged_at: datetime | None = None
     clock: int = 0  # 0: the first response; 1, 2, ...: the next responses after the customer wrote again
     mailbox: str = DEFAULT_MAILBOX  # its thread's mailbox (breach ids are unique in the whole installation)
+    # the levels' posts to chat (kind 'webhook', to ["webhook:NAME"]), kept apart from the mails so that what
+    # counts escalation mails (levels, reports, the daily digest) never counts a post
+    notifications: list[QueuedMail] = field(default_factory=list)
 
     def escalated_levels(self) -> set[int]:
+        """The levels recorded: a level's mail and its posts are recorded together, so its mail says it."""
         return {record.level for record in self.escalations if record.level is not None}
+
+    def queued(self) -> list[QueuedMail]:
+        """Everything sent about this breach: its escalation mails, then its posts."""
+        return [*self.escalations, *self.notifications]
 
 
 @dataclass(frozen=True)
 class Attachment:
     name: str  # e.g. "01-customer.eml"
     data: bytes
+
+
+@dataclass(frozen=True)
+class WebhookPost:
+    """A post ready for a notifier (its text composed by compose.py): the record's id, the webhook's name."""
+
+    record_id: str  # the QueuedMail's message_id: the post's stable identity
+    name: str  # the webhook's name in the config (`[webhook.NAME]`); its URL is the notifier's secret
+    text: str
+    breach: int
+    level: int
 
 
 @dataclass(frozen=True)

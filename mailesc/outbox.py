@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING
 from datetime import datetime, timedelta, tzinfo
 
 from mailesc.clock import isoformat
-from mailesc.compose import Composer, digest_message_id
-from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError
+from mailesc.compose import Composer, digest_message_id, webhook_post
+from mailesc.errors import LeaseLost, PartiallyRefused, PermanentTransportError, TemporaryTransportError
 from mailesc.logs import fields
-from mailesc.model import Delivery, MailKind, OutgoingMail, QueuedMail
+from mailesc.model import Delivery, MailKind, OutgoingMail, QueuedMail, WebhookPost
 from mailesc.queue import Queued
 from mailesc.render import ComposeError, Templates
 
 if TYPE_CHECKING:
+    from mailesc.notifiers import Notifier
     from mailesc.repository import MailboxStore
     from mailesc.sources import Source
     from mailesc.transports import Transport
@@ -42,6 +43,10 @@ class Delivered:
     failed: int = 0  # refused for good
     waiting: int = 0  # still pending (tried now or inside their retry pause): retried later
     last_error: str | None = None
+    posts: int = 0  # webhook posts the receivers took (counted apart: sent, failed and waiting count mails only)
+
+
+_NOT_MAILS = (MailKind.DIGEST, MailKind.WEBHOOK)  # a digest: its members count; a post is no mail
 
 
 @dataclass
@@ -68,9 +73,11 @@ class Outbox:
     def __init__(self, store: MailboxStore, source: Source | None, transport: Transport, templates: Templates,
                  sender: str, reply_to: str = "",
                  digest_after: int = DIGEST_AFTER, durable: bool = True, secret: bytes = b"", policies=None,
-                 zone: tzinfo | None = None, composers: dict[str, Compose] | None = None):
+                 zone: tzinfo | None = None, composers: dict[str, Compose] | None = None,
+                 notifier: Notifier | None = None):
         """`composers`: how mails of other kinds are composed (kind -> function of the record and the time; the
-        daily digest's comes from daily.py)."""
+        daily digest's comes from daily.py). `notifier`: what posts the levels' webhook posts (None: they fail)."""
+        self.notifier = notifier
         self.store, self.source, self.transport = store, source, transport
         # policies: rule order (digest order) and each rule's calendar zone (times in mails); zone: [templates]
         # timezone, every mail's times in it instead of the calendar's; secret: signs the X-Mailesc marker
@@ -110,7 +117,7 @@ class Outbox:
         if planned:
             log.debug("sending %d mail(s) for %d record(s)", len(planned), len(pending))
         envelopes = {envelope.record.mail.message_id: envelope for envelope in planned}
-        mails = {}
+        mails: dict[str, OutgoingMail | WebhookPost] = {}
         for mail_id, envelope in envelopes.items():
             try:
                 mails[mail_id] = self._compose(envelope, now)
@@ -133,12 +140,20 @@ class Outbox:
                 self._mark(item, error, now)
             self.commit()
 
-        results = self.transport.send(list(mails.values()), settle) if mails else {}
-        records = [item.mail for item in pending if item.mail.kind != MailKind.DIGEST]
+        letters = [mail for mail in mails.values() if isinstance(mail, OutgoingMail)]
+        results = self.transport.send(letters, settle) if letters else {}
+        posted = 0
+        for mail_id, post in mails.items():  # after the mails: a chat post never holds back a manager's mail
+            if isinstance(post, WebhookPost):
+                error = self._post(post)
+                posted += error is None
+                settle(mail_id, error)
+        records = [item.mail for item in pending if item.mail.kind not in _NOT_MAILS]
         waiting = [item.mail for item in (self.pending() if planned else unsent)  # also those inside their retry
-                   if item.mail.kind != MailKind.DIGEST]  # pause (nothing planned: nothing changed since)
+                   if item.mail.kind not in _NOT_MAILS]  # pause (nothing planned: nothing changed since)
         return Delivered(
             mails=sum(1 for error in results.values() if error is None or isinstance(error, PartiallyRefused)),
+            posts=posted,
             sent=sum(1 for r in records if r.delivery is Delivery.SENT),
             failed=sum(1 for r in records if r.delivery is Delivery.FAILED),
             waiting=len(waiting),
@@ -158,7 +173,7 @@ class Outbox:
                 continue  # goes out with its escalations (below)
             if item.breach and item.mail.digest:
                 again.setdefault(item.mail.digest, []).append(item)
-            elif item.breach and item.mail.attempts == 0:
+            elif item.breach and item.mail.attempts == 0 and item.mail.kind != MailKind.WEBHOOK:  # never folded
                 fresh.setdefault(tuple(sorted(item.mail.to)), []).append(item)
             else:
                 singles.append(item)
@@ -197,8 +212,22 @@ class Outbox:
                 item.mail.error = "none of its escalations waits for it any more"
                 self._save(item)
 
-    def _compose(self, envelope: _Envelope, now: datetime) -> OutgoingMail:
+    def _post(self, post: WebhookPost) -> Exception | None:
+        """Hand a post to the notifier; what it raises (it should not) is a temporary failure, said by type."""
+        if self.notifier is None:
+            return PermanentTransportError(f"this process posts to no webhook (webhook {post.name})")
+        try:
+            return self.notifier.post(post)
+        except Exception as error:  # its text might hold the URL: the type says enough
+            return TemporaryTransportError(f"posting to webhook {post.name} failed: {type(error).__name__}")
+
+    def _compose(self, envelope: _Envelope, now: datetime) -> OutgoingMail | WebhookPost:
         record = envelope.record.mail
+        if record.kind == MailKind.WEBHOOK:
+            item = envelope.record
+            if item.breach is None or item.thread is None:
+                raise ComposeError("a webhook post belongs to a breach")
+            return webhook_post(record, item.breach, now, self.composer.zone_of(item.thread))
         if envelope.is_digest:
             members = [(item.thread, item.breach, item.mail.level or 0, item.mail.message_id)
                        for item in envelope.members if item.thread is not None and item.breach is not None]
@@ -228,7 +257,7 @@ class Outbox:
                 log.error("the %s %s failed for good: %s", _what(item), record.message_id, _loggable(item, error),
                           extra=_fields(item))
         else:
-            self._retry_later(item, str(error), now)
+            self._retry_later(item, str(error), now, getattr(error, "retry_after", None))
             if not quiet:
                 log.warning("the %s %s is not sent yet, will retry at %s: %s", _what(item), record.message_id,
                             isoformat(record.retry_at), _loggable(item, error), extra=_fields(item))
@@ -248,10 +277,12 @@ class Outbox:
             self._save(item)
         log.error("the mail %s could not be composed and is recorded as failed: %s", mail_id, reason)
 
-    def _retry_later(self, item: Queued, error: str, now: datetime) -> None:
+    def _retry_later(self, item: Queued, error: str, now: datetime, retry_after: timedelta | None = None) -> None:
         record = item.mail
         record.error = error
         record.retry_at = retry_time(record.attempts, now)
+        if retry_after is not None:  # the receiver asked for a longer pause (a webhook's Retry-After)
+            record.retry_at = max(record.retry_at, now + retry_after)
         self._save(item)
 
     def _save(self, item: Queued) -> None:
@@ -261,7 +292,7 @@ class Outbox:
 def _what(item: Queued) -> str:
     """What a mail is, for the log: "level 2 escalation", "daily digest", "warning"..."""
     if item.breach:
-        return f"level {item.mail.level} escalation"
+        return f"level {item.mail.level} {'webhook post' if item.mail.kind == MailKind.WEBHOOK else 'escalation'}"
     return "daily digest" if item.mail.kind == MailKind.DAILY else item.mail.kind
 
 

@@ -20,7 +20,8 @@ from mailesc.model import Message
 MATCH_KEYS = tuple(KEYS)  # declared in match_keys.py, one MatchKey each
 RULE_KEYS = ("name", "match", "first_response", "escalate", "calendar", "warn_before", "notify", "warn_template",
              "acknowledge", "acknowledge_every", "next_response")
-LEVEL_KEYS = ("after", "to", "template")
+LEVEL_KEYS = ("after", "to", "template", "notify")
+NOTIFIER_KINDS = ("webhook",)  # what a level's `notify` can name, as "KIND:NAME" ([webhook.NAME] in the config)
 CALENDAR_KEYS = ("timezone", "hours", "holidays", "holidays_country", "holidays_subdiv")
 
 
@@ -30,6 +31,7 @@ class Level:
     after: timedelta  # counted from the first-response deadline
     to: tuple[str, ...]
     template: str = "escalation"
+    notify: tuple[str, ...] = ()  # "webhook:ops": where else the level is told, beside its mail to `to`
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,17 @@ def mailbox_problems(policies: Policies, folder: Path, names) -> list[tuple[str,
     return [(str(folder / rule.source), "match.mailbox",
              f"no mailbox is named {name!r} (configured: {', '.join(sorted(names))})")
             for rule in policies.rules for name in rule.match.mailbox if name not in known]
+
+
+def notifier_problems(policies: Policies, folder: Path, webhooks, config_file) -> list[tuple[str, str, str]]:
+    """Levels whose `notify` names a webhook the config does not define (`[webhook.NAME]`): the post would fail
+    at every breach. The policies do not know the config, so the caller gives the names and the config's file."""
+    known = set(webhooks)
+    defined = ", ".join(sorted(known)) or "none"
+    return [(str(folder / rule.source), f"escalate[{level.number}].notify",
+             f"no webhook is named {name!r} in {config_file} (defined: {defined}; add a [webhook.{name}] table)")
+            for rule in policies.rules for level in rule.escalate for target in level.notify
+            for kind, _, name in [target.partition(":")] if kind == "webhook" and name not in known]
 
 
 def load_policies(folder: Path) -> Policies:
@@ -290,7 +303,30 @@ def _level(number: int, table, problem: _Problems) -> Level | None:
     to = _addresses(table.get("to"), f"{key}.to", problem)
     template = _template_name(table.get("template", "escalation"), f"{key}.template", problem)
     after = _duration(table, "after", problem, prefix=key + ".", required=False)
-    return Level(number=number, after=after, to=tuple(to), template=template)
+    notify = _notifiers(table.get("notify", []), f"{key}.notify", problem)
+    return Level(number=number, after=after, to=tuple(to), template=template, notify=notify)
+
+
+def _notifiers(value, key: str, problem: _Problems) -> tuple[str, ...]:
+    """A level's `notify`: a list of "KIND:NAME" like "webhook:ops". Whether the config defines the name is
+    checked where the config is known (notifier_problems): `mailesc check`, and at start."""
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problem(key, 'must list notifiers like ["webhook:ops"]')
+        return ()
+    found = []
+    for item in value:
+        kind, colon, name = item.partition(":")
+        if not colon or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            problem(key, f'{item!r}: a notifier is written KIND:NAME, like "webhook:ops"')
+        elif kind not in NOTIFIER_KINDS:
+            problem(key, f"{item!r}: unknown notifier kind {kind!r} (known: {', '.join(NOTIFIER_KINDS)})"
+                    + ("" if "@" not in item else "; mail addresses go in `to`"))
+        elif item in found:
+            problem(key, f"{item!r} is listed twice")
+        else:
+            found.append(item)
+    return tuple(found)
 
 
 def _addresses(value, key: str, problem: _Problems) -> tuple[str, ...]:

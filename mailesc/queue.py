@@ -2,7 +2,7 @@
 they are kept.
 
 A mail about a thread is kept with what it is about, so that the store's format stays what it was: an
-escalation in its breach's `escalations`, a warning or acknowledgement in its thread's `notices`. Mails that
+escalation in its breach's `escalations`, a level's webhook post in its breach's `notifications`, a warning or acknowledgement in its thread's `notices`. Mails that
 belong to no single thread (storm-control digests, the daily digest) are kept in the box's `outgoing` table, by
 Message-ID (the installation's box holds the daily digests). A box keeps a
 `MailIndex` of the places that hold an unsent mail, so that a cycle finds its pending mails without walking
@@ -42,7 +42,7 @@ class MailIndex:
                 outgoing: Mapping[str, QueuedMail] | None = None) -> None:
         """Find every unsent mail of the box (at load, and after an admin's request put some back)."""
         self._places = {(breach.thread, breach.id) for breach in breaches.values()
-                        if any(m.delivery is Delivery.PENDING for m in breach.escalations)} | {
+                        if any(m.delivery is Delivery.PENDING for m in breach.queued())} | {
             (thread.id, None) for thread in threads.values()
             if any(m.delivery is Delivery.PENDING for m in thread.notices)}
         self._outgoing = {key for key, mail in (outgoing or {}).items() if mail.delivery is Delivery.PENDING}
@@ -71,7 +71,7 @@ class MailIndex:
             if thread is None or (breach_id is not None and breach is None):
                 mails = []  # archived
             else:
-                mails = breach.escalations if breach else thread.notices
+                mails = breach.queued() if breach else thread.notices
             here = [Queued(mail, thread, breach) for mail in mails if mail.delivery is Delivery.PENDING]
             if not here:
                 places.discard((thread_id, breach_id))
@@ -91,7 +91,7 @@ def keep_with_owner(mail: QueuedMail, thread: Thread | None, breach: Breach | No
     """Keep a mail about a thread with its owner: an escalation on its breach, a thread's other mail on the
     thread. (A mail of no single thread goes to its box's `outgoing` when the box puts it.)"""
     if breach is not None:
-        breach.escalations.append(mail)
+        (breach.notifications if mail.kind == MailKind.WEBHOOK else breach.escalations).append(mail)
     elif thread is not None:
         thread.notices.append(mail)
 

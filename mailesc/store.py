@@ -1253,6 +1253,10 @@ def _breach_doc(breach: Breach) -> dict:
     for it to be replaced below, half of a replay's flush); tests/unit/test_store_docs.py holds it to asdict."""
     doc = _plain(vars(breach))
     doc["escalations"] = [_escalation_doc(e) for e in breach.escalations]
+    if breach.notifications:
+        doc["notifications"] = [_notification_doc(n) for n in breach.notifications]
+    else:
+        del doc["notifications"]  # written only once a level posted: the format stays what it was
     if breach.mailbox == DEFAULT_MAILBOX:
         del doc["mailbox"]
     return doc
@@ -1263,11 +1267,12 @@ _BREACH_FIELDS = frozenset(f.name for f in fields(Breach))
 
 def _breach_from(doc: dict) -> Breach:
     escalations = [_mail_from(e, MailKind.ESCALATION.value, _stored_time(e["at"])) for e in doc["escalations"]]
+    notifications = [_mail_from(n, n["kind"], _stored_time(n["at"])) for n in doc.get("notifications", ())]
     values = {k: v for k, v in doc.items() if k in _BREACH_FIELDS}
     return Breach(**{**values, "status": Status(doc["status"]), "received_at": _stored_time(doc["received_at"]),
                      "due_at": _stored_time(doc["due_at"]), "responded_at": _time(doc.get("responded_at")),
                      "acknowledged_at": _time(doc.get("acknowledged_at")),
-                     "escalations": escalations})
+                     "escalations": escalations, "notifications": notifications})
 
 
 # A queued mail is written with the keys its kind always had, so that the format stays what it was: an
@@ -1275,6 +1280,8 @@ def _breach_from(doc: dict) -> Breach:
 # warning or acknowledgement (in its thread's `notices`) with `kind` and without `level`, `digest`, `resent`.
 _ESCALATION_KEYS = ("level", "at", "to", "message_id", "template", "delivery", "sent_at", "error", "attempts",
                     "retry_at", "digest", "resent")
+_NOTIFICATION_KEYS = ("kind", "level", "at", "to", "message_id", "template", "delivery", "sent_at", "error",
+                      "attempts", "retry_at", "resent")  # a level's webhook post, in its breach's `notifications`
 _NOTICE_KEYS = ("kind", "at", "to", "message_id", "template", "delivery", "sent_at", "error", "attempts", "retry_at")
 _OUTGOING_KEYS = ("kind", "message_id", "to", "at", "template", "delivery", "sent_at", "error", "attempts",
                   "retry_at", "covers", "resent", "day")
@@ -1295,6 +1302,10 @@ def _mail_doc(mail: QueuedMail, keys: tuple[str, ...]) -> dict:
 
 def _escalation_doc(mail: QueuedMail) -> dict:
     return _mail_doc(mail, _ESCALATION_KEYS)
+
+
+def _notification_doc(mail: QueuedMail) -> dict:
+    return _mail_doc(mail, _NOTIFICATION_KEYS)
 
 
 def _notice_doc(mail: QueuedMail) -> dict:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from mailesc import sla
 from mailesc.clock import isoformat
-from mailesc.compose import escalation_mail_id, warning_mail_id
+from mailesc.compose import escalation_mail_id, warning_mail_id, webhook_post_id
 from mailesc.logs import detail, fields
 from mailesc.model import Breach, MailKind, QueuedMail, Status, Thread
 from mailesc.policies import Rule
@@ -87,6 +87,11 @@ class Deadlines:
                 report.escalations_recorded += 1
                 log.info("breach %d: level %d escalation recorded (thread %s)", breach.id, record.level, thread.id,
                          extra=detail(breach=breach.id, thread=thread.id, escalation_level=record.level))
+                for target in step.level.notify:  # its posts, written ahead with the mail at the same flush
+                    state.store.enqueue(QueuedMail(
+                        kind=MailKind.WEBHOOK, level=step.level.number, at=now, to=[target], template="",
+                        message_id=webhook_post_id(state.secret, thread, breach.clock, step.level.number, target,
+                                                   state.own_address)), thread=thread, breach=breach)
 
     def _breach_for(self, thread: Thread, verdict: sla.Verdict, report: CycleReport) -> Breach:
         store = self.state.store

@@ -47,7 +47,7 @@ class Retention:
             return False
         store = self.state.store
         breaches = [store.breaches[i] for i in thread.breach_ids.values() if i in store.breaches]
-        records = [*thread.notices, *(record for breach in breaches for record in breach.escalations)]
+        records = [*thread.notices, *(record for breach in breaches for record in breach.queued())]
         if any(record.delivery is Delivery.PENDING for record in records):
             return False
         rule = self.state.policies.get(thread.policy)

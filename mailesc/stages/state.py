@@ -34,6 +34,7 @@ class CycleReport:
     acknowledgements_recorded: int = 0
     acknowledged: int = 0
     mails_sent: int = 0
+    posts_sent: int = 0  # webhook posts the receivers took
     mails_failed: int = 0
     mails_waiting: int = 0
     source_error: str | None = None

@@ -362,7 +362,8 @@ def _check(cursor, contents: FileContents, where: str) -> None:
                         [(b.mailbox, b.thread, b.clock, e.level, b.id, e.message_id) for b in breaches
                          for e in b.escalations]),
         "outgoing": (("mailbox", "message_id"), ("text", "text"),
-                     [(mailbox, mail.message_id) for mailbox, mail in contents.outgoing]),
+                     [(mailbox, mail.message_id) for mailbox, mail in contents.outgoing]
+                     + [(b.mailbox, n.message_id) for b in breaches for n in b.notifications]),
         "quarantine": (("mailbox", "key"), ("text", "text"), [(q.mailbox, q.key) for q in contents.quarantine]),
         **{table: (("mailbox", "name"), ("text", "text"), [(mailbox, name) for mailbox, name, _ in rows])
            for table, rows in contents.named.items()},

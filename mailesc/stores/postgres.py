@@ -710,6 +710,12 @@ def write_breaches(cursor, breaches: list[tuple[Breach, bool]]) -> None:
             [(b.mailbox, b.thread, b.clock, e.level, e.message_id, "escalation", b.id, list(e.to), str(e.delivery),
               e.at, e.sent_at, e.retry_at, e.attempts, e.error) for b, _ in breaches for e in b.escalations],
             where="kind = 'escalation'")  # the exactly-once key; a Message-ID claimed twice is refused
+    # a level's webhook posts: one row each, keyed by its record's id (stable for a level of a clock and a webhook
+    # name, as an escalation's Message-ID is), so that a worker taking over finds it recorded and posts it again
+    # only if it was not settled; kept in the breach's document like the escalations (`doc` stays NULL)
+    _upsert(cursor, "outgoing", _OUTGOING_COLUMNS, 1,
+            [(n.message_id, b.mailbox, str(n.kind), b.thread, b.clock, n.level, b.id, list(n.to), str(n.delivery),
+              n.at, n.sent_at, n.retry_at, n.attempts, n.error, None) for b, _ in breaches for n in b.notifications])
 
 
 def write_outgoing(cursor, mailbox: str, mails: list[QueuedMail]) -> None:
