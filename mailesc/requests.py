@@ -43,10 +43,12 @@ class RequestPending(MailescError):
 
 
 def resend_records(breach: Breach, level: int | None, addresses: list[str], now: datetime) -> list[QueuedMail]:
-    """Put a breach's escalations that failed for good (or, with `addresses` and `level`, the one at `level`,
-    whatever became of it) back to be sent, to `addresses` instead when given; each resend is kept in the
+    """Put a breach's escalations and webhook posts that failed for good (or, with `addresses` and `level`, the
+    mail at `level`, whatever became of it) back to be sent, to `addresses` instead when given; each resend is kept in the
     escalation's history. Returns the records changed; raises UsageError (changing nothing) when there is none."""
     again = [r for r in breach.escalations if r.delivery is Delivery.FAILED and level in (None, r.level)]
+    if not addresses:  # a failed webhook post is posted again too (to the same webhook: --to names mail recipients)
+        again += [r for r in breach.notifications if r.delivery is Delivery.FAILED and level in (None, r.level)]
     if not again and addresses and level is not None:
         again = [r for r in breach.escalations if r.level == level]
     if not again:

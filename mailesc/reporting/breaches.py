@@ -46,6 +46,13 @@ def _escalation_json(e: dict) -> dict:
             "attempts": e.get("attempts", 0), "retry_at": e.get("retry_at"), "resent": list(e.get("resent", ()))}
 
 
+def _notification_json(n: dict) -> dict:
+    """A level's webhook post (`notify`): which webhook (by name; its URL is never stored) and what became of it."""
+    return {"level": n["level"], "kind": n["kind"], "to": list(n["to"]), "at": n["at"], "delivery": n["delivery"],
+            "sent_at": n.get("sent_at"), "error": n.get("error"), "attempts": n.get("attempts", 0),
+            "retry_at": n.get("retry_at")}
+
+
 def breach_json(breach: StoredBreach, reviews: Reviews | None = None, now: datetime | None = None,
                 period: timedelta | None = None) -> dict:
     """The documented JSON object of a breach (`breaches list/show --json`); its times as stored (ISO 8601);
@@ -68,6 +75,7 @@ def breach_json(breach: StoredBreach, reviews: Reviews | None = None, now: datet
         "acknowledged_at": doc.get("acknowledged_at"),
         "escalations": [_escalation_json(e) for e in escalations] if escalations else [],
         "delivery": level_delivery(breach) if escalations else {},
+        "notifications": [_notification_json(n) for n in doc.get("notifications", ())],
     }
     if reviews is not None:
         if now is None or period is None:

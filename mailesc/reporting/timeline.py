@@ -7,7 +7,7 @@ from datetime import datetime
 
 from mailesc.clock import isoformat, parse_iso
 from mailesc.durations import format_duration
-from mailesc.model import Breach, Delivery, Thread
+from mailesc.model import Breach, Delivery, MailKind, Thread
 from mailesc.reviews import Reviews
 
 
@@ -32,6 +32,11 @@ def timeline(breach: Breach, thread: Thread | None, reviews: Reviews) -> list[Ev
                                                 f"(Message-ID {e.message_id})"))
         events += _resends(e)
         events += _delivery("escalation", f"level {e.level} escalation", e)
+    for n in breach.notifications:
+        name = ", ".join(target.partition(":")[2] for target in n.to)
+        events.append(Event(n.at, "webhook", f"level {n.level} webhook {name} post recorded"))
+        events += _resends(n)
+        events += _delivery("webhook", f"level {n.level} webhook {name} post", n, by="the webhook")
     if breach.acknowledged_at:
         events.append(Event(breach.acknowledged_at, "acknowledged",
                             f"acknowledged by {breach.acknowledged_by}, who answered the escalation: "
@@ -51,7 +56,8 @@ def _resends(record) -> list[Event]:
     events = []
     for resend in record.resent:
         moved = resend["to"] != resend["was"]
-        text = (f"level {record.level} escalation put back to send to {', '.join(resend['to'])}"
+        what = "webhook post" if record.kind == MailKind.WEBHOOK else "escalation"
+        text = (f"level {record.level} {what} put back to send to {', '.join(resend['to'])}"
                 + (f" instead of {', '.join(resend['was'])}" if moved else "") + f" (it was {resend['delivery']})")
         events.append(Event(parse_iso(resend["at"]), "escalation_resent", text))
     return events
@@ -67,10 +73,10 @@ def _warnings(thread: Thread) -> list[Event]:
     return events
 
 
-def _delivery(event: str, what: str, record) -> list[Event]:
+def _delivery(event: str, what: str, record, by: str = "the mail server") -> list[Event]:
     if record.delivery is Delivery.SENT:
         digest = f" in the digest {record.digest}" if getattr(record, "digest", None) else ""
-        return [Event(record.sent_at, f"{event}_sent", f"{what} accepted by the mail server{digest}")]
+        return [Event(record.sent_at, f"{event}_sent", f"{what} accepted by {by}{digest}")]
     if record.delivery is Delivery.FAILED:
         return [Event(record.sent_at or record.at, f"{event}_failed", f"{what} refused for good: {record.error}")]
     if record.error:

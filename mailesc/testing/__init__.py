@@ -9,6 +9,7 @@ throwaway servers. Nothing here imports pytest: the fixtures that wrap these cla
 * ``postgres``  -- ``PostgresCluster``, a private PostgreSQL cluster on 127.0.0.1
 * ``tls``       -- ``TlsAuthority``, a throwaway CA and server certificates
 * ``oauth``     -- ``IntrospectionServer``, an OAuth 2 token introspection endpoint for XOAUTH2 logins
+* ``webhook``   -- ``WebhookServer``, a chat incoming-webhook stand-in recording posts (can answer 500/429/400)
 * ``wait``      -- ``wait_until`` (poll a condition, fail with a message), ``free_port``, ``port_accepts``
 
 The names below are re-exported here, so ``from mailesc.testing import DovecotServer, SmtpSink`` works.
@@ -22,6 +23,7 @@ from mailesc.testing.postgres import PostgresCluster
 from mailesc.testing.smtp import SinkMessage, SmtpSink, XOAuth2Attempt, parse_xoauth2
 from mailesc.testing.tls import TlsAuthority, find_openssl
 from mailesc.testing.wait import LOCALHOST, free_port, port_accepts, wait_until
+from mailesc.testing.webhook import WebhookRequest, WebhookServer
 
 __all__ = [
     "LOCALHOST",
@@ -33,6 +35,8 @@ __all__ = [
     "SinkMessage",
     "SmtpSink",
     "TlsAuthority",
+    "WebhookRequest",
+    "WebhookServer",
     "XOAuth2Attempt",
     "find_dovecot",
     "find_openssl",

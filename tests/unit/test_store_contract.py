@@ -407,3 +407,40 @@ def test_a_database_before_the_report_step_gains_the_report_columns_from_its_rec
             assert assemble(backend.store.count_report(policies, **options, by=by), **options, by=by) == expected
     finally:
         backend.close()
+
+
+def test_a_levels_webhook_posts_are_kept_with_their_breach_apart_from_its_mails(backend):
+    """A post (notify = ["webhook:ops"]) is queued with its breach like the level's mail, written at the same
+    flush, survives a reopen, is found pending until settled, and counts as no escalation mail."""
+    from mailesc.model import MailKind, QueuedMail
+
+    box = backend.box()
+    thread = make_thread()
+    breach = add_breach(box, thread)
+    box.flush()
+    mail = EscalationRecord(level=1, at=breach.due_at, to=["manager@example.test"],
+                            message_id=f"<mailesc.{breach.id}.L1@example.test>")
+    post = QueuedMail(kind=MailKind.WEBHOOK, level=1, at=breach.due_at, to=["webhook:ops"], template="",
+                      message_id=f"<mailesc.{breach.id}.L1Pops@example.test>")
+    box.enqueue(mail, thread=thread, breach=breach)
+    box.enqueue(post, thread=thread, breach=breach)
+    box.flush()
+
+    box = backend.reopen().box()
+    again = box.breaches[breach.id]
+    assert (again.escalations, again.notifications, again.escalated_levels()) == ([mail], [post], {1})
+    assert sorted(item.mail.message_id for item in box.pending_mails()) == sorted([mail.message_id, post.message_id])
+    kept = again.notifications[0]
+    kept.delivery, kept.sent_at, kept.attempts = Delivery.SENT, breach.due_at + timedelta(seconds=2), 1
+    box.put_mail(kept, thread=box.threads[thread.id], breach=again)
+    box.flush()
+
+    box = backend.reopen().box()
+    assert [item.mail.message_id for item in box.pending_mails()] == [mail.message_id]
+    assert box.breaches[breach.id].notifications[0].delivery is Delivery.SENT
+    if backend.name == "postgresql":  # its own row by id; the escalations (one per level) are the mails only
+        connection = backend.store.connection()
+        assert connection.execute("SELECT kind, level, breach, recipients, delivery FROM outgoing WHERE message_id "
+                                  "= %s", (post.message_id,)).fetchall() == [("webhook", 1, breach.id, ["webhook:ops"],
+                                                                              "sent")]
+        assert connection.execute("SELECT message_id FROM escalations").fetchall() == [(mail.message_id,)]
