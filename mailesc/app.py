@@ -41,6 +41,7 @@ from mailesc.worker import Worker
 if TYPE_CHECKING:
     from mailesc import repository
     from mailesc.sources import Source
+    from mailesc.notifiers.webhook import WebhookNotifier
     from mailesc.stores.copy import CopyResult
     from mailesc.stores.postgres import PostgresStore
     from mailesc.transports import Transport
@@ -198,7 +199,7 @@ def build_engine(setup: Setup, store: repository.Store, source: Source, transpor
                   since=mailbox.since if durable else None, spam=config.spam, subject_window=config.subject_window)
 
 
-def open_notifier(config: Config) -> Notifier:
+def open_notifier(config: Config) -> WebhookNotifier:
     """What posts a level's `notify` entries: the configured webhooks (their URLs are read at each post)."""
     from mailesc.notifiers.webhook import WebhookNotifier
 

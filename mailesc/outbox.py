@@ -145,9 +145,9 @@ class Outbox:
         posted = 0
         for mail_id, post in mails.items():  # after the mails: a chat post never holds back a manager's mail
             if isinstance(post, WebhookPost):
-                error = self._post(post)
-                posted += error is None
-                settle(mail_id, error)
+                refused = self._post(post)
+                posted += refused is None
+                settle(mail_id, refused)
         records = [item.mail for item in pending if item.mail.kind not in _NOT_MAILS]
         waiting = [item.mail for item in (self.pending() if planned else unsent)  # also those inside their retry
                    if item.mail.kind not in _NOT_MAILS]  # pause (nothing planned: nothing changed since)
