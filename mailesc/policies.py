@@ -277,7 +277,13 @@ def _warning(table: dict, first_response: timedelta, problem: _Problems) -> Earl
             if key in table:
                 problem(key, "only means something with warn_before")
         return None
-    to = _addresses(table.get("notify"), "notify", problem)
+    notify = table.get("notify")
+    if isinstance(notify, list) and any(isinstance(item, str) and item.startswith("webhook:") for item in notify):
+        problem("notify", "the rule's notify lists the early warning's team addresses; a webhook is named in a "
+                          'level\'s notify ([[rule.escalate]] notify = ["webhook:NAME"])')
+        to: tuple[str, ...] = ()
+    else:
+        to = _addresses(notify, "notify", problem)
     template = _template_name(table.get("warn_template", "warning"), "warn_template", problem)
     text = str(table["warn_before"]).strip()
     if text.endswith("%"):
