@@ -325,3 +325,24 @@ def test_the_password_from_a_file_of_mode_600_only(installation, database, capsy
     status, out, err = installation.mailesc(capsys, *args)
     assert status == 0 and "checked: the database holds every record copied" in out
     assert database.password not in out + err
+
+
+def test_a_levels_webhook_posts_are_copied_with_their_breaches_and_checked(tmp_path, database, capsys, monkeypatch):
+    from mailesc.testing import WebhookServer
+
+    made = Installation(tmp_path)
+    (tmp_path / "policies" / "rules.toml").write_text(RULES + 'notify = ["webhook:ops"]\n')
+    made.config.write_text(made.config.read_text() + '[webhook.ops]\nurl_env = "MAILESC_OPS_WEBHOOK"\n')
+    made.customer_mail(made.support, "kim@customer.example", "Cannot log in",
+                       datetime.now(timezone.utc) - timedelta(hours=2))
+    with WebhookServer() as chat:
+        monkeypatch.setenv("MAILESC_OPS_WEBHOOK", chat.url)
+        assert made.mailesc(capsys, "once")[0] == 0
+        assert len(chat.accepted) == 1
+    status, out, err = copy(made, capsys, database)
+    assert status == 0, err
+    assert "checked: the database holds every record copied" in out
+    assert_same_records(made, database)
+    assert rows(database, "SELECT kind, level, delivery FROM outgoing WHERE kind <> 'escalation'") == [
+        ("webhook", 1, "sent")]
+    assert rows(database, "SELECT count(*) FROM escalations") == [(1,)]
