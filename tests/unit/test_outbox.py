@@ -28,7 +28,7 @@ def _queue(store: Store, records: list[tuple]) -> None:
                                              kind=Kind.CUSTOMER, sender="c@customer.test", arrived=NOW))
         store.put_thread(thread)
         breach = None
-        if kind == MailKind.ESCALATION:
+        if kind in (MailKind.ESCALATION, MailKind.WEBHOOK):
             breach = store.new_breach(thread=thread.id, customer="c@customer.test", subject="s", policy="p",
                                       received_at=NOW, due_at=NOW)
         store.enqueue(QueuedMail(kind=kind, message_id=f"<m{number}@x>", to=list(to), at=NOW, template=kind,
@@ -36,7 +36,8 @@ def _queue(store: Store, records: list[tuple]) -> None:
                       thread=thread, breach=breach)
 
 
-E, W = MailKind.ESCALATION, MailKind.WARNING
+E, W, P = MailKind.ESCALATION, MailKind.WARNING, MailKind.WEBHOOK
+OPS = ["webhook:ops"]
 
 
 @pytest.mark.parametrize("records, digest_after, expected", [
@@ -47,8 +48,10 @@ E, W = MailKind.ESCALATION, MailKind.WARNING
     ([(E, BOSS, 1, "<d@x>")] * 2 + [(E, BOSS, 0, None)], 5, [(False, 1), (True, 2)]),
     ([(W, TEAM, 0, None)] * 7, 5, [(False, 1)] * 7),
     ([(E, BOSS, 0, None)] * 2, 1, [(True, 2)]),
+    ([(P, OPS, 0, None)] * 7, 5, [(False, 1)] * 7),
+    ([(E, BOSS, 0, None)] * 6 + [(P, OPS, 0, None)] * 6, 5, [(True, 6)] + [(False, 1)] * 6),
 ], ids=["few-alone", "storm-one-digest", "storm-per-recipients", "retried-go-alone", "digest-retried-as-it-was",
-        "warnings-never-grouped", "threshold-one"])
+        "warnings-never-grouped", "threshold-one", "posts-never-grouped", "posts-beside-a-storm-go-alone"])
 def test_which_mails_go_out(tmp_path, records, digest_after, expected):
     with Store(tmp_path / "mailesc.json") as store:
         _queue(store, records)
