@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from datetime import datetime
 from enum import StrEnum
 
@@ -62,6 +63,13 @@ class Message:
         for key, value in self.headers:
             by_name.setdefault(key, []).append(value)
         return by_name
+
+
+def with_header_index(message: Message, by_name: dict[str, list[str]]) -> Message:
+    """`message` with its header index already made (parse.py builds it while reading the header: the same
+    dict Message._by_name would build from `message.headers` at the first lookup, made only once)."""
+    message.__dict__["_by_name"] = by_name  # where cached_property keeps it (a frozen dataclass has a __dict__)
+    return message
 
 
 class Kind(StrEnum):
@@ -141,6 +149,9 @@ def Notice(kind: str, at: datetime, to: list[str], message_id: str, template: st
     return QueuedMail(kind=kind, message_id=message_id, to=to, at=at, template=template, **delivery)
 
 
+_arrival = attrgetter("arrived")  # a message's sort key by arrival
+
+
 class Status(StrEnum):
     OPEN = "open"
     RESPONDED_LATE = "responded_late"
@@ -167,15 +178,19 @@ class Thread:
     def first_customer_message(self) -> ThreadMessage | None:
         return self.first_customer_message_after(None)
 
+    # The first of the messages that qualify, by arrival; of equal arrivals the one added first, as in
+    # sorted_messages(). min() over the qualifying ones instead of sorting them all: a first sync asks
+    # this several times per message taken (tests/unit/test_model_first.py compares both).
     def first_customer_message_after(self, start: datetime | None) -> ThreadMessage | None:
-        return next((m for m in self.sorted_messages()
-                     if m.kind is Kind.CUSTOMER and (start is None or m.arrived > start)), None)
+        return min((m for m in self.messages if m.kind is Kind.CUSTOMER and (start is None or m.arrived > start)),
+                   key=_arrival, default=None)
 
     def first_response_after(self, start: datetime) -> ThreadMessage | None:
-        return next((m for m in self.sorted_messages() if m.kind is Kind.TEAM and m.arrived > start), None)
+        return min((m for m in self.messages if m.kind is Kind.TEAM and m.arrived > start), key=_arrival,
+                   default=None)
 
     def sorted_messages(self) -> list[ThreadMessage]:
-        return sorted(self.messages, key=lambda m: m.arrived)
+        return sorted(self.messages, key=_arrival)
 
 
 @dataclass

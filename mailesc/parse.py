@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailesc.errors import ParseError
 from mailesc.headertext import readable, clean, decode
-from mailesc.model import DEFAULT_MAILBOX, Message, RawMessage
+from mailesc.model import DEFAULT_MAILBOX, Message, RawMessage, with_header_index
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
@@ -24,26 +24,33 @@ def parse_message(raw: RawMessage, seen_at: datetime, mailbox: str = DEFAULT_MAI
     data = readable_line_endings(raw.data)
     if not data or data.isspace():  # what `not data.strip()` says, without copying a big message
         raise ParseError("the message is empty")
-    headers = _Headers(header_items(data))
-    if not headers.items:
+    fields = header_fields(data)
+    if not fields:
         raise ParseError("no RFC 5322 header found")
-    sender_name, sender = first_address(headers.all("from"))
-    date = parse_date(headers.first("date"))
-    return Message(
+    by_name = header_index(fields)
+    get = by_name.get
+    sender_name, sender = first_address(get("from", ()))
+    date = parse_date(_first(get("date")))
+    message = Message(
         key=raw.key,
         folder=raw.folder,
-        message_id=next(iter(message_ids(headers.first("message-id"))), None) or derived_message_id(data),
-        parents=parents(headers),
-        subject=clean(decode(headers.first("subject") or "")),
+        message_id=next(iter(message_ids(_first(get("message-id")))), None) or derived_message_id(data),
+        parents=_parents(get("references"), get("in-reply-to")),
+        subject=clean(decode(_first(get("subject")) or "")),
         sender=sender,
         sender_name=sender_name,
-        recipients=tuple(address for _, address in addresses(headers.all("to") + headers.all("cc"))),
+        recipients=tuple(address for _, address in addresses(get("to", []) + get("cc", []))),
         date=date,
         arrived=raw.arrived or (date if date is not None and date <= seen_at else seen_at),
-        headers=tuple(headers.items),  # decoded when read
+        headers=tuple(fields),  # decoded when read
         size=raw.full_size,
         mailbox=mailbox,
     )
+    return with_header_index(message, by_name)  # classification looks many names up: the index is made once
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
 
 
 def readable_line_endings(data: bytes) -> bytes:
@@ -103,38 +110,39 @@ def _split_header_block(data: bytes) -> list[tuple[str, str]] | None:
 _ODD_LINE_ENDS = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")
 
 
-class _Headers:
-    """Header values as text (raw 8-bit bytes read as UTF-8), still RFC 2047-encoded, looked up by name."""
-
-    def __init__(self, items):
-        # ASCII text holds no surrogate escapes: readable() (a regular expression search) only for the rest
-        self.items = [(name.lower(), value if value.isascii() else readable(value)) for name, value in map(
-            _as_text, items)]  # names lower-cased: looked up and stored that way
-        self._by_name: dict[str, list[str]] = {}
-        for name, value in self.items:
-            self._by_name.setdefault(name, []).append(value)
-
-    def all(self, name: str) -> list[str]:
-        return list(self._by_name.get(name, ()))
-
-    def first(self, name: str) -> str | None:
-        return next(iter(self.all(name)), None)
+def header_fields(data: bytes) -> list[tuple[str, str]]:
+    """The header fields of `data` as Message.headers holds them: (lower-case name, value as text), in order;
+    the values as header_items() gives them, raw 8-bit bytes read as UTF-8, still RFC 2047-encoded."""
+    items = _split_header_block(data)
+    if items is None:
+        items = [(name, value if isinstance(value, str) else str(value))
+                 for name, value in _HEADER_PARSER.parsebytes(data).raw_items()]
+    # ASCII text holds no surrogate escapes: readable() (a regular expression search) only for the rest
+    return [(name.lower(), value if value.isascii() else readable(value)) for name, value in items]
 
 
-def _as_text(item: tuple[str, object]) -> tuple[str, str]:
-    name, value = item
-    return (name, value) if isinstance(value, str) else (name, str(value))
+def header_index(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Lower-case name -> its values in order: what Message looks headers up by (model.with_header_index)."""
+    by_name: dict[str, list[str]] = {}
+    for name, value in fields:
+        values = by_name.get(name)
+        if values is None:
+            by_name[name] = [value]
+        else:
+            values.append(value)
+    return by_name
 
 
 def message_ids(value) -> list[str]:
     return [f"<{token}>" for token in _MESSAGE_ID.findall(str(value or ""))]
 
 
-def parents(headers: _Headers) -> tuple[str, ...]:
+def _parents(references: list[str] | None, in_reply_to: list[str] | None) -> tuple[str, ...]:
     """References then In-Reply-To, oldest first, without repeats."""
-    found = message_ids(" ".join(headers.all("references")))
-    found += message_ids(" ".join(headers.all("in-reply-to")))
-    return tuple(dict.fromkeys(found))
+    found = message_ids(" ".join(references)) if references else []
+    if in_reply_to:
+        found += message_ids(" ".join(in_reply_to))
+    return tuple(dict.fromkeys(found)) if len(found) > 1 else tuple(found)
 
 
 def derived_message_id(data: bytes) -> str:
@@ -187,8 +195,38 @@ def parse_date(value) -> datetime | None:
     """The Date header as an aware datetime; None when missing or unparseable (-0000 means UTC)."""
     if not value:
         return None
+    text = str(value)
+    common = _COMMON_DATE.fullmatch(text)
+    if common is not None:
+        return _common_date(common)
     try:
-        when = parsedate_to_datetime(str(value))
+        when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+# The shape nearly every mailer writes (RFC 5322 3.3 without its obsolete forms): "Mon, 4 Mar 2024 09:00:00
+# +0100", with an optional comment after the zone ("(UTC)"), read without the stdlib's general tokenizer;
+# anything else (no seconds, zone names, two-digit years, folded or doubled blanks) goes to the stdlib.
+# tests/unit/test_parse_dates.py checks both give the same on a table of shapes and every corpus message.
+_COMMON_DATE = re.compile(r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep"
+                          r"|Oct|Nov|Dec) ([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-])([01]\d|2[0-3])([0-5]\d)"
+                          r"(?: \([ -'*-\[\]-~]*\))?[ \t]*")
+_MONTH_NUMBERS = {name: number for number, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+_ZONES: dict[str, timezone] = {}  # "+0100" -> its timezone, made once
+
+
+def _common_date(match: re.Match) -> datetime | None:
+    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+    zone = _ZONES.get(sign + zone_hours + zone_minutes)
+    if zone is None:
+        seconds = int(zone_hours) * 3600 + int(zone_minutes) * 60
+        zone = _ZONES[sign + zone_hours + zone_minutes] = timezone(timedelta(seconds=-seconds if sign == "-"
+                                                                              else seconds))
+    try:
+        return datetime(int(year), _MONTH_NUMBERS[month], int(day), int(hour), int(minute), int(second),
+                        tzinfo=zone)
+    except ValueError:  # 31 Feb, 24:00:00, second 60: the stdlib says no date either
+        return None
