@@ -56,6 +56,11 @@ class Message:
     def has_header(self, name: str) -> bool:
         return name.lower() in self._by_name
 
+    def header_names(self):
+        """The lower-case names of its headers (a set-like view): checks that look at a few headers ask once
+        whether any of them is there at all (most messages have none of the spam or auto-reply headers)."""
+        return self._by_name.keys()
+
     @cached_property
     def _by_name(self) -> dict[str, list[str]]:
         """Raw values by lower-case name, built at the first lookup (classification asks for many)."""

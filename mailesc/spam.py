@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,7 +50,15 @@ class SpamRules:
     threshold: float | None = None
     headers: tuple[tuple[str, re.Pattern], ...] = ()
 
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        """The lower-case names of every header these rules read."""
+        scores = _SCORE_HEADERS if self.threshold is not None else ()
+        return frozenset(name.lower() for name in (*(name for name, _ in (*_SPAM_VERDICTS, *self.headers)), *scores))
+
     def reason(self, message: Message) -> str | None:
+        if self._names.isdisjoint(message.header_names()):
+            return None  # none of the headers it reads is there (nearly every message): no lookups one by one
         for name, pattern in (*_SPAM_VERDICTS, *self.headers):
             for value in message.header_values(name) if message.has_header(name) else ():
                 if pattern.search(value):
