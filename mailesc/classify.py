@@ -125,7 +125,7 @@ AUTO_PREDICATES = (
 
 # Each predicate with the header it reads (None: it reads no header, or more than one), so that the checks of
 # headers a message does not have are not even called (most messages have none of them): the same reasons
-# in the same order (tests/unit/test_classify.py compares it with every predicate called, on the corpora).
+# in the same order (tests/unit/test_classify_shortcuts.py compares it with every predicate called, on the corpora).
 _AUTO_CHECKS = tuple((getattr(check, "header", None), check) for check in AUTO_PREDICATES)
 
 
@@ -235,7 +235,7 @@ class People:
     @cached_property
     def _team_pattern(self) -> re.Pattern:
         """The team's patterns as one regular expression: what fnmatchcase() says for any of them, asked of
-        every message's sender and recipients (test_classify.py compares both on a table of addresses)."""
+        every message's sender and recipients (test_classify_shortcuts.py compares both on a table)."""
         return re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in self.team) or "(?!)")
 
     def is_internal(self, address: str) -> bool:
