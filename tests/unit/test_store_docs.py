@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from mailesc.model import Breach, Delivery, QueuedMail, Status
-from mailesc.store import _breach_doc, _escalation_doc, _plain, _text
+from mailesc.store import _breach_doc, _escalation_doc, _notification_doc, _plain, _text
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
 
@@ -19,6 +19,10 @@ def _asdict_doc(breach: Breach) -> dict:
     """What _breach_doc wrote when it was made with dataclasses.asdict."""
     doc = _plain(asdict(breach))
     doc["escalations"] = [_escalation_doc(e) for e in breach.escalations]
+    if breach.notifications:  # a level's webhook posts: written only once there is one
+        doc["notifications"] = [_notification_doc(n) for n in breach.notifications]
+    else:
+        del doc["notifications"]
     if breach.mailbox == "default":
         del doc["mailbox"]
     return doc
@@ -40,6 +44,9 @@ BREACHES = [
                      _escalation(2, delivery=Delivery.FAILED, error="550 no such user", attempts=3,
                                  retry_at=T0 + timedelta(hours=5), digest="<d@x>",
                                  resent=[{"at": "2026-11-03T10:00:00+00:00", "to": ["b@x"], "was": "failed"}])],
+        notifications=[QueuedMail(kind="webhook", message_id="<w1@example.test>", to=["webhook:ops"],
+                                  at=T0 + timedelta(hours=1), template="", level=1, delivery=Delivery.SENT,
+                                  sent_at=T0 + timedelta(hours=1), attempts=1)],
         acknowledged_by="boss@example.test", acknowledged_at=T0 + timedelta(hours=3), clock=2, mailbox="sales")),
     ("default-mailbox-next-clock", Breach(id=3, thread="<t3@x>", customer="c@example.org", subject="", policy="p",
                                           received_at=T0, due_at=T0, clock=1, escalations=[_escalation(1)])),
