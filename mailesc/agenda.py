@@ -51,5 +51,14 @@ class Agenda:
             heapq.heappop(self._heap)  # stale: the thread was rescheduled or forgotten
         return self._heap[0][0] if self._heap else None
 
+    def wakes(self) -> dict[str, datetime]:
+        """Each thread's next wake-up (what a store keeps, so that the next process need not evaluate every
+        clock to learn them again)."""
+        return dict(self._wake_at)
+
+    def unevaluated(self) -> set[str]:
+        """The threads changed since they were last evaluated."""
+        return set(self._changed)
+
     def __len__(self) -> int:
         return len(self._wake_at)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import zlib
 from sys import intern
 import os
 import re
@@ -33,6 +34,8 @@ from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
 from mailesc.queue import BoxQueue, MailIndex, Queued, daily_from_health
 from mailesc.signing import installation_secret, secret_path
+from mailesc.stores.file_index import (INDEX_RECORD, StoredIndex, index_document, matching, read_index,
+                                       text_checksum)
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
 
@@ -123,6 +126,44 @@ class NamedRecords(MutableMapping[str, dict]):
         return len(self.data)
 
 
+class LazyThreads(MutableMapping):
+    """A box's live threads by id, each made from its text in the store file only when first asked for (and
+    kept from then on): a start that finds nothing new reads none. Walking all of them (`values()`) reads
+    them all, as every start did before."""
+
+    def __init__(self, read: Callable[[str, int], Thread]):
+        self._items: dict[str, Thread | int] = {}  # an int: the document id of a thread not read yet
+        self._read = read
+
+    def defer(self, thread_id: str, doc_id: int) -> None:
+        self._items[thread_id] = doc_id
+
+    def read(self) -> list[Thread]:
+        """The threads made into objects so far (changed or asked for), without reading the others."""
+        return [item for item in self._items.values() if isinstance(item, Thread)]
+
+    def __getitem__(self, thread_id: str) -> Thread:
+        item = self._items[thread_id]
+        if isinstance(item, int):
+            item = self._items[thread_id] = self._read(thread_id, item)
+        return item
+
+    def __setitem__(self, thread_id: str, thread: Thread) -> None:
+        self._items[thread_id] = thread
+
+    def __delitem__(self, thread_id: str) -> None:
+        del self._items[thread_id]
+
+    def __contains__(self, thread_id) -> bool:
+        return thread_id in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class FileBox(BoxQueue):
     """One mailbox's live records in the file store: what an engine works on (repository.MailboxStore).
 
@@ -130,7 +171,7 @@ class FileBox(BoxQueue):
 
     def __init__(self, store: "Store", name: str):
         self.store, self.name = store, name
-        self.threads: dict[str, Thread] = {}
+        self.threads = LazyThreads(lambda thread_id, doc_id: store.read_thread(name, thread_id, doc_id))
         self.breaches: dict[int, Breach] = {}
         self.quarantine: dict[str, Quarantined] = {}
         self.sync = NamedRecords(store, "sync", name)
@@ -138,6 +179,14 @@ class FileBox(BoxQueue):
         self.meta = NamedRecords(store, "meta", name)
         self.outgoing: dict[str, QueuedMail] = {}  # mails of no single thread (digests), by Message-ID
         self.mails = MailIndex()  # where its unsent mails are
+        # the index (stores/file_index.py): as read, if it matched the thread records; and kept up to date
+        self.stored_index: dict | None = None  # the document as read, until the threads are placed
+        self.index: StoredIndex | None = None  # None: the threads were read whole (no index, or not trusted)
+        self.untimed: set[str] = set()
+        self.notices: set[str] = set()
+        self.archived_at: datetime | None = None
+        self._agenda = None  # the engine's Agenda, written into the index at each flush (keep_agenda)
+        self._fingerprint: str | None = None
 
     def empty(self) -> bool:
         return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta
@@ -147,6 +196,62 @@ class FileBox(BoxQueue):
         thread.mailbox = self.name
         self.threads[thread.id] = thread
         self.store.mark_dirty("threads", (self.name, thread.id))
+        self.note(thread)
+
+    def note(self, thread: Thread) -> None:
+        """Keep the index's sets up to date with a thread as it is now."""
+        for members, member in ((self.untimed, thread.clock_error is not None),
+                                (self.notices, any(n.delivery is Delivery.PENDING for n in thread.notices))):
+            if member:
+                members.add(thread.id)
+            else:
+                members.discard(thread.id)
+
+    # -- asked by purpose (repository.MailboxStore), answered from the index without reading every thread --
+
+    def agenda_state(self, fingerprint: str) -> tuple[dict[str, datetime], set[str]] | None:
+        """(each thread's next wake-up, the threads changed since they were last evaluated) as stored, if the
+        store's index was trusted and was written under policies with this `fingerprint`; None: every thread
+        must be evaluated (a first start, another mailesc wrote the store, or the policies changed)."""
+        if self.index is None or self.index.fingerprint != fingerprint:
+            return None
+        return dict(self.index.wakes), set(self.index.changed) & set(self.threads)
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        """Write `agenda`'s wake-ups and changed threads into the index at every flush, as valid under
+        policies with this `fingerprint`."""
+        self._agenda, self._fingerprint = agenda, fingerprint
+
+    def untimed_threads(self) -> list[Thread]:
+        """The threads their policy could not time (Thread.clock_error), by id."""
+        return [self.threads[i] for i in sorted(self.untimed) if i in self.threads]
+
+    def last_archived(self) -> datetime | None:
+        """When this box was last looked through for threads to archive (by any process)."""
+        return self.archived_at
+
+    def archive_looked(self, at: datetime) -> None:
+        """The box was looked through for threads to archive at `at`: remembered at the next flush."""
+        self.archived_at = at
+        self.store.mark_dirty("meta", (self.name, INDEX_RECORD))
+
+    def notice_owners(self) -> set[str]:
+        """The threads that hold an unsent warning or acknowledgement."""
+        return set(self.notices)
+
+    def index_state(self, doc_ids: list[int], crcs: dict[int, int]) -> dict:
+        agenda = self._agenda
+        if agenda is not None:
+            wakes, changed = agenda.wakes(), agenda.unevaluated()
+        elif self.index is not None:  # no engine on this box in this process: what was stored stays
+            wakes, changed = self.index.wakes, self.index.changed
+        else:
+            wakes, changed = {}, set()
+        live = set(self.threads)
+        return index_document(doc_ids, crcs, fingerprint=self._fingerprint if agenda is not None else
+                              (self.index.fingerprint if self.index else None),
+                              wakes={t: w for t, w in wakes.items() if t in live}, changed=changed & live,
+                              untimed=self.untimed & live, notices=self.notices & live, archived_at=self.archived_at)
 
     def new_breach(self, **values) -> Breach:
         """A breach with the next id of the installation: ids are never reused, not even archived ones'."""
@@ -246,6 +351,7 @@ class Store:
         self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
         self._on_disk: BinaryIO | None = None  # see _open_on_disk
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
+        self._crcs: dict[int, int] = {}  # thread document id -> CRC-32 of its text (the index's checksum)
         self._loaded = live or not readonly
         try:
             if self._loaded:
@@ -412,22 +518,102 @@ class Store:
     # -- reading ------------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        """Read the file once, turning each record into an object (and, unless read-only, keeping its JSON
-        text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
+        """Read the file once, turning each record into an object (and, unless read-only, keeping where its
+        JSON text is) while dropping the parsed copy as it goes: the peak stays near the size of the parsed
+        file. Unless read-only, thread records are only looked at (their id and checksum): if the index
+        (stores/file_index.py) matches them, each is parsed when first asked for; else all are, as before."""
         place = "at its start"
+        unread: list[tuple[int, str | None, str]] = []  # thread records not parsed yet: (doc id, thread id, where)
         try:
-            for table, doc_id, doc, place, span in _documents_of(self._storage):
+            for table, doc_id, doc, place, span in _documents_of(
+                    self._storage, read=json.loads if self.readonly else _thread_unread):
+                if isinstance(doc, _Unread):
+                    if table == "threads" and span is not None:
+                        self._texts[table][doc_id] = span
+                        self._crcs[doc_id] = doc.crc
+                        unread.append((doc_id, doc.thread_id, place))
+                        continue
+                    doc = json.loads(doc.text)
                 if table not in TABLES or (table == "threads" and not self._with_threads):
                     continue
                 key = self._take(table, doc)
                 self._doc_ids[table][key] = int(doc_id)
                 if not self.readonly:
-                    self._texts[table][int(doc_id)] = span or _text(doc)
+                    self._texts[table][int(doc_id)] = text = span or _text(doc)
+                    if table == "threads":
+                        self._crcs[doc_id] = text_checksum(text.encode() if isinstance(text, str) else
+                                                           self._read_span(text))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
-        take_over_daily_digest(self.installation)
         if not self.readonly and self.path.exists():
             self._open_on_disk()
+        self._place_threads(unread)
+        take_over_daily_digest(self.installation)
+
+    def _place_threads(self, unread: list[tuple[int, str | None, str]]) -> None:
+        """Put the thread records only looked at so far into their boxes: unread, if every box's index
+        matches them (and names each thread's box); else each is read now, as without an index, and every
+        index is written anew at the next flush."""
+        owners: dict[int, str] = {}
+        trusted = True
+        for box in list(self.boxes.values()):
+            stored, box.stored_index = box.stored_index, None
+            ids = matching(stored, self._crcs) if stored is not None else []
+            box.index = read_index(stored) if stored is not None and ids is not None else None
+            if ids is None or (stored is not None and box.index is None) or any(i in owners for i in ids):
+                trusted = False
+            owners.update((doc_id, box.name) for doc_id in ids or ())
+        trusted = trusted and set(owners) == {doc_id for doc_id, _, _ in unread} == set(self._crcs)
+        if trusted and all(thread_id is not None for _, thread_id, _ in unread):
+            for doc_id, thread_id, _ in unread:
+                box = self.boxes[owners[doc_id]]
+                box.threads.defer(thread_id, doc_id)
+                self._doc_ids["threads"][(box.name, thread_id)] = doc_id
+            for box in self.boxes.values():
+                if box.index is not None:
+                    box.untimed, box.notices = set(box.index.untimed), set(box.index.notices)
+                    box.archived_at = box.index.archived_at
+            return
+        for doc_id, _, place in unread:
+            thread = self._parse_thread(doc_id, place)
+            self.box(thread.mailbox).threads[thread.id] = thread
+            self._doc_ids["threads"][(thread.mailbox, thread.id)] = doc_id
+        for box in self.boxes.values():
+            box.index = None
+            for thread in box.threads.read():
+                box.note(thread)
+            if box.threads and not self.readonly:
+                self.mark_dirty("meta", (box.name, INDEX_RECORD))
+
+    def read_thread(self, mailbox: str, thread_id: str, doc_id: int) -> Thread:
+        """A thread placed unread (see _place_threads), made from its text in the file on disk now."""
+        thread = self._parse_thread(doc_id, f"in record {doc_id} of table 'threads'")
+        if (thread.mailbox, thread.id) != (mailbox, thread_id):
+            raise StoreError(damaged("the store", self.path, f"in record {doc_id} of table 'threads'",
+                                     "the record is not the thread its index names"))
+        return thread
+
+    def _parse_thread(self, doc_id: int, place: str) -> Thread:
+        span = self._texts["threads"][doc_id]
+        try:
+            text = self._read_span(span) if isinstance(span, tuple) else str(span)
+            return _thread_from(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise StoreError(damaged("the store", self.path, place, f"not JSON ({error.msg})")) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+
+    def _read_span(self, span: tuple[int, int]) -> bytes:
+        on_disk = self._on_disk
+        if on_disk is None:  # while loading: the file is opened for this once
+            with open(self.path, "rb") as handle:
+                handle.seek(span[0])
+                return handle.read(span[1])
+        on_disk.seek(span[0])
+        data = on_disk.read(span[1])
+        if len(data) != span[1]:
+            raise StoreError(f"the store {self.path} changed on disk while mailesc held its lock")
+        return data
 
     def _open_on_disk(self) -> None:
         """Keep the file just read or written open: the unchanged records' texts are read back from it at the
@@ -459,7 +645,10 @@ class Store:
             return mailbox, mail.message_id
         name = doc["name"]
         mailbox = doc.get("mailbox", INSTALLATION if name in _INSTALLATION_RECORDS.get(table, ()) else DEFAULT_MAILBOX)
-        getattr(self.box(mailbox), table).data[name] = doc["state"]
+        if table == "meta" and name == INDEX_RECORD:
+            self.box(mailbox).stored_index = doc["state"] if isinstance(doc["state"], dict) else {}
+        else:
+            getattr(self.box(mailbox), table).data[name] = doc["state"]
         return mailbox, name
 
     # -- changing -----------------------------------------------------------------------------------------------
@@ -501,6 +690,13 @@ class Store:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
+        for mailbox, thread_id in self._dirty["threads"]:
+            box = self.boxes[mailbox]
+            if thread_id in box.threads:
+                box.note(box.threads[thread_id])
+        for box in self.boxes.values():  # the index of every box with threads is written with them
+            if box.threads or box.index is not None or box._agenda is not None:
+                self._dirty["meta"].add((box.name, INDEX_RECORD))
         for table, keys in self._dirty.items():
             self._write(table, keys)
         written: dict[str, dict[int, tuple[int, int]]] = {table: {} for table in TABLES}
@@ -524,8 +720,12 @@ class Store:
         next_id = max(texts, default=0) + 1
         for key in keys:
             file_key = key[1] if table == "breaches" else key
-            if key[1] not in getattr(self.boxes[key[0]], table):  # a box keeps each table's records by that name
-                texts.pop(ids.pop(file_key, None), None)
+            if key[1] not in getattr(self.boxes[key[0]], table) and (table, key[1]) != ("meta", INDEX_RECORD):
+                # a box keeps each table's records by that name (its index apart)
+                removed = ids.pop(file_key, None)
+                texts.pop(removed, None)
+                if table == "threads":
+                    self._crcs.pop(removed, None)
                 continue
             if file_key not in ids:
                 ids[file_key] = file_key if table == "breaches" else next_id
@@ -544,6 +744,9 @@ class Store:
             doc = _quarantined_doc(box.quarantine[name])
         elif table == "outgoing":
             doc = _mailbox_doc(mailbox, _outgoing_doc(box.outgoing[name]))
+        elif table == "meta" and name == INDEX_RECORD:  # written after the threads: their checksums are known
+            doc_ids = [doc_id for (owner, _), doc_id in self._doc_ids["threads"].items() if owner == mailbox]
+            doc = _named_doc(key, box.index_state(doc_ids, self._crcs))
         else:
             doc = _named_doc(key, getattr(box, table)[name])
         return _text(doc).encode()
@@ -573,6 +776,8 @@ class Store:
                     spans[doc_id] = (offset, text[1])
                     continue
                 data = self._make_text(table, text.key) if isinstance(text, _Changed) else text.encode()
+                if table == "threads":
+                    self._crcs[doc_id] = text_checksum(data)
                 handle.write(data)
                 spans[doc_id] = (offset, len(data))
                 offset += len(data)
@@ -644,6 +849,30 @@ class _Run:
             if on_disk.read(len(prefix)) != prefix:
                 return False
         return True
+
+
+class _Unread:
+    """A thread record only looked at while loading: its thread id and the checksum of its text."""
+
+    __slots__ = ("thread_id", "crc", "text")
+
+    def __init__(self, thread_id: str | None, crc: int, text: str):
+        self.thread_id, self.crc, self.text = thread_id, crc, text
+
+
+_THREAD_START = '{"id":"'
+
+
+def _thread_unread(text: str):
+    """`read` for _documents_of at a load: a thread record (a document that starts with its string id, as
+    mailesc writes threads and no other record) is not parsed, only its id read; anything else is."""
+    if not (text.startswith(_THREAD_START) and text.endswith("}")):  # (a line cut short is parsed: refused here)
+        return json.loads(text)
+    try:
+        thread_id = intern(json.decoder.scanstring(text, len(_THREAD_START))[0])
+    except ValueError:
+        thread_id = None  # parsed when the threads are placed, which says what is wrong
+    return _Unread(thread_id, zlib.crc32(text.encode()), text)
 
 
 class _Changed:
