@@ -184,7 +184,6 @@ class FileBox(BoxQueue):
         self.index: StoredIndex | None = None  # None: the threads were read whole (no index, or not trusted)
         self.untimed: set[str] = set()
         self.notices: set[str] = set()
-        self.archived_at: datetime | None = None
         self._agenda = None  # the engine's Agenda, written into the index at each flush (keep_agenda)
         self._fingerprint: str | None = None
 
@@ -227,13 +226,10 @@ class FileBox(BoxQueue):
         return [self.threads[i] for i in sorted(self.untimed) if i in self.threads]
 
     def last_archived(self) -> datetime | None:
-        """When this box was last looked through for threads to archive (by any process)."""
-        return self.archived_at
+        return last_archived(self)
 
     def archive_looked(self, at: datetime) -> None:
-        """The box was looked through for threads to archive at `at`: remembered at the next flush."""
-        self.archived_at = at
-        self.store.mark_dirty("meta", (self.name, INDEX_RECORD))
+        archive_looked(self, at)
 
     def notice_owners(self) -> set[str]:
         """The threads that hold an unsent warning or acknowledgement."""
@@ -251,7 +247,7 @@ class FileBox(BoxQueue):
         return index_document(doc_ids, crcs, fingerprint=self._fingerprint if agenda is not None else
                               (self.index.fingerprint if self.index else None),
                               wakes={t: w for t, w in wakes.items() if t in live}, changed=changed & live,
-                              untimed=self.untimed & live, notices=self.notices & live, archived_at=self.archived_at)
+                              untimed=self.untimed & live, notices=self.notices & live)
 
     def new_breach(self, **values) -> Breach:
         """A breach with the next id of the installation: ids are never reused, not even archived ones'."""
@@ -314,6 +310,21 @@ def first_start(box, now: datetime) -> datetime:
     start = min(min((m.arrived for thread in box.threads.values() for m in thread.messages), default=now), now)
     box.meta["first_start"] = {"at": isoformat(start)}
     return start
+
+
+def last_archived(box) -> datetime | None:
+    """When `box` was last looked through for threads to archive, by any process (that walks its threads: at
+    most once an hour, not at every `once`). (Both stores.)"""
+    known = box.meta.get("archived")
+    try:
+        return parse_iso(known["at"]) if known else None
+    except (KeyError, TypeError, ValueError):
+        return None  # looked through again, and the record written anew
+
+
+def archive_looked(box, at: datetime) -> None:
+    """`box` was looked through for threads to archive at `at`: remembered at the next flush."""
+    box.meta["archived"] = {"at": isoformat(at)}
 
 
 INSTALLATION = ""  # the box of the installation-wide records: the daily digests, the last breach id
@@ -572,7 +583,6 @@ class Store:
             for box in self.boxes.values():
                 if box.index is not None:
                     box.untimed, box.notices = set(box.index.untimed), set(box.index.notices)
-                    box.archived_at = box.index.archived_at
             return
         for doc_id, _, place in unread:
             thread = self._parse_thread(doc_id, place)

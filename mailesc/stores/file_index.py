@@ -45,18 +45,16 @@ class StoredIndex:
     changed: set[str] = field(default_factory=set)  # changed since they were last evaluated
     untimed: set[str] = field(default_factory=set)  # their policy could not time them (Thread.clock_error)
     notices: set[str] = field(default_factory=set)  # they hold an unsent warning or acknowledgement
-    archived_at: datetime | None = None  # when the box was last looked through for threads to archive
 
 
 def index_document(doc_ids: Iterable[int], crcs: Mapping[int, int], *, fingerprint: str | None,
                    wakes: Mapping[str, datetime], changed: Iterable[str], untimed: Iterable[str],
-                   notices: Iterable[str], archived_at: datetime | None) -> dict:
+                   notices: Iterable[str]) -> dict:
     """The index of one box as stored (the `state` of its meta record)."""
     ids = sorted(doc_ids)
     return {"version": INDEX_VERSION, "threads": ids, "checksum": checksum(crcs[i] for i in ids),
             "fingerprint": fingerprint, "wakes": {thread: isoformat(when) for thread, when in sorted(wakes.items())},
-            "changed": sorted(changed), "untimed": sorted(untimed), "notices": sorted(notices),
-            "archived_at": isoformat(archived_at) if archived_at else None}
+            "changed": sorted(changed), "untimed": sorted(untimed), "notices": sorted(notices)}
 
 
 def matching(stored: Mapping[str, object], crcs: Mapping[int, int]) -> list[int] | None:
@@ -79,10 +77,8 @@ def read_index(stored: Mapping) -> StoredIndex | None:
     try:
         fingerprint = stored.get("fingerprint")
         wakes = {str(thread): parse_iso(when) for thread, when in stored["wakes"].items()}
-        archived = stored.get("archived_at")
         return StoredIndex(fingerprint=fingerprint if isinstance(fingerprint, str) else None, wakes=wakes,
                            changed=set(map(str, stored["changed"])), untimed=set(map(str, stored["untimed"])),
-                           notices=set(map(str, stored["notices"])),
-                           archived_at=parse_iso(archived) if archived else None)
+                           notices=set(map(str, stored["notices"])))
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
