@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
+from mailesc.agenda import policies_fingerprint
 from mailesc.classify import People, SpamRules
 from mailesc.clock import isoformat, parse_iso
 from mailesc.outbox import DIGEST_AFTER, Outbox
@@ -48,7 +49,8 @@ class Engine:
                  subject_window: timedelta = SUBJECT_WINDOW, notifier: Notifier | None = None):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
-        self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window)
+        self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window,
+                                   since=since)
         self.store, self.source, self.since, self.durable = store, source, since, durable
         self._timed_with: Policies | None = None  # the policies the untimed threads were last tried with
         self.timing = Timing(self.state, source)
@@ -130,6 +132,7 @@ class Engine:
         self.outbox.composer.policies, self.outbox.composer.templates = policies, templates  # rule order, zones
         for thread_id in self.store.threads:
             self.state.agenda.changed(thread_id)
+        self.store.keep_agenda(self.state.agenda, policies_fingerprint(policies, self.since))
 
     # -- outbox -------------------------------------------------------------------------------------------------
 

@@ -526,6 +526,21 @@ class Store:
     def archive(self, threads: list[Thread]) -> None:
         self.archive_threads(self._default, threads)
 
+    def agenda_state(self, fingerprint: str):
+        return self._default.agenda_state(fingerprint)
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        self._default.keep_agenda(agenda, fingerprint)
+
+    def untimed_threads(self) -> list[Thread]:
+        return self._default.untimed_threads()
+
+    def last_archived(self) -> datetime | None:
+        return self._default.last_archived()
+
+    def archive_looked(self, at: datetime) -> None:
+        self._default.archive_looked(at)
+
     # -- reading ------------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
