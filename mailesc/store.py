@@ -171,7 +171,7 @@ class FileBox(BoxQueue):
 
     def __init__(self, store: "Store", name: str):
         self.store, self.name = store, name
-        self.threads = LazyThreads(lambda thread_id, doc_id: store.read_thread(name, thread_id, doc_id))
+        self.threads: LazyThreads = LazyThreads(lambda thread_id, doc_id: store.read_thread(name, thread_id, doc_id))
         self.breaches: dict[int, Breach] = {}
         self.quarantine: dict[str, Quarantined] = {}
         self.sync = NamedRecords(store, "sync", name)
@@ -590,8 +590,9 @@ class Store:
                 trusted = False
             owners.update((doc_id, box.name) for doc_id in ids or ())
         trusted = trusted and set(owners) == {doc_id for doc_id, _, _ in unread} == set(self._crcs)
-        if trusted and all(thread_id is not None for _, thread_id, _ in unread):
-            for doc_id, thread_id, _ in unread:
+        named = [(doc_id, thread_id) for doc_id, thread_id, _ in unread if thread_id is not None]
+        if trusted and len(named) == len(unread):
+            for doc_id, thread_id in named:
                 box = self.boxes[owners[doc_id]]
                 box.threads.defer(thread_id, doc_id)
                 self._doc_ids["threads"][(box.name, thread_id)] = doc_id
@@ -886,6 +887,7 @@ class _Unread:
 
 
 _THREAD_START = '{"id":"'
+_THREAD_ID = re.compile(r'\{"id":("(?:[^"\\]|\\.)*")')
 
 
 def _thread_unread(text: str):
@@ -893,10 +895,12 @@ def _thread_unread(text: str):
     mailesc writes threads and no other record) is not parsed, only its id read; anything else is."""
     if not (text.startswith(_THREAD_START) and text.endswith("}")):  # (a line cut short is parsed: refused here)
         return json.loads(text)
+    found = _THREAD_ID.match(text)
     try:
-        thread_id = intern(json.decoder.scanstring(text, len(_THREAD_START))[0])
+        thread_id = intern(json.loads(found.group(1))) if found else None
     except ValueError:
-        thread_id = None  # parsed when the threads are placed, which says what is wrong
+        thread_id = None
+    # (None: parsed when the threads are placed, which says what is wrong)
     return _Unread(thread_id, zlib.crc32(text.encode()), text)
 
 
