@@ -33,19 +33,26 @@ from common import (REPO, RESULTS, BenchDovecot, add_size_arguments, chosen_size
 GOAL_S = 0.5
 
 
-def env(checkout: Path, box) -> dict:
-    return {**os.environ, "MAILESC_IMAP_PASSWORD": box.password, "PYTHONPATH": str(checkout)}
+def env(checkout: Path, box, cache: Path) -> dict:
+    """The environment of a run of `checkout`'s mailesc. Byte code is cached (in `cache`, one per checkout) as
+    an installed package has it, even where PYTHONDONTWRITEBYTECODE is set: else every run compiles mailesc."""
+    environment = {**os.environ, "MAILESC_IMAP_PASSWORD": box.password, "PYTHONPATH": str(checkout),
+                   "PYTHONPYCACHEPREFIX": str(cache)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    return environment
 
 
 def once_command(config: Path, *extra: str) -> list[str]:
     return [sys.executable, *extra, "-m", "mailesc", "-c", str(config), "once"]
 
 
-def timed(command: list[str], environment: dict) -> tuple[float, float, float]:
-    """(wall seconds, CPU seconds user+sys, peak RSS MB of this child) of one run, its output thrown away."""
+def timed(command: list[str], environment: dict, cwd: Path) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds user+sys, peak RSS MB of this child) of one run, its output thrown away. It
+    runs in `cwd`, not in a checkout: `python3 -m` puts the current folder first on the import path."""
     pid = os.fork()
     if pid == 0:  # a child of our own, so that its rusage is its alone
         try:
+            os.chdir(cwd)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -60,19 +67,20 @@ def timed(command: list[str], environment: dict) -> tuple[float, float, float]:
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def first_once(command: list[str], environment: dict) -> float:
+def first_once(command: list[str], environment: dict, cwd: Path) -> float:
     started = time.perf_counter()
-    result = subprocess.run(command, env=environment, capture_output=True, text=True)
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=cwd)
     if result.returncode not in (0, 1) or "Traceback" in result.stderr:
         raise RuntimeError(f"the first once exited {result.returncode}:\n{result.stderr[-3000:]}")
     return time.perf_counter() - started
 
 
 def profile(config: Path, box, size: int) -> None:
-    environment = env(REPO, box)
+    environment = env(REPO, box, config.parent.parent / "pycache-this")
     out = RESULTS / f"profile_once_{size}.txt"
     stats = RESULTS / f"profile_once_{size}.pstats"
-    subprocess.run(once_command(config, "-m", "cProfile", "-o", str(stats)), env=environment, capture_output=True)
+    subprocess.run(once_command(config, "-m", "cProfile", "-o", str(stats)), env=environment, capture_output=True,
+                   cwd=config.parent)
     import pstats
 
     with open(out, "w") as handle:
@@ -80,7 +88,7 @@ def profile(config: Path, box, size: int) -> None:
         pstats.Stats(str(stats), stream=handle).sort_stats("tottime").print_stats(30)
     stats.unlink(missing_ok=True)
     result = subprocess.run(once_command(config, "-X", "importtime"), env=environment, capture_output=True,
-                            text=True)
+                            text=True, cwd=config.parent)
     lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     top = sorted(lines[1:], key=lambda line: -int(line.split("|")[1]))[:40]
     (RESULTS / f"importtime_once_{size}.txt").write_text("\n".join(lines[:1] + top) + "\n")
@@ -102,17 +110,17 @@ def main(argv=None) -> int:
         work = Path(tempfile.mkdtemp(prefix="mesc-once-"))
         for size in sizes:
             box, _counts, _fill = dovecot.mailbox(generate(size, seed=size, open_share=0.2))
-            cases = {"floor": ([sys.executable, "-c", "pass"], {**os.environ})}
+            cases = {"floor": ([sys.executable, "-c", "pass"], {**os.environ}, work)}
             first = {}
             for label, checkout in checkouts.items():
                 config = write_config(work / f"{size}-{label}", box)
-                cases[label] = (once_command(config), env(checkout, box))
+                cases[label] = (once_command(config), env(checkout, box, work / f"pycache-{label}"), config.parent)
                 first[label] = first_once(*cases[label])
             samples = {label: [] for label in cases}
             load.append(os.getloadavg()[0])
             for run in range(args.runs + 1):
-                for label, (command, environment) in cases.items():
-                    measured = timed(command, environment)
+                for label, (command, environment, cwd) in cases.items():
+                    measured = timed(command, environment, cwd)
                     if run:
                         samples[label].append(measured)
             load.append(os.getloadavg()[0])

@@ -34,8 +34,7 @@ from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
 from mailesc.queue import BoxQueue, MailIndex, Queued, daily_from_health
 from mailesc.signing import installation_secret, secret_path
-from mailesc.stores.file_index import (INDEX_RECORD, StoredIndex, index_document, matching, read_index,
-                                       text_checksum)
+from mailesc.stores.file_index import INDEX_RECORD, Region, StoredIndex, box_part, index_document, read_index
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
 
@@ -180,7 +179,6 @@ class FileBox(BoxQueue):
         self.outgoing: dict[str, QueuedMail] = {}  # mails of no single thread (digests), by Message-ID
         self.mails = MailIndex()  # where its unsent mails are
         # the index (stores/file_index.py): as read, if it matched the thread records; and kept up to date
-        self.stored_index: dict | None = None  # the document as read, until the threads are placed
         self.index: StoredIndex | None = None  # None: the threads were read whole (no index, or not trusted)
         self.untimed: set[str] = set()
         self.notices: set[str] = set()
@@ -235,19 +233,19 @@ class FileBox(BoxQueue):
         """The threads that hold an unsent warning or acknowledgement."""
         return set(self.notices)
 
-    def index_state(self, doc_ids: list[int], crcs: dict[int, int]) -> dict:
+    def index_part(self, threads: list[tuple[int, str, int, int]]) -> dict:
+        """This box's part of the store's index (file_index.box_part), its threads at these places."""
         agenda = self._agenda
         if agenda is not None:
-            wakes, changed = agenda.wakes(), agenda.unevaluated()
+            wakes, changed, fingerprint = agenda.wakes(), agenda.unevaluated(), self._fingerprint
         elif self.index is not None:  # no engine on this box in this process: what was stored stays
-            wakes, changed = self.index.wakes, self.index.changed
+            wakes, changed, fingerprint = self.index.wakes, self.index.changed, self.index.fingerprint
         else:
-            wakes, changed = {}, set()
-        live = set(self.threads)
-        return index_document(doc_ids, crcs, fingerprint=self._fingerprint if agenda is not None else
-                              (self.index.fingerprint if self.index else None),
-                              wakes={t: w for t, w in wakes.items() if t in live}, changed=changed & live,
-                              untimed=self.untimed & live, notices=self.notices & live)
+            wakes, changed, fingerprint = {}, set(), None
+        live = self.threads
+        return box_part(threads=threads, fingerprint=fingerprint,
+                        wakes={t: w for t, w in wakes.items() if t in live}, changed={t for t in changed if t in live},
+                        untimed={t for t in self.untimed if t in live}, notices={t for t in self.notices if t in live})
 
     def new_breach(self, **values) -> Breach:
         """A breach with the next id of the installation: ids are never reused, not even archived ones'."""
@@ -287,6 +285,7 @@ class FileBox(BoxQueue):
 
     def record_poll(self, at: datetime) -> None:
         self.store.record_poll(at)
+
 
 
 def take_over_daily_digest(box) -> None:
@@ -362,7 +361,8 @@ class Store:
         self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
         self._on_disk: BinaryIO | None = None  # see _open_on_disk
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
-        self._crcs: dict[int, int] = {}  # thread document id -> CRC-32 of its text (the index's checksum)
+        self._written_threads: dict[int, tuple[int, int]] = {}  # while writing: where each thread's text went
+        self._region: Region | None = None  # while writing: the threads table's bytes, for the index
         self._loaded = live or not readonly
         try:
             if self._loaded:
@@ -546,70 +546,75 @@ class Store:
     def _load(self) -> None:
         """Read the file once, turning each record into an object (and, unless read-only, keeping where its
         JSON text is) while dropping the parsed copy as it goes: the peak stays near the size of the parsed
-        file. Unless read-only, thread records are only looked at (their id and checksum): if the index
-        (stores/file_index.py) matches them, each is parsed when first asked for; else all are, as before."""
+        file. Unless read-only, a store whose index (stores/file_index.py) matches its threads table skips that
+        table: each thread is parsed when first asked for."""
+        index = None if self.readonly else self._matching_index()
         place = "at its start"
-        unread: list[tuple[int, str | None, str]] = []  # thread records not parsed yet: (doc id, thread id, where)
         try:
-            for table, doc_id, doc, place, span in _documents_of(
-                    self._storage, read=json.loads if self.readonly else _thread_unread):
-                if isinstance(doc, _Unread):
-                    if table == "threads" and span is not None:
-                        self._texts[table][doc_id] = span
-                        self._crcs[doc_id] = doc.crc
-                        unread.append((doc_id, doc.thread_id, place))
-                        continue
-                    doc = json.loads(doc.text)
+            for table, doc_id, doc, place, span in _documents_of(self._storage, read=_index_unread,
+                                                                 skip=index[0] if index else None):
                 if table not in TABLES or (table == "threads" and not self._with_threads):
+                    continue
+                if doc is _INDEX:  # read already (or not to be trusted): written anew at the next flush
+                    self._doc_ids[table][(INSTALLATION, INDEX_RECORD)] = int(doc_id)
+                    if not self.readonly:
+                        self._texts[table][int(doc_id)] = span or ""
                     continue
                 key = self._take(table, doc)
                 self._doc_ids[table][key] = int(doc_id)
                 if not self.readonly:
-                    self._texts[table][int(doc_id)] = text = span or _text(doc)
-                    if table == "threads":
-                        self._crcs[doc_id] = text_checksum(text.encode() if isinstance(text, str) else
-                                                           self._read_span(text))
+                    self._texts[table][int(doc_id)] = span or _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+        if index is not None:
+            self._place_threads(index[1])
+        elif not self.readonly and self._doc_ids["threads"]:
+            self.mark_dirty("meta", (INSTALLATION, INDEX_RECORD))  # the index is written (anew) at the next flush
+        for box in self.boxes.values():
+            if box.index is None:  # read whole: the sets are found by looking at every thread
+                for thread in box.threads.read():
+                    box.note(thread)
+        take_over_daily_digest(self.installation)
         if not self.readonly and self.path.exists():
             self._open_on_disk()
-        self._place_threads(unread)
-        take_over_daily_digest(self.installation)
 
-    def _place_threads(self, unread: list[tuple[int, str | None, str]]) -> None:
-        """Put the thread records only looked at so far into their boxes: unread, if every box's index
-        matches them (and names each thread's box); else each is read now, as without an index, and every
-        index is written anew at the next flush."""
-        owners: dict[int, str] = {}
-        trusted = True
-        for box in list(self.boxes.values()):
-            stored, box.stored_index = box.stored_index, None
-            ids = matching(stored, self._crcs) if stored is not None else []
-            box.index = read_index(stored) if stored is not None and ids is not None else None
-            if ids is None or (stored is not None and box.index is None) or any(i in owners for i in ids):
-                trusted = False
-            owners.update((doc_id, box.name) for doc_id in ids or ())
-        trusted = trusted and set(owners) == {doc_id for doc_id, _, _ in unread} == set(self._crcs)
-        named = [(doc_id, thread_id) for doc_id, thread_id, _ in unread if thread_id is not None]
-        if trusted and len(named) == len(unread):
-            for doc_id, thread_id in named:
-                box = self.boxes[owners[doc_id]]
-                box.threads.defer(thread_id, doc_id)
-                self._doc_ids["threads"][(box.name, thread_id)] = doc_id
-            for box in self.boxes.values():
-                if box.index is not None:
-                    box.untimed, box.notices = set(box.index.untimed), set(box.index.notices)
-            return
-        for doc_id, _, place in unread:
-            thread = self._parse_thread(doc_id, place)
-            self.box(thread.mailbox).threads[thread.id] = thread
-            self._doc_ids["threads"][(thread.mailbox, thread.id)] = doc_id
-        for box in self.boxes.values():
-            box.index = None
-            for thread in box.threads.read():
-                box.note(thread)
-            if box.threads and not self.readonly:
-                self.mark_dirty("meta", (box.name, INDEX_RECORD))
+    def _matching_index(self) -> tuple[Region, dict[str, StoredIndex]] | None:
+        """The store's index, if the file has one of this version that matches the threads table it was
+        written with (the table's bytes have the CRC-32 the index names); else None."""
+        found = _find_index(self.path)
+        index = read_index(found) if found is not None else None
+        if index is None:
+            return None
+        region = index[0]
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(region.start)
+                crc, left = 0, region.end - region.start
+                while left > 0:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        return None
+                    crc, left = zlib.crc32(block, crc), left - len(block)
+                if handle.read(4) != b'\n},"' and region.lines:
+                    return None
+        except OSError:
+            return None  # the full read says what is wrong
+        return index if crc == region.crc else None
+
+    def _place_threads(self, boxes: dict[str, StoredIndex]) -> None:
+        """Put each thread the index names into its box, unread, where its text is in the file."""
+        entries = sorted(((offset, length, doc_id, thread_id, name) for name, part in boxes.items()
+                          for doc_id, thread_id, offset, length in part.threads))
+        texts, ids = self._texts["threads"], self._doc_ids["threads"]
+        for offset, length, doc_id, thread_id, name in entries:
+            thread_id = intern(thread_id)
+            self.box(name).threads.defer(thread_id, doc_id)
+            ids[(name, thread_id)] = doc_id
+            texts[doc_id] = (offset, length)
+        for name, part in boxes.items():
+            box = self.box(name)
+            box.index = part
+            box.untimed, box.notices = set(part.untimed), set(part.notices)
 
     def read_thread(self, mailbox: str, thread_id: str, doc_id: int) -> Thread:
         """A thread placed unread (see _place_threads), made from its text in the file on disk now."""
@@ -671,10 +676,7 @@ class Store:
             return mailbox, mail.message_id
         name = doc["name"]
         mailbox = doc.get("mailbox", INSTALLATION if name in _INSTALLATION_RECORDS.get(table, ()) else DEFAULT_MAILBOX)
-        if table == "meta" and name == INDEX_RECORD:
-            self.box(mailbox).stored_index = doc["state"] if isinstance(doc["state"], dict) else {}
-        else:
-            getattr(self.box(mailbox), table).data[name] = doc["state"]
+        getattr(self.box(mailbox), table).data[name] = doc["state"]
         return mailbox, name
 
     # -- changing -----------------------------------------------------------------------------------------------
@@ -720,9 +722,7 @@ class Store:
             box = self.boxes[mailbox]
             if thread_id in box.threads:
                 box.note(box.threads[thread_id])
-        for box in self.boxes.values():  # the index of every box with threads is written with them
-            if box.threads or box.index is not None or box._agenda is not None:
-                self._dirty["meta"].add((box.name, INDEX_RECORD))
+        self._dirty["meta"].add((INSTALLATION, INDEX_RECORD))  # written with every write: where the threads are
         for table, keys in self._dirty.items():
             self._write(table, keys)
         written: dict[str, dict[int, tuple[int, int]]] = {table: {} for table in TABLES}
@@ -748,10 +748,7 @@ class Store:
             file_key = key[1] if table == "breaches" else key
             if key[1] not in getattr(self.boxes[key[0]], table) and (table, key[1]) != ("meta", INDEX_RECORD):
                 # a box keeps each table's records by that name (its index apart)
-                removed = ids.pop(file_key, None)
-                texts.pop(removed, None)
-                if table == "threads":
-                    self._crcs.pop(removed, None)
+                texts.pop(ids.pop(file_key, None), None)
                 continue
             if file_key not in ids:
                 ids[file_key] = file_key if table == "breaches" else next_id
@@ -770,9 +767,8 @@ class Store:
             doc = _quarantined_doc(box.quarantine[name])
         elif table == "outgoing":
             doc = _mailbox_doc(mailbox, _outgoing_doc(box.outgoing[name]))
-        elif table == "meta" and name == INDEX_RECORD:  # written after the threads: their checksums are known
-            doc_ids = [doc_id for (owner, _), doc_id in self._doc_ids["threads"].items() if owner == mailbox]
-            doc = _named_doc(key, box.index_state(doc_ids, self._crcs))
+        elif table == "meta" and name == INDEX_RECORD:  # written after the threads: where they went is known
+            doc = _named_doc(key, self._index_document())
         else:
             doc = _named_doc(key, getattr(box, table)[name])
         return _text(doc).encode()
@@ -783,10 +779,13 @@ class Store:
         copied from the file on disk, a run of records that follow each other there as one block (a flush
         after a few changes copies a big store in a few reads). `written` gets where each text is now."""
         offset = 0
+        whole = handle
         for number, table in enumerate(TABLES):
             head = (("{" if number == 0 else "\n},") + json.dumps(table) + ":{").encode()
-            handle.write(head)
+            whole.write(head)
             offset += len(head)
+            if table == "threads":  # its bytes are summed for the index, which is written after them
+                handle, start = _Summing(whole), offset
             spans, run = written[table], _Run()
             for position, (doc_id, text) in enumerate(self._texts[table].items()):
                 prefix = (("\n" if position == 0 else ",\n") + f'"{doc_id}":').encode()
@@ -802,13 +801,26 @@ class Store:
                     spans[doc_id] = (offset, text[1])
                     continue
                 data = self._make_text(table, text.key) if isinstance(text, _Changed) else text.encode()
-                if table == "threads":
-                    self._crcs[doc_id] = text_checksum(data)
                 handle.write(data)
                 spans[doc_id] = (offset, len(data))
                 offset += len(data)
             offset += self._copy(run, handle)
-        handle.write(b"\n}}\n")
+            if table == "threads":
+                self._region = Region(start, offset, len(spans), handle.crc)
+                self._written_threads, handle = spans, whole
+        whole.write(b"\n}}\n")
+
+    def _index_document(self) -> dict:
+        """The index (stores/file_index.py) of the file being written: made after its threads table, whose
+        bytes and places it names."""
+        assert self._region is not None, "the threads table is written before the index"
+        where = self._written_threads
+        parts: dict[str, list[tuple[int, str, int, int]]] = {}
+        for (mailbox, thread_id), doc_id in self._doc_ids["threads"].items():
+            parts.setdefault(mailbox, []).append((doc_id, thread_id, *where[doc_id]))
+        boxes = {box.name: box.index_part(parts.get(box.name, [])) for box in self.boxes.values()
+                 if box.name in parts or box.index is not None or box._agenda is not None}
+        return index_document(self._region, boxes)
 
     def _copy(self, run: "_Run", handle) -> int:
         """Copy a run of unchanged records from the file on disk (see _open_on_disk); the bytes written."""
@@ -853,6 +865,17 @@ class Store:
         self.close()
 
 
+class _Summing:
+    """A file handle that keeps the CRC-32 of what is written through it."""
+
+    def __init__(self, handle):
+        self.handle, self.crc = handle, 0
+
+    def write(self, data: bytes) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.handle.write(data)
+
+
 class _Run:
     """Records that follow each other in the file on disk, copied as one block: [start, end) and, to be sure
     the block really is them, each separator between them (`,\n"id":`) with where it should be."""
@@ -877,31 +900,43 @@ class _Run:
         return True
 
 
-class _Unread:
-    """A thread record only looked at while loading: its thread id and the checksum of its text."""
-
-    __slots__ = ("thread_id", "crc", "text")
-
-    def __init__(self, thread_id: str | None, crc: int, text: str):
-        self.thread_id, self.crc, self.text = thread_id, crc, text
+_INDEX = object()  # the index's record, seen while loading (read before, by _find_index)
+_INDEX_START = '{"name":"%s","mailbox":"","state":' % INDEX_RECORD
 
 
-_THREAD_START = '{"id":"'
-_THREAD_ID = re.compile(r'\{"id":("(?:[^"\\]|\\.)*")')
+def _index_unread(text: str):
+    """`read` for _documents_of at a load: every record is parsed but the index's (big, and read already)."""
+    return _INDEX if text.startswith(_INDEX_START) else json.loads(text)
 
 
-def _thread_unread(text: str):
-    """`read` for _documents_of at a load: a thread record (a document that starts with its string id, as
-    mailesc writes threads and no other record) is not parsed, only its id read; anything else is."""
-    if not (text.startswith(_THREAD_START) and text.endswith("}")):  # (a line cut short is parsed: refused here)
-        return json.loads(text)
-    found = _THREAD_ID.match(text)
+def _find_index(path: Path) -> dict | None:
+    """The state of the index's record, found from the end of the file (the meta table is one of the last):
+    None when there is none, or the file is not in mailesc's line layout (it is then read whole)."""
     try:
-        thread_id = intern(json.loads(found.group(1))) if found else None
-    except ValueError:
-        thread_id = None
-    # (None: parsed when the threads are placed, which says what is wrong)
-    return _Unread(thread_id, zlib.crc32(text.encode()), text)
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            tail, start = b"", size
+            while True:
+                start = max(0, start - (1 << 20))
+                handle.seek(start)
+                tail = handle.read(size - start if not tail else len(tail) + (1 << 20))[:size - start]
+                at = tail.rfind(b'\n},"meta":{\n')
+                if at >= 0 or start == 0:
+                    break
+    except OSError:
+        return None
+    if at < 0:
+        return None
+    for line in tail[at + 13:].split(b"\n"):
+        if line.startswith(b"},"):
+            return None  # the end of the meta table
+        key, _, text = line.rstrip(b",").partition(b":")
+        if text.startswith(_INDEX_START.encode()):
+            try:
+                return json.loads(text)["state"]
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 class _Changed:
@@ -1287,17 +1322,18 @@ _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 def _documents_of(storage: AtomicJSONStorage, only: str | None = None
                   ) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]: ...
 @overload
-def _documents_of(storage: AtomicJSONStorage, only: str | None = None, *, read: Callable[[str], _Part]
-                  ) -> Iterator[tuple[str, int, _Part, str, tuple[int, int] | None]]: ...
-def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads
-                  ) -> Iterator[tuple[str, int, object, str, tuple[int, int] | None]]:
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, *, read: Callable[[str], _Part],
+                  skip: Region | None = None) -> Iterator[tuple[str, int, _Part, str, tuple[int, int] | None]]: ...
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads,
+                  skip: Region | None = None) -> Iterator[tuple[str, int, object, str, tuple[int, int] | None]]:
     """(table, document id, document, where it is, (offset, length) of its text in the file) of every record.
     A file mailesc wrote has one document a line and is parsed a line at a time, so the whole parsed file never
     sits in memory; any other (TinyDB's own single line, an older mailesc) is parsed whole, and its records
     have no offsets. Whatever is not such a file is refused (see damaged()).
 
     With `only`, the records of that table alone: the other lines are not even parsed (a breach list skips
-    the threads). `read` turns a document's text into what is yielded (json.loads: the document)."""
+    the threads). `read` turns a document's text into what is yielded (json.loads: the document). `skip`: the
+    threads table's records, not read at all (their bytes were checked against the store's index)."""
     try:
         handle = open(storage.path, "rb")
     except FileNotFoundError:
@@ -1316,8 +1352,11 @@ def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Cal
                 return
             table, complete = first, False
             skipping = only is not None and table != only
-            start = handle.tell()
-            for number, raw in enumerate(handle, start=2):
+            start, skipped = handle.tell(), 0
+            if skip is not None and table == "threads" and start == skip.start + 1:
+                start = handle.seek(skip.end + 1)  # past the last record's line end: the next table's header
+                skipped = skip.lines
+            for number, raw in enumerate(handle, start=2 + skipped):
                 line_start, start = start, start + len(raw)
                 record = raw[:1] == b'"' and not complete  # `"17":{...},`; headers and the end start otherwise
                 if record and skipping and _looks_whole(raw):

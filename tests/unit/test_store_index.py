@@ -120,15 +120,23 @@ def drop_index(path) -> None:
     path.write_text("".join(lines))
 
 
+def box(state: dict) -> dict:
+    return state["boxes"]["default"]
+
+
 UNTRUSTED = {
     "missing (a store an older mailesc wrote)": drop_index,
     "of another version": lambda path: damage_index(path, lambda state: state.update(version=99)),
     "not matching its threads": edit_a_thread,
-    "naming a thread that is not there": lambda path: damage_index(path, lambda s: s["threads"].append(999)),
-    "missing a thread": lambda path: damage_index(path, lambda s: s["threads"].pop()),
-    "damaged (a wake-up that is no time)": lambda path: damage_index(path, lambda s: s["wakes"].update(x="soon")),
-    "damaged (not an object)": lambda path: damage_index(path, lambda s: s.update(threads="all")),
-    "a wrong checksum": lambda path: damage_index(path, lambda s: s.update(checksum=s["checksum"] + 1)),
+    "naming a thread that is not there":
+        lambda path: damage_index(path, lambda s: box(s)["threads"].append([999, "<x@y>", 20, 5])),
+    "missing a thread": lambda path: damage_index(path, lambda s: box(s)["threads"].pop()),
+    "naming a place outside the threads table":
+        lambda path: damage_index(path, lambda s: box(s)["threads"][0].__setitem__(2, s["region"][1] + 5)),
+    "damaged (a wake-up that is no time)": lambda path: damage_index(path, lambda s: box(s)["wakes"].update(x="soon")),
+    "damaged (not an object)": lambda path: damage_index(path, lambda s: box(s).update(threads="all")),
+    "damaged (no region)": lambda path: damage_index(path, lambda s: s.pop("region")),
+    "a wrong checksum": lambda path: damage_index(path, lambda s: s["region"].__setitem__(3, s["region"][3] + 1)),
 }
 
 
@@ -157,8 +165,8 @@ def test_an_index_not_to_be_trusted_is_ignored_every_thread_read_and_the_index_w
 
 
 def test_thread_records_swapped_in_the_file_are_each_still_read_as_themselves(tmp_path):
-    """Two records swapped keep the checksum (a sum): each thread is placed by the id in its own record, so
-    asking for a thread never gives another thread's data."""
+    """Two records swapped: the index no longer matches the bytes of the threads table, so the threads are read
+    whole; asking for a thread never gives another thread's data."""
     path = tmp_path / "mailesc.json"
     written(path, count=2)
     lines = path.read_text().splitlines(keepends=True)
@@ -169,7 +177,7 @@ def test_thread_records_swapped_in_the_file_are_each_still_read_as_themselves(tm
     lines[second] = lines[second].replace(b, a)
     path.write_text("".join(lines))
     with Store(path) as store:
-        assert store._default.index is not None
+        assert store._default.index is None
         assert sorted(store.threads) == sorted([make_thread(0).id, make_thread(1).id])
         for thread_id in list(store.threads):
             assert store.threads[thread_id] == make_thread(int(thread_id[5]))
@@ -185,7 +193,7 @@ def test_the_store_with_its_index_stays_readable_by_tinydb(tmp_path):
     finally:
         database.close()
     assert threads == set(before)
-    assert len(index) == 1 and index[0]["state"]["untimed"] == [make_thread(1).id]
+    assert len(index) == 1 and box(index[0]["state"])["untimed"] == [make_thread(1).id]
 
 
 def test_a_read_only_store_reads_every_thread_and_hides_the_index(tmp_path):
