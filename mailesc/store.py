@@ -602,17 +602,17 @@ class Store:
         return index if crc == region.crc else None
 
     def _place_threads(self, boxes: dict[str, StoredIndex]) -> None:
-        """Put each thread the index names into its box, unread, where its text is in the file."""
-        entries = sorted(((offset, length, doc_id, thread_id, name) for name, part in boxes.items()
-                          for doc_id, thread_id, offset, length in part.threads))
+        """Put each thread the index names into its box, unread, where its text is in the file (in file order,
+        as a load in full would)."""
         texts, ids = self._texts["threads"], self._doc_ids["threads"]
-        for offset, length, doc_id, thread_id, name in entries:
-            thread_id = intern(thread_id)
-            self.box(name).threads.defer(thread_id, doc_id)
-            ids[(name, thread_id)] = doc_id
-            texts[doc_id] = (offset, length)
         for name, part in boxes.items():
             box = self.box(name)
+            defer = box.threads.defer
+            for doc_id, thread_id, offset, length in part.threads:
+                thread_id = intern(thread_id)
+                defer(thread_id, doc_id)
+                ids[(name, thread_id)] = doc_id
+                texts[doc_id] = (offset, length)
             box.index = part
             box.untimed, box.notices = set(part.untimed), set(part.notices)
 
