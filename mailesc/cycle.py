@@ -88,7 +88,8 @@ class Engine:
         self._commit()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
         self._commit()
-        if self.retention.archive(now):
+        looks = self.retention.due(now)  # the look is remembered in the store, archived or not
+        if self.retention.archive(now) or looks:
             self._commit()
         return report
 
