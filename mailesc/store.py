@@ -566,6 +566,8 @@ class Store:
                     self._texts[table][int(doc_id)] = span or _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+        if index is not None and self._doc_ids["threads"]:
+            index = None  # the threads table was read after all (not where the index said): the records win
         if index is not None:
             self._place_threads(index[1])
         elif not self.readonly and self._doc_ids["threads"]:

@@ -46,7 +46,8 @@ class ThreadIndex:
     cycle with no new mail reads no thread (the store makes each from its record only when asked for)."""
 
     def __init__(self, threads: Iterable[Thread] | Callable[[], Iterable[Thread]] = (), *,
-                 subject_window: timedelta = SUBJECT_WINDOW, is_internal: Callable[[str], bool] = lambda address: False):
+                 subject_window: timedelta = SUBJECT_WINDOW,
+                 is_internal: Callable[[str], bool] = lambda address: False):
         self._by_id: dict[str, Thread] = {}
         self._by_subject: dict[str, Thread] = {}
         # For orphans, every live thread per subject: the thread itself while it is the only one (most

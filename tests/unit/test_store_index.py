@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from tinydb import TinyDB
 
 from mailesc.agenda import Agenda
-from mailesc.errors import StoreError
-from mailesc.model import Delivery, MailKind, QueuedMail
+from mailesc.model import MailKind, QueuedMail
 from mailesc.store import Store
 from mailesc.stores.file_index import INDEX_RECORD
 from tests.unit.test_store import T0, make_thread
