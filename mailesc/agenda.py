@@ -5,9 +5,14 @@ daemon knows its next deadline without walking every thread: an idle cycle costs
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import heapq
+import re
 from collections.abc import Iterable
 from datetime import datetime
+
+AGENDA_VERSION = "1"  # raised when the engine computes wake-ups differently: stored ones are then not used
 
 
 class Agenda:
@@ -51,5 +56,42 @@ class Agenda:
             heapq.heappop(self._heap)  # stale: the thread was rescheduled or forgotten
         return self._heap[0][0] if self._heap else None
 
+    def wakes(self) -> dict[str, datetime]:
+        """Each thread's next wake-up (what a store keeps, so that the next process need not evaluate every
+        clock to learn them again)."""
+        return dict(self._wake_at)
+
+    def unevaluated(self) -> set[str]:
+        """The threads changed since they were last evaluated."""
+        return set(self._changed)
+
     def __len__(self) -> int:
         return len(self._wake_at)
+
+
+def policies_fingerprint(policies, since=None) -> str:
+    """What wake-up times depend on besides the threads themselves: every rule (its deadlines, ladder, warning,
+    calendar with its hours and closed days) and `[mailbox] since`. A store keeps the agenda with this; a
+    process whose fingerprint differs evaluates every clock again, as at a first start."""
+    text = repr((AGENDA_VERSION, _canonical(policies.rules), _canonical(since)))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _canonical(value) -> object:
+    """A value as a plain, ordered structure: sets sorted (their order changes with every process's hash seed),
+    a holiday calendar by its country and region (its own repr grows as years are looked up)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name)))
+                                            for f in dataclasses.fields(value)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted(repr(_canonical(item)) for item in value)))
+    if isinstance(value, dict) and type(value) is dict:
+        return ("dict", tuple(sorted((repr(_canonical(k)), repr(_canonical(v))) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(item) for item in value)
+    if isinstance(value, re.Pattern):
+        return ("re", value.pattern, value.flags)
+    if type(value).__module__.startswith("holidays"):
+        return ("holidays", type(value).__name__, getattr(value, "country", None), getattr(value, "subdiv", None),
+                tuple(sorted(getattr(value, "categories", ()) or ())))
+    return repr(value)

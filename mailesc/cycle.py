@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
+from mailesc.agenda import policies_fingerprint
 from mailesc.classify import People, SpamRules
 from mailesc.clock import isoformat, parse_iso
 from mailesc.outbox import DIGEST_AFTER, Outbox
@@ -48,7 +49,8 @@ class Engine:
                  subject_window: timedelta = SUBJECT_WINDOW, notifier: Notifier | None = None):
         """`since`: mail that arrived before this (a time, or a span back from the store's first start) is
         history: it threads and answers, but starts no clock. None (a replay): every message counts."""
-        self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window)
+        self.state = mailbox_state(store, policies, who_is_who(policies, team, sender, secret), secret, subject_window,
+                                   since=since)
         self.store, self.source, self.since, self.durable = store, source, since, durable
         self._timed_with: Policies | None = None  # the policies the untimed threads were last tried with
         self.timing = Timing(self.state, source)
@@ -86,7 +88,8 @@ class Engine:
         self._commit()  # breaches and pending escalations are on disk before anything is sent
         self.deliver(now, report)
         self._commit()
-        if self.retention.archive(now):
+        looks = self.retention.due(now)  # the look is remembered in the store, archived or not
+        if self.retention.archive(now) or looks:
             self._commit()
         return report
 
@@ -130,6 +133,7 @@ class Engine:
         self.outbox.composer.policies, self.outbox.composer.templates = policies, templates  # rule order, zones
         for thread_id in self.store.threads:
             self.state.agenda.changed(thread_id)
+        self.store.keep_agenda(self.state.agenda, policies_fingerprint(policies, self.since))
 
     # -- outbox -------------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ for it) and kept up to date by `enqueue`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
@@ -39,12 +39,15 @@ class MailIndex:
         self._outgoing: set[str] = set()
 
     def rebuild(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach],
-                outgoing: Mapping[str, QueuedMail] | None = None) -> None:
-        """Find every unsent mail of the box (at load, and after an admin's request put some back)."""
+                outgoing: Mapping[str, QueuedMail] | None = None, notice_owners: Iterable[str] | None = None) -> None:
+        """Find every unsent mail of the box (at load, and after an admin's request put some back).
+        `notice_owners`: the threads with an unsent notice, if the box knows them without reading every thread."""
+        if notice_owners is None:
+            notice_owners = [thread.id for thread in threads.values()
+                             if any(m.delivery is Delivery.PENDING for m in thread.notices)]
         self._places = {(breach.thread, breach.id) for breach in breaches.values()
                         if any(m.delivery is Delivery.PENDING for m in breach.queued())} | {
-            (thread.id, None) for thread in threads.values()
-            if any(m.delivery is Delivery.PENDING for m in thread.notices)}
+            (thread_id, None) for thread_id in notice_owners}
         self._outgoing = {key for key, mail in (outgoing or {}).items() if mail.delivery is Delivery.PENDING}
 
     def add(self, thread: Thread, breach: Breach | None) -> None:
@@ -57,11 +60,12 @@ class MailIndex:
             self._outgoing.add(mail.message_id)
 
     def pending(self, threads: Mapping[str, Thread], breaches: Mapping[int, Breach],
-                outgoing: Mapping[str, QueuedMail] | None = None) -> list[Queued]:
+                outgoing: Mapping[str, QueuedMail] | None = None,
+                notice_owners: Iterable[str] | None = None) -> list[Queued]:
         """Every unsent mail: escalations by breach id first, then the threads' warnings and acknowledgements,
         then the mails of no single thread (few: every one of them is looked at)."""
         if self._places is None:
-            self.rebuild(threads, breaches, outgoing)
+            self.rebuild(threads, breaches, outgoing, notice_owners)
         places = self._places
         assert places is not None
         found: list[Queued] = []
@@ -168,7 +172,11 @@ class BoxQueue:
             self.mails.add_outgoing(mail)
 
     def pending_mails(self) -> list[Queued]:
-        return self.mails.pending(self.threads, self.breaches, self.outgoing)
+        return self.mails.pending(self.threads, self.breaches, self.outgoing, self.notice_owners())
+
+    def notice_owners(self) -> Iterable[str] | None:
+        """The threads holding an unsent notice, if the box keeps them (None: every thread is looked at)."""
+        return None
 
     def requeue(self) -> None:
         """Find the unsent mails again (after an admin's request put some back)."""

@@ -108,6 +108,24 @@ class MailboxStore(Protocol):
     def record_poll(self, at: datetime) -> None:
         """A successful poll, for `status` to tell a live worker from a dead one."""
 
+    # -- asked by purpose: what the engine needs at a start, without walking every thread --
+
+    def agenda_state(self, fingerprint: str) -> tuple[dict[str, datetime], set[str]] | None:
+        """(each thread's next wake-up, the threads changed since last evaluated) as kept by the store for
+        policies with this fingerprint (agenda.policies_fingerprint); None: every clock must be evaluated."""
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        """Keep `agenda`'s wake-ups with each flush (the file store's index), valid for this fingerprint."""
+
+    def untimed_threads(self) -> list[Thread]:
+        """The threads their policy could not time (Thread.clock_error), by id."""
+
+    def last_archived(self) -> datetime | None:
+        """When the box was last looked through for threads to archive, by any process."""
+
+    def archive_looked(self, at: datetime) -> None:
+        """The box was looked through for threads to archive at `at` (written at the next flush)."""
+
 
 class Store(Protocol):
     """A whole store: every mailbox's part, the installation's records, the signing secret."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import zlib
 from sys import intern
 import os
 import re
@@ -33,6 +34,7 @@ from mailesc.clock import isoformat, parse_iso
 from mailesc.errors import StoreBusy, StoreError
 from mailesc.queue import BoxQueue, MailIndex, Queued, daily_from_health
 from mailesc.signing import installation_secret, secret_path
+from mailesc.stores.file_index import INDEX_RECORD, Region, StoredIndex, box_part, index_document, read_index
 from mailesc.model import (DEFAULT_MAILBOX, Breach, Delivery, Kind, MailKind, QueuedMail, Quarantined, Status,
                            Thread, ThreadMessage)
 
@@ -123,6 +125,44 @@ class NamedRecords(MutableMapping[str, dict]):
         return len(self.data)
 
 
+class LazyThreads(MutableMapping):
+    """A box's live threads by id, each made from its text in the store file only when first asked for (and
+    kept from then on): a start that finds nothing new reads none. Walking all of them (`values()`) reads
+    them all, as every start did before."""
+
+    def __init__(self, read: Callable[[str, int], Thread]):
+        self._items: dict[str, Thread | int] = {}  # an int: the document id of a thread not read yet
+        self._read = read
+
+    def defer(self, thread_id: str, doc_id: int) -> None:
+        self._items[thread_id] = doc_id
+
+    def read(self) -> list[Thread]:
+        """The threads made into objects so far (changed or asked for), without reading the others."""
+        return [item for item in self._items.values() if isinstance(item, Thread)]
+
+    def __getitem__(self, thread_id: str) -> Thread:
+        item = self._items[thread_id]
+        if isinstance(item, int):
+            item = self._items[thread_id] = self._read(thread_id, item)
+        return item
+
+    def __setitem__(self, thread_id: str, thread: Thread) -> None:
+        self._items[thread_id] = thread
+
+    def __delitem__(self, thread_id: str) -> None:
+        del self._items[thread_id]
+
+    def __contains__(self, thread_id) -> bool:
+        return thread_id in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class FileBox(BoxQueue):
     """One mailbox's live records in the file store: what an engine works on (repository.MailboxStore).
 
@@ -130,7 +170,7 @@ class FileBox(BoxQueue):
 
     def __init__(self, store: "Store", name: str):
         self.store, self.name = store, name
-        self.threads: dict[str, Thread] = {}
+        self.threads: LazyThreads = LazyThreads(lambda thread_id, doc_id: store.read_thread(name, thread_id, doc_id))
         self.breaches: dict[int, Breach] = {}
         self.quarantine: dict[str, Quarantined] = {}
         self.sync = NamedRecords(store, "sync", name)
@@ -138,6 +178,12 @@ class FileBox(BoxQueue):
         self.meta = NamedRecords(store, "meta", name)
         self.outgoing: dict[str, QueuedMail] = {}  # mails of no single thread (digests), by Message-ID
         self.mails = MailIndex()  # where its unsent mails are
+        # the index (stores/file_index.py): as read, if it matched the thread records; and kept up to date
+        self.index: StoredIndex | None = None  # None: the threads were read whole (no index, or not trusted)
+        self.untimed: set[str] = set()
+        self.notices: set[str] = set()
+        self._agenda = None  # the engine's Agenda, written into the index at each flush (keep_agenda)
+        self._fingerprint: str | None = None
 
     def empty(self) -> bool:
         return not (self.threads or self.breaches or self.quarantine or self.sync or self.health or self.meta
@@ -147,6 +193,59 @@ class FileBox(BoxQueue):
         thread.mailbox = self.name
         self.threads[thread.id] = thread
         self.store.mark_dirty("threads", (self.name, thread.id))
+        self.note(thread)
+
+    def note(self, thread: Thread) -> None:
+        """Keep the index's sets up to date with a thread as it is now."""
+        for members, member in ((self.untimed, thread.clock_error is not None),
+                                (self.notices, any(n.delivery is Delivery.PENDING for n in thread.notices))):
+            if member:
+                members.add(thread.id)
+            else:
+                members.discard(thread.id)
+
+    # -- asked by purpose (repository.MailboxStore), answered from the index without reading every thread --
+
+    def agenda_state(self, fingerprint: str) -> tuple[dict[str, datetime], set[str]] | None:
+        """(each thread's next wake-up, the threads changed since they were last evaluated) as stored, if the
+        store's index was trusted and was written under policies with this `fingerprint`; None: every thread
+        must be evaluated (a first start, another mailesc wrote the store, or the policies changed)."""
+        if self.index is None or self.index.fingerprint != fingerprint:
+            return None
+        return dict(self.index.wakes), set(self.index.changed) & set(self.threads)
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        """Write `agenda`'s wake-ups and changed threads into the index at every flush, as valid under
+        policies with this `fingerprint`."""
+        self._agenda, self._fingerprint = agenda, fingerprint
+
+    def untimed_threads(self) -> list[Thread]:
+        """The threads their policy could not time (Thread.clock_error), by id."""
+        return [self.threads[i] for i in sorted(self.untimed) if i in self.threads]
+
+    def last_archived(self) -> datetime | None:
+        return last_archived(self)
+
+    def archive_looked(self, at: datetime) -> None:
+        archive_looked(self, at)
+
+    def notice_owners(self) -> set[str]:
+        """The threads that hold an unsent warning or acknowledgement."""
+        return set(self.notices)
+
+    def index_part(self, threads: list[tuple[int, str, int, int]]) -> dict:
+        """This box's part of the store's index (file_index.box_part), its threads at these places."""
+        agenda = self._agenda
+        if agenda is not None:
+            wakes, changed, fingerprint = agenda.wakes(), agenda.unevaluated(), self._fingerprint
+        elif self.index is not None:  # no engine on this box in this process: what was stored stays
+            wakes, changed, fingerprint = self.index.wakes, self.index.changed, self.index.fingerprint
+        else:
+            wakes, changed, fingerprint = {}, set(), None
+        live = self.threads
+        return box_part(threads=threads, fingerprint=fingerprint,
+                        wakes={t: w for t, w in wakes.items() if t in live}, changed={t for t in changed if t in live},
+                        untimed={t for t in self.untimed if t in live}, notices={t for t in self.notices if t in live})
 
     def new_breach(self, **values) -> Breach:
         """A breach with the next id of the installation: ids are never reused, not even archived ones'."""
@@ -188,6 +287,7 @@ class FileBox(BoxQueue):
         self.store.record_poll(at)
 
 
+
 def take_over_daily_digest(box) -> None:
     """A store an older mailesc kept has the daily digest's delivery in the installation's health table: it
     becomes a queued mail (written at the next flush). (Both stores.)"""
@@ -209,6 +309,21 @@ def first_start(box, now: datetime) -> datetime:
     start = min(min((m.arrived for thread in box.threads.values() for m in thread.messages), default=now), now)
     box.meta["first_start"] = {"at": isoformat(start)}
     return start
+
+
+def last_archived(box) -> datetime | None:
+    """When `box` was last looked through for threads to archive, by any process (that walks its threads: at
+    most once an hour, not at every `once`). (Both stores.)"""
+    known = box.meta.get("archived")
+    try:
+        return parse_iso(known["at"]) if known else None
+    except (KeyError, TypeError, ValueError):
+        return None  # looked through again, and the record written anew
+
+
+def archive_looked(box, at: datetime) -> None:
+    """`box` was looked through for threads to archive at `at`: remembered at the next flush."""
+    box.meta["archived"] = {"at": isoformat(at)}
 
 
 INSTALLATION = ""  # the box of the installation-wide records: the daily digests, the last breach id
@@ -246,6 +361,8 @@ class Store:
         self._texts: dict[str, dict[int, str | tuple[int, int] | _Changed]] = {table: {} for table in TABLES}
         self._on_disk: BinaryIO | None = None  # see _open_on_disk
         self._dirty: dict[str, set] = {table: set() for table in TABLES}
+        self._written_threads: dict[int, tuple[int, int]] = {}  # while writing: where each thread's text went
+        self._region: Region | None = None  # while writing: the threads table's bytes, for the index
         self._loaded = live or not readonly
         try:
             if self._loaded:
@@ -409,15 +526,39 @@ class Store:
     def archive(self, threads: list[Thread]) -> None:
         self.archive_threads(self._default, threads)
 
+    def agenda_state(self, fingerprint: str):
+        return self._default.agenda_state(fingerprint)
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        self._default.keep_agenda(agenda, fingerprint)
+
+    def untimed_threads(self) -> list[Thread]:
+        return self._default.untimed_threads()
+
+    def last_archived(self) -> datetime | None:
+        return self._default.last_archived()
+
+    def archive_looked(self, at: datetime) -> None:
+        self._default.archive_looked(at)
+
     # -- reading ------------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
-        """Read the file once, turning each record into an object (and, unless read-only, keeping its JSON
-        text) while dropping the parsed copy as it goes: the peak stays near the size of the parsed file."""
+        """Read the file once, turning each record into an object (and, unless read-only, keeping where its
+        JSON text is) while dropping the parsed copy as it goes: the peak stays near the size of the parsed
+        file. Unless read-only, a store whose index (stores/file_index.py) matches its threads table skips that
+        table: each thread is parsed when first asked for."""
+        index = None if self.readonly else self._matching_index()
         place = "at its start"
         try:
-            for table, doc_id, doc, place, span in _documents_of(self._storage):
+            for table, doc_id, doc, place, span in _documents_of(self._storage, read=_index_unread,
+                                                                 skip=index[0] if index else None):
                 if table not in TABLES or (table == "threads" and not self._with_threads):
+                    continue
+                if doc is _INDEX:  # read already (or not to be trusted): written anew at the next flush
+                    self._doc_ids[table][(INSTALLATION, INDEX_RECORD)] = int(doc_id)
+                    if not self.readonly:
+                        self._texts[table][int(doc_id)] = span or ""
                     continue
                 key = self._take(table, doc)
                 self._doc_ids[table][key] = int(doc_id)
@@ -425,9 +566,87 @@ class Store:
                     self._texts[table][int(doc_id)] = span or _text(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+        if index is not None and self._doc_ids["threads"]:
+            index = None  # the threads table was read after all (not where the index said): the records win
+        if index is not None:
+            self._place_threads(index[1])
+        elif not self.readonly and self._doc_ids["threads"]:
+            self.mark_dirty("meta", (INSTALLATION, INDEX_RECORD))  # the index is written (anew) at the next flush
+        for box in self.boxes.values():
+            if box.index is None:  # read whole: the sets are found by looking at every thread
+                for thread in box.threads.read():
+                    box.note(thread)
         take_over_daily_digest(self.installation)
         if not self.readonly and self.path.exists():
             self._open_on_disk()
+
+    def _matching_index(self) -> tuple[Region, dict[str, StoredIndex]] | None:
+        """The store's index, if the file has one of this version that matches the threads table it was
+        written with (the table's bytes have the CRC-32 the index names); else None."""
+        found = _find_index(self.path)
+        index = read_index(found) if found is not None else None
+        if index is None:
+            return None
+        region = index[0]
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(region.start)
+                crc, left = 0, region.end - region.start
+                while left > 0:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        return None
+                    crc, left = zlib.crc32(block, crc), left - len(block)
+                if handle.read(4) != b'\n},"' and region.lines:
+                    return None
+        except OSError:
+            return None  # the full read says what is wrong
+        return index if crc == region.crc else None
+
+    def _place_threads(self, boxes: dict[str, StoredIndex]) -> None:
+        """Put each thread the index names into its box, unread, where its text is in the file (in file order,
+        as a load in full would)."""
+        texts, ids = self._texts["threads"], self._doc_ids["threads"]
+        for name, part in boxes.items():
+            box = self.box(name)
+            defer = box.threads.defer
+            for doc_id, thread_id, offset, length in part.threads:
+                thread_id = intern(thread_id)
+                defer(thread_id, doc_id)
+                ids[(name, thread_id)] = doc_id
+                texts[doc_id] = (offset, length)
+            box.index = part
+            box.untimed, box.notices = set(part.untimed), set(part.notices)
+
+    def read_thread(self, mailbox: str, thread_id: str, doc_id: int) -> Thread:
+        """A thread placed unread (see _place_threads), made from its text in the file on disk now."""
+        thread = self._parse_thread(doc_id, f"in record {doc_id} of table 'threads'")
+        if (thread.mailbox, thread.id) != (mailbox, thread_id):
+            raise StoreError(damaged("the store", self.path, f"in record {doc_id} of table 'threads'",
+                                     "the record is not the thread its index names"))
+        return thread
+
+    def _parse_thread(self, doc_id: int, place: str) -> Thread:
+        span = self._texts["threads"][doc_id]
+        try:
+            text = self._read_span(span) if isinstance(span, tuple) else str(span)
+            return _thread_from(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise StoreError(damaged("the store", self.path, place, f"not JSON ({error.msg})")) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise StoreError(damaged("the store", self.path, place, record_problem(error))) from None
+
+    def _read_span(self, span: tuple[int, int]) -> bytes:
+        on_disk = self._on_disk
+        if on_disk is None:  # while loading: the file is opened for this once
+            with open(self.path, "rb") as handle:
+                handle.seek(span[0])
+                return handle.read(span[1])
+        on_disk.seek(span[0])
+        data = on_disk.read(span[1])
+        if len(data) != span[1]:
+            raise StoreError(f"the store {self.path} changed on disk while mailesc held its lock")
+        return data
 
     def _open_on_disk(self) -> None:
         """Keep the file just read or written open: the unchanged records' texts are read back from it at the
@@ -501,6 +720,11 @@ class Store:
             raise StoreError(f"the store {self.path} was opened read-only")
         if not any(self._dirty.values()):
             return
+        for mailbox, thread_id in self._dirty["threads"]:
+            box = self.boxes[mailbox]
+            if thread_id in box.threads:
+                box.note(box.threads[thread_id])
+        self._dirty["meta"].add((INSTALLATION, INDEX_RECORD))  # written with every write: where the threads are
         for table, keys in self._dirty.items():
             self._write(table, keys)
         written: dict[str, dict[int, tuple[int, int]]] = {table: {} for table in TABLES}
@@ -524,7 +748,8 @@ class Store:
         next_id = max(texts, default=0) + 1
         for key in keys:
             file_key = key[1] if table == "breaches" else key
-            if key[1] not in getattr(self.boxes[key[0]], table):  # a box keeps each table's records by that name
+            if key[1] not in getattr(self.boxes[key[0]], table) and (table, key[1]) != ("meta", INDEX_RECORD):
+                # a box keeps each table's records by that name (its index apart)
                 texts.pop(ids.pop(file_key, None), None)
                 continue
             if file_key not in ids:
@@ -544,6 +769,8 @@ class Store:
             doc = _quarantined_doc(box.quarantine[name])
         elif table == "outgoing":
             doc = _mailbox_doc(mailbox, _outgoing_doc(box.outgoing[name]))
+        elif table == "meta" and name == INDEX_RECORD:  # written after the threads: where they went is known
+            doc = _named_doc(key, self._index_document())
         else:
             doc = _named_doc(key, getattr(box, table)[name])
         return _text(doc).encode()
@@ -554,10 +781,13 @@ class Store:
         copied from the file on disk, a run of records that follow each other there as one block (a flush
         after a few changes copies a big store in a few reads). `written` gets where each text is now."""
         offset = 0
+        whole = handle
         for number, table in enumerate(TABLES):
             head = (("{" if number == 0 else "\n},") + json.dumps(table) + ":{").encode()
-            handle.write(head)
+            whole.write(head)
             offset += len(head)
+            if table == "threads":  # its bytes are summed for the index, which is written after them
+                handle, start = _Summing(whole), offset
             spans, run = written[table], _Run()
             for position, (doc_id, text) in enumerate(self._texts[table].items()):
                 prefix = (("\n" if position == 0 else ",\n") + f'"{doc_id}":').encode()
@@ -577,7 +807,22 @@ class Store:
                 spans[doc_id] = (offset, len(data))
                 offset += len(data)
             offset += self._copy(run, handle)
-        handle.write(b"\n}}\n")
+            if table == "threads":
+                self._region = Region(start, offset, len(spans), handle.crc)
+                self._written_threads, handle = spans, whole
+        whole.write(b"\n}}\n")
+
+    def _index_document(self) -> dict:
+        """The index (stores/file_index.py) of the file being written: made after its threads table, whose
+        bytes and places it names."""
+        assert self._region is not None, "the threads table is written before the index"
+        where = self._written_threads
+        parts: dict[str, list[tuple[int, str, int, int]]] = {}
+        for (mailbox, thread_id), doc_id in self._doc_ids["threads"].items():
+            parts.setdefault(mailbox, []).append((doc_id, thread_id, *where[doc_id]))
+        boxes = {box.name: box.index_part(parts.get(box.name, [])) for box in self.boxes.values()
+                 if box.name in parts or box.index is not None or box._agenda is not None}
+        return index_document(self._region, boxes)
 
     def _copy(self, run: "_Run", handle) -> int:
         """Copy a run of unchanged records from the file on disk (see _open_on_disk); the bytes written."""
@@ -622,6 +867,17 @@ class Store:
         self.close()
 
 
+class _Summing:
+    """A file handle that keeps the CRC-32 of what is written through it."""
+
+    def __init__(self, handle):
+        self.handle, self.crc = handle, 0
+
+    def write(self, data: bytes) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.handle.write(data)
+
+
 class _Run:
     """Records that follow each other in the file on disk, copied as one block: [start, end) and, to be sure
     the block really is them, each separator between them (`,\n"id":`) with where it should be."""
@@ -644,6 +900,45 @@ class _Run:
             if on_disk.read(len(prefix)) != prefix:
                 return False
         return True
+
+
+_INDEX = object()  # the index's record, seen while loading (read before, by _find_index)
+_INDEX_START = '{"name":"%s","mailbox":"","state":' % INDEX_RECORD
+
+
+def _index_unread(text: str):
+    """`read` for _documents_of at a load: every record is parsed but the index's (big, and read already)."""
+    return _INDEX if text.startswith(_INDEX_START) else json.loads(text)
+
+
+def _find_index(path: Path) -> dict | None:
+    """The state of the index's record, found from the end of the file (the meta table is one of the last):
+    None when there is none, or the file is not in mailesc's line layout (it is then read whole)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            tail, start = b"", size
+            while True:
+                start = max(0, start - (1 << 20))
+                handle.seek(start)
+                tail = handle.read(size - start if not tail else len(tail) + (1 << 20))[:size - start]
+                at = tail.rfind(b'\n},"meta":{\n')
+                if at >= 0 or start == 0:
+                    break
+    except OSError:
+        return None
+    if at < 0:
+        return None
+    for line in tail[at + 13:].split(b"\n"):
+        if line.startswith(b"},"):
+            return None  # the end of the meta table
+        key, _, text = line.rstrip(b",").partition(b":")
+        if text.startswith(_INDEX_START.encode()):
+            try:
+                return json.loads(text)["state"]
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
 
 
 class _Changed:
@@ -1029,17 +1324,18 @@ _TABLE_LINE = re.compile(r'(?:\{|\},)"(\w+)":\{')
 def _documents_of(storage: AtomicJSONStorage, only: str | None = None
                   ) -> Iterator[tuple[str, int, dict, str, tuple[int, int] | None]]: ...
 @overload
-def _documents_of(storage: AtomicJSONStorage, only: str | None = None, *, read: Callable[[str], _Part]
-                  ) -> Iterator[tuple[str, int, _Part, str, tuple[int, int] | None]]: ...
-def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads
-                  ) -> Iterator[tuple[str, int, object, str, tuple[int, int] | None]]:
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, *, read: Callable[[str], _Part],
+                  skip: Region | None = None) -> Iterator[tuple[str, int, _Part, str, tuple[int, int] | None]]: ...
+def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Callable[[str], object] = json.loads,
+                  skip: Region | None = None) -> Iterator[tuple[str, int, object, str, tuple[int, int] | None]]:
     """(table, document id, document, where it is, (offset, length) of its text in the file) of every record.
     A file mailesc wrote has one document a line and is parsed a line at a time, so the whole parsed file never
     sits in memory; any other (TinyDB's own single line, an older mailesc) is parsed whole, and its records
     have no offsets. Whatever is not such a file is refused (see damaged()).
 
     With `only`, the records of that table alone: the other lines are not even parsed (a breach list skips
-    the threads). `read` turns a document's text into what is yielded (json.loads: the document)."""
+    the threads). `read` turns a document's text into what is yielded (json.loads: the document). `skip`: the
+    threads table's records, not read at all (their bytes were checked against the store's index)."""
     try:
         handle = open(storage.path, "rb")
     except FileNotFoundError:
@@ -1058,8 +1354,11 @@ def _documents_of(storage: AtomicJSONStorage, only: str | None = None, read: Cal
                 return
             table, complete = first, False
             skipping = only is not None and table != only
-            start = handle.tell()
-            for number, raw in enumerate(handle, start=2):
+            start, skipped = handle.tell(), 0
+            if skip is not None and table == "threads" and start == skip.start + 1:
+                start = handle.seek(skip.end + 1)  # past the last record's line end: the next table's header
+                skipped = skip.lines
+            for number, raw in enumerate(handle, start=2 + skipped):
                 line_start, start = start, start + len(raw)
                 record = raw[:1] == b'"' and not complete  # `"17":{...},`; headers and the end start otherwise
                 if record and skipping and _looks_whole(raw):

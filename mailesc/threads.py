@@ -40,9 +40,13 @@ class ThreadIndex:
     An orphan reply (its References/In-Reply-To name only messages never seen here: a list or gateway
     rewrote the parent's Message-ID, or the parent was deleted) joins by subject like JWZ's subject
     gathering, but only a thread with a participant in common (outside the team: everybody writes to the
-    support address) that was active within `subject_window`."""
+    support address) that was active within `subject_window`.
 
-    def __init__(self, threads: Iterable[Thread] = (), *, subject_window: timedelta = SUBJECT_WINDOW,
+    `threads` may be a function that gives them: it is called when a message is first looked up, so that a
+    cycle with no new mail reads no thread (the store makes each from its record only when asked for)."""
+
+    def __init__(self, threads: Iterable[Thread] | Callable[[], Iterable[Thread]] = (), *,
+                 subject_window: timedelta = SUBJECT_WINDOW,
                  is_internal: Callable[[str], bool] = lambda address: False):
         self._by_id: dict[str, Thread] = {}
         self._by_subject: dict[str, Thread] = {}
@@ -50,10 +54,20 @@ class ThreadIndex:
         # subjects; a dict each would cost megabytes in a big mailbox), a dict by thread id after that.
         self._all_by_subject: dict[str, Thread | dict[str, Thread]] = {}
         self.subject_window, self.is_internal = subject_window, is_internal
-        for thread in threads:
-            self.add(thread)
+        self._unread: Callable[[], Iterable[Thread]] | None = threads if callable(threads) else None
+        if not callable(threads):
+            for thread in threads:
+                self.add(thread)
+
+    def _read(self) -> None:
+        """Index the threads given as a function, once, before the first lookup or addition."""
+        if self._unread is not None:
+            unread, self._unread = self._unread, None
+            for thread in unread():
+                self.add(thread)
 
     def add(self, thread: Thread) -> None:
+        self._read()
         for message_id in thread.ids:
             self._by_id.setdefault(message_id, thread)
         if thread.subject:
@@ -67,7 +81,10 @@ class ThreadIndex:
                 same[thread.id] = thread
 
     def remove(self, thread: Thread) -> None:
-        """Forget an archived thread: a later message about it opens a new one."""
+        """Forget an archived thread: a later message about it opens a new one. (Before the threads given as a
+        function are read, nothing: they are read from the store, which no longer holds it.)"""
+        if self._unread is not None:
+            return
         for message_id in thread.ids:
             if self._by_id.get(message_id) is thread:
                 del self._by_id[message_id]
@@ -80,6 +97,7 @@ class ThreadIndex:
             del same[thread.id]
 
     def find(self, message: Message) -> Thread | None:
+        self._read()
         for message_id in (*message.parents, message.message_id):
             if message_id in self._by_id:
                 return self._by_id[message_id]

@@ -34,7 +34,15 @@ ACK_ONLY_WITHIN = timedelta(hours=1)  # older mail is history: the customer gets
 class Intake:
     def __init__(self, state: MailboxState, timing: Timing, source: Source, spam: SpamRules | None = None):
         self.state, self.timing, self.source, self.spam = state, timing, source, spam
-        self._acknowledged = last_acknowledgements(state.store.threads.values())
+        self._acks: dict[str, datetime] | None = None  # see _acknowledged
+
+    @property
+    def _acknowledged(self) -> dict[str, datetime]:
+        """Customer address -> when mailesc last acknowledged one of their messages: found in every thread
+        when a customer is first to be acknowledged, not at every start."""
+        if self._acks is None:
+            self._acks = last_acknowledgements(self.state.store.threads.values())
+        return self._acks
 
     def read_new(self, now: datetime, report: CycleReport) -> None:
         """Take in what the source has that the store's bookmarks have not seen, a chunk at a time. A source

@@ -18,16 +18,23 @@ class Retention:
     def __init__(self, state: MailboxState, archive_after: timedelta | None):
         """`archive_after`: None keeps every thread live (a replay, a dry run)."""
         self.state, self.archive_after = state, archive_after
-        self._archived_at: datetime | None = None
+        self._archived_at = state.store.last_archived()  # by any process: a `once` from cron does not look again
+
+    def due(self, now: datetime) -> bool:
+        """Whether archive(now) looks through the threads (and remembers in the store that it did, which the
+        cycle then writes even if nothing was archived)."""
+        return self.archive_after is not None and not (
+            self._archived_at and abs(now - self._archived_at) < ARCHIVE_EVERY)
 
     def archive(self, now: datetime) -> bool:
         """Move threads that have been quiet for `archive_after`, with nothing left to send or to fall due,
-        to the archive (at most once an hour: it walks every thread). True when some were: the cycle writes
-        the store then."""
-        if self.archive_after is None or (self._archived_at and now - self._archived_at < ARCHIVE_EVERY):
+        to the archive (at most once an hour across processes: it walks every thread). True when some were:
+        the cycle writes the store then."""
+        if not self.due(now):
             return False
         self._archived_at = now
         state = self.state
+        state.store.archive_looked(now)
         done = [thread for thread in state.store.threads.values() if self._finished(thread, now)]
         if not done:
             return False

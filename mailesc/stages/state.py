@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mailesc.agenda import Agenda
+from mailesc.agenda import Agenda, policies_fingerprint
 from mailesc.classify import People
 from mailesc.model import Breach
 from mailesc.policies import Policies
@@ -70,15 +70,30 @@ class MailboxState:
 
 
 def mailbox_state(store: MailboxStore, policies: Policies, people: People, secret: bytes,
-                  subject_window: timedelta = SUBJECT_WINDOW) -> MailboxState:
-    """The state of a mailbox whose records are in `store`, as a start finds them: every live thread indexed
-    and due for one look, every escalation recorded known by its Message-ID."""
+                  subject_window: timedelta = SUBJECT_WINDOW, *,
+                  since: timedelta | datetime | None = None) -> MailboxState:
+    """The state of a mailbox whose records are in `store`, as a start finds them: the live threads indexed when
+    new mail is first looked up (not at start: see ThreadIndex), the agenda the store kept for these policies
+    and `since` (else every thread due for one look), every escalation recorded known by its Message-ID."""
     return MailboxState(
         store=store, policies=policies, people=people, secret=secret,
-        index=ThreadIndex(list(store.threads.values()), subject_window=subject_window, is_internal=people.is_internal),
-        agenda=Agenda(store.threads.keys()),  # every thread is looked at once, then only when due or changed
+        index=ThreadIndex(lambda: list(store.threads.values()), subject_window=subject_window,
+                          is_internal=people.is_internal),
+        agenda=kept_agenda(store, policies_fingerprint(policies, since)),
         escalations={record.message_id: breach for breach in store.breaches.values()
                      for record in breach.escalations})
+
+
+def kept_agenda(store: MailboxStore, fingerprint: str) -> Agenda:
+    """The agenda the store kept for policies with this fingerprint (a restart evaluates only the threads due or
+    changed), kept on with the store from now on; without one every thread is looked at once, then only when
+    due or changed."""
+    kept = store.agenda_state(fingerprint)
+    agenda = Agenda(store.threads.keys() if kept is None else kept[1])
+    for thread_id, when in (kept[0] if kept else {}).items():
+        agenda.wake(thread_id, when)
+    store.keep_agenda(agenda, fingerprint)
+    return agenda
 
 
 def history_cutoff(since: timedelta | datetime, first_start: datetime) -> datetime:

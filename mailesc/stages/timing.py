@@ -60,7 +60,7 @@ class Timing:
         """Time again the threads their policy could not time, with the policies as they are now: their first
         customer message is read again and matched afresh (by the rule's name if the mailbox cannot give it)."""
         store = self.state.store
-        threads = sorted((thread for thread in store.threads.values() if thread.clock_error), key=lambda t: t.id)
+        threads = store.untimed_threads()
         self._untimed_logged.clear()
         if not threads:
             return

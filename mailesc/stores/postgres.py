@@ -40,7 +40,7 @@ from mailesc.reporting.queries import checked_breach, stored_breaches
 from mailesc.reviews import ReviewEntry, Reviews
 from mailesc.store import (FACTS_KEY, INSTALLATION, _time, first_start, NamedRecords, _breach_doc, _breach_from, _quarantined_doc, _quarantined_from,
                            _thread_doc, _thread_from, record_problem)
-from mailesc.store import _outgoing_doc, _outgoing_from, take_over_daily_digest
+from mailesc.store import _outgoing_doc, _outgoing_from, archive_looked, last_archived, take_over_daily_digest
 
 try:
     import psycopg
@@ -601,6 +601,24 @@ class PostgresBox(BoxQueue):
 
     def first_start(self, now: datetime) -> datetime:
         return first_start(self, now)
+
+    # -- asked by purpose (repository.MailboxStore): answered from what the lease loaded -----------------------
+
+    def agenda_state(self, fingerprint: str) -> tuple[dict[str, datetime], set[str]] | None:
+        """None: a worker evaluates every clock of a mailbox it takes (wake-ups are not kept in the database)."""
+        return None
+
+    def keep_agenda(self, agenda, fingerprint: str) -> None:
+        pass
+
+    def untimed_threads(self) -> list[Thread]:
+        return sorted((thread for thread in self._threads.values() if thread.clock_error), key=lambda t: t.id)
+
+    def last_archived(self) -> datetime | None:
+        return last_archived(self)
+
+    def archive_looked(self, at: datetime) -> None:
+        archive_looked(self, at)
 
     def archive(self, threads: list[Thread]) -> None:
         """Out of the live records: at the next flush, the threads and their breaches are marked archived

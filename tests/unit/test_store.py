@@ -236,7 +236,8 @@ def test_unchanged_records_are_copied_from_the_file_and_no_text_stays_in_memory(
             store.put_thread(make_thread(number))
         store.flush()
         assert all(not isinstance(text, str) for texts in store._texts.values() for text in texts.values())
-        before = {line for line in path.read_text(encoding="utf-8").splitlines() if "root7@" in line}
+        before = {line for line in path.read_text(encoding="utf-8").splitlines()
+                  if "root7@" in line and '"thread_index"' not in line}  # (the index names every thread)
         for round_ in range(3):  # each flush copies from the file the previous one wrote
             changed = store.threads[thread.id]
             changed.messages.append(ThreadMessage(key=f"INBOX/late{round_}", folder="INBOX",
@@ -246,7 +247,8 @@ def test_unchanged_records_are_copied_from_the_file_and_no_text_stays_in_memory(
             store.put_thread(changed)
             store.sync["imap:INBOX"] = {"uidvalidity": 1700000000, "last_uid": 50 + round_}
             store.flush()
-        after = {line for line in path.read_text(encoding="utf-8").splitlines() if "root7@" in line}
+        after = {line for line in path.read_text(encoding="utf-8").splitlines()
+                  if "root7@" in line and '"thread_index"' not in line}  # (the index names every thread)
         assert before == after and len(after) == 1
     with Store(path) as again:
         assert len(again.threads) == 39
