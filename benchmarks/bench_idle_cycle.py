@@ -31,7 +31,7 @@ GOAL = 1.2
 def measure(config: Path, box, rounds: int, profile_to: Path | None) -> dict:
     from mailesc import app
     from mailesc.config import load_config
-    from mailesc.sources import open_source
+    from mailesc.sources import open_source, poll_into
     from mailesc.store import Store
     from mailesc.transports import open_transport
 
@@ -54,7 +54,7 @@ def measure(config: Path, box, rounds: int, profile_to: Path | None) -> dict:
                 t2 = time.perf_counter()
                 assert report.fetched == 0, "mail arrived during the idle benchmark"
                 t3 = time.perf_counter()
-                list(source.poll(store.sync))
+                poll_into(source, store.sync)
                 polls.append(time.perf_counter() - t3)
                 cycles.append(t1 - t0)
                 deadlines.append(t2 - t1)

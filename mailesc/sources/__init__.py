@@ -1,7 +1,10 @@
 """Where messages come from. A source knows its protocol and nothing about SLAs.
 
-poll(sync) yields the messages that are new since the state kept in `sync` (a mapping the store
-persists), lazily, and updates that state once they were all read; fetch(keys) returns whole messages again, for attaching them.
+poll(bookmarks) yields the messages that are new since the source's bookmarks (per folder, kept by the store),
+lazily, and never writes the bookmarks itself: once every message was handed over, the generator returns the
+bookmarks that moved, and the intake stage records them (`Poll` keeps that return value; a poll that fails
+returns nothing, so nothing is marked as read that was not taken). fetch(keys) returns whole messages again,
+for attaching them.
 
 A source may also offer wait(timeout, stop) -> bool: block up to `timeout` seconds until the mailbox reports
 a change (IMAP IDLE) or `stop` is set, True when there may be new mail. Sources without it are waited for by
@@ -12,7 +15,8 @@ KINDS holds the kinds `[mailbox] kind` can name, each with its config keys and c
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Iterable, MutableMapping, Protocol
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, MutableMapping, Protocol
 
 from mailesc.config import SERVER_KEYS, read_server, server_credential_problems
 from mailesc.kinds import Kind, Registry
@@ -22,13 +26,40 @@ if TYPE_CHECKING:
 
 
 class Source(Protocol):
-    def poll(self, sync: MutableMapping[str, dict]) -> Iterable[RawMessage]: ...
+    def poll(self, bookmarks: Mapping[str, dict]) -> Iterable[RawMessage]:
+        """The new messages; a generator returns the bookmarks that moved (see the module's docstring)."""
+
 
     def fetch(self, keys: Iterable[str]) -> dict[str, bytes]: ...
 
     def describe(self) -> dict: ...
 
     def close(self) -> None: ...
+
+
+class Poll:
+    """One poll of a source: iterate over it for the new messages; once they were all taken, `bookmarks` holds
+    the bookmarks that moved, for the caller to record (empty while iterating, after a failure, and for a
+    source that keeps none)."""
+
+    def __init__(self, source: Source, bookmarks: Mapping[str, dict]):
+        self._messages = source.poll(bookmarks)
+        self.bookmarks: dict[str, dict] = {}
+
+    def __iter__(self) -> Iterator[RawMessage]:
+        if isinstance(self._messages, Generator):
+            self.bookmarks = (yield from self._messages) or {}
+        else:  # a list: a source that keeps no bookmarks
+            yield from self._messages
+
+
+def poll_into(source: Source, bookmarks: MutableMapping[str, dict]) -> list[RawMessage]:
+    """Every new message of `source` at once, its moved bookmarks recorded in `bookmarks` (for tools and tests;
+    the intake stage takes them a chunk at a time through `Poll`)."""
+    poll = Poll(source, bookmarks)
+    messages = list(poll)
+    bookmarks.update(poll.bookmarks)
+    return messages
 
 
 class Waiting(Protocol):

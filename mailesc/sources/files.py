@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
-from typing import Iterable, Iterator, MutableMapping
+from typing import Iterable, Iterator, Mapping
 
 from mailesc.errors import SourceError
 from mailesc.model import RawMessage
@@ -39,12 +39,12 @@ class FileMailbox:
         if (self.path / "cur").is_dir() or (self.path / "new").is_dir():
             source = MaildirSource(self.path, folders=("INBOX",), sent_folder="")
             return list(source.poll({})) + [raw for name in mailbox.Maildir(self.path, create=False).list_folders()
-                                      for raw in MaildirSource(self.path, (name,), "").poll({})]
+                                            for raw in MaildirSource(self.path, (name,), "").poll({})]
         if self.path.is_dir():
             return list(_read_eml_folder(self.path))
         raise SourceError(f"{self.path} is neither an mbox file, a Maildir nor a folder of .eml files")
 
-    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+    def poll(self, sync: Mapping[str, dict]) -> list[RawMessage]:
         if self._handed_out:
             return []
         self._handed_out = True

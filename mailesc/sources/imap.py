@@ -9,7 +9,7 @@ from __future__ import annotations
 import imaplib
 import logging
 import threading
-from typing import Generator, Iterable, Iterator, MutableMapping
+from typing import Generator, Iterable, Mapping
 
 import imapclient
 from imapclient.imapclient import SENT
@@ -141,10 +141,10 @@ class ImapSource:
 
     # -- reading ------------------------------------------------------------------------------------------------
 
-    def poll(self, sync: MutableMapping[str, dict]) -> Iterator[RawMessage]:
+    def poll(self, sync: Mapping[str, dict]) -> Generator[RawMessage, None, dict[str, dict]]:
         """New messages of every watched folder, one FETCH batch at a time (a first sync of a big mailbox
-        never holds all its headers at once). Bookmarks move only when all folders were read, so a connection
-        lost halfway loses nothing."""
+        never holds all its headers at once); returns the bookmarks that moved. They are returned only when all
+        folders were read, so a connection lost halfway loses nothing."""
         self._drop_if_stale()
         bookmarks = {}
         try:
@@ -155,7 +155,7 @@ class ImapSource:
         except NETWORK_ERRORS as error:
             self._reset()
             raise SourceError(f"lost the IMAP connection to {self.server.where}: {reason(error)}") from None
-        sync.update({name: state for name, state in bookmarks.items() if sync.get(name) != state})
+        return {name: state for name, state in bookmarks.items() if sync.get(name) != state}
 
     def _drop_if_stale(self) -> None:
         """A connection kept between polls may have been closed by the server or a firewall meanwhile."""

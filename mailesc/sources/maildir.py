@@ -5,7 +5,7 @@ from __future__ import annotations
 import mailbox
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, MutableMapping
+from typing import Generator, Iterable, Mapping
 
 from mailesc.errors import SourceError
 from mailesc.model import RawMessage
@@ -47,8 +47,9 @@ class MaildirSource:
             return self.sent_folder
         return next((name for name in root.list_folders() if name.lower() in ("sent", "sent items")), "")
 
-    def poll(self, sync: MutableMapping[str, dict]) -> Iterator[RawMessage]:
-        """New messages, read one at a time; a folder's seen keys are noted once all its new ones were read."""
+    def poll(self, sync: Mapping[str, dict]) -> Generator[RawMessage, None, dict[str, dict]]:
+        """New messages, read one at a time; returns the folders' seen keys that grew, once all were read."""
+        moved: dict[str, dict] = {}
         for name, folder in self.watched().items():
             state = sync.get(f"maildir:{name}", {"seen": []})
             seen = set(state["seen"])
@@ -61,7 +62,8 @@ class MaildirSource:
                 if raw is not None:
                     yield raw
             if new_keys:
-                sync[f"maildir:{name}"] = {"seen": sorted(seen.union(new_keys))}
+                moved[f"maildir:{name}"] = {"seen": sorted(seen.union(new_keys))}
+        return moved
 
     @staticmethod
     def _read(name: str, folder: mailbox.Maildir, key: str) -> RawMessage | None:

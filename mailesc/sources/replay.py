@@ -5,7 +5,7 @@ Messages without any time are handed over at the replay's end (`end`), after the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from mailesc.clock import Clock
@@ -23,7 +23,7 @@ class ReplaySource:
         """When the replay plays `raw`: its arrival, or the end for a message without a time."""
         return raw.arrived or self.end
 
-    def poll(self, sync: MutableMapping[str, dict]) -> list[RawMessage]:
+    def poll(self, sync: Mapping[str, dict]) -> list[RawMessage]:
         """What arrived by now and was not handed over yet (a replay keeps no bookmarks: `sync` is unused)."""
         now, start = self.clock.now(), self._next
         while self._next < len(self.messages) and self.arrival(self.messages[self._next]) <= now:

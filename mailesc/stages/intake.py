@@ -19,6 +19,7 @@ from mailesc.logs import detail, fields
 from mailesc.model import (Breach, Kind, MailKind, Message, QueuedMail, Quarantined, RawMessage, Thread,
                            ThreadMessage)
 from mailesc.parse import parse_message
+from mailesc.sources import Poll
 from mailesc.stages.state import CycleReport, MailboxState
 from mailesc.stages.timing import Timing
 
@@ -47,11 +48,13 @@ class Intake:
     def read_new(self, now: datetime, report: CycleReport) -> None:
         """Take in what the source has that the store's bookmarks have not seen, a chunk at a time. A source
         that fails is reported; what was taken before the failure stays taken."""
+        poll = Poll(self.source, self.state.store.sync)
         try:
-            for chunk in _chunks(self.source.poll(self.state.store.sync), INGEST_CHUNK):
+            for chunk in _chunks(poll, INGEST_CHUNK):
                 self.ingest(chunk, now, report)
         except SourceError as error:
             report.source_error = str(error)  # deadlines are still checked on what is known
+        self.state.store.sync.update(poll.bookmarks)  # the source's bookmarks move once all it handed over is taken
 
     def ingest(self, raws: list[RawMessage], now: datetime, report: CycleReport) -> None:
         report.fetched += len(raws)

@@ -274,19 +274,20 @@ def test_check_logs_in_and_reports_folders_and_capabilities(setup, backend, caps
 
 def test_a_connection_the_server_closed_between_polls_is_renewed_without_losing_mail(setup, dovecot):
     from mailesc.config import load_config
+    from mailesc.sources import poll_into
     from mailesc.sources.imap import ImapSource
 
     source = ImapSource(load_config(setup.config).mailbox)
     bookmarks: dict = {}
     try:
         first = setup.customer_writes(hours_ago=0.2, subject="Before the restart")
-        assert len(list(source.poll(bookmarks))) == 1
+        assert len(list(poll_into(source, bookmarks))) == 1
         kicked = subprocess.run(["doveadm", "-c", str(dovecot.conf_path), "kick", setup.mailbox.username],
                                 capture_output=True, text=True)
         assert kicked.returncode == 0, kicked.stderr  # the server drops the connection kept between polls
         second = setup.customer_writes(hours_ago=0.1, subject="After the restart")
 
-        polled = list(source.poll(bookmarks))
+        polled = list(poll_into(source, bookmarks))
     finally:
         source.close()
     assert [raw.data.count(second.encode()) for raw in polled] == [1]

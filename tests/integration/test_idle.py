@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from mailesc.config import load_config
+from mailesc.sources import poll_into
 from mailesc.sources.imap import ImapSource
 from mailesc.testing import wait_until
 from tests.support import FIVE_SECOND_RULE, imap_section, make_mail, smtp_section, write_config
@@ -49,19 +50,19 @@ def append_later(mailbox, delay: float, subject: str = "Help") -> threading.Thre
 
 def test_wait_returns_when_mail_arrives_and_the_next_poll_finds_it(source, mailbox):
     sync: dict = {}
-    assert list(source.poll(sync)) == []
+    assert list(poll_into(source, sync)) == []
     appender = append_later(mailbox, 0.5)
     started = time.monotonic()
     assert source.wait(30, threading.Event()) is True
     assert time.monotonic() - started < 10
     appender.join()
-    [raw] = list(source.poll(sync))
+    [raw] = list(poll_into(source, sync))
     assert raw.folder == "INBOX" and b"pat@customer.example" in raw.data
-    assert list(source.poll(sync)) == []  # nothing new: the bookmark moved
+    assert list(poll_into(source, sync)) == []  # nothing new: the bookmark moved
 
 
 def test_wait_times_out_without_mail_and_stops_promptly(source):
-    list(source.poll({}))
+    list(poll_into(source, {}))
     started = time.monotonic()
     assert source.wait(1.5, threading.Event()) is False
     assert 1.4 <= time.monotonic() - started < 6
@@ -71,23 +72,23 @@ def test_wait_times_out_without_mail_and_stops_promptly(source):
     started = time.monotonic()
     assert source.wait(60, stop) is False
     assert time.monotonic() - started < 5
-    assert list(source.poll({})) == []  # IDLE was ended: the connection is usable
+    assert list(poll_into(source, {})) == []  # IDLE was ended: the connection is usable
 
 
 def test_mail_that_arrived_between_poll_and_wait_is_not_missed(source, mailbox):
     sync: dict = {}
-    list(source.poll(sync))
+    list(poll_into(source, sync))
     raw, _ = make_mail(sender="kim@customer.example", subject="Slipped in")
     mailbox.append("INBOX", raw, datetime.now(timezone.utc))
     started = time.monotonic()
     assert source.wait(30, threading.Event()) is True
     assert time.monotonic() - started < 5
-    assert len(list(source.poll(sync))) == 1
+    assert len(list(poll_into(source, sync))) == 1
 
 
 def test_a_connection_that_dies_while_idle_is_dropped_and_made_again(source, dovecot, mailbox):
     sync: dict = {}
-    list(source.poll(sync))
+    list(poll_into(source, sync))
     threading.Timer(0.5, dovecot.stop).start()
     started = time.monotonic()
     try:
@@ -96,7 +97,7 @@ def test_a_connection_that_dies_while_idle_is_dropped_and_made_again(source, dov
         assert source._client is None
     finally:
         dovecot.start()
-    assert list(source.poll(sync)) == []  # reconnected
+    assert list(poll_into(source, sync)) == []  # reconnected
 
 
 def test_without_a_connection_wait_just_sleeps(source):
