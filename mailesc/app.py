@@ -384,14 +384,22 @@ class ReplaySummary:
         return dict(self.__dict__)
 
 
-def replay(setup: Setup, mailbox: Path, *, store_path: Path, outbox_path: Path, until: datetime | None = None,
-           progress=lambda items, total, label: items) -> ReplaySummary:
+def replay(setup: Setup, mailbox: Path, *, store_path: Path | None = None, outbox_path: Path | None = None,
+           until: datetime | None = None, progress=lambda items, total, label: items) -> ReplaySummary:
     """Play `mailbox` through the policies in arrival order on a simulated clock; never sends real mail.
+
+    Its store (default: the config's replay store) and outbox folder (default: `replay-outbox` beside the
+    store) are emptied first, so the live store is refused as one (a UsageError, before anything is touched).
 
     The replay drives the very cycle the daemon runs: one at each moment mail arrives (its source hands over
     what has arrived by then) and one at each deadline in between, up to `until` (default: the last message).
     Messages without any time are played last, at the end of the replay. Its store is throwaway: the engine
     does not write it at each cycle (durable=False); it is written once, at the end."""
+    config = setup.config
+    store_path = store_path or config.replay_store_path
+    outbox_path = outbox_path or config.store_path.parent / "replay-outbox"
+    if store_path.resolve() == config.store_path.resolve():
+        raise UsageError(f"--store {store_path} is the live store: a replay starts afresh and would erase it")
     files = FileMailbox(mailbox)
     dated = sorted(raw.arrived for raw in files.messages if raw.arrived)
     if not dated:

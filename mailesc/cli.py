@@ -301,15 +301,11 @@ def cmd_replay(args) -> int:
     from mailesc import app
 
     setup = _setup(args)
-    config = setup.config
-    store = Path(args.store) if args.store else config.replay_store_path
-    outbox = Path(args.outbox) if args.outbox else config.store_path.parent / "replay-outbox"
-    if store.resolve() == config.store_path.resolve():
-        raise UsageError(f"--store {args.store} is the live store: a replay starts afresh and would erase it")
-    summary = app.replay(setup, Path(args.mailbox), store_path=store, outbox_path=outbox,
+    summary = app.replay(setup, Path(args.mailbox), store_path=Path(args.store) if args.store else None,
+                         outbox_path=Path(args.outbox) if args.outbox else None,
                          until=_time(args.until, "--until") if args.until else None, progress=progress)
     if args.report:
-        _write_page(Path(args.report), app.report(setup, parse_iso(summary.end), store=store))
+        _write_page(Path(args.report), app.report(setup, parse_iso(summary.end), store=Path(summary.store)))
     if args.json:
         print(json.dumps(summary.as_json()))
         return 0

@@ -158,3 +158,21 @@ def test_replay_joins_an_orphan_reply_by_subject_within_the_configured_window(tm
 
     assert main(["-c", str(config), "replay", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["threads"] == threads
+
+
+def test_a_replay_refuses_the_live_store_and_leaves_it_as_it_was(maildir_setup, tmp_path, capsys):
+    """A replay empties its store first: pointed at the live one (`--store`), it stops before touching it."""
+    config, inbox, _, _ = maildir_setup
+    now = datetime.now(timezone.utc)
+    raw, _ = make_mail(sender="pat@customer.example", subject="Kept", date=now)
+    deliver(inbox, raw, now - timedelta(minutes=5))
+    assert main(["-c", str(config), "once"]) == 0
+    live = config.parent / "var" / "mailesc.json"  # write_config's store
+    before = live.read_bytes()
+    capsys.readouterr()
+
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From x Mon Nov  2 09:00:00 2026\n" + raw)
+    assert main(["-c", str(config), "replay", str(mbox), "--store", str(live)]) == 64
+    assert "is the live store" in capsys.readouterr().err
+    assert live.read_bytes() == before
