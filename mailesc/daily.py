@@ -49,7 +49,11 @@ class DailyDigest:
         if record is not None and record.delivery is Delivery.PENDING:
             return record.retry_at or now
         today = now.astimezone(self.config.timezone).date()
-        day = today + timedelta(days=1) if record is not None and record.day == today.isoformat() else today
+        # Today's is done when a digest of today, or of a later day, is on record: the latter after the digest's
+        # zone moved west (or `once --now` went back in time). Never a digest of a day before one already sent,
+        # and never the same day's twice (it would be recorded anew under the same Message-ID and sent again).
+        done = record is not None and (record.day or "") >= today.isoformat()
+        day = today + timedelta(days=1) if done else today
         return datetime.combine(day, self.config.at, tzinfo=self.config.timezone)
 
     def run(self, now: datetime) -> None:

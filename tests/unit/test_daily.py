@@ -113,6 +113,10 @@ DUE_CASES = [
      utc(2026, 12, 21, 6, 45), utc(2026, 12, 21, 6, 45)),
     ("yesterday's still pending comes before today's", time(7, 30), BERLIN, [("2026-12-20", PENDING, RETRY)],
      utc(2026, 12, 21, 9), RETRY),
+    ("a later day's sent (the zone moved west): not today's again, tomorrow's", time(7, 30), LOS_ANGELES,
+     [("2026-12-21", SENT, None)], utc(2026, 12, 20, 20), datetime(2026, 12, 21, 7, 30, tzinfo=LOS_ANGELES)),
+    ("two days ahead on record (`once --now` went back): the day after the one on record", time(7, 30), BERLIN,
+     [("2026-12-23", SENT, None)], utc(2026, 12, 21, 12), utc(2026, 12, 22, 6, 30)),
 ]
 
 
@@ -166,6 +170,22 @@ def test_each_day_gets_its_own_digest(store, tmp_path):
     assert days == ["2026-12-21", "2026-12-22"]
     assert sorted(outbox_mails(tmp_path / "outbox")) == sorted(
         daily_message_id(date.fromisoformat(day), SENDER) for day in days)
+
+
+def test_a_digest_of_a_later_day_on_record_is_not_sent_again_after_the_zone_moved_west(store, tmp_path):
+    """Recorded under Auckland (a day ahead), then run under Los Angeles: runs all through the Los Angeles day
+    record and send nothing (they recorded the same Message-ID anew and sent it again at every run)."""
+    digest_of(store, tmp_path, config(time(7, 30), AUCKLAND)).run(utc(2026, 12, 20, 19))
+    [first] = dailies(store)
+    assert first.day == "2026-12-21" and len(outbox_mails(tmp_path / "outbox")) == 1
+    west = digest_of(store, tmp_path, config(time(7, 30), LOS_ANGELES))
+    for minutes in (0, 1, 2, 600):  # 20 Dec, 11:00 Los Angeles, then later that day
+        west.run(utc(2026, 12, 20, 19) + timedelta(minutes=minutes))
+    assert dailies(store) == [first] and first.attempts == 1 and len(outbox_mails(tmp_path / "outbox")) == 1
+    west.run(utc(2026, 12, 21, 15, 30))  # 21 Dec, 07:30 in Los Angeles: the day on record, done already
+    west.run(utc(2026, 12, 22, 15, 30))  # 22 Dec, 07:30 in Los Angeles: a new day, its own digest
+    assert sorted(mail.day for mail in dailies(store)) == ["2026-12-21", "2026-12-22"]
+    assert len(outbox_mails(tmp_path / "outbox")) == 2
 
 
 def test_a_refused_digest_waits_and_a_rerun_resends_the_same_message_id(tmp_path):
