@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import mailbox
 import re
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
@@ -19,10 +18,9 @@ from mailesc.errors import ParseError
 from mailesc.model import RawMessage
 from mailesc.parse import parse_message
 from mailesc.spam import DEFAULT_SPAM, SpamRules
-from tests.support import CORPORA
+from tests.support import corpus_messages
 
 SEEN = datetime(2024, 3, 4, 9, 0, tzinfo=timezone.utc)
-_NOT_MAIL = {"README.MD", "SOURCE.MD", "LICENSE", "NOTICE"}
 SITE_RULES = SpamRules(threshold=5.0, headers=(("X-Barracuda-Spam-Status", re.compile("^yes", re.I)),))
 
 # Headers the checks read, in the cases mailers write them, with values that do and do not count.
@@ -54,20 +52,8 @@ def _table_messages():
                 yield f"table-{number}", data
 
 
-def _corpus_messages():
-    if not CORPORA.is_dir():
-        return
-    for path in sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.name.upper() not in _NOT_MAIL):
-        if "mailbox" in path.parts:
-            box = mailbox.mbox(path, factory=None, create=False)
-            for key in box.iterkeys():
-                yield f"{path}#{key}", box.get_bytes(key, from_=False)
-        else:
-            yield str(path), path.read_bytes()
-
-
 def _messages():
-    for name, data in (*_table_messages(), *_corpus_messages()):
+    for name, data in (*_table_messages(), *corpus_messages()):
         try:
             yield name, parse_message(RawMessage(key=name, folder="INBOX", data=data, arrived=None), SEEN)
         except ParseError:

@@ -3,25 +3,12 @@ excerpts (on every corpus message, first time and kept, and within its bound).""
 
 from __future__ import annotations
 
-import mailbox
 
 import pytest
 
 from mailesc import compose
 from mailesc.compose import EXCERPTS_KEPT, _parse_excerpt, body_excerpt
-from tests.support import CORPORA
-
-_NOT_MAIL = {"README.MD", "SOURCE.MD", "LICENSE", "NOTICE"}
-
-
-def _corpus_messages():
-    for path in sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.name.upper() not in _NOT_MAIL):
-        if "mailbox" in path.parts:  # the mbox of the bounces
-            box = mailbox.mbox(path, factory=None, create=False)
-            for key in box.iterkeys():
-                yield f"{path}#{key}", box.get_bytes(key, from_=False)
-        else:
-            yield str(path), path.read_bytes()
+from tests.support import CORPORA, corpus_messages
 
 
 @pytest.fixture
@@ -41,7 +28,7 @@ def counted_parses(monkeypatch):
 def test_a_kept_excerpt_is_what_a_fresh_parse_gives_on_every_corpus_message(counted_parses):
     if not CORPORA.is_dir():
         pytest.skip(f"no corpora at {CORPORA} (they come with ../shared)")
-    messages = list(_corpus_messages())
+    messages = list(corpus_messages())
     assert len(messages) > 20
     for name, data in messages:
         fresh = _parse_excerpt(data)

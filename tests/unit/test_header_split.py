@@ -4,7 +4,6 @@ itself goes to the stdlib."""
 
 from __future__ import annotations
 
-import mailbox
 from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -15,11 +14,10 @@ from mailesc import parse
 from mailesc.errors import ParseError
 from mailesc.model import RawMessage
 from mailesc.parse import _split_header_block, header_items, parse_message, readable_line_endings
-from tests.support import CORPORA
+from tests.support import CORPORA, corpus_messages
 
 _STDLIB = BytesHeaderParser(policy=compat32)
 SEEN = datetime(2024, 3, 4, 12, 0, tzinfo=timezone.utc)
-_NOT_MAIL = {"README.MD", "SOURCE.MD", "LICENSE", "NOTICE"}
 
 
 def stdlib_items(data: bytes) -> list[tuple[str, str]]:
@@ -79,21 +77,11 @@ def test_odd_shapes_give_what_the_stdlib_gives(data, own):
     assert header_items(data) == stdlib_items(data)
 
 
-def _corpus_messages():
-    for path in sorted(p for p in CORPORA.rglob("*") if p.is_file() and p.name.upper() not in _NOT_MAIL):
-        if "mailbox" in path.parts:  # the mbox of the bounces
-            box = mailbox.mbox(path, factory=None, create=False)
-            for key in box.iterkeys():
-                yield f"{path}#{key}", box.get_bytes(key, from_=False)
-        else:
-            yield str(path), path.read_bytes()
-
-
 def test_the_own_split_agrees_with_the_stdlib_on_every_corpus_message():
     if not CORPORA.is_dir():
         pytest.skip(f"no corpora at {CORPORA} (they come with ../shared)")
     own = total = 0
-    for name, data in _corpus_messages():
+    for name, data in corpus_messages():
         for variant in (data, readable_line_endings(data)):  # as stored, and as parse_message hands it on
             total += 1
             own += _split_header_block(variant) is not None
@@ -109,7 +97,7 @@ def test_parse_message_gives_the_same_message_on_both_roads(monkeypatch):
 
     def parsed():
         results = {}
-        for name, data in _corpus_messages():
+        for name, data in corpus_messages():
             try:
                 results[name] = parse_message(RawMessage(key=name, folder="INBOX", data=data, arrived=None), SEEN)
             except ParseError as error:
