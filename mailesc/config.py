@@ -29,22 +29,33 @@ CAUSES = ("staffing", "misrouted", "waiting-on-third-party", "policy-too-tight",
 
 @dataclass(frozen=True)
 class Secret:
-    """Where a password comes from. It is read only when needed and never printed.
-    Problems name the config file and the key (`section.password_env`, `section.password_file`)."""
+    """Where a password (or another secret, such as a webhook's URL) comes from. It is read only when needed and
+    never printed. Problems name the config file and the key (`section.password_env`, `section.password_file`,
+    or the `keys` a secret of another name is given by)."""
 
     env: str | None = None
     file: Path | None = None
     config_file: Path = Path("mailesc.toml")
     section: str = ""
+    keys: tuple[str, str] = ("password_env", "password_file")
+
+    @property
+    def key(self) -> str:
+        """The key the secret is given by (the file's when no variable is named)."""
+        return f"{self.section}.{self.keys[0] if self.env else self.keys[1]}"
+
+    @property
+    def where(self) -> str:
+        """Where it is read from, for a message (never the secret itself)."""
+        return f"environment variable {self.env}" if self.env else str(self.file)
 
     def read(self) -> str | None:
         if self.env:
             value = os.environ.get(self.env)
             if value is None:
-                raise ConfigError(self.config_file, f"{self.section}.password_env",
-                                  f"environment variable {self.env} is not set")
+                raise ConfigError(self.config_file, self.key, f"environment variable {self.env} is not set")
             return value
-        return _read_private_file(self.file, self.config_file, f"{self.section}.password_file") if self.file else None
+        return _read_private_file(self.file, self.config_file, self.key) if self.file else None
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r}, file={self.file!r})"

@@ -20,7 +20,6 @@ the command transport's program is."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import urllib.error
@@ -59,21 +58,16 @@ class WebhookConfig:
 
     def url(self) -> str:
         """The URL, read now; ConfigError (naming the file and key, never the URL) when it cannot be had."""
-        from mailesc.config import _read_private_file
+        from mailesc.config import Secret
 
-        if self.url_env:
-            key, value = f"{self.section}.url_env", os.environ.get(self.url_env)
-            if value is None:
-                raise ConfigError(self.config_file, key, f"environment variable {self.url_env} is not set")
-            where = f"environment variable {self.url_env}"
-        else:
-            key = f"{self.section}.url_file"
-            assert self.url_file is not None, "a webhook has url_env or url_file (checked when read)"
-            value, where = _read_private_file(self.url_file, self.config_file, key), str(self.url_file)
-        problem = url_problem(value.strip())
+        assert self.url_env or self.url_file, "a webhook has url_env or url_file (checked when read)"
+        secret = Secret(env=self.url_env, file=self.url_file, config_file=self.config_file, section=self.section,
+                        keys=("url_env", "url_file"))
+        value = (secret.read() or "").strip()
+        problem = url_problem(value)
         if problem:
-            raise ConfigError(self.config_file, key, f"the URL in {where} {problem}")
-        return value.strip()
+            raise ConfigError(self.config_file, secret.key, f"the URL in {secret.where} {problem}")
+        return value
 
 
 def url_problem(url: str) -> str | None:
